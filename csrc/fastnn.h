@@ -1,0 +1,118 @@
+/* fastnn C kernels: the one header.
+ *
+ * Every kernel exists for float32 (suffix _f32) and float64 (suffix _f64).
+ * The kernel files are templates: each includes itself twice with REAL and FN()
+ * defined, so one body of code serves both dtypes.
+ *
+ * Conventions: inputs first, then outputs, then n_threads. Arrays are C-contiguous,
+ * shapes are given explicitly, and nothing here knows about Python. Reductions use
+ * fixed-size blocks combined in a fixed order, so results do not depend on n_threads.
+ */
+#ifndef FASTNN_H
+#define FASTNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- OpenMP shim: the only place that mentions OpenMP's runtime ---------------- */
+#ifdef _OPENMP
+#include <omp.h>
+#define FASTNN_HAVE_OPENMP 1
+#else
+#define FASTNN_HAVE_OPENMP 0
+#endif
+
+/* Below this many elements a kernel runs on one thread: waking a second thread costs
+ * more than it saves. */
+#define FASTNN_PARALLEL_MIN 32768
+/* Row block for reductions: partial sums per block, blocks summed in order. */
+#define FASTNN_BLOCK_ROWS 64
+
+/* Runtime dispatch: hot serial loops are compiled for AVX2/FMA and for baseline
+ * x86-64, and the loader picks one (no -march=native needed for speed). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(FASTNN_NO_CLONES)
+#define FASTNN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define FASTNN_CLONES
+#endif
+
+int fastnn_have_openmp(void);
+
+/* ---- activations ---------------------------------------------------------------- */
+enum fastnn_activation {
+    ACT_LINEAR = 0, ACT_RELU = 1, ACT_LEAKY_RELU = 2, ACT_ELU = 3, ACT_SELU = 4,
+    ACT_SIGMOID = 5, ACT_TANH = 6, ACT_GELU = 7, ACT_SWISH = 8, ACT_SOFTPLUS = 9,
+    ACT_SOFTSIGN = 10, ACT_HARD_SIGMOID = 11, ACT_MISH = 12, ACT_EXPONENTIAL = 13,
+    ACT_SOFTMAX = 14, ACT_LOG_SOFTMAX = 15
+};
+#define FASTNN_N_ACTIVATIONS 16
+
+#define FASTNN_SELU_ALPHA 1.6732632423543772848170429916717
+#define FASTNN_SELU_SCALE 1.0507009873554804934193349852946
+
+/* Y = act(Z + b); Z is overwritten with Z + b (the pre-activation) when b is given.
+ * Y may be Z. b may be NULL. */
+void bias_act_forward_f32(float *Z, const float *b, int act, double alpha,
+                          float *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void bias_act_forward_f64(double *Z, const double *b, int act, double alpha,
+                          double *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* dZ = dY * act'(Z) (elementwise activations, from Y where the math allows) or the
+ * row-wise Jacobian product (softmax, log_softmax); db = column sums of dZ if db != NULL.
+ * dZ may be dY. */
+void act_backward_f32(const float *dY, const float *Z, const float *Y, int act, double alpha,
+                      float *dZ, float *db, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void act_backward_f64(const double *dY, const double *Z, const double *Y, int act, double alpha,
+                      double *dZ, double *db, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* PReLU with one slope per column: Y = X > 0 ? X : a * X */
+void prelu_forward_f32(const float *X, const float *a, float *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void prelu_forward_f64(const double *X, const double *a, double *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void prelu_backward_f32(const float *dY, const float *X, const float *a, float *dX, float *da,
+                        ptrdiff_t n, ptrdiff_t m, int n_threads);
+void prelu_backward_f64(const double *dY, const double *X, const double *a, double *dX, double *da,
+                        ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* Maxout: X is (n, m*k) grouped as m units of k pieces; Y (n, m); argmax (n, m). */
+void maxout_forward_f32(const float *X, float *Y, int32_t *arg, ptrdiff_t n, ptrdiff_t m, ptrdiff_t k, int n_threads);
+void maxout_forward_f64(const double *X, double *Y, int32_t *arg, ptrdiff_t n, ptrdiff_t m, ptrdiff_t k, int n_threads);
+void maxout_backward_f32(const float *dY, const int32_t *arg, float *dX, ptrdiff_t n, ptrdiff_t m, ptrdiff_t k, int n_threads);
+void maxout_backward_f64(const double *dY, const int32_t *arg, double *dX, ptrdiff_t n, ptrdiff_t m, ptrdiff_t k, int n_threads);
+
+/* ---- losses: each returns the SUM over rows of the per-row loss and writes dP, the
+ * gradient of (that sum * scale) with respect to P. dP may be NULL (loss only). ------ */
+enum fastnn_loss {
+    LOSS_MSE = 0, LOSS_MAE = 1, LOSS_HUBER = 2, LOSS_BCE = 3, LOSS_BCE_LOGITS = 4,
+    LOSS_CCE = 5, LOSS_KLD = 6, LOSS_HINGE = 7
+};
+double elementwise_loss_f32(const float *P, const float *T, int loss, double param, double scale,
+                            float *dP, ptrdiff_t n, ptrdiff_t m, int n_threads);
+double elementwise_loss_f64(const double *P, const double *T, int loss, double param, double scale,
+                            double *dP, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* Softmax + cross-entropy, fused. Z holds logits (from_logits) or probabilities.
+ * T is one-hot / soft targets (n, m) or labels (n,) for the sparse variant.
+ * dZ = scale * (softmax(Z) - T): the gradient with respect to the logits. */
+double softmax_cross_entropy_f32(const float *Z, const float *T, int from_logits, double scale,
+                                 float *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+double softmax_cross_entropy_f64(const double *Z, const double *T, int from_logits, double scale,
+                                 double *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+double sparse_softmax_cross_entropy_f32(const float *Z, const int64_t *labels, int from_logits,
+                                        double scale, float *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+double sparse_softmax_cross_entropy_f64(const double *Z, const int64_t *labels, int from_logits,
+                                        double scale, double *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+
+/* ---- reductions ------------------------------------------------------------------ */
+/* out[j] = sum_i X[i, j] (fixed order over i). */
+void col_sum_f32(const float *X, float *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void col_sum_f64(const double *X, double *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* sum of squares of a flat array, accumulated in double, fixed block order. */
+double sum_squares_f32(const float *x, ptrdiff_t n, int n_threads);
+double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);
+
+/* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
+/* SGD (Keras 3): v = momentum * v - lr * g; p += v, or p += momentum * v - lr * g
+ * (nesterov). v == NULL: plain p -= lr * g. */
+void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,
+                    ptrdiff_t n, int n_threads);
+void sgd_update_f64(double *p, const double *g, double *v, double lr, double momentum, int nesterov,
+                    ptrdiff_t n, int n_threads);
+
+#endif /* FASTNN_H */

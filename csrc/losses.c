@@ -1,0 +1,199 @@
+/* Losses: each kernel returns the sum over rows of the per-row loss (Keras: the mean over
+ * the last axis) and writes dP = scale * d(sum)/dP in the same pass. Sums go through
+ * fixed row blocks added in order, so the value does not depend on the thread count.
+ * Template compiled once per dtype (see the end). */
+#ifndef REAL
+
+#include <math.h>
+#include <stdlib.h>
+#include "fastnn.h"
+#include "parallel.h"
+
+/* Keras' epsilon for clipping probabilities before a log. */
+#define FASTNN_EPS 1e-7
+
+#define REAL float
+#define FN(name) name##_f32
+#define M(fn) fn##f
+#include "losses.c"
+#undef REAL
+#undef FN
+#undef M
+
+#define REAL double
+#define FN(name) name##_f64
+#define M(fn) fn
+#include "losses.c"
+#undef REAL
+#undef FN
+#undef M
+
+#else /* template body */
+
+static double FN(elementwise_loss_rows)(const REAL *P, const REAL *T, int loss, REAL param, REAL scale,
+                                        REAL *dP, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+{
+    const REAL eps = (REAL)FASTNN_EPS, inv_m = (REAL)1 / (REAL)m, g_m = scale * inv_m;
+    double total = 0;
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        const REAL *p = P + i * m, *t = T + i * m;
+        REAL *dp = dP ? dP + i * m : NULL;
+        REAL row = 0;
+        switch (loss) {
+        case LOSS_MSE:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL e = p[j] - t[j]; row += e * e; if (dp) dp[j] = 2 * e * g_m;
+            }
+            break;
+        case LOSS_MAE:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL e = p[j] - t[j]; row += M(fabs)(e);
+                if (dp) dp[j] = (e > 0 ? g_m : (e < 0 ? -g_m : 0));
+            }
+            break;
+        case LOSS_HUBER:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL e = p[j] - t[j], a = M(fabs)(e);
+                if (a <= param) { row += (REAL)0.5 * e * e; if (dp) dp[j] = e * g_m; }
+                else { row += param * (a - (REAL)0.5 * param); if (dp) dp[j] = (e > 0 ? param : -param) * g_m; }
+            }
+            break;
+        case LOSS_BCE:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL pv = p[j], pc = pv < eps ? eps : (pv > 1 - eps ? 1 - eps : pv);
+                row -= t[j] * M(log)(pc) + (1 - t[j]) * M(log)(1 - pc);
+                /* the clip has zero gradient outside [eps, 1 - eps], as in Keras */
+                if (dp) dp[j] = (pv == pc) ? (pc - t[j]) / (pc * (1 - pc)) * g_m : 0;
+            }
+            break;
+        case LOSS_BCE_LOGITS:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL z = p[j], az = M(fabs)(z);
+                row += (z > 0 ? z : 0) - z * t[j] + M(log1p)(M(exp)(-az));
+                if (dp) {
+                    REAL e = M(exp)(-az), s = z >= 0 ? 1 / (1 + e) : e / (1 + e);
+                    dp[j] = (s - t[j]) * g_m;
+                }
+            }
+            break;
+        case LOSS_CCE: {
+            /* Keras: p / sum(p), clipped, then -sum t log p (no mean over the last axis) */
+            REAL s = 0, st = 0;
+            for (ptrdiff_t j = 0; j < m; j++) { s += p[j]; st += t[j]; }
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL q = p[j] / s, qc = q < eps ? eps : (q > 1 - eps ? 1 - eps : q);
+                row -= t[j] * M(log)(qc);
+                if (dp) dp[j] = (-t[j] / (p[j] > 0 ? p[j] : eps * s) + st / s) * scale;
+            }
+            break;
+        }
+        case LOSS_KLD:
+            /* sum over the last axis, as Keras */
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL tc = t[j] < eps ? eps : (t[j] > 1 ? 1 : t[j]);
+                REAL pv = p[j], pc = pv < eps ? eps : (pv > 1 ? 1 : pv);
+                row += tc * M(log)(tc / pc);
+                if (dp) dp[j] = (pv == pc) ? -tc / pc * scale : 0;
+            }
+            break;
+        case LOSS_HINGE:
+            for (ptrdiff_t j = 0; j < m; j++) {
+                REAL h = 1 - t[j] * p[j];
+                row += h > 0 ? h : 0;
+                if (dp) dp[j] = h > 0 ? -t[j] * g_m : 0;
+            }
+            break;
+        default: return NAN;
+        }
+        if (loss == LOSS_CCE || loss == LOSS_KLD) total += row;
+        else total += row * inv_m;
+    }
+    return total;
+}
+
+double FN(elementwise_loss)(const REAL *P, const REAL *T, int loss, double param, double scale,
+                            REAL *dP, ptrdiff_t n, ptrdiff_t m, int n_threads)
+{
+    double r;
+    FASTNN_BLOCK_SUM(n, m, n_threads,
+        FN(elementwise_loss_rows)(P, T, loss, (REAL)param, (REAL)scale, dP, r0, r1, m), r);
+    return r;
+}
+
+/* One row of softmax cross-entropy. tj(j) gives the target of column j. */
+#define FASTNN_SOFTMAX_XENT_ROW(TJ, TSUM)                                             \
+    const REAL *z = Z + i * m;                                                        \
+    REAL *dz = dZ ? dZ + i * m : NULL;                                                \
+    REAL st = (TSUM);                                                                 \
+    if (from_logits) {                                                                \
+        REAL mx = z[0];                                                               \
+        for (ptrdiff_t j = 1; j < m; j++) mx = z[j] > mx ? z[j] : mx;                 \
+        REAL s = 0;                                                                   \
+        for (ptrdiff_t j = 0; j < m; j++) s += M(exp)(z[j] - mx);                     \
+        REAL lse = mx + M(log)(s), row = 0;                                           \
+        for (ptrdiff_t j = 0; j < m; j++) {                                           \
+            REAL t = (TJ);                                                            \
+            row += t * (lse - z[j]);                                                  \
+            if (dz) dz[j] = (M(exp)(z[j] - lse) * st - t) * sc;                       \
+        }                                                                             \
+        total += row;                                                                 \
+    } else {                                                                          \
+        REAL s = 0, row = 0;                                                          \
+        for (ptrdiff_t j = 0; j < m; j++) s += z[j];                                  \
+        for (ptrdiff_t j = 0; j < m; j++) {                                           \
+            REAL t = (TJ), q = z[j] / s;                                              \
+            q = q < eps ? eps : (q > 1 - eps ? 1 - eps : q);                          \
+            row -= t * M(log)(q);                                                     \
+            if (dz) dz[j] = (z[j] / s * st - t) * sc;                                 \
+        }                                                                             \
+        total += row;                                                                 \
+    }
+
+static double FN(softmax_xent_rows)(const REAL *Z, const REAL *T, int from_logits, REAL sc,
+                                    REAL *dZ, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+{
+    const REAL eps = (REAL)FASTNN_EPS;
+    double total = 0;
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        const REAL *tr = T + i * m;
+        REAL tsum = 0;
+        for (ptrdiff_t j = 0; j < m; j++) tsum += tr[j];
+        FASTNN_SOFTMAX_XENT_ROW(tr[j], tsum)
+    }
+    return total;
+}
+
+double FN(softmax_cross_entropy)(const REAL *Z, const REAL *T, int from_logits, double scale,
+                                 REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
+{
+    double r;
+    FASTNN_BLOCK_SUM(n, m, n_threads,
+        FN(softmax_xent_rows)(Z, T, from_logits, (REAL)scale, dZ, r0, r1, m), r);
+    return r;
+}
+
+static double FN(sparse_softmax_xent_rows)(const REAL *Z, const int64_t *labels, int from_logits,
+                                           REAL sc, REAL *dZ, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+{
+    const REAL eps = (REAL)FASTNN_EPS;
+    double total = 0;
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        int64_t l = labels[i];
+        /* the wrapper validates labels; an out-of-range one gives NaN, never a stray read */
+        if (l < 0 || l >= m) { total = NAN; continue; }
+        FASTNN_SOFTMAX_XENT_ROW((REAL)(j == l), 1)
+    }
+    return total;
+}
+
+double FN(sparse_softmax_cross_entropy)(const REAL *Z, const int64_t *labels, int from_logits,
+                                        double scale, REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
+{
+    double r;
+    FASTNN_BLOCK_SUM(n, m, n_threads,
+        FN(sparse_softmax_xent_rows)(Z, labels, from_logits, (REAL)scale, dZ, r0, r1, m), r);
+    return r;
+}
+
+#undef FASTNN_SOFTMAX_XENT_ROW
+#endif /* template body */

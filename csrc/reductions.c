@@ -1,0 +1,56 @@
+/* Reductions: column sums (bias gradients) and sums of squares (gradient norms).
+ * Fixed-order sums: results do not depend on the thread count.
+ * Template compiled once per dtype (see the end). */
+#ifndef REAL
+
+#include "fastnn.h"
+#include "parallel.h"
+
+#define REAL float
+#define FN(name) name##_f32
+#include "reductions.c"
+#undef REAL
+#undef FN
+
+#define REAL double
+#define FN(name) name##_f64
+#include "reductions.c"
+#undef REAL
+#undef FN
+
+#else /* template body */
+
+FASTNN_CLONES
+static void FN(col_sum_block)(const REAL *X, REAL *out, ptrdiff_t n, ptrdiff_t m,
+                              ptrdiff_t c0, ptrdiff_t c1)
+{
+    for (ptrdiff_t j = c0; j < c1; j++) out[j] = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const REAL *x = X + i * m;
+        for (ptrdiff_t j = c0; j < c1; j++) out[j] += x[j];
+    }
+}
+
+void FN(col_sum)(const REAL *X, REAL *out, ptrdiff_t n, ptrdiff_t m, int n_threads)
+{
+    FASTNN_SPLIT(m, n * m, n_threads, FN(col_sum_block)(X, out, n, m, lo, hi));
+}
+
+static double FN(sum_squares_range)(const REAL *x, ptrdiff_t lo, ptrdiff_t hi)
+{
+    double s = 0;
+    for (ptrdiff_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+double FN(sum_squares)(const REAL *x, ptrdiff_t n, int n_threads)
+{
+    /* fixed 4096-element blocks: the same partial sums whatever the thread count */
+    double r;
+    ptrdiff_t nblk = (n + 4095) / 4096;
+    FASTNN_BLOCK_SUM(nblk, 4096, n_threads,
+        FN(sum_squares_range)(x, r0 * 4096, (r1 * 4096 < n ? r1 * 4096 : n)), r);
+    return r;
+}
+
+#endif /* template body */

@@ -1,0 +1,82 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""The C-backed kernels: thin wrappers that validate arguments and call csrc/ without the GIL.
+
+Every public function here has a twin of the same name and signature in ``fastnn.reference``.
+The wrappers never let a kernel read or write out of bounds: dtypes, contiguity and shapes
+are checked here (inputs that are not C-contiguous are copied; ``out`` buffers must be
+C-contiguous and of the input's dtype).
+"""
+import numpy as np
+from cython cimport floating
+from libc.stdint cimport int32_t, int64_t
+from fastnn._kernels cimport *
+
+cdef int _n_threads = 1
+
+
+def set_num_threads(int n):
+    """Set the thread count of fastnn's own kernels (BLAS is set by fastnn.set_num_threads)."""
+    global _n_threads
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    _n_threads = n
+
+
+def get_num_threads():
+    return _n_threads
+
+
+def have_openmp():
+    """True when the extension was compiled with OpenMP (else every kernel is serial)."""
+    return bool(fastnn_have_openmp())
+
+
+cdef inline int _nt(n_threads) except -1:
+    if n_threads is None:
+        return _n_threads
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    return <int>n_threads
+
+
+cdef int _kind(a, str name) except -1:
+    """0 for float32, 1 for float64; a TypeError naming the argument otherwise."""
+    try:
+        num = a.dtype.num
+    except AttributeError:
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if num == 11:
+        return 0
+    if num == 12:
+        return 1
+    raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+
+
+cdef object _in(a, int kind, str name):
+    """An input as a C-contiguous array of the given kind (copies only when needed)."""
+    if _kind(a, name) != kind:
+        raise TypeError(f"{name} has dtype {a.dtype}, expected {'float32' if kind == 0 else 'float64'}")
+    return np.ascontiguousarray(a)
+
+
+cdef object _out(a, int kind, tuple shape, str name):
+    """Check an output buffer: right kind, right shape, C-contiguous, writable."""
+    if _kind(a, name) != kind:
+        raise TypeError(f"{name} has dtype {a.dtype}, expected {'float32' if kind == 0 else 'float64'}")
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        raise ValueError(f"{name} must be a writable C-contiguous array")
+    return a
+
+
+cdef tuple _shape2(a, str name):
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
+    return a.shape
+
+
+include "_ckernels_activations.pxi"
+include "_ckernels_losses.pxi"
+include "_ckernels_reductions.pxi"
+include "_ckernels_optimizers.pxi"

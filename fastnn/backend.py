@@ -1,0 +1,106 @@
+"""Global settings: which kernels run (C or the NumPy reference), the default float dtype,
+the thread count shared by fastnn's kernels and BLAS, and the random seed."""
+import os
+
+import numpy as np
+
+from . import ops as _ops_module
+
+_FLOATX = "float32"
+_rng = np.random.default_rng()
+_seed = None
+ops = None  # the active ops object; layers call backend.ops.<kernel>(...)
+
+
+def set_backend(name):
+    """Run every kernel on ``"c"`` (the compiled kernels, default) or ``"numpy"`` (the
+    reference). Also set by the environment variable FASTNN_BACKEND."""
+    global ops
+    if name == "numpy":
+        ops = _ops_module.NumpyOps()
+    elif name == "c":
+        if _ops_module.COps is None:
+            raise RuntimeError(
+                "fastnn's C extension is not available (was the package built? "
+                f"import error: {_ops_module.C_IMPORT_ERROR}); use set_backend('numpy')")
+        ops = _ops_module.COps()
+    else:
+        raise ValueError(f"unknown backend {name!r}: expected 'c' or 'numpy'")
+
+
+def backend():
+    """The active backend's name: 'c' or 'numpy'."""
+    return ops.name
+
+
+def floatx():
+    """The default float dtype of new layers, 'float32' unless set_floatx says otherwise."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float dtype ('float32' or 'float64'), as keras.config.set_floatx."""
+    global _FLOATX
+    if value not in ("float32", "float64"):
+        raise ValueError(f"floatx must be 'float32' or 'float64', got {value!r}")
+    _FLOATX = value
+
+
+def set_seed(seed):
+    """Seed every random choice fastnn makes (initializers, shuffling, dropout masks):
+    the same seed and thread count give the same weights bit for bit."""
+    global _rng, _seed
+    _seed = int(seed)
+    _rng = np.random.default_rng(_seed)
+    np.random.seed(_seed % (2 ** 32))
+
+
+def rng():
+    """The global numpy Generator behind initializers and shuffling."""
+    return _rng
+
+
+def _default_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+_blas_limiter = None
+
+
+def set_num_threads(n):
+    """One knob for fastnn's kernels and the BLAS behind numpy's matrix products."""
+    global _blas_limiter
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the number of threads must be >= 1, got {n}")
+    if _ops_module._ckernels is not None:
+        _ops_module._ckernels.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+        _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+    except ImportError:  # threadpoolctl is a dependency, but fastnn still runs without it
+        pass
+    global _n_threads
+    _n_threads = n
+
+
+_n_threads = None
+
+
+def get_num_threads():
+    """The thread count set by set_num_threads (default: the CPUs this process may use)."""
+    return _n_threads
+
+
+def have_openmp():
+    """True when the C kernels were compiled with OpenMP."""
+    return _ops_module._ckernels is not None and _ops_module._ckernels.have_openmp()
+
+
+set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
+_n_threads = _default_threads()
+if _ops_module._ckernels is not None:
+    _ops_module._ckernels.set_num_threads(_n_threads)

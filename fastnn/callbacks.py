@@ -1,0 +1,214 @@
+"""Callbacks with the Keras 3 API: hooks called by fit/evaluate/predict with ``logs``."""
+import csv
+import math
+import sys
+import time
+
+import numpy as np
+
+
+class Callback:
+    """Base class. ``self.model`` is set by fit; override any ``on_*`` hook."""
+
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+    def on_test_begin(self, logs=None): pass
+    def on_test_end(self, logs=None): pass
+    def on_test_batch_begin(self, batch, logs=None): pass
+    def on_test_batch_end(self, batch, logs=None): pass
+    def on_predict_begin(self, logs=None): pass
+    def on_predict_end(self, logs=None): pass
+    def on_predict_batch_begin(self, batch, logs=None): pass
+    def on_predict_batch_end(self, batch, logs=None): pass
+
+
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
+
+
+class CallbackList:
+    """Calls every callback's hook in order. Knows whether any callback cares about
+    per-batch training hooks, so fit can skip building logs on every step otherwise."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = list(callbacks)
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+        self.wants_batches = any(
+            getattr(type(cb), h) is not getattr(Callback, h) for cb in self.callbacks for h in _BATCH_HOOKS)
+
+    def __getattr__(self, hook):
+        if not hook.startswith("on_"):
+            raise AttributeError(hook)
+
+        def call(*args):
+            for cb in self.callbacks:
+                getattr(cb, hook)(*args)
+            if hook == "on_train_batch_begin":
+                for cb in self.callbacks:
+                    cb.on_batch_begin(*args)
+            elif hook == "on_train_batch_end":
+                for cb in self.callbacks:
+                    cb.on_batch_end(*args)
+        return call
+
+
+class History(Callback):
+    """Records the epoch logs: ``history.history`` (dict of lists) and ``history.epoch``."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+        if self.model is not None:
+            self.model.history = self
+
+
+def _format_value(v):
+    return f"{v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4e}"
+
+
+def _format_time(seconds):
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{int(seconds % 60):02d}"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+    return f"{int(round(seconds))}s"
+
+
+class Progbar:
+    """Keras-style progress bar: ``469/469 ━━━━━━━━━━━━━━━━━━━━ 2s 4ms/step - loss: 0.3``."""
+
+    def __init__(self, target, width=20, verbose=1, stream=None):
+        self.target, self.width, self.verbose = target, width, verbose
+        self.stream = stream or sys.stdout
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, current, values=None, finalize=False):
+        now = time.perf_counter()
+        if self.verbose != 1 and not finalize:
+            return
+        if not finalize and now - self._last_draw < 0.1 and current < self.target:
+            return
+        self._last_draw = now
+        elapsed = now - self.start
+        per_step = elapsed / max(current, 1)
+        metrics = "".join(f" - {k}: {_format_value(v)}" for k, v in (values or {}).items()
+                          if isinstance(v, (float, int, np.floating)))
+        step_time = (f"{per_step * 1e3:.0f}ms/step" if per_step >= 1e-3
+                     else f"{per_step * 1e6:.0f}us/step")
+        if self.verbose == 2:
+            self.stream.write(f"{current}/{self.target} - {_format_time(elapsed)} - {step_time}{metrics}\n")
+        else:
+            done = int(self.width * current / max(self.target, 1))
+            bar = "\u2501" * done + " " * (self.width - done)
+            if current < self.target:
+                eta = per_step * (self.target - current)
+                timing = f"{_format_time(eta)} {step_time}"
+            else:
+                timing = f"{_format_time(elapsed)} {step_time}"
+            end = "\n" if finalize else ""
+            self.stream.write(f"\r{current}/{self.target} {bar} {timing}{metrics}\033[K{end}")
+        self.stream.flush()
+
+
+class ProgbarLogger(Callback):
+    """Prints the progress bar (fit adds one when verbose is 1 or 2)."""
+
+    def __init__(self, verbose=1):
+        super().__init__()
+        self.verbose = verbose
+        self._bar = None
+        self._epochs = 1
+
+    def on_train_begin(self, logs=None):
+        self._epochs = self.params.get("epochs", 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose:
+            print(f"Epoch {epoch + 1}/{self._epochs}")
+            sys.stdout.flush()
+        self._bar = Progbar(self.params.get("steps", 1), verbose=self.verbose)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verbose == 1 and self._bar is not None:
+            self._bar.update(batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.verbose and self._bar is not None:
+            self._bar.update(self.params.get("steps", 1), logs, finalize=True)
+
+
+class LambdaCallback(Callback):
+    """LambdaCallback(on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
+    on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None, ...)"""
+
+    def __init__(self, **hooks):
+        super().__init__()
+        for name, fn in hooks.items():
+            if not name.startswith("on_") or not hasattr(Callback, name):
+                raise ValueError(f"LambdaCallback: unknown hook {name!r}")
+            if fn is not None:
+                setattr(self, name, fn)
+
+
+class TerminateOnNaN(Callback):
+    """Stops training when a batch loss is NaN or infinite (the weights are then those of the
+    step that produced it: save with ModelCheckpoint to keep good ones)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """CSVLogger(filename, separator=",", append=False): one row of epoch logs per epoch."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.sep, self.append = str(filename), separator, append
+        self._keys = None
+
+    def on_train_begin(self, logs=None):
+        self._file = open(self.filename, "a" if self.append else "w", newline="")
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self._writer is None:
+            self._keys = sorted(logs)
+            self._writer = csv.writer(self._file, delimiter=self.sep)
+            if not self.append or self._file.tell() == 0:
+                self._writer.writerow(["epoch"] + self._keys)
+        self._writer.writerow([epoch] + [logs.get(k, "NA") for k in self._keys])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        self._file.close()

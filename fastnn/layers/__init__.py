@@ -1,0 +1,24 @@
+"""Layers, Keras 3 names and signatures (see shared API.md)."""
+from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
+from .base import Layer, Variable
+from .core import Activation, Dense, Flatten, Input, InputLayer, Reshape
+
+_REGISTRY = {}
+
+
+def register(cls, name=None):
+    """Make a layer class known by name to ``from_config`` and ``load_model``."""
+    _REGISTRY[name or cls.__name__] = cls
+    return cls
+
+
+for _cls in (InputLayer, Dense, Activation, Flatten, Reshape, ReLU, LeakyReLU, PReLU, ELU,
+             Softmax, Maxout):
+    register(_cls)
+
+
+def get(class_name):
+    if class_name not in _REGISTRY:
+        raise ValueError(f"Unknown layer class {class_name!r}; register custom layers with "
+                         "fastnn.layers.register(cls)")
+    return _REGISTRY[class_name]

@@ -1,0 +1,242 @@
+"""The Layer base class and Variable, the weight holder.
+
+A layer owns its variables (value + gradient buffer) and its work buffers. The training
+loop calls ``forward(x, training)`` then ``backward(dy, need_dx)``; both write into
+preallocated buffers (``_buffer``) so a built model allocates nothing per step.
+``__call__`` is the Keras-facing entry point and returns fresh arrays.
+"""
+import re
+
+import numpy as np
+
+from .. import backend
+
+_NAME_COUNTS = {}
+
+
+def _snake_case(name):
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def unique_name(base):
+    """Keras-style automatic names: dense, dense_1, dense_2, ..."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+class Variable:
+    """A weight: ``.value`` (the ndarray, updated in place), ``.grad`` (its gradient buffer,
+    allocated when the layer is built), ``.name``, ``.trainable``; Keras' ``numpy()`` and
+    ``assign()``. Optional ``regularizer`` and ``constraint`` travel with the variable."""
+
+    def __init__(self, value, name, trainable=True, regularizer=None, constraint=None, layer=None):
+        self.value = value
+        self.grad = np.zeros_like(value) if trainable else None
+        self.name = name
+        self._trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
+        self.layer = layer
+
+    @property
+    def trainable(self):
+        """False for statistics such as BatchNormalization's moving mean, or when the owning
+        layer is frozen."""
+        return self._trainable and (self.layer is None or self.layer.trainable)
+
+    @property
+    def path(self):
+        return f"{self.layer.name}/{self.name}" if self.layer is not None else self.name
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        """A copy of the value."""
+        return self.value.copy()
+
+    def assign(self, value):
+        """Copy ``value`` into the variable (in place, so buffers that view it stay valid)."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
+                             f"{self.path!r} of shape {self.value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"Cannot assign non-finite values (NaN or inf) to variable {self.path!r}")
+        np.copyto(self.value, value, casting="unsafe")
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
+
+
+class Layer:
+    """Base class of all layers (and of user layers).
+
+    ``Layer(trainable=True, name=None, dtype=None, input_shape=None)``: as Keras, the first
+    layer of a Sequential may carry ``input_shape=`` (or ``input_dim=``).
+
+    A user layer implements ``build(input_shape)`` (creating weights with ``add_weight``),
+    ``call(x, training=False)`` on NumPy arrays, ``compute_output_shape``, and, to be
+    trainable, ``backward(dy, need_dx=True)`` that fills each variable's ``.grad`` and
+    returns the gradient with respect to the input.
+    """
+
+    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
+                 batch_input_shape=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self._trainable = bool(trainable)
+        self.dtype = np.dtype(dtype or backend.floatx()).name
+        if dtype is not None and self.dtype not in ("float32", "float64"):
+            raise TypeError(f"Layer {self.name!r}: dtype must be float32 or float64, got {dtype}")
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        if batch_input_shape is not None:
+            input_shape = tuple(batch_input_shape[1:])
+        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        self.built = False
+        self._variables = []
+        self._buffers = {}
+        self.input_shape = None
+        self.output_shape = None
+
+    # ---- weights ---------------------------------------------------------------------
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+
+    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True,
+                   regularizer=None, constraint=None, dtype=None):
+        """Create a Variable owned by this layer (Keras' add_weight)."""
+        from .. import initializers
+        init = initializers.get(initializer)
+        value = np.ascontiguousarray(init(tuple(shape), dtype or self.dtype),
+                                     dtype=dtype or self.dtype)
+        var = Variable(value, name or f"variable_{len(self._variables)}", trainable,
+                       regularizer, constraint, layer=self)
+        self._variables.append(var)
+        return var
+
+    @property
+    def variables(self):
+        return list(self._variables)
+
+    @property
+    def weights(self):
+        return list(self._variables)
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self._variables if v.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for v in self._variables if not v.trainable]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        return [v.numpy() for v in self._variables]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self._variables):
+            raise ValueError(f"Layer {self.name!r} expects {len(self._variables)} weight arrays "
+                             f"({[v.shape for v in self._variables]}), got {len(weights)}")
+        for v, w in zip(self._variables, weights):
+            v.assign(w)
+
+    def count_params(self):
+        return int(sum(v.value.size for v in self._variables))
+
+    # ---- building and shapes -----------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.input_shape = tuple(input_shape)
+            self.build(tuple(input_shape))
+            self.built = True
+            self.output_shape = tuple(self.compute_output_shape(tuple(input_shape)))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _check_input(self, x):
+        if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape[1:]):
+            raise ValueError(f"Layer {self.name!r} expects inputs of shape "
+                             f"(batch, {', '.join(map(str, self.input_shape[1:]))}), "
+                             f"got {tuple(x.shape)}")
+
+    # ---- computation ---------------------------------------------------------------------
+    def _buffer(self, key, shape, dtype=None):
+        """A work array of ``shape`` reused across steps: allocated once for the largest batch
+        seen, then returned as a view of its first rows."""
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] \
+                or (dtype is not None and buf.dtype != dtype):
+            buf = np.empty(shape, dtype or self.dtype)
+            self._buffers[key] = buf
+        return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
+
+    def call(self, x, training=False):
+        """Forward pass on a NumPy array; user layers override this (or ``forward``)."""
+        return x
+
+    def forward(self, x, training=False):
+        """Forward pass used by training; may return a view of an internal buffer."""
+        return self.call(x, training=training)
+
+    def backward(self, dy, need_dx=True):
+        """Gradients: fills each trainable variable's ``.grad`` and returns dL/dx."""
+        if self._variables and any(v.trainable for v in self._variables):
+            raise NotImplementedError(
+                f"Layer {self.name!r} ({type(self).__name__}) has trainable weights but no "
+                "backward(); implement backward(dy, need_dx) to train it")
+        raise NotImplementedError(f"Layer {self.name!r} ({type(self).__name__}) has no backward()")
+
+    def regularization_loss(self):
+        """Sum of the weight regularizers' penalties (added to the reported loss)."""
+        total = 0.0
+        for v in self._variables:
+            if v.regularizer is not None:
+                total += v.regularizer(v.value)
+        return total
+
+    def __call__(self, x, training=False):
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        self._maybe_build(x.shape)
+        self._check_input(x)
+        return np.array(self.forward(np.ascontiguousarray(x), training=training), copy=True)
+
+    # ---- config -------------------------------------------------------------------------
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._input_shape_arg is not None:
+            config["input_shape"] = list(self._input_shape_arg)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

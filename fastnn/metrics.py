@@ -1,0 +1,154 @@
+"""Metrics (Keras 3 names): stateful running means over an epoch.
+
+``update_state(y_true, y_pred)`` takes targets as the loss prepared them (class labels for
+sparse losses, arrays of the output's shape otherwise).
+"""
+import numpy as np
+
+
+class Metric:
+    """Base class: a running, count-weighted mean of per-sample values."""
+
+    def __init__(self, name=None):
+        self.name = name or type(self).__name__.lower()
+        self.reset_state()
+
+    def reset_state(self):
+        self.total = 0.0
+        self.count = 0
+
+    def values(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        v = self.values(y_true, y_pred)
+        self.total += float(np.sum(v))
+        self.count += int(np.size(v))
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
+
+    def __call__(self, y_true, y_pred):
+        """Stateless use, as a Keras metric function: the mean over this batch."""
+        return float(np.mean(self.values(np.asarray(y_true), np.asarray(y_pred))))
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class SparseCategoricalAccuracy(Metric):
+    """Fraction of rows whose argmax equals the integer label."""
+
+    def __init__(self, name="sparse_categorical_accuracy"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.argmax(y_pred, axis=-1) == np.asarray(y_true).reshape(-1)
+
+
+class CategoricalAccuracy(Metric):
+    """Fraction of rows whose argmax equals the one-hot target's argmax."""
+
+    def __init__(self, name="categorical_accuracy"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.argmax(y_pred, axis=-1) == np.argmax(y_true, axis=-1)
+
+
+class BinaryAccuracy(Metric):
+    """BinaryAccuracy(threshold=0.5): fraction of outputs on the right side of threshold."""
+
+    def __init__(self, name="binary_accuracy", threshold=0.5):
+        self.threshold = threshold
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        y_true = np.asarray(y_true).reshape(np.shape(y_pred))
+        return (y_pred > self.threshold) == (y_true > 0.5)
+
+
+class TopKCategoricalAccuracy(Metric):
+    """TopKCategoricalAccuracy(k=5): the target class is among the k largest outputs."""
+
+    def __init__(self, k=5, name="top_k_categorical_accuracy"):
+        self.k = k
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        labels = np.argmax(y_true, axis=-1) if np.ndim(y_true) == 2 else np.asarray(y_true)
+        k = min(self.k, y_pred.shape[-1])
+        top = np.argpartition(-y_pred, k - 1, axis=-1)[:, :k]
+        return np.any(top == labels[:, None], axis=1)
+
+
+class MeanSquaredError(Metric):
+    """Mean of (y_pred - y_true)^2 over the last axis."""
+
+    def __init__(self, name="mean_squared_error"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.mean((y_pred - np.asarray(y_true).reshape(np.shape(y_pred))) ** 2, axis=-1)
+
+
+class MeanAbsoluteError(Metric):
+    """Mean of |y_pred - y_true| over the last axis."""
+
+    def __init__(self, name="mean_absolute_error"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.mean(np.abs(y_pred - np.asarray(y_true).reshape(np.shape(y_pred))), axis=-1)
+
+
+class Accuracy(Metric):
+    """Exact equality of y_pred and y_true (Keras' Accuracy class; the string "accuracy" in
+    compile() picks binary/categorical/sparse accuracy from the loss instead)."""
+
+    def __init__(self, name="accuracy"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        return np.asarray(y_true).reshape(np.shape(y_pred)) == y_pred
+
+
+_BY_NAME = {
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "categorical_accuracy": CategoricalAccuracy, "binary_accuracy": BinaryAccuracy,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
+    "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+}
+sparse_categorical_accuracy = SparseCategoricalAccuracy
+categorical_accuracy = CategoricalAccuracy
+binary_accuracy = BinaryAccuracy
+top_k_categorical_accuracy = TopKCategoricalAccuracy
+mse = mean_squared_error = MeanSquaredError
+mae = mean_absolute_error = MeanAbsoluteError
+
+
+def get(identifier, loss=None, output_dim=None):
+    """Resolve a metric. "accuracy"/"acc" picks the variant Keras would from the loss."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if identifier in ("accuracy", "acc"):
+        from . import losses
+        if isinstance(loss, losses.SparseCategoricalCrossentropy):
+            cls = SparseCategoricalAccuracy
+        elif isinstance(loss, losses.CategoricalCrossentropy):
+            cls = CategoricalAccuracy
+        elif isinstance(loss, losses.BinaryCrossentropy) or output_dim == 1:
+            cls = BinaryAccuracy
+        else:
+            cls = CategoricalAccuracy
+        return cls(name=identifier)
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(f"Unknown metric {identifier!r}. Known: {sorted(_BY_NAME) + ['accuracy']}")
+        m = _BY_NAME[identifier]()
+        m.name = identifier
+        return m
+    raise TypeError(f"Could not interpret metric {identifier!r}")

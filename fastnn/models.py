@@ -1,0 +1,540 @@
+"""Sequential models: compile / fit / evaluate / predict with Keras 3 semantics.
+
+The training step is the short loop at the heart of fastnn: every layer's forward into its
+own buffers, one fused loss kernel that also writes the output gradient, every layer's
+backward (stopping below the lowest trainable layer), then one optimizer call.
+"""
+import math
+import time
+
+import numpy as np
+
+from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
+from .layers.base import Layer, unique_name
+from .layers.core import InputLayer
+
+
+class Sequential:
+    """Sequential(layers=None, name=None): a linear stack of layers.
+
+    ``Sequential(model_a.layers[:-1])`` shares those layer objects and their weights, as Keras.
+    """
+
+    def __init__(self, layers=None, name=None, trainable=True):
+        self.name = name or unique_name("sequential")
+        self._layers = []
+        self._input_layer = None
+        self._input_shape = None  # (None, features...)
+        self.built = False
+        self.trainable = trainable
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self._compiled = False
+        self._buffers = {}
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---- structure ------------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (an ``Input`` only as the first element)."""
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError(f"Sequential {self.name!r}: an Input can only come first")
+            self._input_layer = layer
+            self._input_shape = layer.shape
+            return
+        if isinstance(layer, Sequential):
+            for sub in layer.layers:
+                self.add(sub)
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential {self.name!r}: expected a fastnn layer, got {type(layer).__name__}")
+        if not self._layers and self._input_shape is None:
+            if layer._input_shape_arg is not None:
+                self._input_shape = (None,) + layer._input_shape_arg
+            elif layer.built and layer.input_shape is not None:
+                self._input_shape = (None,) + tuple(layer.input_shape[1:])
+        self._layers.append(layer)
+        self.built = False
+        self._compiled_state_stale = True
+
+    def pop(self):
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise IndexError(f"Sequential {self.name!r} has no layers to pop")
+        self.built = False
+        return self._layers.pop()
+
+    def build(self, input_shape=None):
+        """Build every layer for inputs of ``input_shape`` (with or without the batch axis
+        as None, as Keras: ``build((None, 784))``)."""
+        if input_shape is not None:
+            shape = tuple(input_shape)
+            self._input_shape = shape if shape[0] is None else (None,) + shape[1:]
+        if self._input_shape is None:
+            raise ValueError(f"Sequential {self.name!r} does not know its input shape: add an "
+                             "Input(shape=...) first, pass input_shape= to the first layer, or call fit")
+        if not self._layers:
+            raise ValueError(f"Sequential {self.name!r} has no layers")
+        shape = self._input_shape
+        for layer in self._layers:
+            if layer.built and layer.input_shape is not None \
+                    and tuple(layer.input_shape[1:]) != tuple(shape[1:]):
+                raise ValueError(f"Layer {layer.name!r} was built for inputs of shape "
+                                 f"{(None,) + tuple(layer.input_shape[1:])} but receives {shape} here")
+            layer._maybe_build(shape)
+            shape = (None,) + tuple(layer.compute_output_shape(shape)[1:])
+        self.output_shape = shape
+        self.built = True
+        if self._compiled:
+            self._make_metrics()
+
+    @property
+    def input_shape(self):
+        return self._input_shape
+
+    def _unique_layers(self):
+        seen, out = set(), []
+        for layer in self._layers:
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                out.append(layer)
+        return out
+
+    @property
+    def weights(self):
+        return [v for layer in self._unique_layers() for v in layer.weights]
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [v for layer in self._unique_layers() for v in layer.trainable_weights]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [v for layer in self._unique_layers() for v in layer.non_trainable_weights]
+
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
+        for v, w in zip(own, weights):
+            v.assign(w)
+
+    def count_params(self):
+        return int(sum(v.value.size for v in self.weights))
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer named {name!r} in {self.name!r}")
+
+    def summary(self, print_fn=None):
+        """Print a table of layers, output shapes and parameter counts."""
+        print_fn = print_fn or print
+        if not self.built and self._input_shape is not None:
+            self.build()
+        rows = []
+        for layer in self._layers:
+            shape = str(layer.output_shape) if layer.built else "?"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+        w = [max(len("Layer (type)"), *(len(r[0]) for r in rows)) + 2,
+             max(len("Output Shape"), *(len(r[1]) for r in rows)) + 2, 12]
+        line = "\u2500" * sum(w)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        print_fn(f"{'Layer (type)':<{w[0]}}{'Output Shape':<{w[1]}}{'Param #':>{w[2]}}")
+        print_fn(line)
+        for r in rows:
+            print_fn(f"{r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2]}}")
+        print_fn(line)
+        trainable = sum(v.value.size for v in self.trainable_weights)
+        total = self.count_params()
+        print_fn(f" Total params: {total:,}")
+        print_fn(f" Trainable params: {trainable:,}")
+        print_fn(f" Non-trainable params: {total - trainable:,}")
+
+    # ---- compile ------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
+        """Configure training: an optimizer, a loss and metrics (names or objects)."""
+        if loss_weights is not None or weighted_metrics is not None:
+            raise NotImplementedError("fastnn models have one output: loss_weights and "
+                                      "weighted_metrics are not supported")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        self._metric_specs = list(metrics or [])
+        if isinstance(metrics, (str, metrics_module.Metric)):
+            self._metric_specs = [metrics]
+        self.compiled_metrics = []
+        self._compiled = True
+        if self.built:
+            self._make_metrics()
+
+    def _make_metrics(self):
+        out_dim = self.output_shape[-1]
+        self.compiled_metrics = [metrics_module.get(m, self.loss, out_dim) for m in self._metric_specs]
+
+    def _check_compiled(self, what):
+        if not self._compiled:
+            raise RuntimeError(f"You must call compile() before {what}() on model {self.name!r}")
+
+    # ---- data checks --------------------------------------------------------------------
+    @property
+    def _dtype(self):
+        return self._layers[0].dtype if self._layers else backend.floatx()
+
+    def _prepare_x(self, x, name="x"):
+        """Validate inputs once per call: numeric, finite, right shape; returns a C-contiguous
+        array of the model's dtype (a copy only when needed)."""
+        if x is None:
+            raise ValueError(f"{name} is None: pass the input data as a NumPy array")
+        if isinstance(x, (list, tuple)):
+            x = np.asarray(x)
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
+        if x.ndim < 2:
+            x = x.reshape(-1, 1) if x.ndim == 1 and self._input_shape in (None, (None, 1)) else x
+            if x.ndim < 2:
+                raise ValueError(f"{name} must have a batch axis: got shape {x.shape}, expected "
+                                 f"(batch, {', '.join(map(str, (self._input_shape or (None, '...'))[1:]))})")
+        if x.shape[0] == 0:
+            raise ValueError(f"{name} is empty (shape {x.shape})")
+        if self._input_shape is not None and tuple(x.shape[1:]) != tuple(self._input_shape[1:]):
+            first = self._layers[0].name if self._layers else self.name
+            raise ValueError(f"Input {name} has shape {x.shape}, but layer {first!r} of model "
+                             f"{self.name!r} expects (batch, {', '.join(map(str, self._input_shape[1:]))})")
+        x = np.ascontiguousarray(x, dtype=self._dtype)
+        if not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise ValueError(f"Input {name} contains NaN or inf (first at index {tuple(int(i) for i in bad)})")
+        return x
+
+    def _ensure_built(self, x):
+        if self._input_shape is None:
+            self._input_shape = (None,) + tuple(x.shape[1:])
+        if not self.built:
+            self.build()
+
+    def _prepare_training(self):
+        """Per fit: the trainable variables, the lowest layer backprop must reach, the fused
+        softmax/cross-entropy decision, optimizer state. Nothing here runs per step."""
+        layers = self._layers
+        for layer in layers:
+            if hasattr(layer, "fused_output_grad"):
+                layer.fused_output_grad = False
+        last = layers[-1]
+        act = getattr(last, "activation", None)
+        self._fused = bool(self.loss.fuses_softmax and not getattr(self.loss, "from_logits", False)
+                           and hasattr(last, "fused_output_grad") and act is not None
+                           and act.name == "softmax")
+        if self._fused:
+            last.fused_output_grad = True
+        seen = set()
+        self._train_vars = []
+        if self.trainable:
+            for layer in self._unique_layers():
+                for v in layer.trainable_weights:
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        self._train_vars.append(v)
+        self._regularized = [v for v in self._train_vars if v.regularizer is not None]
+        # Backprop stops at the lowest layer with trainable weights: frozen lower layers
+        # cost nothing in the backward pass.
+        self._backprop_stop = len(layers)
+        for i, layer in enumerate(layers):
+            if self.trainable and layer.trainable_weights:
+                self._backprop_stop = i
+                break
+        self.optimizer.build(self._train_vars)
+
+    # ---- one step -------------------------------------------------------------------------
+    def _forward(self, x, training):
+        for layer in self._layers:
+            x = layer.forward(x, training)
+        return x
+
+    def _buffer(self, key, shape, dtype):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != dtype:
+            buf = np.empty(shape, dtype)
+            self._buffers[key] = buf
+        return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
+
+    def _train_step(self, xb, yb):
+        """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs)."""
+        out = self._forward(xb, True)
+        out2 = out.reshape(out.shape[0], -1)
+        grad = self._buffer("grad", out2.shape, out2.dtype)
+        n = xb.shape[0]
+        loss = self.loss.compute(out2, yb, grad, self._fused) / n
+        layers = self._layers
+        d = grad.reshape(out.shape)
+        stop = self._backprop_stop
+        for i in range(len(layers) - 1, stop - 1, -1):
+            d = layers[i].backward(d, i > stop)
+        for v in self._regularized:
+            loss += v.regularizer(v.value)
+            v.regularizer.add_gradient(v.value, v.grad)
+        if self._train_vars:
+            self.optimizer.apply(self._train_vars)
+        return loss, out2
+
+    def _regularization_loss(self):
+        return sum(v.regularizer(v.value) for v in self.weights if v.regularizer is not None)
+
+    # ---- fit ------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None, validation_batch_size=None, validation_freq=1,
+            class_weight=None, sample_weight=None):
+        """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
+        gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
+        self._check_compiled("fit")
+        if class_weight is not None or sample_weight is not None:
+            raise NotImplementedError("fastnn.fit does not support class_weight or sample_weight")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        if y is None:
+            raise ValueError("fit() needs targets y")
+        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        if validation_data is None and validation_split:
+            n_val = int(math.floor(len(x) * validation_split))
+            if n_val == 0 or n_val == len(x):
+                raise ValueError(f"validation_split={validation_split} leaves no training or no "
+                                 f"validation samples out of {len(x)}")
+            validation_data = (x[-n_val:], y[-n_val:])
+            x, y = x[:-n_val], y[:-n_val]
+            val_prepared = True
+        else:
+            val_prepared = False
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            vx, vy = validation_data
+            if not val_prepared:
+                vx = self._prepare_x(vx, "validation x")
+                vy = self.loss.prepare_targets(vy, self.output_shape, self._dtype)
+                if len(vx) != len(vy):
+                    raise ValueError(f"validation x has {len(vx)} samples but validation y has {len(vy)}")
+            validation_data = (vx, vy)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        n = len(x)
+        steps = steps_per_epoch or int(math.ceil(n / batch_size))
+        self._prepare_training()
+        cbs = list(callbacks or [])
+        history = callbacks_module.History()
+        cbs.append(history)
+        if verbose:
+            cbs.append(callbacks_module.ProgbarLogger(verbose))
+        cb = callbacks_module.CallbackList(cbs, self, {"epochs": epochs, "steps": steps, "verbose": verbose})
+        self.stop_training = False
+        self.history = history
+        xbuf = self._buffer("xbatch", (min(batch_size, n),) + x.shape[1:], x.dtype)
+        ybuf = self._buffer("ybatch", (min(batch_size, n),) + y.shape[1:], y.dtype)
+        rng = backend.rng()
+        mets = self.compiled_metrics
+        cb.on_train_begin()
+        epoch_logs = {}
+        for epoch in range(initial_epoch, epochs):
+            for m in mets:
+                m.reset_state()
+            cb.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle else None
+            loss_total, seen = 0.0, 0
+            t0 = time.perf_counter()
+            for step in range(steps):
+                lo = (step * batch_size) % n
+                hi = min(lo + batch_size, n)
+                if order is not None:
+                    idx = order[lo:hi]
+                    xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
+                    yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
+                else:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                if cb.wants_batches:
+                    cb.on_train_batch_begin(step)
+                loss, out = self._train_step(xb, yb)
+                nb = hi - lo
+                loss_total += loss * nb
+                seen += nb
+                for m in mets:
+                    m.update_state(yb, out)
+                if cb.wants_batches:
+                    cb.on_train_batch_end(step, self._logs(loss_total / seen, mets))
+                if self.stop_training:
+                    break
+            epoch_logs = self._logs(loss_total / max(seen, 1), mets)
+            self._last_epoch_seconds = time.perf_counter() - t0
+            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+                val = self._evaluate_arrays(validation_data[0], validation_data[1],
+                                            validation_batch_size or batch_size)
+                epoch_logs.update({f"val_{k}": v for k, v in val.items()})
+            epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
+            cb.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cb.on_train_end(epoch_logs)
+        return history
+
+    @staticmethod
+    def _logs(loss, mets):
+        logs = {"loss": float(loss)}
+        for m in mets:
+            logs[m.name] = float(m.result())
+        return logs
+
+    def train_on_batch(self, x, y, return_dict=False):
+        """One optimizer step on one batch; returns the batch loss (and metrics)."""
+        self._check_compiled("train_on_batch")
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        self._prepare_training()
+        loss, out = self._train_step(x, y)
+        for m in self.compiled_metrics:
+            m.reset_state()
+            m.update_state(y, out)
+        return self._result(self._logs(loss, self.compiled_metrics), return_dict)
+
+    # ---- evaluate / predict -----------------------------------------------------------------
+    def _evaluate_arrays(self, x, y, batch_size):
+        mets = self.compiled_metrics
+        for m in mets:
+            m.reset_state()
+        total = 0.0
+        for lo in range(0, len(x), batch_size):
+            xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
+            out = self._forward(xb, False)
+            out2 = out.reshape(out.shape[0], -1)
+            total += self.loss.compute(out2, yb, None, self._fused_eval())
+            for m in mets:
+                m.update_state(yb, out2)
+        return self._logs(total / len(x) + self._regularization_loss(), mets)
+
+    def _fused_eval(self):
+        last = self._layers[-1]
+        act = getattr(last, "activation", None)
+        return bool(self.loss.fuses_softmax and act is not None and act.name == "softmax")
+
+    @staticmethod
+    def _result(logs, return_dict):
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
+                 return_dict=False, steps=None):
+        """Loss (and metrics) on the given data, in inference mode."""
+        self._check_compiled("evaluate")
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        if y is None:
+            raise ValueError("evaluate() needs targets y")
+        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        logs = self._evaluate_arrays(x, y, batch_size)
+        if verbose not in (0, "auto") and verbose:
+            print(" - ".join(f"{k}: {_fmt(v)}" for k, v in logs.items()))
+        return self._result(logs, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for ``x`` in inference mode, computed in batches into one array."""
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        batch_size = 32 if batch_size is None else int(batch_size)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._dtype)
+        for lo in range(0, len(x), batch_size):
+            result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], False)
+        return result
+
+    def __call__(self, x, training=False):
+        """Forward pass on ``x`` (one batch); ``training=True`` uses training-mode behaviour
+        (dropout masks, batch statistics), as Keras."""
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        return np.array(self._forward(x, bool(training)), copy=True)
+
+    # ---- config -------------------------------------------------------------------------------
+    def get_config(self):
+        from .layers import get as _layer_class  # noqa: F401  (registry check happens on load)
+        layers = []
+        if self._input_shape is not None:
+            layers.append({"class_name": "InputLayer",
+                           "config": {"shape": list(self._input_shape[1:]), "name": (
+                               self._input_layer.name if self._input_layer else "input_layer")}})
+        for layer in self._layers:
+            layers.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+        return {"name": self.name, "layers": layers, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config):
+        from .layers import get as layer_class
+        model = cls(name=config.get("name"))
+        for spec in config["layers"]:
+            model.add(layer_class(spec["class_name"]).from_config(dict(spec["config"])))
+        model.trainable = config.get("trainable", True)
+        if model._input_shape is not None:
+            model.build()
+        return model
+
+
+def _fmt(v):
+    return f"{v:.4f}"
+
+
+def clone_model(model):
+    """A new Sequential with the same architecture and freshly initialized weights."""
+    config = model.get_config()
+    config = dict(config, name=unique_name(model.name + "_clone"))
+    for spec in config["layers"]:
+        spec["config"] = dict(spec["config"])
+        spec["config"].pop("name", None)
+    return Sequential.from_config(config)
+
+
+Model = Sequential

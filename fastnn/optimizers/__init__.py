@@ -1,0 +1,26 @@
+"""Optimizers (Keras 3 names, defaults and update rules), each a C kernel per variable."""
+from . import schedules
+from .base import Optimizer
+from .sgd import SGD
+
+_BY_NAME = {"sgd": SGD}
+
+
+def get(identifier):
+    """Resolve a name ('sgd', 'adam', ...), an Optimizer, or a config dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key not in _BY_NAME:
+            raise ValueError(f"Unknown optimizer {identifier!r}. Known: {sorted(_BY_NAME)}")
+        return _BY_NAME[key]()
+    if isinstance(identifier, dict):
+        return get(identifier["class_name"]).__class__.from_config(identifier.get("config", {}))
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    raise TypeError(f"Could not interpret optimizer {identifier!r}")
+
+
+def serialize(opt):
+    return {"class_name": type(opt).__name__, "config": opt.get_config()}

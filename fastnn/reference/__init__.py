@@ -1,0 +1,9 @@
+"""The NumPy reference of every fastnn kernel: the specification the C kernels must match.
+
+Each function has the same name and signature as its C-backed twin in ``fastnn._ckernels``
+(inputs, then ``out`` buffers, then ``n_threads``, which the reference ignores). The code is
+written to be obvious rather than fast, and is exact in float64.
+"""
+from . import activations, losses, optimizers, reductions
+
+MODULES = [activations, losses, reductions, optimizers]

@@ -1,0 +1,88 @@
+"""Reference loss kernels. Each returns the sum over rows of the per-row loss and writes
+``out = scale * d(sum)/dP`` (the caller passes scale = 1 / batch size for Keras' mean)."""
+import numpy as np
+
+__all__ = ["elementwise_loss", "softmax_cross_entropy", "sparse_softmax_cross_entropy"]
+
+# Codes shared with csrc/fastnn.h (enum fastnn_loss).
+LOSS_CODES = {"mse": 0, "mae": 1, "huber": 2, "bce": 3, "bce_logits": 4, "cce": 5,
+              "kld": 6, "hinge": 7}
+EPSILON = 1e-7  # Keras' clipping epsilon
+
+
+def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None):
+    """Per-row loss (the mean over the last axis; the sum for cce and kld, as Keras), summed
+    over rows. ``param`` is Huber's delta."""
+    p = P.astype(np.float64)
+    t = T.astype(np.float64)
+    m = p.shape[1]
+    if loss == 0:
+        row = ((p - t) ** 2).mean(axis=1)
+        g = 2 * (p - t) / m
+    elif loss == 1:
+        row = np.abs(p - t).mean(axis=1)
+        g = np.sign(p - t) / m
+    elif loss == 2:
+        e = p - t
+        a = np.abs(e)
+        row = np.where(a <= param, 0.5 * e * e, param * (a - 0.5 * param)).mean(axis=1)
+        g = np.where(a <= param, e, param * np.sign(e)) / m
+    elif loss == 3:
+        pc = np.clip(p, EPSILON, 1 - EPSILON)
+        row = -(t * np.log(pc) + (1 - t) * np.log(1 - pc)).mean(axis=1)
+        g = np.where(p == pc, (pc - t) / (pc * (1 - pc)), 0.0) / m
+    elif loss == 4:
+        row = (np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))).mean(axis=1)
+        g = (1 / (1 + np.exp(-p)) - t) / m
+    elif loss == 5:
+        s = p.sum(axis=1, keepdims=True)
+        q = np.clip(p / s, EPSILON, 1 - EPSILON)
+        row = -(t * np.log(q)).sum(axis=1)
+        g = -t / np.where(p > 0, p, EPSILON * s) + t.sum(axis=1, keepdims=True) / s
+    elif loss == 6:
+        tc = np.clip(t, EPSILON, 1)
+        pc = np.clip(p, EPSILON, 1)
+        row = (tc * np.log(tc / pc)).sum(axis=1)
+        g = np.where(p == pc, -tc / pc, 0.0)
+    elif loss == 7:
+        h = 1 - t * p
+        row = np.maximum(h, 0).mean(axis=1)
+        g = np.where(h > 0, -t, 0.0) / m
+    else:
+        raise ValueError(f"unknown loss code {loss}")
+    if out is not None:
+        out[...] = scale * g
+    return float(row.sum())
+
+
+def _softmax_xent(z, t, from_logits, scale, out):
+    st = t.sum(axis=1, keepdims=True)
+    if from_logits:
+        s = z - z.max(axis=1, keepdims=True)
+        logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+        p = np.exp(logp)
+        loss = -(t * logp).sum()
+    else:
+        p = z / z.sum(axis=1, keepdims=True)
+        loss = -(t * np.log(np.clip(p, EPSILON, 1 - EPSILON))).sum()
+    if out is not None:
+        out[...] = scale * (p * st - t)
+    return float(loss)
+
+
+def softmax_cross_entropy(Z, T, from_logits, scale=1.0, out=None, n_threads=None):
+    """Categorical cross-entropy of softmax outputs, fused: Z holds logits (from_logits) or
+    probabilities; ``out`` = scale * (softmax(Z) * sum(T) - T), the gradient with respect to
+    the logits, which never divides by a probability."""
+    return _softmax_xent(Z.astype(np.float64), T.astype(np.float64), from_logits, scale, out)
+
+
+def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, n_threads=None):
+    """As softmax_cross_entropy with integer class labels (n,) instead of one-hot targets."""
+    z = Z.astype(np.float64)
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= z.shape[1]):
+        return float("nan")
+    t = np.zeros_like(z)
+    t[np.arange(z.shape[0]), labels] = 1.0
+    return _softmax_xent(z, t, from_logits, scale, out)
