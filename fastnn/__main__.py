@@ -24,7 +24,7 @@ def _parser():
         s.add_argument("--batch-size", type=int, default=32)
         s.add_argument("--hidden", default="128,64", help="hidden layer widths, comma-separated")
         s.add_argument("--activation", default="relu")
-        s.add_argument("--optimizer", default="adam")
+        s.add_argument("--optimizer", default="sgd")
         s.add_argument("--learning-rate", type=float, default=None)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--threads", type=int, default=None)
@@ -131,6 +131,11 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         run(args)
+    except SystemExit as exc:
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+            return 2
+        raise
     except (ValueError, TypeError, OSError) as exc:
         print(f"fastnn: error: {exc}", file=sys.stderr)
         return 2

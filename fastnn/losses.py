@@ -181,7 +181,9 @@ class SparseCategoricalCrossentropy(Loss):
             raise ValueError(f"{self.name}: targets must be class labels of shape (batch,), got "
                              f"shape {y.shape}; for one-hot targets use 'categorical_crossentropy'")
         if y.dtype.kind == "f":
-            if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            if not np.all(np.isfinite(y)):
+                raise ValueError(f"{self.name}: labels contain NaN or inf")
+            if np.any(y != np.round(y)):
                 raise ValueError(f"{self.name}: labels must be whole numbers, got non-integer values")
         elif y.dtype.kind not in "biu":
             raise TypeError(f"{self.name}: labels must be integers, got dtype {y.dtype}")

@@ -63,7 +63,8 @@ class Sequential:
                 self._input_shape = (None,) + tuple(layer.input_shape[1:])
         self._layers.append(layer)
         self.built = False
-        self._compiled_state_stale = True
+        if self._input_shape is not None:  # as Keras: a model that knows its input is built
+            self.build()
 
     def pop(self):
         """Remove and return the last layer."""

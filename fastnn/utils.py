@@ -13,6 +13,7 @@ def to_categorical(x, num_classes=None):
         x = x.astype(np.int64)
     if x.dtype.kind not in "iub":
         raise TypeError(f"to_categorical: labels must be integers, got {x.dtype}")
+    x = x.astype(np.int64)
     if x.size and x.min() < 0:
         raise ValueError(f"to_categorical: labels must be >= 0, got {x.min()}")
     n = int(x.max()) + 1 if num_classes is None else int(num_classes)

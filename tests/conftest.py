@@ -1,0 +1,58 @@
+"""Shared test helpers: the C and reference ops, tolerances, finite differences."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import ops as ops_module
+
+C = ops_module.COps() if ops_module.COps is not None else None
+REF = ops_module.NumpyOps()
+
+# Relative tolerance of C against the reference, per dtype (the reference computes in float64).
+RTOL = {np.float32: 2e-5, np.float64: 1e-12}
+ATOL = {np.float32: 2e-6, np.float64: 1e-13}
+
+# Shapes that hit the edge cases and both the serial and the parallel path of the kernels.
+SHAPES = [(1, 1), (1, 7), (5, 1), (3, 17), (64, 33), (257, 131)]
+
+
+def assert_close(a, b, dtype, scale=1.0, msg=""):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    np.testing.assert_allclose(a, b, rtol=RTOL[dtype] * scale, atol=ATOL[dtype] * scale, err_msg=msg)
+
+
+def noncontiguous(a):
+    """The same values as ``a`` in a non-contiguous view."""
+    big = np.empty((a.shape[0], a.shape[1] * 2) if a.ndim == 2 else (a.shape[0] * 2,), a.dtype)
+    view = big[:, ::2] if a.ndim == 2 else big[::2]
+    view[...] = a
+    assert not view.flags.c_contiguous or a.size <= 1
+    return view
+
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central finite differences of a scalar function f at x (float64), elementwise."""
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f()
+        x[i] = old - eps
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@pytest.fixture
+def float64_model():
+    """Build layers in float64 for gradient checks, restoring the default afterwards."""
+    old = fastnn.floatx()
+    fastnn.set_floatx("float64")
+    yield
+    fastnn.set_floatx(old)
+
+
+requires_c = pytest.mark.skipif(C is None, reason="C extension not built")
