@@ -13,7 +13,7 @@ RTOL = {np.float32: 2e-5, np.float64: 1e-12}
 ATOL = {np.float32: 2e-6, np.float64: 1e-13}
 
 # Shapes that hit the edge cases and both the serial and the parallel path of the kernels.
-SHAPES = [(1, 1), (1, 7), (5, 1), (3, 17), (64, 33), (257, 131)]
+SHAPES = [(1, 1), (1, 7), (5, 1), (3, 17), (64, 33), (513, 261)]
 
 
 def assert_close(a, b, dtype, scale=1.0, msg=""):
