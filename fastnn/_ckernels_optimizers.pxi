@@ -1,43 +1,254 @@
 # Wrappers for csrc/optimizers.c (included by _ckernels.pyx). Every update works in place on
-# a parameter and its state, which must be C-contiguous arrays of one dtype and one size.
+# a parameter and its state, which must be writable C-contiguous arrays of the parameter's
+# dtype and shape; the gradient may be any layout of the same dtype and size (copied to
+# contiguous if needed) and is never written.
+#
+# Common keyword arguments (Keras 3 Optimizer.apply, fused into the one pass):
+#   weight_decay: decoupled decay, p -= p * weight_decay * learning_rate before the rule;
+#   grad_scale:   the gradient is multiplied by this first (clipnorm / global_clipnorm);
+#   clipvalue:    then clipped elementwise to [-clipvalue, clipvalue] (inf: no clipping).
+from libc.math cimport INFINITY
+
 
 cdef object _param_kind(p, g, tuple state, str opt):
-    """Check p, g and state arrays: same dtype (float32/64), same size, contiguous, writable."""
-    cdef int k = _kind(p, "param")
-    _out(p, k, p.shape, "param")
-    if _kind(g, "grad") != k or g.size != p.size:
+    """Check p, g and state arrays: same dtype (float32/64), same size; p and state
+    contiguous and writable. Returns (kind, flat p, flat contiguous g)."""
+    cdef int k = _kind(p, f"{opt}: param")
+    _out(p, k, p.shape, f"{opt}: param")
+    if _kind(g, f"{opt}: grad") != k or g.size != p.size:
         raise ValueError(f"{opt}: gradient ({g.dtype}, {g.shape}) does not match parameter "
                          f"({p.dtype}, {p.shape})")
-    if not g.flags.c_contiguous:
-        raise ValueError(f"{opt}: gradient must be C-contiguous")
     for s in state:
         if s is not None:
             _out(s, k, p.shape, f"{opt} state")
     return k
 
 
+cdef inline object _flat(a):
+    return None if a is None else a.reshape(-1)
+
+
+cdef inline object _gflat(g):
+    return np.ascontiguousarray(g).reshape(-1)
+
+
+cdef inline floating *_ptr(floating[::1] a) noexcept nogil:
+    if a is None:
+        return NULL
+    return &a[0]
+
+
+cdef double _decay(double weight_decay, double lr) except? -1:
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    return weight_decay * lr
+
+
+cdef double _clipv(clipvalue) except? -1:
+    if clipvalue is None:
+        return INFINITY
+    if not clipvalue >= 0:
+        raise ValueError(f"clipvalue must be >= 0, got {clipvalue}")
+    return clipvalue
+
+
+cdef int64_t _step(step) except -1:
+    if step < 1:
+        raise ValueError(f"step must be >= 1 (iterations + 1), got {step}")
+    return step
+
+
+# ---- SGD ------------------------------------------------------------------------------
 cdef void _sgd_update(floating[::1] p, const floating[::1] g, floating[::1] v, double lr,
-                      double momentum, int nesterov, int nt) noexcept nogil:
-    cdef floating *vp = NULL
-    if v is not None:
-        vp = &v[0]
+                      double momentum, int nesterov, double dec, double gs, double cv,
+                      int nt) noexcept nogil:
     if floating is float:
-        sgd_update_f32(&p[0], &g[0], vp, lr, momentum, nesterov, p.shape[0], nt)
+        sgd_update_f32(&p[0], &g[0], _ptr(v), lr, momentum, nesterov, dec, gs, cv, p.shape[0], nt)
     else:
-        sgd_update_f64(&p[0], &g[0], vp, lr, momentum, nesterov, p.shape[0], nt)
+        sgd_update_f64(&p[0], &g[0], _ptr(v), lr, momentum, nesterov, dec, gs, cv, p.shape[0], nt)
 
 
 def sgd_update(param, grad, velocity, double learning_rate, double momentum=0.0, bint nesterov=False,
-               n_threads=None):
+               double weight_decay=0.0, double grad_scale=1.0, clipvalue=None, n_threads=None):
     """In place: velocity = momentum * velocity - lr * grad; param += velocity (or, nesterov,
     param += momentum * velocity - lr * grad). velocity None: param -= lr * grad."""
     cdef int k = _param_kind(param, grad, (velocity,), "SGD"), nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
     if param.size == 0:
         return param
-    p, g = param.reshape(-1), grad.reshape(-1)
-    v = velocity.reshape(-1) if velocity is not None else None
+    p, g, v = param.reshape(-1), _gflat(grad), _flat(velocity)
     if k == 0:
-        _sgd_update[float](p, g, v, learning_rate, momentum, nesterov, nt)
+        _sgd_update[float](p, g, v, learning_rate, momentum, nesterov, dec, grad_scale, cv, nt)
     else:
-        _sgd_update[double](p, g, v, learning_rate, momentum, nesterov, nt)
+        _sgd_update[double](p, g, v, learning_rate, momentum, nesterov, dec, grad_scale, cv, nt)
+    return param
+
+
+# ---- Adam / AdamW -----------------------------------------------------------------------
+cdef void _adam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+                       floating[::1] vh, double lr, double b1, double b2, double eps, int64_t t,
+                       double dec, double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        adam_update_f32(&p[0], &g[0], &m[0], &v[0], _ptr(vh), lr, b1, b2, eps, t, dec, gs, cv,
+                        p.shape[0], nt)
+    else:
+        adam_update_f64(&p[0], &g[0], &m[0], &v[0], _ptr(vh), lr, b1, b2, eps, t, dec, gs, cv,
+                        p.shape[0], nt)
+
+
+def adam_update(param, grad, momentum, velocity, velocity_hat, double learning_rate,
+                double beta_1, double beta_2, double epsilon, step, double weight_decay=0.0,
+                double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adam at 1-based ``step``: m += (g - m)(1 - beta_1);
+    v += (g^2 - v)(1 - beta_2); velocity_hat = max(velocity_hat, v) when given (amsgrad);
+    param -= m * alpha / (sqrt(v or velocity_hat) + epsilon),
+    alpha = lr * sqrt(1 - beta_2^step) / (1 - beta_1^step)."""
+    cdef int k = _param_kind(param, grad, (momentum, velocity, velocity_hat), "Adam")
+    cdef int nt = _nt(n_threads)
+    cdef int64_t t = _step(step)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if momentum is None or velocity is None:
+        raise ValueError("Adam: momentum and velocity state are required")
+    if param.size == 0:
+        return param
+    p, g, m, v, vh = (param.reshape(-1), _gflat(grad), momentum.reshape(-1),
+                      velocity.reshape(-1), _flat(velocity_hat))
+    if k == 0:
+        _adam_update[float](p, g, m, v, vh, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                            grad_scale, cv, nt)
+    else:
+        _adam_update[double](p, g, m, v, vh, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                             grad_scale, cv, nt)
+    return param
+
+
+# ---- Adamax -----------------------------------------------------------------------------
+cdef void _adamax_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] u,
+                         double lr, double b1, double b2, double eps, int64_t t, double dec,
+                         double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        adamax_update_f32(&p[0], &g[0], &m[0], &u[0], lr, b1, b2, eps, t, dec, gs, cv, p.shape[0], nt)
+    else:
+        adamax_update_f64(&p[0], &g[0], &m[0], &u[0], lr, b1, b2, eps, t, dec, gs, cv, p.shape[0], nt)
+
+
+def adamax_update(param, grad, momentum, norm, double learning_rate, double beta_1, double beta_2,
+                  double epsilon, step, double weight_decay=0.0, double grad_scale=1.0,
+                  clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adamax at 1-based ``step``: m += (g - m)(1 - beta_1);
+    norm = max(beta_2 * norm, |g|); param -= lr * m / ((1 - beta_1^step) * (norm + epsilon))."""
+    cdef int k = _param_kind(param, grad, (momentum, norm), "Adamax"), nt = _nt(n_threads)
+    cdef int64_t t = _step(step)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if momentum is None or norm is None:
+        raise ValueError("Adamax: momentum and norm state are required")
+    if param.size == 0:
+        return param
+    p, g, m, u = param.reshape(-1), _gflat(grad), momentum.reshape(-1), norm.reshape(-1)
+    if k == 0:
+        _adamax_update[float](p, g, m, u, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                              grad_scale, cv, nt)
+    else:
+        _adamax_update[double](p, g, m, u, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                               grad_scale, cv, nt)
+    return param
+
+
+# ---- Nadam ------------------------------------------------------------------------------
+cdef void _nadam_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+                        double lr, double b1, double b2, double eps, int64_t t, double up,
+                        double dec, double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        nadam_update_f32(&p[0], &g[0], &m[0], &v[0], lr, b1, b2, eps, t, up, dec, gs, cv,
+                         p.shape[0], nt)
+    else:
+        nadam_update_f64(&p[0], &g[0], &m[0], &v[0], lr, b1, b2, eps, t, up, dec, gs, cv,
+                         p.shape[0], nt)
+
+
+def nadam_update(param, grad, momentum, velocity, double learning_rate, double beta_1,
+                 double beta_2, double epsilon, step, double u_product, double weight_decay=0.0,
+                 double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Nadam at 1-based ``step``; ``u_product`` = u_1 * ... * u_step with
+    u_t = beta_1 * (1 - 0.5 * 0.96^t). m, v as Adam;
+    m_hat = u_{t+1} m / (1 - u_product u_{t+1}) + (1 - u_t) g / (1 - u_product);
+    param -= m_hat * lr / (sqrt(v / (1 - beta_2^step)) + epsilon)."""
+    cdef int k = _param_kind(param, grad, (momentum, velocity), "Nadam"), nt = _nt(n_threads)
+    cdef int64_t t = _step(step)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if momentum is None or velocity is None:
+        raise ValueError("Nadam: momentum and velocity state are required")
+    if param.size == 0:
+        return param
+    p, g, m, v = param.reshape(-1), _gflat(grad), momentum.reshape(-1), velocity.reshape(-1)
+    if k == 0:
+        _nadam_update[float](p, g, m, v, learning_rate, beta_1, beta_2, epsilon, t, u_product,
+                             dec, grad_scale, cv, nt)
+    else:
+        _nadam_update[double](p, g, m, v, learning_rate, beta_1, beta_2, epsilon, t, u_product,
+                              dec, grad_scale, cv, nt)
+    return param
+
+
+# ---- RMSprop ----------------------------------------------------------------------------
+cdef void _rmsprop_update(floating[::1] p, const floating[::1] g, floating[::1] v,
+                          floating[::1] mom, floating[::1] avg, double lr, double rho,
+                          double momentum, double eps, double dec, double gs, double cv,
+                          int nt) noexcept nogil:
+    if floating is float:
+        rmsprop_update_f32(&p[0], &g[0], &v[0], _ptr(mom), _ptr(avg), lr, rho, momentum, eps,
+                           dec, gs, cv, p.shape[0], nt)
+    else:
+        rmsprop_update_f64(&p[0], &g[0], &v[0], _ptr(mom), _ptr(avg), lr, rho, momentum, eps,
+                           dec, gs, cv, p.shape[0], nt)
+
+
+def rmsprop_update(param, grad, velocity, momentum_buffer, average_gradient,
+                   double learning_rate, double rho, double momentum, double epsilon,
+                   double weight_decay=0.0, double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 RMSprop: v = rho v + (1 - rho) g^2; average_gradient (centered, when
+    given) = rho a + (1 - rho) g; inc = lr g / sqrt(v - a^2 + epsilon) (or sqrt(v + epsilon));
+    momentum_buffer (when given) = momentum * buffer + inc, subtracted instead of inc."""
+    cdef int k = _param_kind(param, grad, (velocity, momentum_buffer, average_gradient),
+                             "RMSprop")
+    cdef int nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if velocity is None:
+        raise ValueError("RMSprop: velocity state is required")
+    if param.size == 0:
+        return param
+    p, g, v = param.reshape(-1), _gflat(grad), velocity.reshape(-1)
+    mb, a = _flat(momentum_buffer), _flat(average_gradient)
+    if k == 0:
+        _rmsprop_update[float](p, g, v, mb, a, learning_rate, rho, momentum, epsilon, dec,
+                               grad_scale, cv, nt)
+    else:
+        _rmsprop_update[double](p, g, v, mb, a, learning_rate, rho, momentum, epsilon, dec,
+                                grad_scale, cv, nt)
+    return param
+
+
+# ---- Adagrad ----------------------------------------------------------------------------
+cdef void _adagrad_update(floating[::1] p, const floating[::1] g, floating[::1] acc, double lr,
+                          double eps, double dec, double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        adagrad_update_f32(&p[0], &g[0], &acc[0], lr, eps, dec, gs, cv, p.shape[0], nt)
+    else:
+        adagrad_update_f64(&p[0], &g[0], &acc[0], lr, eps, dec, gs, cv, p.shape[0], nt)
+
+
+def adagrad_update(param, grad, accumulator, double learning_rate, double epsilon,
+                   double weight_decay=0.0, double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adagrad: accumulator += g^2; param -= lr g / sqrt(accumulator + epsilon)."""
+    cdef int k = _param_kind(param, grad, (accumulator,), "Adagrad"), nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if accumulator is None:
+        raise ValueError("Adagrad: accumulator state is required")
+    if param.size == 0:
+        return param
+    p, g, acc = param.reshape(-1), _gflat(grad), accumulator.reshape(-1)
+    if k == 0:
+        _adagrad_update[float](p, g, acc, learning_rate, epsilon, dec, grad_scale, cv, nt)
+    else:
+        _adagrad_update[double](p, g, acc, learning_rate, epsilon, dec, grad_scale, cv, nt)
     return param

@@ -47,6 +47,34 @@ cdef extern from "fastnn.h" nogil:
 
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,
-                        Py_ssize_t n, int n_threads)
+                        double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
     void sgd_update_f64(double *p, const double *g, double *v, double lr, double momentum, int nesterov,
-                        Py_ssize_t n, int n_threads)
+                        double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void adam_update_f32(float *p, const float *g, float *m, float *v, float *vhat, double lr,
+                         double beta_1, double beta_2, double epsilon, int64_t step, double decay,
+                         double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void adam_update_f64(double *p, const double *g, double *m, double *v, double *vhat, double lr,
+                         double beta_1, double beta_2, double epsilon, int64_t step, double decay,
+                         double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void adamax_update_f32(float *p, const float *g, float *m, float *u, double lr, double beta_1,
+                           double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                           double clipvalue, Py_ssize_t n, int n_threads)
+    void adamax_update_f64(double *p, const double *g, double *m, double *u, double lr, double beta_1,
+                           double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                           double clipvalue, Py_ssize_t n, int n_threads)
+    void nadam_update_f32(float *p, const float *g, float *m, float *v, double lr, double beta_1,
+                          double beta_2, double epsilon, int64_t step, double u_product,
+                          double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void nadam_update_f64(double *p, const double *g, double *m, double *v, double lr, double beta_1,
+                          double beta_2, double epsilon, int64_t step, double u_product,
+                          double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void rmsprop_update_f32(float *p, const float *g, float *v, float *mom, float *avg, double lr,
+                            double rho, double momentum, double epsilon, double decay, double gscale,
+                            double clipvalue, Py_ssize_t n, int n_threads)
+    void rmsprop_update_f64(double *p, const double *g, double *v, double *mom, double *avg, double lr,
+                            double rho, double momentum, double epsilon, double decay, double gscale,
+                            double clipvalue, Py_ssize_t n, int n_threads)
+    void adagrad_update_f32(float *p, const float *g, float *acc, double lr, double epsilon,
+                            double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void adagrad_update_f64(double *p, const double *g, double *acc, double lr, double epsilon,
+                            double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
