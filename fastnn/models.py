@@ -500,6 +500,23 @@ class Sequential:
         self._ensure_built(x)
         return np.array(self._forward(x, bool(training)), copy=True)
 
+    # ---- saving (fastnn/saving.py) ----------------------------------------------------------
+    def save(self, filepath, overwrite=True, zipped=None, include_optimizer=True):
+        """save(filepath, overwrite=True): architecture, weights, compile settings, optimizer
+        and RNG state in one zip/.npz file, written atomically. Reload with load_model."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        """save_weights(filepath, overwrite=True): the variables only, written atomically."""
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        """load_weights(filepath, skip_mismatch=False): weights from save_weights (or save)."""
+        from . import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
     # ---- config -------------------------------------------------------------------------------
     def get_config(self):
         from .layers import get as _layer_class  # noqa: F401  (registry check happens on load)
@@ -536,6 +553,14 @@ def clone_model(model):
         spec["config"] = dict(spec["config"])
         spec["config"].pop("name", None)
     return Sequential.from_config(config)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, restore_rng=True):
+    """load_model(filepath, custom_objects=None, compile=True, safe_mode=True): a model saved
+    by ``model.save`` (see fastnn.saving.load_model)."""
+    from . import saving
+    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile,
+                             safe_mode=safe_mode, restore_rng=restore_rng)
 
 
 Model = Sequential

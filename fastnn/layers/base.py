@@ -6,12 +6,17 @@ preallocated buffers (``_buffer``) so a built model allocates nothing per step.
 ``__call__`` is the Keras-facing entry point and returns fresh arrays.
 """
 import re
+import threading
 
 import numpy as np
 
 from .. import backend
 
 _NAME_COUNTS = {}
+# fastnn.saving installs a check here while it rebuilds a model from a file, so a hostile
+# architecture is refused before add_weight allocates what it asks for (thread-local: other
+# threads building models are unaffected).
+_WEIGHT_GUARD = threading.local()
 
 
 def _snake_case(name):
@@ -123,6 +128,9 @@ class Layer:
                    regularizer=None, constraint=None, dtype=None):
         """Create a Variable owned by this layer (Keras' add_weight)."""
         from .. import initializers
+        guard = getattr(_WEIGHT_GUARD, "check", None)
+        if guard is not None:
+            guard(self, tuple(shape), np.dtype(dtype or self.dtype))
         init = initializers.get(initializer)
         value = np.ascontiguousarray(init(tuple(shape), dtype or self.dtype),
                                      dtype=dtype or self.dtype)

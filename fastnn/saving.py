@@ -1,0 +1,828 @@
+"""Saving and loading models safely: ``model.save(path)``, ``fastnn.load_model(path)``,
+``model.save_weights(path)``, ``model.load_weights(path)``.
+
+File format (version 1). A saved model is a zip archive (entries stored, not compressed) that
+``numpy.load`` also opens as an ``.npz``:
+
+- ``fastnn.json``: the metadata. ``format`` ("fastnn"), ``kind`` ("model" or "weights"),
+  ``format_version``, the architecture (``Sequential.get_config()``), the compile settings
+  (optimizer, loss and metric configs), the optimizer's ``iterations`` and a manifest of
+  every array (entry name, shape, dtype, and which variable / optimizer slot it fills), and
+  the state of the random generators (fastnn's global one and any ``numpy.random.Generator``
+  a layer keeps as an attribute).
+- ``w00000.npy`` ...: the model's variables in ``model.weights`` order (trainable and not,
+  e.g. BatchNormalization's moving statistics); ``o00000.npy`` ...: optimizer state arrays.
+
+Loading never unpickles and never executes anything taken from the file: the JSON names
+classes that must already be registered (``fastnn.layers.register`` for custom layers, or
+``custom_objects=``), ``.npy`` headers are parsed by ``numpy.lib.format`` (a literal parser)
+and only plain numeric dtypes are accepted. Before any weight is allocated, the arrays the
+manifest declares must fit inside the file, and while the architecture is rebuilt every
+``add_weight`` call is checked against the manifest (so a hostile config cannot make fastnn
+allocate absurd memory); every array's dtype and shape is checked against the rebuilt model
+before anything is assigned. Problems raise :class:`InvalidModelFileError` (a ValueError)
+naming the file and what is wrong.
+
+Saving is atomic: the archive is written to a temporary file in the destination directory,
+flushed and fsync'ed, renamed over the destination with ``os.replace`` and the directory is
+fsync'ed, so a crash or kill during ``save`` leaves the previous file intact (at worst a
+stray ``.<name>.*.tmp`` file remains).
+
+Resuming: ``load_model`` restores weights, optimizer state, ``optimizer.iterations`` (hence a
+schedule's position) and, by default (``restore_rng=True``), the state fastnn's global random
+generator had when the model was saved. So ``fit(5 epochs); save; load; fit(5 epochs)`` gives
+the same weights bit for bit as ``fit(10 epochs)`` with the same seed and thread count. Note
+that restoring the RNG is a process-wide effect: draws made between save and load are
+"rewound". Pass ``restore_rng=False`` to leave the global generator alone.
+"""
+import json
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+FORMAT_NAME = "fastnn"
+FORMAT_VERSION = 1
+METADATA_ENTRY = "fastnn.json"
+MAX_METADATA_BYTES = 64 << 20       # the JSON: architecture + manifest, far below this
+MAX_NPY_HEADER_BYTES = 10000        # numpy's own default limit for .npy headers
+MAX_ARRAY_NDIM = 32                 # numpy's limit
+# dtypes an array in a saved model may have (weights are float32/float64; optimizer state
+# may hold integer or boolean slots). Everything else, object arrays in particular, is refused.
+_ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in
+                   ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")}
+_RNG_CLASSES = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class InvalidModelFileError(ValueError):
+    """A file given to ``load_model``/``load_weights`` is not a valid fastnn file: corrupted,
+    truncated, from an unsupported format version, inconsistent with its architecture, or
+    hostile. The message names the file and what is wrong."""
+
+
+# ------------------------------------------------------------------------------------------
+# custom objects
+# ------------------------------------------------------------------------------------------
+def register_keras_serializable(package="Custom", name=None):
+    """Decorator (Keras' ``keras.saving.register_keras_serializable``): make a custom Layer,
+    Loss, Metric, Optimizer or learning-rate schedule class loadable by name. The class must
+    implement ``get_config()`` returning its constructor arguments (JSON values)."""
+    def decorator(cls):
+        from . import layers, losses, metrics, optimizers
+        from .optimizers import schedules
+        key = name or cls.__name__
+        if issubclass(cls, layers.Layer):
+            layers.register(cls, key)
+        elif issubclass(cls, losses.Loss):
+            losses._BY_NAME[key] = cls
+        elif issubclass(cls, metrics.Metric):
+            _CUSTOM_METRICS[key] = cls
+        elif issubclass(cls, optimizers.Optimizer):
+            optimizers._BY_NAME[key.lower()] = cls
+        elif issubclass(cls, schedules.LearningRateSchedule):
+            schedules._REGISTRY[key] = cls
+        else:
+            raise TypeError(f"register_keras_serializable: {cls!r} is not a fastnn Layer, Loss, "
+                            "Metric, Optimizer or LearningRateSchedule subclass")
+        return cls
+    return decorator
+
+
+_CUSTOM_METRICS = {}
+
+
+# ------------------------------------------------------------------------------------------
+# saving
+# ------------------------------------------------------------------------------------------
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray) and obj.size <= 1024:
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"a value of type {type(obj).__name__} ({obj!r:.80}) in the model's config "
+                    "cannot be saved as JSON; give the layer/optimizer a get_config() that "
+                    "returns plain numbers, strings, lists and dicts")
+
+
+def _check_saveable(model):
+    from .models import Sequential
+    if not isinstance(model, Sequential):
+        raise TypeError(f"save: expected a fastnn Sequential model, got {type(model).__name__}")
+    ids = [id(layer) for layer in model.layers]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"save: model {model.name!r} uses the same layer object more than once; "
+                         "fastnn cannot save such a model (save the weights with get_weights())")
+    if not model.built and model.input_shape is not None and model.layers:
+        model.build()
+
+
+def _layer_rngs(model):
+    """(layer index, attribute, Generator) for every numpy Generator a layer keeps."""
+    out = []
+    for i, layer in enumerate(model.layers):
+        for attr, value in sorted(vars(layer).items()):
+            if isinstance(value, np.random.Generator):
+                out.append((i, attr, value))
+    return out
+
+
+def _metadata_and_arrays(model, kind, include_optimizer=True):
+    """The JSON-able metadata and the list of (entry name, array) to write."""
+    from . import __version__, backend, losses
+    from .optimizers import Optimizer
+    _check_saveable(model)
+    arrays, weights = [], []
+    variables = model.weights
+    owner = {}
+    for i, layer in enumerate(model.layers):
+        for v in layer.weights:
+            owner.setdefault(id(v), i)
+    for i, v in enumerate(variables):
+        entry = f"w{i:05d}.npy"
+        arrays.append((entry, v.value))
+        weights.append({"entry": entry, "path": v.path, "shape": list(v.value.shape),
+                        "dtype": v.value.dtype.name, "layer": owner.get(id(v))})
+    meta = {"format": FORMAT_NAME, "kind": kind, "format_version": FORMAT_VERSION,
+            "fastnn_version": __version__, "model": model.get_config(), "built": bool(model.built),
+            "input_shape": list(model.input_shape) if model.input_shape is not None else None,
+            "weights": weights}
+    if kind != "model":
+        return meta, arrays
+    meta["compile"] = None
+    meta["optimizer_state"] = None
+    if getattr(model, "_compiled", False):
+        opt = model.optimizer
+        meta["compile"] = {"optimizer": _serialize_optimizer(opt),
+                           "loss": losses.serialize(model.loss),
+                           "metrics": [_serialize_metric(m) for m in model._metric_specs]}
+        if include_optimizer and isinstance(opt, Optimizer):
+            slots = []
+            for i, v in enumerate(variables):
+                state = opt.state_of(v)
+                if state is None:
+                    continue
+                slot = {"weight": i, "arrays": {}, "scalars": {}}
+                for key, value in state.items():
+                    if isinstance(value, np.ndarray):
+                        entry = f"o{len(arrays):05d}.npy"
+                        arrays.append((entry, value))
+                        slot["arrays"][key] = {"entry": entry, "shape": list(value.shape),
+                                               "dtype": value.dtype.name}
+                    elif value is None or isinstance(value, (bool, int, float, np.generic)):
+                        slot["scalars"][key] = _json_default(value) if isinstance(value, np.generic) else value
+                    else:
+                        raise TypeError(f"save: optimizer state {key!r} of {v.path!r} is a "
+                                        f"{type(value).__name__}; only arrays and numbers can be saved")
+                slots.append(slot)
+            meta["optimizer_state"] = {"iterations": int(opt.iterations), "variables": slots}
+    meta["rng"] = {"global": backend.rng().bit_generator.state,
+                   "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
+                              for i, attr, g in _layer_rngs(model)]}
+    return meta, arrays
+
+
+def _serialize_optimizer(opt):
+    from .optimizers import serialize
+    lr = getattr(opt, "_learning_rate", None)
+    from .optimizers.schedules import LearningRateSchedule
+    if callable(lr) and not isinstance(lr, LearningRateSchedule):
+        warnings.warn(f"save: the optimizer's learning_rate is a plain callable; it is saved as "
+                      f"its current value {float(opt.learning_rate)} (use a "
+                      "fastnn.optimizers.schedules class to save a schedule)", stacklevel=4)
+    return serialize(opt)
+
+
+def _serialize_metric(m):
+    from . import metrics
+    if isinstance(m, str):
+        return m
+    if isinstance(m, type) and issubclass(m, metrics.Metric):
+        return {"class_name": m.__name__, "config": {}}
+    if isinstance(m, metrics.Metric):
+        return {"class_name": type(m).__name__, "config": m.get_config()}
+    raise TypeError(f"save: cannot save metric {m!r}; use a name or a fastnn.metrics class")
+
+
+def _write_archive(f, meta, arrays):
+    stamp = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same model gives the same bytes
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(zipfile.ZipInfo(METADATA_ENTRY, stamp),
+                    json.dumps(meta, default=_json_default, indent=1).encode("utf-8"))
+        for entry, arr in arrays:
+            arr = np.ascontiguousarray(arr)
+            with zf.open(zipfile.ZipInfo(entry, stamp), "w",
+                         force_zip64=arr.nbytes > (1 << 30)) as out:
+                np.lib.format.write_array(out, arr, allow_pickle=False)
+
+
+def _atomic_write(filepath, write, overwrite=True):
+    """Write via ``write(fileobj)`` to a temporary file next to ``filepath``, fsync it, rename
+    it over ``filepath`` and fsync the directory: readers see the old file or the new one."""
+    path = os.path.abspath(os.fspath(filepath))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {os.fspath(filepath)!r} is a directory; give a file name")
+    if not overwrite and os.path.exists(path):
+        raise FileExistsError(f"save: {os.fspath(filepath)!r} exists and overwrite=False")
+    directory = os.path.dirname(path)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True):
+    """save_model(model, filepath, overwrite=True, include_optimizer=True): architecture,
+    weights, compile settings, optimizer state and RNG state in one file, written atomically
+    (``model.save(filepath)`` calls this). Any file name works; Keras' ``.keras`` is fine."""
+    meta, arrays = _metadata_and_arrays(model, "model", include_optimizer)
+    _atomic_write(filepath, lambda f: _write_archive(f, meta, arrays), overwrite)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """save_weights(model, filepath, overwrite=True): only the variables (and the
+    architecture, for checking), written atomically."""
+    meta, arrays = _metadata_and_arrays(model, "weights")
+    _atomic_write(filepath, lambda f: _write_archive(f, meta, arrays), overwrite)
+
+
+# ------------------------------------------------------------------------------------------
+# loading
+# ------------------------------------------------------------------------------------------
+class _Archive:
+    """A validated view of a saved file: its metadata and size-checked array reads."""
+
+    def __init__(self, filepath, expect):
+        self.name = os.fspath(filepath)
+        self.expect = expect
+        try:
+            self._file = open(filepath, "rb")
+        except IsADirectoryError:
+            raise IsADirectoryError(f"{self.name!r} is a directory, not a fastnn model file") from None
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def error(self, what):
+        return InvalidModelFileError(f"{self.expect}({self.name!r}): {what}")
+
+    def _open(self):
+        f = self._file
+        head = f.read(8)
+        f.seek(0)
+        self.size = os.fstat(f.fileno()).st_size
+        if head.startswith(b"\x89HDF"):
+            raise self.error("this is an HDF5 file (a Keras 2 .h5 file?); fastnn reads only "
+                             "files written by fastnn's model.save / save_weights")
+        if self.size == 0:
+            raise self.error("the file is empty")
+        try:
+            self.zf = zipfile.ZipFile(f)
+        except zipfile.BadZipFile as e:
+            raise self.error(f"not a fastnn file, or truncated/corrupted (no readable zip "
+                             f"directory: {e})") from None
+        except (OSError, ValueError, EOFError, OverflowError) as e:
+            raise self.error(f"corrupted zip structure ({type(e).__name__}: {e})") from None
+        self.meta = self._read_metadata()
+
+    def close(self):
+        try:
+            self.zf.close()
+        finally:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _info(self, entry):
+        try:
+            return self.zf.getinfo(entry)
+        except KeyError:
+            raise self.error(f"entry {entry!r} is missing (truncated or not a fastnn file)") from None
+
+    def _read_metadata(self):
+        info = self._info(METADATA_ENTRY)
+        if info.file_size > MAX_METADATA_BYTES:
+            raise self.error(f"metadata entry declares {info.file_size} bytes, more than the "
+                             f"{MAX_METADATA_BYTES} allowed")
+        try:
+            with self.zf.open(info) as e:
+                raw = e.read(MAX_METADATA_BYTES + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+                ValueError, zipfile.LargeZipFile) as err:
+            raise self.error(f"cannot read the metadata ({type(err).__name__}: {err})") from None
+        if len(raw) > MAX_METADATA_BYTES:
+            raise self.error("metadata entry is larger than it declares")
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as err:
+            raise self.error(f"the metadata is not valid JSON ({type(err).__name__}: {err})") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+            raise self.error("not a fastnn file (metadata has no format='fastnn')")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise self.error(f"format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION or version < 1:
+            raise self.error(f"format version {version} is not supported (this fastnn reads "
+                             f"version {FORMAT_VERSION}; the file was written by fastnn "
+                             f"{meta.get('fastnn_version', '?')!s:.40})")
+        if meta.get("kind") not in ("model", "weights"):
+            raise self.error(f"unknown kind {meta.get('kind')!r:.60} (expected 'model' or 'weights')")
+        return meta
+
+    # ---- manifest --------------------------------------------------------------------------
+    def array_spec(self, spec, what):
+        """Validate one manifest entry {"entry", "shape", "dtype"} -> (entry, shape, dtype)."""
+        if not isinstance(spec, dict):
+            raise self.error(f"{what}: manifest entry is not an object")
+        entry, shape, dtype = spec.get("entry"), spec.get("shape"), spec.get("dtype")
+        if not isinstance(entry, str) or len(entry) > 64:
+            raise self.error(f"{what}: bad entry name {entry!r:.80}")
+        if (not isinstance(shape, list) or len(shape) > MAX_ARRAY_NDIM
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+            raise self.error(f"{what}: bad shape {shape!r:.80} (expected a list of at most "
+                             f"{MAX_ARRAY_NDIM} non-negative integers)")
+        try:
+            dt = np.dtype(dtype) if isinstance(dtype, str) and len(dtype) < 16 else None
+        except TypeError:
+            dt = None
+        if dt is None or dt.str not in _ALLOWED_DTYPES:
+            raise self.error(f"{what}: dtype {dtype!r:.40} is not allowed (allowed: "
+                             f"{sorted(d.name for d in _ALLOWED_DTYPES.values())})")
+        return entry, tuple(shape), dt
+
+    def check_budget(self, specs):
+        """The arrays the manifest declares must be stored (uncompressed) inside this file:
+        their total size is then at most the file's size, whatever the file claims."""
+        total = 0
+        seen = set()
+        for entry, shape, dtype, what in specs:
+            if entry in seen:
+                raise self.error(f"{what}: entry {entry!r} is used twice in the manifest")
+            seen.add(entry)
+            info = self._info(entry)
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise self.error(f"{what}: entry {entry!r} is compressed; fastnn files store "
+                                 "arrays uncompressed")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if info.file_size < nbytes:
+                raise self.error(f"{what}: entry {entry!r} holds {info.file_size} bytes, too few "
+                                 f"for an array of shape {shape} and dtype {dtype.name} "
+                                 f"({nbytes} bytes)")
+            total += info.file_size
+        if total > self.size:
+            raise self.error(f"the manifest declares {total} bytes of arrays but the file has only "
+                             f"{self.size} bytes (truncated or hostile)")
+
+    def read_array(self, entry, shape, dtype, what):
+        """Read one .npy entry whose header must say exactly ``shape`` and ``dtype``; never
+        unpickles, never allocates more than the expected array."""
+        info = self._info(entry)
+        fmt = np.lib.format
+        try:
+            with self.zf.open(info) as f:
+                try:
+                    version = fmt.read_magic(f)
+                    if version == (1, 0):
+                        fshape, fortran, fdtype = fmt.read_array_header_1_0(
+                            f, max_header_size=MAX_NPY_HEADER_BYTES)
+                    elif version == (2, 0):
+                        fshape, fortran, fdtype = fmt.read_array_header_2_0(
+                            f, max_header_size=MAX_NPY_HEADER_BYTES)
+                    else:
+                        raise self.error(f"{what}: entry {entry!r} uses .npy format version "
+                                         f"{version}, which fastnn does not read")
+                except InvalidModelFileError:
+                    raise
+                except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, EOFError) as err:
+                    raise self.error(f"{what}: entry {entry!r} has a corrupted .npy header "
+                                     f"({type(err).__name__}: {str(err)[:200]})") from None
+                if fdtype.hasobject:
+                    raise self.error(f"{what}: entry {entry!r} holds Python objects (a pickle); "
+                                     "fastnn never unpickles and refuses it")
+                if fdtype.str != dtype.str:
+                    raise self.error(f"{what}: entry {entry!r} has dtype {fdtype.str} but the "
+                                     f"model needs {dtype.name} ({dtype.str})")
+                if tuple(fshape) != tuple(shape):
+                    raise self.error(f"{what}: entry {entry!r} has shape {tuple(fshape)} but the "
+                                     f"model needs {tuple(shape)}")
+                nbytes = math.prod(shape) * dtype.itemsize
+                data = f.read(nbytes)
+                if len(data) != nbytes:
+                    raise self.error(f"{what}: entry {entry!r} is truncated ({len(data)} of "
+                                     f"{nbytes} bytes)")
+                if f.read(1):
+                    raise self.error(f"{what}: entry {entry!r} has data after its array")
+        except InvalidModelFileError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as err:
+            raise self.error(f"{what}: cannot read entry {entry!r} (corrupted: "
+                             f"{type(err).__name__}: {str(err)[:200]})") from None
+        arr = np.frombuffer(data, dtype=dtype)
+        return arr.reshape(shape, order="F" if fortran else "C")
+
+
+class _WeightGuard:
+    """Installed in Layer.add_weight while a model is rebuilt from a file: the k-th weight the
+    architecture creates must have the k-th manifest shape and dtype, checked before it is
+    allocated."""
+
+    def __init__(self, archive, expected):
+        self.archive, self.expected, self.k = archive, expected, 0
+
+    def check(self, layer, shape, dtype):
+        k = self.k
+        self.k += 1
+        if k >= len(self.expected):
+            raise self.archive.error(
+                f"the architecture creates more weights than the file holds ({len(self.expected)}); "
+                f"layer {layer.name!r} asks for one of shape {shape}")
+        _, eshape, edtype, path = self.expected[k]
+        if tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in shape) != eshape \
+                or np.dtype(dtype) != edtype:
+            raise self.archive.error(
+                f"weight {k} ({path!r:.80}): the architecture creates shape {shape} "
+                f"{np.dtype(dtype).name} in layer {layer.name!r}, but the file holds "
+                f"{eshape} {edtype.name}")
+
+    def __enter__(self):
+        from .layers import base
+        self._prev = getattr(base._WEIGHT_GUARD, "check", None)
+        base._WEIGHT_GUARD.check = self.check
+        return self
+
+    def __exit__(self, *exc):
+        from .layers import base
+        base._WEIGHT_GUARD.check = self._prev
+
+
+def _weight_specs(archive):
+    weights = archive.meta.get("weights")
+    if not isinstance(weights, list):
+        raise archive.error("the manifest has no 'weights' list")
+    out = []
+    for i, spec in enumerate(weights):
+        path = spec.get("path", f"weight {i}") if isinstance(spec, dict) else f"weight {i}"
+        entry, shape, dtype = archive.array_spec(spec, f"weight {i} ({str(path)[:80]!r})")
+        out.append((entry, shape, dtype, str(path)[:200]))
+    return out
+
+
+def _optimizer_specs(archive, n_weights):
+    ostate = archive.meta.get("optimizer_state")
+    if ostate is None:
+        return None, []
+    if not isinstance(ostate, dict) or not isinstance(ostate.get("variables"), list):
+        raise archive.error("optimizer_state is malformed")
+    it = ostate.get("iterations")
+    if not isinstance(it, int) or isinstance(it, bool) or it < 0:
+        raise archive.error(f"optimizer iterations must be a non-negative integer, got {it!r:.40}")
+    specs = []
+    for slot in ostate["variables"]:
+        if not isinstance(slot, dict):
+            raise archive.error("optimizer_state: a slot is not an object")
+        w = slot.get("weight")
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w < n_weights:
+            raise archive.error(f"optimizer_state: slot refers to weight {w!r:.40}, but the "
+                                f"model has {n_weights}")
+        arrays, scalars = slot.get("arrays", {}), slot.get("scalars", {})
+        if not isinstance(arrays, dict) or not isinstance(scalars, dict):
+            raise archive.error("optimizer_state: slot arrays/scalars must be objects")
+        for key, spec in arrays.items():
+            entry, shape, dtype = archive.array_spec(spec, f"optimizer state {key!r:.40} of weight {w}")
+            specs.append((entry, shape, dtype, f"optimizer state {key!r:.40} of weight {w}"))
+    return ostate, specs
+
+
+def _lookup(kind, name, custom_objects, registry_get, base):
+    if custom_objects and name in custom_objects:
+        cls = custom_objects[name]
+        if isinstance(cls, type) and issubclass(cls, base):
+            return cls
+    return registry_get(name)
+
+
+def _rebuild_model(archive, custom_objects, expected):
+    from . import layers as layers_module
+    from .layers.core import InputLayer
+    from .models import Sequential
+    config = archive.meta.get("model")
+    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+        raise archive.error("the metadata has no model architecture ('model.layers')")
+    specs = config["layers"]
+    try:
+        name = config.get("name")
+        model = Sequential(name=name if isinstance(name, str) else None)
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
+                    or not isinstance(spec.get("config", {}), dict):
+                raise archive.error(f"layer {i} of the architecture is malformed")
+            cls = _lookup("layer", spec["class_name"], custom_objects, layers_module.get,
+                          layers_module.Layer)
+            cfg = dict(spec.get("config", {}))
+            if cls is InputLayer:
+                layer = InputLayer(shape=cfg.get("shape"), name=cfg.get("name"))
+            else:
+                layer = cls.from_config(cfg)
+            model.add(layer)
+        model.trainable = bool(config.get("trainable", True))
+        if model.input_shape is not None and model.layers:
+            with _WeightGuard(archive, expected):
+                model.build()
+    except InvalidModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
+            OverflowError, RecursionError, MemoryError) as err:
+        raise archive.error(f"cannot rebuild the architecture ({type(err).__name__}: "
+                            f"{str(err)[:300]})") from None
+    return model
+
+
+def _check_and_read_weights(archive, model, expected, cast=False):
+    """Every variable of ``model`` against the manifest, then read all arrays (nothing is
+    assigned until every array has been read and checked)."""
+    variables = model.weights
+    if len(variables) != len(expected):
+        raise archive.error(f"the model has {len(variables)} weight arrays but the file holds "
+                            f"{len(expected)}")
+    values = []
+    for k, (v, (entry, shape, dtype, path)) in enumerate(zip(variables, expected)):
+        if tuple(v.value.shape) != shape:
+            raise archive.error(f"weight {k} ({v.path!r}) has shape {v.value.shape} in the model "
+                                f"but {shape} in the file ({path!r})")
+        if dtype != v.value.dtype and not (cast and dtype.kind == "f"):
+            raise archive.error(f"weight {k} ({v.path!r}) has dtype {v.value.dtype} in the model "
+                                f"but {dtype.name} in the file")
+        values.append(archive.read_array(entry, shape, dtype, f"weight {k} ({v.path!r})"))
+    return values
+
+
+def _restore_compile(archive, model, custom_objects):
+    from . import losses, metrics, optimizers
+    from .optimizers import schedules
+    comp = archive.meta.get("compile")
+    if comp is None:
+        return False
+    if not isinstance(comp, dict):
+        raise archive.error("compile settings are malformed")
+    try:
+        ospec = comp.get("optimizer")
+        if not isinstance(ospec, dict) or not isinstance(ospec.get("class_name"), str) \
+                or not isinstance(ospec.get("config", {}), dict):
+            raise archive.error("the optimizer config is malformed")
+        ocls = _lookup("optimizer", ospec["class_name"], custom_objects,
+                       lambda n: type(optimizers.get(n)), optimizers.Optimizer)
+        ocfg = dict(ospec.get("config", {}))
+        lr = ocfg.get("learning_rate")
+        if isinstance(lr, dict):
+            scls = _lookup("schedule", lr.get("class_name"), custom_objects,
+                           lambda n: None, schedules.LearningRateSchedule)
+            if scls is not None:
+                ocfg["learning_rate"] = scls.from_config(dict(lr.get("config", {})))
+        opt = ocls.from_config(ocfg)
+        lspec = comp.get("loss")
+        if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
+            raise archive.error("the loss config is malformed")
+        lcls = _lookup("loss", lspec["class_name"], custom_objects,
+                       lambda n: losses._BY_NAME[n], losses.Loss)
+        loss = lcls.from_config(dict(lspec.get("config", {})))
+        mets = []
+        known = {k: c for k, c in vars(metrics).items()
+                 if isinstance(c, type) and issubclass(c, metrics.Metric)}
+        known.update(_CUSTOM_METRICS)
+        for m in comp.get("metrics", []) or []:
+            if isinstance(m, str):
+                mets.append(m)
+            elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
+                mcls = _lookup("metric", m["class_name"], custom_objects, known.__getitem__,
+                               metrics.Metric)
+                mets.append(mcls(**dict(m.get("config", {}))))
+            else:
+                raise archive.error(f"a metric spec is malformed: {m!r:.80}")
+        model.compile(optimizer=opt, loss=loss, metrics=mets)
+    except InvalidModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
+            OverflowError, RecursionError) as err:
+        raise archive.error(f"cannot restore the compile settings ({type(err).__name__}: "
+                            f"{str(err)[:300]})") from None
+    return True
+
+
+def _restore_optimizer_state(archive, model, ostate, read):
+    """Check every saved slot against what the optimizer builds for that variable; returns a
+    function that installs them (called only after everything was read)."""
+    opt = model.optimizer
+    variables = model.weights
+    installs = []
+    for slot in ostate["variables"]:
+        v = variables[slot["weight"]]
+        fresh = opt.build_variable(v)
+        if not isinstance(fresh, dict):
+            raise archive.error(f"optimizer {type(opt).__name__} builds no state dict")
+        saved_keys = set(slot.get("arrays", {})) | set(slot.get("scalars", {}))
+        if saved_keys != set(fresh):
+            raise archive.error(f"optimizer state of {v.path!r} has slots {sorted(saved_keys)} "
+                                f"in the file but {type(opt).__name__} uses {sorted(fresh)}")
+        for key, spec in slot.get("arrays", {}).items():
+            cur = fresh[key]
+            entry, shape, dtype = archive.array_spec(spec, f"optimizer state {key!r} of {v.path!r}")
+            if not isinstance(cur, np.ndarray) or cur.shape != shape or cur.dtype != dtype:
+                raise archive.error(
+                    f"optimizer state {key!r} of {v.path!r}: the file has {shape} {dtype.name}, "
+                    f"the optimizer needs {getattr(cur, 'shape', None)} {getattr(cur, 'dtype', type(cur).__name__)}")
+            installs.append((fresh, key, read(entry, shape, dtype,
+                                              f"optimizer state {key!r} of {v.path!r}")))
+        for key, value in slot.get("scalars", {}).items():
+            cur = fresh[key]
+            if isinstance(cur, np.ndarray) or not (value is None or isinstance(value, (bool, int, float))):
+                raise archive.error(f"optimizer state {key!r} of {v.path!r} has an invalid value")
+            fresh[key] = type(cur)(value) if isinstance(cur, np.generic) else value
+        installs.append((fresh, None, v))
+
+    def install():
+        for fresh, key, value in installs:
+            if key is None:
+                opt._state[id(value)] = fresh
+            else:
+                np.copyto(fresh[key], value)
+        opt.iterations = int(ostate["iterations"])
+    return install
+
+
+def _valid_rng_state(state):
+    return (isinstance(state, dict) and isinstance(state.get("bit_generator"), str)
+            and state["bit_generator"] in _RNG_CLASSES)
+
+
+def _set_generator_state(gen, state, archive, what):
+    if not _valid_rng_state(state) or state["bit_generator"] != type(gen.bit_generator).__name__:
+        raise archive.error(f"{what}: the saved random-generator state is malformed or for "
+                            f"another generator type")
+    try:
+        probe = type(gen.bit_generator)()
+        probe.state = state  # validated on a scratch generator first
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise archive.error(f"{what}: invalid random-generator state ({err})") from None
+    return lambda: setattr(gen.bit_generator, "state", state)
+
+
+def _rng_restorers(archive, model, restore_global):
+    from . import backend
+    rng = archive.meta.get("rng")
+    out = []
+    if not isinstance(rng, dict):
+        return out
+    if restore_global and rng.get("global") is not None:
+        state = rng["global"]
+        gen = backend.rng()
+        if _valid_rng_state(state) and state["bit_generator"] != type(gen.bit_generator).__name__:
+            gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
+            setter = _set_generator_state(gen, state, archive, "global RNG")
+            out.append(lambda: (setter(), setattr(backend, "_rng", gen)))
+        else:
+            out.append(_set_generator_state(gen, state, archive, "global RNG"))
+    for item in rng.get("layers", []) or []:
+        if not isinstance(item, dict):
+            raise archive.error("rng.layers is malformed")
+        i, attr = item.get("layer"), item.get("attr")
+        if not isinstance(i, int) or not 0 <= i < len(model.layers) or not isinstance(attr, str):
+            raise archive.error(f"rng.layers refers to a layer that does not exist ({i!r:.20})")
+        gen = vars(model.layers[i]).get(attr)
+        if not isinstance(gen, np.random.Generator):
+            raise archive.error(f"layer {model.layers[i].name!r} has no random generator "
+                                f"{attr!r:.40} to restore")
+        out.append(_set_generator_state(gen, item.get("state"), archive,
+                                        f"random generator of layer {model.layers[i].name!r}"))
+    return out
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, restore_rng=True):
+    """load_model(filepath, custom_objects=None, compile=True, safe_mode=True, restore_rng=True)
+
+    Rebuild a model saved by ``model.save``: architecture, weights, compile settings and
+    optimizer state (``compile=False`` skips the last two). ``custom_objects`` maps class
+    names to custom Layer/Loss/Metric/Optimizer/schedule classes (or register them with
+    ``fastnn.layers.register`` / ``register_keras_serializable``). ``restore_rng=True``
+    (fastnn extra) also rewinds fastnn's global random generator to its state at save time,
+    so resumed training shuffles exactly as uninterrupted training would. Loading is always
+    safe (``safe_mode`` is accepted for Keras compatibility: nothing is ever unpickled).
+    Raises InvalidModelFileError (a ValueError) for a corrupted, truncated, wrong-version
+    or hostile file."""
+    with _Archive(filepath, "load_model") as archive:
+        if archive.meta["kind"] != "model":
+            raise archive.error("this is a weights file (written by save_weights); load it with "
+                                "model.load_weights() into a model of the same architecture")
+        expected = _weight_specs(archive)
+        ostate, ospecs = _optimizer_specs(archive, len(expected))
+        archive.check_budget(expected + ospecs)
+        model = _rebuild_model(archive, custom_objects, expected)
+        if not model.built:
+            if expected:
+                raise archive.error("the architecture has no input shape but the file holds weights")
+        values = _check_and_read_weights(archive, model, expected)
+        installs = []
+        if compile and _restore_compile(archive, model, custom_objects) and ostate is not None:
+            installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
+        installs += _rng_restorers(archive, model, restore_rng)
+    # Everything was read and checked: only now is anything assigned.
+    for v, value in zip(model.weights, values):
+        np.copyto(v.value, value)
+    for install in installs:
+        install()
+    return model
+
+
+def load_weights(model, filepath, skip_mismatch=False):
+    """load_weights(model, filepath, skip_mismatch=False): copy the weights of a file written by
+    ``save_weights`` (or ``save``) into ``model``, which must have the same architecture (float32
+    and float64 convert). An unbuilt model is built with the input shape stored in the file.
+    ``skip_mismatch=True`` skips layers whose weight shapes differ instead of raising."""
+    with _Archive(filepath, "load_weights") as archive:
+        expected = _weight_specs(archive)
+        archive.check_budget(expected)
+        if not model.built and model.input_shape is not None:
+            model.build()  # the model's own architecture: nothing here comes from the file
+        elif not model.built:
+            shape = archive.meta.get("input_shape")
+            if not (isinstance(shape, list) and len(shape) >= 2 and shape[0] is None and all(
+                    isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])):
+                raise archive.error("the model is not built and the file has no usable input "
+                                    "shape; build the model first")
+            # The input shape comes from the file: guard what it makes the layers allocate.
+            with _WeightGuard(archive, expected):
+                try:
+                    model.build(tuple(shape))
+                except InvalidModelFileError:
+                    model._input_shape, model.built = None, False
+                    raise
+                except ValueError as err:
+                    raise archive.error(f"cannot build the model for the file's weights: {err}") from None
+        if skip_mismatch:
+            pairs = _match_by_layer(archive, model, expected)
+        else:
+            values = _check_and_read_weights(archive, model, expected, cast=True)
+            pairs = list(zip(model.weights, values))
+    for v, value in pairs:
+        np.copyto(v.value, value, casting="same_kind")
+    return model
+
+
+def _match_by_layer(archive, model, expected):
+    """skip_mismatch: pair the model's layers that own weights with the file's, in order, and
+    keep only those whose every weight has the same shape."""
+    groups = {}
+    for k, spec in enumerate(archive.meta["weights"]):
+        groups.setdefault(spec.get("layer") if isinstance(spec, dict) else None, []).append(k)
+    file_layers = [groups[key] for key in sorted(groups, key=lambda g: groups[g][0])]
+    model_layers = [layer for layer in model.layers if layer.weights]
+    pairs = []
+    for layer, ks in zip(model_layers, file_layers):
+        specs = [expected[k] for k in ks]
+        if len(specs) != len(layer.weights) or any(
+                tuple(v.value.shape) != s[1] or s[2].kind != "f" for v, s in zip(layer.weights, specs)):
+            warnings.warn(f"load_weights: skipping layer {layer.name!r}: its weights "
+                          f"{[v.value.shape for v in layer.weights]} do not match the file's "
+                          f"{[s[1] for s in specs]}", stacklevel=3)
+            continue
+        for v, (entry, shape, dtype, path) in zip(layer.weights, specs):
+            pairs.append((v, archive.read_array(entry, shape, dtype, f"weight {path!r}")))
+    if len(model_layers) != len(file_layers):
+        warnings.warn(f"load_weights: the model has {len(model_layers)} layers with weights, the "
+                      f"file {len(file_layers)}; the extra ones were skipped", stacklevel=3)
+    return pairs
