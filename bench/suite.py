@@ -1,0 +1,335 @@
+"""The benchmark suite (issue 6): fastnn against the GEMM-only floor, its own NumPy reference,
+PyTorch CPU and scikit-learn, every figure a ratio measured in this run on the same data.
+
+    python bench/suite.py                 # the full suite (about 10-15 minutes on 2 cores)
+    python bench/suite.py --quick         # a smaller, faster pass
+    python bench/suite.py --only mlp128   # one case
+
+Writes bench/results.json and bench/results.md (the table the README shows). Each timing is
+the median of --repeats runs of one epoch after a warm-up epoch.
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from common import gemm_floor_epoch, machine_description, median_of, mnist_like
+
+import fastnn
+from fastnn import layers, optimizers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+try:
+    import torch
+except ImportError:  # the suite still runs; PyTorch columns say "n/a"
+    torch = None
+try:
+    import sklearn.neural_network as sk_nn
+except ImportError:
+    sk_nn = None
+
+
+# ---- model definitions, the same in every framework -----------------------------------------
+def fastnn_model(sizes, bn_dropout=False, seed=0, lr=1e-3):
+    fastnn.set_seed(seed)
+    model = fastnn.Sequential([layers.Input(shape=(sizes[0],))])
+    for units in sizes[1:-1]:
+        if bn_dropout:
+            model.add(layers.Dense(units))
+            model.add(layers.BatchNormalization())
+            model.add(layers.Activation("relu"))
+            model.add(layers.Dropout(0.2))
+        else:
+            model.add(layers.Dense(units, activation="relu"))
+    model.add(layers.Dense(sizes[-1], activation="softmax"))
+    model.compile(optimizer=optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def torch_model(sizes, bn_dropout=False, seed=0):
+    torch.manual_seed(seed)
+    mods = []
+    for a, b in zip(sizes[:-2], sizes[1:-1]):
+        mods.append(torch.nn.Linear(a, b))
+        if bn_dropout:
+            mods += [torch.nn.BatchNorm1d(b, eps=1e-3, momentum=0.01), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+        else:
+            mods.append(torch.nn.ReLU())
+    mods.append(torch.nn.Linear(sizes[-2], sizes[-1]))
+    return torch.nn.Sequential(*mods)
+
+
+# ---- one epoch in each framework ------------------------------------------------------------
+def time_fastnn(x, y, sizes, batch, bn_dropout=False, backend="c", repeats=3):
+    fastnn.set_backend(backend)
+    try:
+        model = fastnn_model(sizes, bn_dropout)
+        model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)
+
+        def run():
+            t0 = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            return time.perf_counter() - t0
+        return median_of(run, repeats), model
+    finally:
+        fastnn.set_backend("c")
+
+
+def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, epochs=1):
+    model = torch_model(sizes, bn_dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    lossf = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    n = len(x)
+
+    def epoch():
+        model.train()
+        perm = torch.randperm(n)
+        total = 0.0
+        for lo in range(0, n, batch):
+            idx = perm[lo:lo + batch]
+            opt.zero_grad(set_to_none=True)
+            loss = lossf(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        return total / n
+
+    epoch_on = lambda: epoch()
+    # warm-up on a slice
+    model.train()
+    for lo in range(0, batch * 4, batch):
+        opt.zero_grad()
+        lossf(model(xt[lo:lo + batch]), yt[lo:lo + batch]).backward()
+        opt.step()
+
+    def run():
+        t0 = time.perf_counter()
+        epoch_on()
+        return time.perf_counter() - t0
+    return median_of(run, repeats), (model, epoch)
+
+
+def time_sklearn(x, y, sizes, batch, repeats=1):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+
+    def run():
+        clf = sk_nn.MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="adam", batch_size=batch,
+                                  max_iter=1, shuffle=True, random_state=0, learning_rate_init=1e-3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            clf.fit(x, y)
+            return time.perf_counter() - t0
+    return median_of(run, repeats)
+
+
+def set_threads(n):
+    fastnn.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+# ---- the cases ------------------------------------------------------------------------------
+MLP = [784, 512, 256, 10]
+DEEP = [100] + [100] * 20 + [10]
+
+
+def case_mlp(x, y, batch, args, bn_dropout=False, with_sklearn=False, with_reference=False):
+    row = {"case": f"MLP 784-512-256-10{' + BN + Dropout(0.2)' if bn_dropout else ''}, Adam, batch {batch}"}
+    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, MLP, batch), args.repeats)
+    row["fastnn_s"], _ = time_fastnn(x, y, MLP, batch, bn_dropout, repeats=args.repeats)
+    if with_reference:
+        row["numpy_s"], _ = time_fastnn(x, y, MLP, batch, bn_dropout, backend="numpy", repeats=1)
+    if torch is not None:
+        row["torch_s"], _ = time_torch(x, y, MLP, batch, bn_dropout, repeats=args.repeats)
+    if with_sklearn and sk_nn is not None and not bn_dropout:
+        row["sklearn_s"] = time_sklearn(x, y, MLP, batch)
+    return row
+
+
+def case_deep(args):
+    rng = np.random.default_rng(1)
+    n = 20000 if args.quick else 60000
+    x = rng.standard_normal((n, 100)).astype(np.float32)
+    y = rng.integers(0, 10, n)
+    row = {"case": "deep narrow 20 x Dense(100), Adam, batch 32"}
+    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, DEEP, 32), args.repeats)
+    row["fastnn_s"], _ = time_fastnn(x, y, DEEP, 32, repeats=args.repeats)
+    if torch is not None:
+        row["torch_s"], _ = time_torch(x, y, DEEP, 32, repeats=args.repeats)
+    return row
+
+
+def case_predict(x, y, args):
+    xs = x[:10000]
+    model = fastnn_model(MLP)
+    model.predict(xs[:1000], batch_size=1000, verbose=0)
+    row = {"case": "predict 10,000 rows (batch 1000)"}
+    row["fastnn_s"] = median_of(lambda: _timed(lambda: model.predict(xs, batch_size=1000, verbose=0)),
+                                args.repeats * 3)
+    # the floor: the forward products alone
+    ws = [v.value for v in model.weights if v.value.ndim == 2]
+    outs = [np.empty((1000, w.shape[1]), np.float32) for w in ws]
+
+    def floor():
+        for lo in range(0, len(xs), 1000):
+            h = xs[lo:lo + 1000]
+            for w, o in zip(ws, outs):
+                np.matmul(h, w, out=o)
+                h = o
+    row["floor_s"] = median_of(lambda: _timed(floor), args.repeats * 3)
+    if torch is not None:
+        tm = torch_model(MLP).eval()
+        xt = torch.from_numpy(xs)
+
+        def tpredict():
+            with torch.no_grad():
+                for lo in range(0, len(xs), 1000):
+                    torch.softmax(tm(xt[lo:lo + 1000]), dim=1)
+        tpredict()
+        row["torch_s"] = median_of(lambda: _timed(tpredict), args.repeats * 3)
+    return row
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def case_kernel_scaling(args):
+    """Non-GEMM kernels of one training step at batch 1024, 1 vs 2 threads (fastnn's own
+    OpenMP: the BLAS is not involved)."""
+    from fastnn import _ckernels as K
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1024, 512)).astype(np.float32)
+    b = rng.standard_normal(512).astype(np.float32)
+    dy = rng.standard_normal((1024, 512)).astype(np.float32)
+    dz, db = np.empty_like(dy), np.empty(512, np.float32)
+    p = rng.standard_normal(535818).astype(np.float32)
+    g, m, v = (rng.standard_normal(535818).astype(np.float32) for _ in range(3))
+    v = np.abs(v)
+    logits = rng.standard_normal((1024, 10)).astype(np.float32)
+    labels = rng.integers(0, 10, 1024).astype(np.int64)
+    dlog = np.empty_like(logits)
+
+    def step():
+        for _ in range(20):
+            K.bias_act_forward(z, b, 1, 0.0, z)
+            K.act_backward(dy, None, z, 1, 0.0, dz, db)
+            K.sparse_softmax_cross_entropy(logits, labels, True, 1.0, dlog)
+            fastnn.backend.ops.adam_update(p, g, m, v, None, 1e-3, 0.9, 0.999, 1e-7, 10)
+    times = {}
+    for nt in (1, 2):
+        K.set_num_threads(nt)
+        step()
+        times[nt] = median_of(lambda: _timed(step), args.repeats * 3)
+    K.set_num_threads(fastnn.get_num_threads())
+    return {"case": "non-GEMM kernels, batch 1024 (relu fwd/bwd 1024x512, softmax CE, Adam 536k)",
+            "t1_s": times[1], "t2_s": times[2], "speedup_1_to_2": times[1] / times[2]}
+
+
+def accuracy_parity(x, y, args):
+    """Same architecture, optimizer and data: fastnn's and PyTorch's training losses after
+    the same epochs agree within run-to-run noise (different seeds give the noise)."""
+    if torch is None:
+        return None
+    n = 10000
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((784, 10)).astype(np.float32)
+    xs = x[:n]
+    ys = np.argmax(xs @ w + rng.standard_normal((n, 10)).astype(np.float32) * 2, axis=1)
+    f_losses, t_losses = [], []
+    for seed in range(3):
+        model = fastnn_model(MLP, seed=seed)
+        h = model.fit(xs, ys, batch_size=128, epochs=3, verbose=0)
+        f_losses.append(h.history["loss"][-1])
+        torch.manual_seed(seed)
+        _, (tm, epoch) = time_torch(xs, ys, MLP, 128, repeats=1)
+        tl = [epoch() for _ in range(2)]
+        t_losses.append(tl[-1])
+    return {"fastnn_loss_mean": float(np.mean(f_losses)), "fastnn_loss_std": float(np.std(f_losses)),
+            "torch_loss_mean": float(np.mean(t_losses)), "torch_loss_std": float(np.std(t_losses))}
+
+
+def markdown(results):
+    lines = ["| case | threads | fastnn s/epoch | x GEMM floor | NumPy ref | PyTorch | scikit-learn |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results["rows"]:
+        if "fastnn_s" not in r:
+            continue
+        f = r["fastnn_s"]
+        cell = lambda k: f"{r[k] / f:.1f}x slower" if k in r else "n/a"
+        floor = f"{f / r['floor_s']:.2f}x" if "floor_s" in r else "n/a"
+        lines.append(f"| {r['case']} | {r.get('threads', '')} | {f:.3f} | {floor} | {cell('numpy_s')} | "
+                     f"{cell('torch_s')} | {cell('sklearn_s')} |")
+    for r in results["rows"]:
+        if "speedup_1_to_2" in r:
+            lines.append(f"\n{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x")
+    p = results.get("parity")
+    if p:
+        lines.append(f"\nAccuracy parity (3 epochs, 3 seeds): fastnn loss {p['fastnn_loss_mean']:.4f} "
+                     f"+- {p['fastnn_loss_std']:.4f}, PyTorch {p['torch_loss_mean']:.4f} +- {p['torch_loss_std']:.4f}")
+    m = results["machine"]
+    lines.append(f"\nMachine: {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}; {m['blas']}; "
+                 f"PyTorch {results.get('torch', 'n/a')}.")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20,000 samples and fewer repeats")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,predict,threads,parity")
+    ap.add_argument("--threads", default="2,1", help="thread counts for the training cases")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats = min(args.repeats, 2)
+    only = set(args.only.split(",")) if args.only else None
+    want = lambda k: only is None or k in only
+    x, y = mnist_like(20000 if args.quick else 60000)
+    results = {"machine": machine_description(), "torch": torch.__version__ if torch else None, "rows": []}
+    for nt in [int(t) for t in args.threads.split(",")]:
+        set_threads(nt)
+        for key, batch, kw in (("mlp128", 128, {"with_sklearn": nt == 2, "with_reference": nt == 2}),
+                               ("mlp32", 32, {}), ("mlp1024", 1024, {}),
+                               ("bn", 128, {"bn_dropout": True})):
+            if want(key):
+                row = case_mlp(x, y, batch, args, **kw)
+                row["threads"] = nt
+                results["rows"].append(row)
+                print(json.dumps(row))
+        if want("deep"):
+            row = case_deep(args)
+            row["threads"] = nt
+            results["rows"].append(row)
+            print(json.dumps(row))
+        if want("predict"):
+            row = case_predict(x, y, args)
+            row["threads"] = nt
+            results["rows"].append(row)
+            print(json.dumps(row))
+    set_threads(2)
+    if want("threads"):
+        row = case_kernel_scaling(args)
+        results["rows"].append(row)
+        print(json.dumps(row))
+    if want("parity"):
+        results["parity"] = accuracy_parity(x, y, args)
+        print(json.dumps(results["parity"]))
+    with open(args.out + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    table = markdown(results)
+    with open(args.out + ".md", "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The thread policy: one knob for fastnn's kernels and the BLAS; kernels that give the same
+bits for any thread count; OpenMP workers that sleep instead of spinning."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import datasets, layers, optimizers
+
+from conftest import requires_c
+
+
+def test_set_num_threads_sets_kernels_and_blas():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn import _ckernels
+    old = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert fastnn.get_num_threads() == 1 and _ckernels.get_num_threads() == 1
+        blas = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
+    finally:
+        fastnn.set_num_threads(old)
+    with pytest.raises(ValueError, match=">= 1"):
+        fastnn.set_num_threads(0)
+
+
+def test_openmp_workers_sleep_unless_the_user_says_otherwise():
+    code = "import os, fastnn; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "passive"
+    env["OMP_WAIT_POLICY"] = "active"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "active"
+
+
+@requires_c
+def test_openmp_was_compiled_in():
+    # gcc on the CI machine has OpenMP: the build must have found it
+    assert fastnn.have_openmp()
+
+
+@requires_c
+def test_training_is_reproducible_per_thread_count():
+    (x, y), _ = datasets.load_digits()
+    old = fastnn.get_num_threads()
+    try:
+        for nt in (1, 2):
+            fastnn.set_num_threads(nt)
+            weights = []
+            for _ in range(2):
+                fastnn.set_seed(7)
+                m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(32, activation="relu"),
+                                       layers.Dense(10, activation="softmax")])
+                m.compile(optimizer=optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+                m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+                weights.append(m.get_weights())
+            for a, b in zip(*weights):
+                assert np.array_equal(a, b)
+    finally:
+        fastnn.set_num_threads(old)
