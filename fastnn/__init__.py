@@ -13,8 +13,8 @@ reference (fastnn.reference) and ``FASTNN_BACKEND=numpy`` runs everything on it.
 __version__ = "0.1.0"
 
 from . import backend
-from . import (activations, callbacks, constraints, initializers, layers, losses, metrics,
-               optimizers, regularizers, utils)
+from . import (activations, callbacks, constraints, datasets, initializers, layers, losses,
+               metrics, optimizers, regularizers, utils)
 from . import models
 from .backend import (floatx, get_num_threads, have_openmp, set_backend, set_floatx,
                       set_num_threads, set_seed)
