@@ -538,38 +538,42 @@ def _lookup(kind, name, custom_objects, registry_get, base):
 
 
 def _rebuild_model(archive, custom_objects, expected):
-    from . import layers as layers_module
-    from .layers.core import InputLayer
-    from .models import Sequential
     config = archive.meta.get("model")
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise archive.error("the metadata has no model architecture ('model.layers')")
     specs = config["layers"]
     try:
-        name = config.get("name")
-        model = Sequential(name=name if isinstance(name, str) else None)
-        for i, spec in enumerate(specs):
-            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
-                    or not isinstance(spec.get("config", {}), dict):
-                raise archive.error(f"layer {i} of the architecture is malformed")
-            cls = _lookup("layer", spec["class_name"], custom_objects, layers_module.get,
-                          layers_module.Layer)
-            cfg = dict(spec.get("config", {}))
-            if cls is InputLayer:
-                layer = InputLayer(shape=cfg.get("shape"), name=cfg.get("name"))
-            else:
-                layer = cls.from_config(cfg)
-            model.add(layer)
-        model.trainable = bool(config.get("trainable", True))
-        if model.input_shape is not None and model.layers:
-            with _WeightGuard(archive, expected):
-                model.build()
+        with _WeightGuard(archive, expected):  # Sequential.add builds as soon as the input is known
+            return _rebuild_layers(archive, config, specs, custom_objects)
     except InvalidModelFileError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
             OverflowError, RecursionError, MemoryError) as err:
         raise archive.error(f"cannot rebuild the architecture ({type(err).__name__}: "
                             f"{str(err)[:300]})") from None
+
+
+def _rebuild_layers(archive, config, specs, custom_objects):
+    from . import layers as layers_module
+    from .layers.core import InputLayer
+    from .models import Sequential
+    name = config.get("name")
+    model = Sequential(name=name if isinstance(name, str) else None)
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
+                or not isinstance(spec.get("config", {}), dict):
+            raise archive.error(f"layer {i} of the architecture is malformed")
+        cls = _lookup("layer", spec["class_name"], custom_objects, layers_module.get,
+                      layers_module.Layer)
+        cfg = dict(spec.get("config", {}))
+        if cls is InputLayer:
+            layer = InputLayer(shape=cfg.get("shape"), name=cfg.get("name"))
+        else:
+            layer = cls.from_config(cfg)
+        model.add(layer)
+    model.trainable = bool(config.get("trainable", True))
+    if model.input_shape is not None and model.layers and not model.built:
+        model.build()
     return model
 
 
@@ -744,6 +748,24 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     safe (``safe_mode`` is accepted for Keras compatibility: nothing is ever unpickled).
     Raises InvalidModelFileError (a ValueError) for a corrupted, truncated, wrong-version
     or hostile file."""
+    from . import backend
+    # Rebuilding draws initial weights from the global generator (they are overwritten at
+    # once): put its state back so that loading itself consumes no randomness.
+    gen = backend.rng()
+    snapshot = gen.bit_generator.state
+    try:
+        model, values, installs = _load_model_checked(filepath, custom_objects, compile, restore_rng)
+    finally:
+        gen.bit_generator.state = snapshot
+    # Everything was read and checked: only now is anything assigned.
+    for v, value in zip(model.weights, values):
+        np.copyto(v.value, value)
+    for install in installs:
+        install()
+    return model
+
+
+def _load_model_checked(filepath, custom_objects, compile, restore_rng):
     with _Archive(filepath, "load_model") as archive:
         if archive.meta["kind"] != "model":
             raise archive.error("this is a weights file (written by save_weights); load it with "
@@ -760,12 +782,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
         if compile and _restore_compile(archive, model, custom_objects) and ostate is not None:
             installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
         installs += _rng_restorers(archive, model, restore_rng)
-    # Everything was read and checked: only now is anything assigned.
-    for v, value in zip(model.weights, values):
-        np.copyto(v.value, value)
-    for install in installs:
-        install()
-    return model
+    return model, values, installs
 
 
 def load_weights(model, filepath, skip_mismatch=False):
