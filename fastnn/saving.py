@@ -670,21 +670,25 @@ def _restore_optimizer_state(archive, model, ostate, read):
                 raise archive.error(
                     f"optimizer state {key!r} of {v.path!r}: the file has {shape} {dtype.name}, "
                     f"the optimizer needs {getattr(cur, 'shape', None)} {getattr(cur, 'dtype', type(cur).__name__)}")
-            installs.append((fresh, key, read(entry, shape, dtype,
-                                              f"optimizer state {key!r} of {v.path!r}")))
+            fresh[key] = read(entry, shape, dtype, f"optimizer state {key!r} of {v.path!r}")
         for key, value in slot.get("scalars", {}).items():
             cur = fresh[key]
             if isinstance(cur, np.ndarray) or not (value is None or isinstance(value, (bool, int, float))):
                 raise archive.error(f"optimizer state {key!r} of {v.path!r} has an invalid value")
             fresh[key] = type(cur)(value) if isinstance(cur, np.generic) else value
-        installs.append((fresh, None, v))
+        installs.append((fresh, v))
 
     def install():
-        for fresh, key, value in installs:
-            if key is None:
-                opt._state[id(value)] = fresh
-            else:
-                np.copyto(fresh[key], value)
+        # Through the optimizer's own build(), so whatever bookkeeping it keeps per variable
+        # stays consistent; then the saved values go into the state it allocated.
+        for fresh, v in installs:
+            opt.build([v])
+            state = opt.state_of(v)
+            for k, value in fresh.items():
+                if isinstance(value, np.ndarray):
+                    np.copyto(state[k], value)
+                else:
+                    state[k] = value
         opt.iterations = int(ostate["iterations"])
     return install
 
