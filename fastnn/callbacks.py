@@ -212,3 +212,143 @@ class CSVLogger(Callback):
 
     def on_train_end(self, logs=None):
         self._file.close()
+
+
+def _schedule_takes_lr(schedule):
+    """Does an epoch schedule take (epoch, lr) rather than (epoch)? None if unknown."""
+    import inspect
+    try:
+        params = list(inspect.signature(schedule).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
+def _check_lr(value, who):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{who}: the schedule must return a number (the learning rate), "
+                         f"got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{who}: the schedule returned {value}, which is not a finite "
+                         "learning rate >= 0")
+    return value
+
+
+class LearningRateScheduler(Callback):
+    """LearningRateScheduler(schedule, verbose=0)
+
+    At the start of every epoch sets ``model.optimizer.learning_rate`` to
+    ``schedule(epoch, lr)`` (``lr`` the current rate) or ``schedule(epoch)``: whichever the
+    function accepts, as Keras. ``epoch`` counts from 0. ``learning_rate`` is in the epoch logs.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler: schedule must be callable, got {schedule!r}")
+        self.schedule = schedule
+        self.verbose = verbose
+        self._takes_lr = _schedule_takes_lr(schedule)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        opt = getattr(self.model, "optimizer", None)
+        if opt is None or not hasattr(opt, "learning_rate"):
+            raise ValueError('LearningRateScheduler: the optimizer must have a "learning_rate" '
+                             "attribute (compile the model first)")
+        lr = float(opt.learning_rate)
+        if self._takes_lr is None:  # signature unknown: Keras' way, new API first
+            try:
+                new = self.schedule(epoch, lr)
+            except TypeError:
+                new = self.schedule(epoch)
+        elif self._takes_lr:
+            new = self.schedule(epoch, lr)
+        else:
+            new = self.schedule(epoch)
+        new = _check_lr(new, "LearningRateScheduler")
+        opt.learning_rate = new
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {new}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+    min_delta=1e-4, cooldown=0, min_lr=0.0)
+
+    Keras 3's rule: when ``monitor`` has not improved by more than ``min_delta`` for
+    ``patience`` epochs, multiply the learning rate by ``factor`` (not below ``min_lr``),
+    then wait ``cooldown`` epochs before counting again. ``mode="auto"`` maximizes metrics
+    whose name contains "acc" and minimizes everything else. The optimizer's learning rate
+    must be a float (a schedule cannot be reduced: TypeError, as Keras).
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__()
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau: unexpected keyword argument(s) {sorted(kwargs)}")
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0, got "
+                             f"factor={factor}")
+        if factor < 0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be >= 0, got {factor}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.verbose, self.mode, self.min_delta = verbose, mode, abs(float(min_delta))
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+        self._reset()
+
+    def _reset(self):
+        if self.mode == "min" or (self.mode == "auto" and "acc" not in self.monitor):
+            self.monitor_op = lambda a, b: a < b - self.min_delta
+            self.best = np.inf
+        else:
+            self.monitor_op = lambda a, b: a > b + self.min_delta
+            self.best = -np.inf
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        import warnings
+        logs = logs if logs is not None else {}
+        opt = self.model.optimizer
+        logs["learning_rate"] = float(opt.learning_rate)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"ReduceLROnPlateau: learning rate reduction is conditioned on metric "
+                          f"{self.monitor!r}, which is not available. Available metrics are: "
+                          f"{','.join(logs)}", stacklevel=2)
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.monitor_op(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = float(opt.learning_rate)
+                if old_lr > np.float32(self.min_lr):
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    opt.learning_rate = new_lr
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate "
+                              f"to {new_lr}.")
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0

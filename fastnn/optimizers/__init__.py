@@ -1,9 +1,16 @@
 """Optimizers (Keras 3 names, defaults and update rules), each a C kernel per variable."""
 from . import schedules
+from .adagrad import Adagrad
+from .adam import Adam, Adamax, AdamW, Nadam
 from .base import Optimizer
+from .rmsprop import RMSprop
 from .sgd import SGD
 
-_BY_NAME = {"sgd": SGD}
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adamax": Adamax, "nadam": Nadam,
+            "rmsprop": RMSprop, "adagrad": Adagrad}
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad",
+           "schedules", "get", "serialize", "deserialize"]
 
 
 def get(identifier):
@@ -23,4 +30,10 @@ def get(identifier):
 
 
 def serialize(opt):
+    """{"class_name": ..., "config": ...} for an optimizer (Keras' format)."""
     return {"class_name": type(opt).__name__, "config": opt.get_config()}
+
+
+def deserialize(config):
+    """The optimizer described by ``serialize()``'s output."""
+    return get(config)

@@ -1,60 +1,141 @@
 """The Optimizer base class: learning rate (float, schedule or callable), iteration count,
 per-variable state allocated once, gradient clipping, weight decay and constraints.
 
-Subclasses implement ``build_variable(var)`` (return a dict of state arrays) and
-``update(var, grad, state, lr)`` (one in-place C kernel call). The order of one step is
-Keras 3's: clip gradients, apply weight decay, update, apply constraints, count the step.
+One step (``apply``) follows Keras 3's ``Optimizer.apply`` order exactly:
+
+1. gradient clipping, one mode only, in Keras' priority: ``clipnorm`` (each gradient
+   scaled by ``clipnorm / max(||g||, clipnorm)``), else ``global_clipnorm`` (every gradient
+   scaled by ``global_clipnorm / max(global norm, global_clipnorm)``), else ``clipvalue``
+   (elementwise clip to ``[-clipvalue, clipvalue]``); norms are C reductions (``sum_squares``);
+2. decoupled weight decay ``w = w - w * weight_decay * lr`` (``weight_decay`` not None);
+3. the optimizer's update rule;
+4. ``iterations += 1``, then each variable's constraint.
+
+The built-in optimizers fuse 1-3 into one C pass per variable (``update`` receives the clip
+scale, clip value and weight decay); the gradient buffers are never modified.
+
+Non-finite gradients (Keras semantics, nothing is silently repaired): a NaN or inf element
+propagates to its weight and to its optimizer state. With ``clipnorm`` a non-finite element
+makes its tensor's norm non-finite, so that whole tensor's update is NaN (finite elements
+of a tensor with an inf get a zero gradient, as in Keras); with ``global_clipnorm`` every
+variable becomes NaN. The loss then turns NaN on the next step, and the
+``callbacks.TerminateOnNaN`` callback stops training there.
+
+Subclasses implement ``build_variable(var)`` (a dict of named state arrays, Keras' slot
+names) and ``update(var, grad, state, lr, weight_decay, grad_scale, clipvalue)``. A user
+subclass that leaves ``fuses_clip_and_decay = False`` implements ``update(var, grad,
+state, lr)`` instead and gets the clipped gradient (clipped in place in ``var.grad``) and
+already-decayed weights from this base class.
 """
+import inspect
+import math
+import re
+
 import numpy as np
 
 from .. import backend
 from .schedules import LearningRateSchedule
 
 
+def _norm_scale(norm, clip):
+    """clip / max(norm, clip), NaN when the norm is not finite (Keras' clip_by_norm and
+    clip_by_global_norm give NaN there too)."""
+    if norm <= clip:
+        return 1.0
+    if norm > clip and math.isfinite(norm):
+        return clip / norm
+    return math.nan
+
+
+def _wants_step(fn):
+    """Does a learning-rate callable take the step number? Keras' callables take no
+    argument; fastnn also accepts ``fn(step)`` (the iteration count)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [p for p in params if p.default is p.empty
+                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(required) >= 1
+
+
 class Optimizer:
     """Optimizer(learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-    global_clipnorm=None, name=None)"""
+    global_clipnorm=None, name=None)
+
+    ``learning_rate``: a float, a ``LearningRateSchedule`` (called with ``iterations``) or a
+    callable (no argument, as in Keras, or one argument: the iteration count). It can be
+    read (a float) and assigned during training: ``optimizer.learning_rate = 1e-4``.
+    ``iterations``: the number of steps taken. Per-variable state: ``state_of(var)``, a dict
+    of named arrays of the variable's shape and dtype, allocated once.
+    """
+
+    #: the subclass' update() takes (lr, weight_decay, grad_scale, clipvalue) and fuses them
+    fuses_clip_and_decay = False
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
         for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                   "gradient_accumulation_steps"):
-            if kwargs.pop(k, None) not in (None, False):
+            default = 0.99 if k == "ema_momentum" else None
+            if kwargs.pop(k, default) not in (None, False, default):
                 raise NotImplementedError(f"{type(self).__name__}: {k} is not supported by fastnn")
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError("Only one of clipnorm and global_clipnorm can be set")
+            raise ValueError(f"{type(self).__name__}: only one of clipnorm and global_clipnorm can "
+                             f"be set, got clipnorm={clipnorm}, global_clipnorm={global_clipnorm}")
         for key, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
                        ("global_clipnorm", global_clipnorm), ("weight_decay", weight_decay)):
-            if v is not None and not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{type(self).__name__}: {key} must be a finite number >= 0, got {v}")
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))
+                                  or not (math.isfinite(v) and v >= 0)):
+                raise ValueError(f"{type(self).__name__}: {key} must be a finite number >= 0, got {v!r}")
         self.name = name or type(self).__name__.lower()
-        self.weight_decay = weight_decay
-        self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.clipnorm = None if clipnorm is None else float(clipnorm)
+        self.clipvalue = None if clipvalue is None else float(clipvalue)
+        self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
+        self._learning_rate = None
         self.learning_rate = learning_rate
         self.iterations = 0
-        self._state = {}  # id(variable) -> dict of state arrays
+        self._state = {}     # id(variable) -> dict of named state arrays
+        self._tracked = {}   # id(variable) -> variable (keeps ids unique while state lives)
+        self._exclude_ids = set()
+        self._exclude_pattern = None
+        self._wd_cache = {}
 
     # -- learning rate ------------------------------------------------------------------
     @property
     def learning_rate(self):
         """The current learning rate as a float (a schedule is evaluated at ``iterations``)."""
         lr = self._learning_rate
-        if isinstance(lr, LearningRateSchedule) or callable(lr):
+        if isinstance(lr, LearningRateSchedule):
             return float(lr(self.iterations))
+        if callable(lr):
+            return float(lr(self.iterations) if self._lr_wants_step else lr())
         return lr
 
     @learning_rate.setter
     def learning_rate(self, value):
         if isinstance(value, LearningRateSchedule) or callable(value):
             self._learning_rate = value
+            self._lr_wants_step = (not isinstance(value, LearningRateSchedule)
+                                   and _wants_step(value))
             return
+        if isinstance(self._learning_rate, LearningRateSchedule):
+            # as Keras: silently dropping the schedule would be a worse surprise
+            raise TypeError(
+                f"{type(self).__name__} was created with a LearningRateSchedule as its "
+                "learning_rate, hence its learning rate is not settable to a number; create the "
+                "optimizer with a float learning_rate (or assign a new schedule) instead")
+        if isinstance(value, bool):
+            raise TypeError(f"learning_rate must be a number, a schedule or a callable, got {value!r}")
         try:
             value = float(value)
         except (TypeError, ValueError):
-            raise TypeError(f"learning_rate must be a number, a schedule or a callable, got {value!r}")
-        if not np.isfinite(value) or value < 0:
+            raise TypeError(f"learning_rate must be a number, a schedule or a callable, "
+                            f"got {value!r}") from None
+        if not math.isfinite(value) or value < 0:
             raise ValueError(f"learning_rate must be a finite number >= 0, got {value}")
         self._learning_rate = value
 
@@ -66,67 +147,111 @@ class Optimizer:
         for v in variables:
             if id(v) not in self._state:
                 self._state[id(v)] = self.build_variable(v)
+                self._tracked[id(v)] = v
 
     def build_variable(self, var):
+        """A dict of named state arrays for ``var`` (empty by default)."""
         return {}
 
     def state_of(self, var):
+        """The dict of named state arrays of ``var`` (None before the optimizer saw it)."""
         return self._state.get(id(var))
 
+    def _zeros_like(self, var):
+        return np.zeros_like(var.value)
+
+    # -- weight decay selection (Keras API) ------------------------------------------------
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Exclude variables from weight decay: those in ``var_list``, and those whose name
+        contains any string of ``var_names`` (e.g. ``var_names=["bias"]``)."""
+        self._exclude_ids = set(id(v) for v in (var_list or ()))
+        self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
+        self._wd_cache = {}
+
+    def _use_weight_decay(self, var):
+        key = id(var)
+        use = self._wd_cache.get(key)
+        if use is None:
+            use = not (key in self._exclude_ids or (
+                self._exclude_pattern is not None
+                and self._exclude_pattern.search(getattr(var, "name", "")) is not None))
+            self._wd_cache[key] = use
+        return use
+
     # -- one step -----------------------------------------------------------------------
+    def _prepare_step(self):
+        """Hook run once per step before the per-variable updates (Nadam's schedule)."""
+
     def apply(self, variables):
-        """One optimizer step on ``variables`` using each one's ``.grad``."""
-        if len(self._state) < len(variables):
-            self.build(variables)
+        """One optimizer step on ``variables`` using each one's ``.grad`` (Keras order:
+        clip, weight decay, update, iterations += 1, constraints)."""
         lr = self.learning_rate
-        self._clip(variables)
-        if self.weight_decay:
-            wd = float(self.weight_decay) * lr
-            for v in variables:
-                v.value -= v.value * v.value.dtype.type(wd)
+        self._prepare_step()
+        ops = backend.ops
+        clipnorm = self.clipnorm if self.clipnorm else None
+        scale = 1.0
+        clipvalue = None
+        if clipnorm is None:
+            if self.global_clipnorm:
+                total = 0.0
+                for v in variables:
+                    total += ops.sum_squares(v.grad)
+                scale = _norm_scale(math.sqrt(total), self.global_clipnorm)
+            elif self.clipvalue:
+                clipvalue = self.clipvalue
+        wd = self.weight_decay or 0.0
+        fused = self.fuses_clip_and_decay
         for v in variables:
-            self.update(v, v.grad, self._state[id(v)], lr)
+            state = self._state.get(id(v))
+            if state is None:
+                self.build((v,))
+                state = self._state[id(v)]
+            s = scale
+            if clipnorm is not None:
+                s = _norm_scale(math.sqrt(ops.sum_squares(v.grad)), clipnorm)
+            vwd = wd if wd and self._use_weight_decay(v) else 0.0
+            if fused:
+                self.update(v, v.grad, state, lr, vwd, s, clipvalue)
+            else:
+                g = v.grad
+                if s != 1.0:
+                    g *= g.dtype.type(s)
+                if clipvalue is not None:
+                    np.clip(g, -clipvalue, clipvalue, out=g)
+                if vwd:
+                    v.value -= v.value * v.value.dtype.type(vwd * lr)
+                self.update(v, g, state, lr)
+        self.iterations += 1
         for v in variables:
             if v.constraint is not None:
                 v.constraint.apply_(v.value)
-        self.iterations += 1
 
-    def _clip(self, variables):
-        ops = backend.ops
-        if self.clipnorm is not None:
-            for v in variables:
-                norm = np.sqrt(ops.sum_squares(v.grad))
-                if norm > self.clipnorm:
-                    v.grad *= v.grad.dtype.type(self.clipnorm / norm)
-        if self.global_clipnorm is not None:
-            norm = np.sqrt(sum(ops.sum_squares(v.grad) for v in variables))
-            if norm > self.global_clipnorm:
-                scale = self.global_clipnorm / norm
-                for v in variables:
-                    v.grad *= v.grad.dtype.type(scale)
-        if self.clipvalue is not None:
-            for v in variables:
-                np.clip(v.grad, -self.clipvalue, self.clipvalue, out=v.grad)
-
-    def update(self, var, grad, state, lr):
+    def update(self, var, grad, state, lr, weight_decay=0.0, grad_scale=1.0, clipvalue=None):
+        """Update ``var.value`` in place from ``grad`` and ``state`` (see the class docstring)."""
         raise NotImplementedError
 
     # -- config -------------------------------------------------------------------------
     def get_config(self):
+        """Keras-style config: constructor arguments (a schedule is serialized; a plain
+        callable is saved as its current value)."""
         from . import schedules
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
             lr = schedules.serialize(lr)
         elif callable(lr):
-            lr = float(lr(self.iterations))
+            lr = self.learning_rate
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
 
     @classmethod
     def from_config(cls, config):
+        """Rebuild an optimizer (without state) from ``get_config()``."""
         from . import schedules
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} learning_rate={self.learning_rate:g}>"
