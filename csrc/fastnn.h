@@ -159,4 +159,74 @@ void adagrad_update_f32(float *p, const float *g, float *acc, double lr, double 
 void adagrad_update_f64(double *p, const double *g, double *acc, double lr, double epsilon,
                         double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
 
+/* ---- normalization (normalization.c) --------------------------------------------- */
+/* Batch norm, training: per column of X (n, m), mean and biased variance in one pass,
+ * invstd = 1 / sqrt(var + eps), moving_* = moving_* * momentum + batch * (1 - momentum)
+ * (skipped when moving_mean is NULL), Y = (X - mean) * gamma * invstd + beta.
+ * gamma / beta may be NULL (scale=False / center=False). */
+void batchnorm_forward_train_f32(const float *X, const float *gamma, const float *beta, double eps,
+                                 double momentum, float *moving_mean, float *moving_var, float *Y,
+                                 float *mean, float *invstd, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void batchnorm_forward_train_f64(const double *X, const double *gamma, const double *beta, double eps,
+                                 double momentum, double *moving_mean, double *moving_var, double *Y,
+                                 double *mean, double *invstd, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* Batch norm backward through the batch mean and variance; dX, dgamma, dbeta may be NULL. */
+void batchnorm_backward_f32(const float *dY, const float *X, const float *mean, const float *invstd,
+                            const float *gamma, float *dX, float *dgamma, float *dbeta,
+                            ptrdiff_t n, ptrdiff_t m, int n_threads);
+void batchnorm_backward_f64(const double *dY, const double *X, const double *mean, const double *invstd,
+                            const double *gamma, double *dX, double *dgamma, double *dbeta,
+                            ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* Y = (X - shift) * scale + offset per column; shift / offset may be NULL. */
+void col_affine_f32(const float *X, const float *shift, const float *scale, const float *offset,
+                    float *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void col_affine_f64(const double *X, const double *shift, const double *scale, const double *offset,
+                    double *Y, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* Layer norm over each row: Y = (X - mean) * rstd * gamma + beta; mean, rstd (n,) saved. */
+void layernorm_forward_f32(const float *X, const float *gamma, const float *beta, double eps,
+                           float *Y, float *mean, float *rstd, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void layernorm_forward_f64(const double *X, const double *gamma, const double *beta, double eps,
+                           double *Y, double *mean, double *rstd, ptrdiff_t n, ptrdiff_t m, int n_threads);
+void layernorm_backward_f32(const float *dY, const float *X, const float *gamma, const float *mean,
+                            const float *rstd, float *dX, float *dgamma, float *dbeta,
+                            ptrdiff_t n, ptrdiff_t m, int n_threads);
+void layernorm_backward_f64(const double *dY, const double *X, const double *gamma, const double *mean,
+                            const double *rstd, double *dX, double *dgamma, double *dbeta,
+                            ptrdiff_t n, ptrdiff_t m, int n_threads);
+
+/* ---- dropout family (dropout.c): counter-based random numbers -------------------- */
+/* key = mix64(mix64(seed) + counter * G); word i = mix64(key + (i + 1) * G), SplitMix64. */
+uint64_t fastnn_random_key(uint64_t seed, uint64_t counter);
+uint64_t fastnn_keep_threshold(double rate);
+void random_words_u64(uint64_t seed, uint64_t counter, uint64_t *out, ptrdiff_t n, int n_threads);
+/* out = X * scale + shift where element i is kept ((word i >> 11) >= rate * 2^53), fill
+ * where dropped. Dropout: scale 1/(1-rate), shift = fill = 0 (also its backward). */
+void dropout_apply_f32(const float *X, double rate, double scale, double shift, double fill,
+                       uint64_t seed, uint64_t counter, float *out, ptrdiff_t n, int n_threads);
+void dropout_apply_f64(const double *X, double rate, double scale, double shift, double fill,
+                       uint64_t seed, uint64_t counter, double *out, ptrdiff_t n, int n_threads);
+/* out = X + stddev * z (additive) or X * (1 + stddev * z) (multiplicative), z ~ N(0, 1)
+ * by Box-Muller on words 2i, 2i + 1. */
+void gaussian_noise_apply_f32(const float *X, double stddev, int multiplicative, uint64_t seed,
+                              uint64_t counter, float *out, ptrdiff_t n, int n_threads);
+void gaussian_noise_apply_f64(const double *X, double stddev, int multiplicative, uint64_t seed,
+                              uint64_t counter, double *out, ptrdiff_t n, int n_threads);
+
+/* ---- regularizers and constraints (regularizers.c) -------------------------------- */
+/* Returns scale * (l1 * sum|w| + l2 * sum w^2); grad (may be NULL) += scale * (l1 sign(w)
+ * + 2 l2 w), in the same pass. */
+double l1_l2_penalty_f32(const float *w, double l1, double l2, double scale, float *grad,
+                         ptrdiff_t n, int n_threads);
+double l1_l2_penalty_f64(const double *w, double l1, double l2, double scale, double *grad,
+                         ptrdiff_t n, int n_threads);
+/* W viewed as (P, R, Q), norms over R: W *= (rate * clip(norm, min, max) + (1 - rate) * norm)
+ * / (1e-7 + norm), or W /= (1e-7 + norm) when unit. In place. */
+void norm_constraint_f32(float *W, double min_value, double max_value, double rate, int unit,
+                         ptrdiff_t P, ptrdiff_t R, ptrdiff_t Q, int n_threads);
+void norm_constraint_f64(double *W, double min_value, double max_value, double rate, int unit,
+                         ptrdiff_t P, ptrdiff_t R, ptrdiff_t Q, int n_threads);
+/* W = max(W, 0) in place. */
+void non_neg_f32(float *W, ptrdiff_t n, int n_threads);
+void non_neg_f64(double *W, ptrdiff_t n, int n_threads);
+
 #endif /* FASTNN_H */

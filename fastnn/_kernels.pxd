@@ -1,6 +1,6 @@
 # Declarations of the C kernels in csrc/ (the header is csrc/fastnn.h), made once here and
 # cimported by the wrappers in _ckernels.pyx.
-from libc.stdint cimport int32_t, int64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     int fastnn_have_openmp()
@@ -78,3 +78,56 @@ cdef extern from "fastnn.h" nogil:
                             double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
     void adagrad_update_f64(double *p, const double *g, double *acc, double lr, double epsilon,
                             double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+
+    # normalization.c
+    void batchnorm_forward_train_f32(const float *X, const float *gamma, const float *beta, double eps,
+                                     double momentum, float *moving_mean, float *moving_var, float *Y,
+                                     float *mean, float *invstd, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void batchnorm_forward_train_f64(const double *X, const double *gamma, const double *beta, double eps,
+                                     double momentum, double *moving_mean, double *moving_var, double *Y,
+                                     double *mean, double *invstd, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void batchnorm_backward_f32(const float *dY, const float *X, const float *mean, const float *invstd,
+                                const float *gamma, float *dX, float *dgamma, float *dbeta,
+                                Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void batchnorm_backward_f64(const double *dY, const double *X, const double *mean, const double *invstd,
+                                const double *gamma, double *dX, double *dgamma, double *dbeta,
+                                Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void col_affine_f32(const float *X, const float *shift, const float *scale, const float *offset,
+                        float *Y, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void col_affine_f64(const double *X, const double *shift, const double *scale, const double *offset,
+                        double *Y, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void layernorm_forward_f32(const float *X, const float *gamma, const float *beta, double eps,
+                               float *Y, float *mean, float *rstd, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void layernorm_forward_f64(const double *X, const double *gamma, const double *beta, double eps,
+                               double *Y, double *mean, double *rstd, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void layernorm_backward_f32(const float *dY, const float *X, const float *gamma, const float *mean,
+                                const float *rstd, float *dX, float *dgamma, float *dbeta,
+                                Py_ssize_t n, Py_ssize_t m, int n_threads)
+    void layernorm_backward_f64(const double *dY, const double *X, const double *gamma, const double *mean,
+                                const double *rstd, double *dX, double *dgamma, double *dbeta,
+                                Py_ssize_t n, Py_ssize_t m, int n_threads)
+
+    # dropout.c
+    uint64_t fastnn_random_key(uint64_t seed, uint64_t counter)
+    uint64_t fastnn_keep_threshold(double rate)
+    void random_words_u64(uint64_t seed, uint64_t counter, uint64_t *out, Py_ssize_t n, int n_threads)
+    void dropout_apply_f32(const float *X, double rate, double scale, double shift, double fill,
+                           uint64_t seed, uint64_t counter, float *out, Py_ssize_t n, int n_threads)
+    void dropout_apply_f64(const double *X, double rate, double scale, double shift, double fill,
+                           uint64_t seed, uint64_t counter, double *out, Py_ssize_t n, int n_threads)
+    void gaussian_noise_apply_f32(const float *X, double stddev, int multiplicative, uint64_t seed,
+                                  uint64_t counter, float *out, Py_ssize_t n, int n_threads)
+    void gaussian_noise_apply_f64(const double *X, double stddev, int multiplicative, uint64_t seed,
+                                  uint64_t counter, double *out, Py_ssize_t n, int n_threads)
+
+    # regularizers.c
+    double l1_l2_penalty_f32(const float *w, double l1, double l2, double scale, float *grad,
+                             Py_ssize_t n, int n_threads)
+    double l1_l2_penalty_f64(const double *w, double l1, double l2, double scale, double *grad,
+                             Py_ssize_t n, int n_threads)
+    void norm_constraint_f32(float *W, double min_value, double max_value, double rate, int unit,
+                             Py_ssize_t P, Py_ssize_t R, Py_ssize_t Q, int n_threads)
+    void norm_constraint_f64(double *W, double min_value, double max_value, double rate, int unit,
+                             Py_ssize_t P, Py_ssize_t R, Py_ssize_t Q, int n_threads)
+    void non_neg_f32(float *W, Py_ssize_t n, int n_threads)
+    void non_neg_f64(double *W, Py_ssize_t n, int n_threads)
