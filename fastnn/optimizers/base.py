@@ -37,12 +37,13 @@ from .. import backend
 from .schedules import LearningRateSchedule
 
 
-def _norm_scale(norm, clip):
-    """clip / max(norm, clip), NaN when the norm is not finite (Keras' clip_by_norm and
-    clip_by_global_norm give NaN there too)."""
+def _norm_scale(norm, clip, global_norm=False):
+    """clip / max(norm, clip), as Keras' clip_by_norm: 0 for an infinite norm (finite
+    elements get a zero gradient, the inf ones NaN), NaN for a NaN norm. Keras'
+    clip_by_global_norm makes the scale NaN for any non-finite norm (``global_norm``)."""
     if norm <= clip:
         return 1.0
-    if norm > clip and math.isfinite(norm):
+    if norm > clip and (math.isfinite(norm) or not global_norm):
         return clip / norm
     return math.nan
 
@@ -196,7 +197,7 @@ class Optimizer:
                 total = 0.0
                 for v in variables:
                     total += ops.sum_squares(v.grad)
-                scale = _norm_scale(math.sqrt(total), self.global_clipnorm)
+                scale = _norm_scale(math.sqrt(total), self.global_clipnorm, global_norm=True)
             elif self.clipvalue:
                 clipvalue = self.clipvalue
         wd = self.weight_decay or 0.0

@@ -1,0 +1,659 @@
+"""Optimizers: C kernels vs the NumPy reference vs the published (Keras 3) rules written out
+independently here, over many steps; torch.optim where the rules coincide; clipping modes,
+weight decay, NaN semantics, frozen variables, learning-rate assignment, convergence."""
+import contextlib
+import io
+import math
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import callbacks, layers, optimizers
+from fastnn.layers.base import Variable
+from fastnn.optimizers import schedules
+
+from conftest import C, REF, requires_c
+
+STEPS = 40
+SHAPES = [(3, 5), (7,), (1, 1)]
+
+CONFIGS = [
+    ("SGD", dict(learning_rate=0.05)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    ("Adam", dict(learning_rate=0.01)),
+    ("Adam", dict(learning_rate=0.01, amsgrad=True)),
+    ("AdamW", dict(learning_rate=0.01, weight_decay=0.05)),
+    ("Adamax", dict(learning_rate=0.01)),
+    ("Nadam", dict(learning_rate=0.01)),
+    ("RMSprop", dict(learning_rate=0.01)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.8)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.8, centered=True)),
+    ("Adagrad", dict(learning_rate=0.05)),
+]
+EXTRAS = [{}, {"clipnorm": 1.0}, {"global_clipnorm": 2.0}, {"clipvalue": 0.5},
+          {"weight_decay": 0.02}, {"clipvalue": 0.5, "clipnorm": 1.5}]
+
+TOL = {np.float32: 1e-6, np.float64: 1e-12}
+
+
+@contextlib.contextmanager
+def using_backend(name):
+    old = fastnn.backend.backend()
+    fastnn.set_backend(name) if hasattr(fastnn, "set_backend") else fastnn.backend.set_backend(name)
+    try:
+        yield
+    finally:
+        fastnn.backend.set_backend(old)
+
+
+def fixed_problem(dtype, steps=STEPS, seed=0, scale=0.8):
+    rng = np.random.default_rng(seed)
+    init = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = [[(scale * rng.standard_normal(s)).astype(dtype) for s in SHAPES]
+             for _ in range(steps)]
+    return init, grads
+
+
+def run_fastnn(opt, init, grads):
+    """Drive an Optimizer on Variables with fixed gradients; return params and states."""
+    vs = [Variable(p.copy(), f"v{i}") for i, p in enumerate(init)]
+    for step_grads in grads:
+        for v, g in zip(vs, step_grads):
+            v.grad[...] = g
+        opt.apply(vs)
+    return [v.value for v in vs], [opt.state_of(v) for v in vs]
+
+
+# ---- the published rules, written out independently (Keras 3 source, float64) -------------
+def formula_trajectory(kind, cfg, extra, init, grads):
+    """Keras 3's Optimizer.apply + update_step, transcribed: clip (one mode, Keras' priority),
+    weight decay w - w*wd*lr, update, iterations += 1. Everything in float64."""
+    cfg = {**cfg, **extra}
+    lr_spec = cfg.get("learning_rate")
+    ps = [p.astype(np.float64) for p in init]
+    st = [dict() for _ in ps]
+    u_product = 1.0
+    b1, b2 = cfg.get("beta_1", 0.9), cfg.get("beta_2", 0.999)
+    eps = cfg.get("epsilon", 1e-7)
+    for it, step_grads in enumerate(grads):
+        lr = lr_spec(it) if callable(lr_spec) else lr_spec
+        gs = [g.astype(np.float64) for g in step_grads]
+        if cfg.get("clipnorm"):
+            c = cfg["clipnorm"]
+            gs = [g * c / max(math.sqrt(float(np.sum(g * g))), c) for g in gs]
+        elif cfg.get("global_clipnorm"):
+            c = cfg["global_clipnorm"]
+            n = math.sqrt(sum(float(np.sum(g * g)) for g in gs))
+            gs = [g * (c * min(1.0 / n, 1.0 / c)) for g in gs]
+        elif cfg.get("clipvalue"):
+            gs = [np.clip(g, -cfg["clipvalue"], cfg["clipvalue"]) for g in gs]
+        wd = cfg.get("weight_decay")
+        if wd:
+            ps = [p - p * wd * lr for p in ps]
+        t = it + 1
+        if kind == "Nadam":
+            u_product *= b1 * (1.0 - 0.5 * 0.96 ** t)
+        for i, (p, g) in enumerate(zip(ps, gs)):
+            s = st[i]
+            if kind == "SGD":
+                mom = cfg.get("momentum", 0.0)
+                if mom:
+                    m = s.get("momentum", np.zeros_like(p))
+                    m = m * mom - g * lr
+                    s["momentum"] = m
+                    p = p + (m * mom - g * lr) if cfg.get("nesterov") else p + m
+                else:
+                    p = p - g * lr
+            elif kind in ("Adam", "AdamW"):
+                m = s.get("momentum", np.zeros_like(p))
+                v = s.get("velocity", np.zeros_like(p))
+                m = m + (g - m) * (1 - b1)
+                v = v + (g * g - v) * (1 - b2)
+                s["momentum"], s["velocity"] = m, v
+                alpha = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                if cfg.get("amsgrad"):
+                    vh = np.maximum(s.get("velocity_hat", np.zeros_like(p)), v)
+                    s["velocity_hat"] = vh
+                    v = vh
+                p = p - (m * alpha) / (np.sqrt(v) + eps)
+            elif kind == "Adamax":
+                m = s.get("momentum", np.zeros_like(p))
+                u = s.get("norm", np.zeros_like(p))
+                m = m + (g - m) * (1 - b1)
+                u = np.maximum(b2 * u, np.abs(g))
+                s["momentum"], s["norm"] = m, u
+                p = p - (lr * m) / ((1 - b1 ** t) * (u + eps))
+            elif kind == "Nadam":
+                m = s.get("momentum", np.zeros_like(p))
+                v = s.get("velocity", np.zeros_like(p))
+                u_t = b1 * (1.0 - 0.5 * 0.96 ** t)
+                u_t_1 = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+                u_product_t_1 = u_product * u_t_1
+                m = m + (g - m) * (1 - b1)
+                v = v + (g * g - v) * (1 - b2)
+                s["momentum"], s["velocity"] = m, v
+                m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product)
+                v_hat = v / (1 - b2 ** t)
+                p = p - (m_hat * lr) / (np.sqrt(v_hat) + eps)
+            elif kind == "RMSprop":
+                rho = cfg.get("rho", 0.9)
+                v = rho * s.get("velocity", np.zeros_like(p)) + (1 - rho) * g * g
+                s["velocity"] = v
+                if cfg.get("centered"):
+                    a = rho * s.get("average_gradient", np.zeros_like(p)) + (1 - rho) * g
+                    s["average_gradient"] = a
+                    den = v - a * a + eps
+                else:
+                    den = v + eps
+                inc = lr * g / np.sqrt(den)
+                if cfg.get("momentum", 0.0) > 0:
+                    inc = cfg["momentum"] * s.get("momentum", np.zeros_like(p)) + inc
+                    s["momentum"] = inc
+                p = p - inc
+            elif kind == "Adagrad":
+                acc = s.get("accumulator", np.full_like(p, cfg.get("initial_accumulator_value", 0.1)))
+                acc = acc + g * g
+                s["accumulator"] = acc
+                p = p - lr * g / np.sqrt(acc + eps)
+            ps[i] = p
+    return ps, st
+
+
+def assert_traj(a, b, dtype, what):
+    for i, (x, y) in enumerate(zip(a, b)):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        scale = max(1.0, float(np.max(np.abs(y))) if y.size else 1.0)
+        np.testing.assert_allclose(x, y, rtol=TOL[dtype], atol=TOL[dtype] * scale,
+                                   err_msg=f"{what}, variable {i}")
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("extra", EXTRAS, ids=lambda e: ",".join(e) or "plain")
+@pytest.mark.parametrize("kind,cfg", CONFIGS, ids=lambda c: c if isinstance(c, str) else
+                         ",".join(f"{k}={v}" for k, v in c.items() if k != "learning_rate"))
+def test_trajectory_c_reference_formula(kind, cfg, extra, dtype):
+    if kind == "AdamW" and "weight_decay" in extra:
+        extra = {}
+    init, grads = fixed_problem(dtype)
+    out = {}
+    for backend_name in ("c", "numpy"):
+        with using_backend(backend_name):
+            opt = getattr(optimizers, kind)(**cfg, **extra)
+            out[backend_name] = run_fastnn(opt, init, grads)
+            assert opt.iterations == STEPS
+    (pc, sc), (pr, sr) = out["c"], out["numpy"]
+    for p in pc:
+        assert p.dtype == dtype
+    assert_traj(pc, pr, dtype, f"{kind} C vs reference params")
+    for a, b in zip(sc, sr):
+        assert sorted(a) == sorted(b)
+        assert_traj([a[k] for k in sorted(a)], [b[k] for k in sorted(b)], dtype,
+                    f"{kind} C vs reference state")
+    pf, sf = formula_trajectory(kind, cfg, extra, init, grads)
+    assert_traj(pc, pf, dtype, f"{kind} C vs published rule")
+    for a, b in zip(sc, sf):
+        assert sorted(a) == sorted(b), "state slot names follow Keras"
+        assert_traj([a[k] for k in sorted(a)], [b[k] for k in sorted(b)], dtype,
+                    f"{kind} state vs published rule")
+    # the trajectories actually moved (a test that cannot fail would not)
+    assert not np.allclose(pc[0], init[0])
+
+
+@requires_c
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "Nadam", "RMSprop"])
+def test_trajectory_with_schedule_and_callable_learning_rate(kind):
+    init, grads = fixed_problem(np.float64)
+    sched = schedules.ExponentialDecay(0.02, decay_steps=7, decay_rate=0.5)
+    cfg = dict(learning_rate=sched, **({"momentum": 0.5} if kind == "SGD" else {}))
+    p1, _ = run_fastnn(getattr(optimizers, kind)(**cfg), init, grads)
+    pf, _ = formula_trajectory(kind, cfg, {}, init, grads)
+    assert_traj(p1, pf, np.float64, f"{kind} with ExponentialDecay")
+    # a callable of the step is evaluated at iterations, exactly like the schedule
+    p2, _ = run_fastnn(getattr(optimizers, kind)(**{**cfg, "learning_rate": lambda step: sched(step)}),
+                       init, grads)
+    np.testing.assert_array_equal(p1[0], p2[0])
+
+
+# ---- kernel parity matrix -------------------------------------------------------------------
+def _kernel_calls(n_shape, dtype, rng):
+    """(name, args builder) for every update kernel, with clip/decay options exercised."""
+    def st(fill=0.0):
+        return np.full(n_shape, fill, dtype)
+
+    common = dict(weight_decay=0.01, grad_scale=0.7, clipvalue=0.9)
+    return [
+        ("sgd_update", lambda: ([st(0.1)], dict(learning_rate=0.1, momentum=0.9, nesterov=True, **common))),
+        ("sgd_update", lambda: ([None], dict(learning_rate=0.1))),
+        ("adam_update", lambda: ([st(0.1), st(0.2), st(0.3)], dict(learning_rate=0.01, beta_1=0.9,
+                                 beta_2=0.999, epsilon=1e-7, step=3, **common))),
+        ("adam_update", lambda: ([st(0.1), st(0.2), None], dict(learning_rate=0.01, beta_1=0.8,
+                                 beta_2=0.99, epsilon=1e-7, step=1))),
+        ("adamax_update", lambda: ([st(0.1), st(0.2)], dict(learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                                   epsilon=1e-7, step=5, **common))),
+        ("nadam_update", lambda: ([st(0.1), st(0.2)], dict(learning_rate=0.01, beta_1=0.9, beta_2=0.999,
+                                  epsilon=1e-7, step=2, u_product=0.9 * 0.52 * 0.9 * 0.539, **common))),
+        ("rmsprop_update", lambda: ([st(0.5), st(0.1), st(0.05)], dict(learning_rate=0.01, rho=0.9,
+                                    momentum=0.5, epsilon=1e-7, **common))),
+        ("rmsprop_update", lambda: ([st(0.5), None, None], dict(learning_rate=0.01, rho=0.9,
+                                    momentum=0.0, epsilon=1e-7))),
+        ("adagrad_update", lambda: ([st(0.1)], dict(learning_rate=0.1, epsilon=1e-7, **common))),
+    ]
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (7,), (3, 17), (1001,)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kernels_match_reference(dtype, shape, n_threads):
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(shape).astype(dtype)
+    g = (1.5 * rng.standard_normal(shape)).astype(dtype)
+    for name, make in _kernel_calls(shape, dtype, rng):
+        res = []
+        for ops, nt in ((C, n_threads), (REF, None)):
+            state, kw = make()
+            p = p0.copy()
+            # non-contiguous gradient (accepted: it is an input)
+            gv = np.repeat(g[..., None], 2, axis=-1)[..., 0] if g.ndim else g
+            g_before = gv.copy()
+            getattr(ops, name)(p, gv, *state, **kw, n_threads=nt)
+            np.testing.assert_array_equal(gv, g_before, err_msg=f"{name} wrote the gradient")
+            res.append([p] + [s for s in state if s is not None])
+        for a, b in zip(*res):
+            np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
+        assert not np.array_equal(res[0][0], p0), name
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernels_same_bits_for_any_thread_count(dtype):
+    n = 300_001  # above FASTNN_PARALLEL_MIN: the parallel path runs
+    rng = np.random.default_rng(2)
+    p0 = rng.standard_normal(n).astype(dtype)
+    g = rng.standard_normal(n).astype(dtype)
+    for name, make in _kernel_calls((n,), dtype, rng):
+        out = []
+        for nt in (1, 2):
+            state, kw = make()
+            p = p0.copy()
+            getattr(C, name)(p, g, *state, **kw, n_threads=nt)
+            out.append([p] + [s for s in state if s is not None])
+        for a, b in zip(*out):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+@requires_c
+@pytest.mark.parametrize("ops", [C, REF], ids=["c", "numpy"])
+def test_kernel_bad_input(ops):
+    p = np.zeros(4, np.float32)
+    with pytest.raises(TypeError):
+        ops.sgd_update(p.astype(np.int32), p, None, 0.1)
+    with pytest.raises(ValueError, match="gradient"):
+        ops.sgd_update(p, np.zeros(5, np.float32), None, 0.1)
+    with pytest.raises((TypeError, ValueError)):
+        ops.sgd_update(p, np.zeros(4, np.float64), None, 0.1)
+    with pytest.raises((TypeError, ValueError)):
+        ops.adam_update(p, p.copy(), np.zeros(3, np.float32), p.copy(), None, 0.1, 0.9, 0.999,
+                        1e-7, 1)
+    with pytest.raises(ValueError, match="step"):
+        ops.adam_update(p, p.copy(), p.copy(), p.copy(), None, 0.1, 0.9, 0.999, 1e-7, 0)
+    with pytest.raises(ValueError, match="clipvalue"):
+        ops.adagrad_update(p, p.copy(), p.copy(), 0.1, 1e-7, clipvalue=-1.0)
+
+
+@requires_c
+def test_zero_size_variable_and_empty_kernels():
+    v = Variable(np.zeros((0, 3), np.float32), "empty")
+    w = Variable(np.ones(3, np.float32), "w")
+    w.grad[...] = 1.0
+    for kind in ("SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Adagrad"):
+        opt = getattr(optimizers, kind)(global_clipnorm=1.0)
+        opt.apply([v, w])
+        assert v.value.shape == (0, 3) and opt.state_of(v) is not None
+
+
+# ---- golden values by hand --------------------------------------------------------------
+@requires_c
+@pytest.mark.parametrize("backend_name", ["c", "numpy"])
+def test_golden_first_steps(backend_name):
+    with using_backend(backend_name):
+        # Adam, one step: m = 0.1 g, v = 0.001 g^2, alpha = lr sqrt(0.001) / 0.1
+        v = Variable(np.array([1.0, -2.0]), "w")
+        v.grad[...] = [0.5, -4.0]
+        optimizers.Adam(0.1).apply([v])
+        for w0, g in ((1.0, 0.5), (-2.0, -4.0)):
+            alpha = 0.1 * math.sqrt(0.001) / 0.1
+            expect = w0 - (0.1 * g) * alpha / (math.sqrt(0.001 * g * g) + 1e-7)
+            assert v.value[[1.0, -2.0].index(w0)] == pytest.approx(expect, rel=1e-14)
+        # Adagrad, one step: acc = 0.1 + g^2
+        v = Variable(np.array([3.0]), "w")
+        v.grad[...] = [2.0]
+        optimizers.Adagrad(0.5).apply([v])
+        assert v.value[0] == pytest.approx(3.0 - 0.5 * 2.0 / math.sqrt(4.1 + 1e-7), rel=1e-14)
+        # SGD with momentum, two steps: v1 = -lr g, v2 = mom v1 - lr g
+        v = Variable(np.array([1.0]), "w")
+        opt = optimizers.SGD(0.1, momentum=0.5)
+        for _ in range(2):
+            v.grad[...] = [1.0]
+            opt.apply([v])
+        assert v.value[0] == pytest.approx(1.0 - 0.1 - (0.05 + 0.1), rel=1e-14)
+        assert opt.state_of(v)["momentum"][0] == pytest.approx(-0.15, rel=1e-14)
+
+
+# ---- clipping ---------------------------------------------------------------------------------
+def _vars(values):
+    vs = []
+    for i, (p, g) in enumerate(values):
+        v = Variable(np.array(p, np.float64), f"v{i}")
+        v.grad[...] = g
+        vs.append(v)
+    return vs
+
+
+@requires_c
+@pytest.mark.parametrize("backend_name", ["c", "numpy"])
+def test_clip_modes(backend_name):
+    with using_backend(backend_name):
+        g1, g2 = np.array([3.0, 4.0]), np.array([0.0, 12.0])  # norms 5 and 12, global 13
+        cases = [
+            (dict(clipnorm=6.0), [g1, g2 * 6.0 / 12.0]),
+            (dict(global_clipnorm=6.5), [g1 * 0.5, g2 * 0.5]),
+            (dict(global_clipnorm=20.0), [g1, g2]),
+            (dict(clipvalue=3.5), [np.array([3.0, 3.5]), np.array([0.0, 3.5])]),
+            # Keras' priority: clipnorm wins, clipvalue is then not applied
+            (dict(clipnorm=6.0, clipvalue=0.1), [g1, g2 * 0.5]),
+            (dict(clipnorm=0.0), [g1, g2]),  # 0 disables, as Keras
+        ]
+        for kw, expect in cases:
+            vs = _vars([([0.0, 0.0], g1), ([0.0, 0.0], g2)])
+            optimizers.SGD(1.0, **kw).apply(vs)
+            for v, e, g in zip(vs, expect, (g1, g2)):
+                np.testing.assert_allclose(v.value, -e, rtol=1e-14, err_msg=str(kw))
+                np.testing.assert_array_equal(v.grad, g)  # gradients are not modified
+
+
+def test_clipnorm_and_global_clipnorm_are_exclusive():
+    with pytest.raises(ValueError, match="only one"):
+        optimizers.Adam(clipnorm=1.0, global_clipnorm=1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="clipvalue"):
+            optimizers.SGD(clipvalue=bad)
+
+
+@requires_c
+@pytest.mark.parametrize("backend_name", ["c", "numpy"])
+def test_nonfinite_gradients_follow_keras_semantics(backend_name):
+    """Documented in optimizers/base.py: NaN/inf propagate, nothing is silently repaired."""
+    with using_backend(backend_name), np.errstate(invalid="ignore"):
+        nan = float("nan")
+        # no clipping / clipvalue: only the NaN element's weight and state become NaN
+        for kw in ({}, {"clipvalue": 1.0}):
+            vs = _vars([([1.0, 1.0], [nan, 0.5]), ([1.0], [0.5])])
+            opt = optimizers.Adam(0.1, **kw)
+            opt.apply(vs)
+            assert np.isnan(vs[0].value[0]) and np.isnan(opt.state_of(vs[0])["momentum"][0])
+            assert np.isfinite(vs[0].value[1]) and np.isfinite(vs[1].value).all()
+        # clipnorm: the whole tensor with the NaN goes NaN, other tensors are untouched
+        vs = _vars([([1.0, 1.0], [nan, 0.5]), ([1.0], [0.5])])
+        optimizers.SGD(0.1, clipnorm=1.0).apply(vs)
+        assert np.isnan(vs[0].value).all() and np.isfinite(vs[1].value).all()
+        # clipnorm with inf: finite elements of that tensor get a zero gradient (Keras: g*c/inf)
+        vs = _vars([([1.0, 1.0], [float("inf"), 0.5])])
+        optimizers.SGD(0.1, clipnorm=1.0).apply(vs)
+        assert np.isnan(vs[0].value[0]) and vs[0].value[1] == 1.0
+        # global_clipnorm: every variable becomes NaN
+        vs = _vars([([1.0, 1.0], [nan, 0.5]), ([1.0], [0.5])])
+        optimizers.SGD(0.1, global_clipnorm=1.0).apply(vs)
+        assert all(np.isnan(v.value).all() for v in vs)
+
+
+@requires_c
+def test_terminate_on_nan_stops_after_a_nonfinite_gradient():
+    x = np.ones((64, 3), np.float32)
+    y = np.full(64, 1e30, np.float32)
+    model = fastnn.Sequential([layers.Input(shape=(3,)), layers.Dense(1)])
+    model.compile(optimizer=optimizers.Adam(1.0, global_clipnorm=1.0), loss="mse")
+    seen = []
+    cb = callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: seen.append(logs["loss"]))
+    with contextlib.redirect_stdout(io.StringIO()):
+        model.fit(x, y, epochs=3, batch_size=8, verbose=0, shuffle=False,
+                  callbacks=[cb, callbacks.TerminateOnNaN()])
+    assert len(seen) < 8 and not math.isfinite(seen[-1])
+
+
+# ---- weight decay --------------------------------------------------------------------------
+@requires_c
+def test_weight_decay_and_exclusions():
+    vs = _vars([([2.0], [0.0]), ([2.0], [0.0])])
+    vs[1].name = "bias"
+    opt = optimizers.SGD(0.1, weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    opt.apply(vs)
+    assert vs[0].value[0] == pytest.approx(2.0 - 2.0 * 0.5 * 0.1, rel=1e-15)
+    assert vs[1].value[0] == 2.0
+    with pytest.raises(ValueError, match="weight_decay"):
+        optimizers.AdamW(weight_decay=None)
+
+
+@requires_c
+def test_user_subclass_without_fusion_gets_clipped_gradient_and_decay():
+    class PlainSGD(optimizers.Optimizer):
+        def update(self, var, grad, state, lr):
+            var.value -= lr * grad
+
+    init, grads = fixed_problem(np.float64, steps=10)
+    for kw in ({"clipnorm": 1.0}, {"global_clipnorm": 2.0}, {"clipvalue": 0.3},
+               {"weight_decay": 0.1}):
+        a, _ = run_fastnn(PlainSGD(0.05, **kw), init, grads)
+        b, _ = run_fastnn(optimizers.SGD(0.05, **kw), init, grads)
+        assert_traj(a, b, np.float64, str(kw))
+
+
+# ---- state, frozen variables, iterations ------------------------------------------------------
+def _digits_model(opt, seed=0):
+    fastnn.set_seed(seed)
+    m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(16, activation="relu"),
+                           layers.Dense(10, activation="softmax")])
+    m.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@requires_c
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "RMSprop"])
+def test_frozen_layer_weights_and_state_untouched(kind):
+    (x, y), _ = fastnn.datasets.load_digits()
+    x, y = x[:256], y[:256]
+    opt = getattr(optimizers, kind)(**({"momentum": 0.9} if kind == "SGD" else {}),
+                                   weight_decay=0.01)
+    m = _digits_model(opt)
+    m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    first = m.layers[0]
+    w_before = [v.numpy() for v in first.weights]
+    s_before = [{k: a.copy() for k, a in opt.state_of(v).items()} for v in first.weights]
+    it = opt.iterations
+    first.trainable = False
+    m.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert opt.iterations == it + 4
+    for v, w, s in zip(first.weights, w_before, s_before):
+        np.testing.assert_array_equal(v.value, w)
+        for k in s:
+            np.testing.assert_array_equal(opt.state_of(v)[k], s[k])
+    assert not np.array_equal(m.layers[1].weights[0].value, m.layers[1].weights[0].numpy() * 0)
+    first.trainable = True
+    m.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    assert not np.array_equal(first.weights[0].value, w_before[0])
+
+
+@requires_c
+def test_nadam_resumes_bit_for_bit_from_copied_state():
+    init, grads = fixed_problem(np.float64, steps=12)
+    a = optimizers.Nadam(0.01)
+    full, _ = run_fastnn(a, init, grads)
+    b = optimizers.Nadam(0.01)
+    half, sb = run_fastnn(b, init, grads[:6])
+    c = optimizers.Nadam(0.01)
+    vs = [Variable(p.copy(), f"v{i}") for i, p in enumerate(half)]
+    c.build(vs)
+    for v, s in zip(vs, sb):
+        for k, arr in s.items():
+            np.copyto(c.state_of(v)[k], arr)
+    c.iterations = b.iterations  # as load_model restores it; the u-product is recomputed
+    for step_grads in grads[6:]:
+        for v, g in zip(vs, step_grads):
+            v.grad[...] = g
+        c.apply(vs)
+    for x, y in zip(full, vs):
+        np.testing.assert_array_equal(x, y.value)
+
+
+# ---- learning rate: read, assign, schedules, callables -----------------------------------------
+def test_learning_rate_property():
+    opt = optimizers.Adam(0.01)
+    assert opt.learning_rate == 0.01 and isinstance(opt.learning_rate, float)
+    opt.learning_rate = 0.5
+    assert opt.learning_rate == 0.5
+    opt.learning_rate = np.float32(0.25)
+    assert opt.learning_rate == 0.25
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError):
+            opt.learning_rate = bad
+    with pytest.raises(TypeError):
+        opt.learning_rate = "fast"
+    opt.learning_rate = lambda: 0.125  # Keras: a callable of no argument
+    assert opt.learning_rate == 0.125
+    opt.learning_rate = lambda step: 0.1 / (1 + step)  # fastnn also accepts the step
+    opt.iterations = 4
+    assert opt.learning_rate == pytest.approx(0.02)
+    sched = optimizers.SGD(schedules.ExponentialDecay(1.0, 10, 0.5))
+    sched.iterations = 10
+    assert sched.learning_rate == pytest.approx(0.5)
+    with pytest.raises(TypeError, match="schedule"):
+        sched.learning_rate = 0.1  # as Keras: a schedule-driven rate is not settable to a float
+
+
+@requires_c
+def test_mid_training_learning_rate_assignment():
+    (x, y), _ = fastnn.datasets.load_digits()
+    x, y = x[:128], y[:128]
+    m = _digits_model(optimizers.SGD(0.1))
+    lrs = []
+
+    class Halve(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate = self.model.optimizer.learning_rate * 0.5
+
+    class Spy(callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            lrs.append(self.model.optimizer.learning_rate)
+
+    h = m.fit(x, y, epochs=3, batch_size=64, verbose=0, callbacks=[Halve(), Spy()])
+    assert lrs == [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    assert h.history["learning_rate"] == [0.1, 0.05, 0.025]
+    # zero learning rate: the weights stay put
+    m.optimizer.learning_rate = 0.0
+    w = m.get_weights()
+    m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    for a, b in zip(w, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# ---- names, configs, defaults -------------------------------------------------------------------
+def test_names_defaults_and_config_round_trip():
+    expect = {"sgd": (optimizers.SGD, 0.01), "adam": (optimizers.Adam, 0.001),
+              "adamw": (optimizers.AdamW, 0.001), "adamax": (optimizers.Adamax, 0.001),
+              "nadam": (optimizers.Nadam, 0.001), "rmsprop": (optimizers.RMSprop, 0.001),
+              "adagrad": (optimizers.Adagrad, 0.001)}
+    for name, (cls, lr) in expect.items():
+        opt = optimizers.get(name)
+        assert type(opt) is cls and opt.learning_rate == lr and opt.iterations == 0
+        cfg = optimizers.serialize(opt)
+        again = optimizers.deserialize(cfg)
+        assert type(again) is cls and again.get_config() == opt.get_config()
+    assert optimizers.RMSprop().rho == 0.9 and optimizers.RMSprop().epsilon == 1e-7
+    assert optimizers.Adagrad().initial_accumulator_value == 0.1
+    assert optimizers.AdamW().weight_decay == 0.004
+    assert optimizers.Adam().beta_2 == 0.999 and not optimizers.Adam().amsgrad
+    opt = optimizers.Adam(schedules.CosineDecay(0.1, 100, warmup_target=0.5, warmup_steps=10),
+                          clipnorm=1.0)
+    again = optimizers.deserialize(optimizers.serialize(opt))
+    again.iterations = opt.iterations = 37
+    assert again.learning_rate == opt.learning_rate and again.clipnorm == 1.0
+    with pytest.raises(TypeError, match="unexpected"):
+        optimizers.Adam(betas=(0.9, 0.99))
+    with pytest.raises(ValueError, match="beta_1"):
+        optimizers.Adam(beta_1=1.5)
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        optimizers.get("adamz")
+
+
+# ---- convergence on a real problem ----------------------------------------------------------
+@requires_c
+@pytest.mark.parametrize("opt", [
+    lambda: optimizers.SGD(0.1, momentum=0.9), lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: optimizers.Adam(0.005), lambda: optimizers.Adam(0.005, amsgrad=True),
+    lambda: optimizers.AdamW(0.005), lambda: optimizers.Adamax(0.01), lambda: optimizers.Nadam(0.005),
+    lambda: optimizers.RMSprop(0.003), lambda: optimizers.RMSprop(0.002, momentum=0.5, centered=True),
+    lambda: optimizers.Adagrad(0.1)],
+    ids=["sgd", "nesterov", "adam", "amsgrad", "adamw", "adamax", "nadam", "rmsprop",
+         "rmsprop_centered", "adagrad"])
+def test_convergence_on_digits(opt):
+    (x, y), (xt, yt) = fastnn.datasets.load_digits()
+    m = _digits_model(opt())
+    h = m.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    loss = h.history["loss"]
+    assert loss[-1] < 0.5 * loss[0]
+    assert m.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"] > 0.9
+
+
+# ---- torch.optim where the rules coincide -----------------------------------------------------
+TORCH_CASES = [
+    # (fastnn optimizer, torch optimizer factory); epsilon 0 where torch puts it elsewhere
+    ("SGD", dict(learning_rate=0.05), lambda t, p: t.optim.SGD(p, lr=0.05)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9), lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True),
+     lambda t, p: t.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True)),
+    ("Adagrad", dict(learning_rate=0.05, epsilon=0.0),
+     lambda t, p: t.optim.Adagrad(p, lr=0.05, initial_accumulator_value=0.1, eps=0.0)),
+    ("RMSprop", dict(learning_rate=0.01, epsilon=0.0),
+     lambda t, p: t.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=0.0)),
+    ("RMSprop", dict(learning_rate=0.01, epsilon=0.0, momentum=0.8, centered=True),
+     lambda t, p: t.optim.RMSprop(p, lr=0.01, alpha=0.9, eps=0.0, momentum=0.8, centered=True)),
+    ("Adam", dict(learning_rate=0.01, epsilon=0.0), lambda t, p: t.optim.Adam(p, lr=0.01, eps=0.0)),
+    ("Adam", dict(learning_rate=0.01, epsilon=0.0, amsgrad=True),
+     lambda t, p: t.optim.Adam(p, lr=0.01, eps=0.0, amsgrad=True)),
+    ("AdamW", dict(learning_rate=0.01, epsilon=0.0, weight_decay=0.05),
+     lambda t, p: t.optim.AdamW(p, lr=0.01, eps=0.0, weight_decay=0.05)),
+    ("Adamax", dict(learning_rate=0.01, epsilon=0.0), lambda t, p: t.optim.Adamax(p, lr=0.01, eps=0.0)),
+    # Keras' Nadam schedule is torch's with momentum_decay=1 (0.96^t), epsilon placed alike
+    ("Nadam", dict(learning_rate=0.01), lambda t, p: t.optim.NAdam(p, lr=0.01, eps=1e-7,
+                                                                    momentum_decay=1.0)),
+]
+
+
+@requires_c
+@pytest.mark.parametrize("kind,cfg,make_torch", TORCH_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(TORCH_CASES)])
+def test_matches_torch_optim(kind, cfg, make_torch):
+    torch = pytest.importorskip("torch")
+    init, grads = fixed_problem(np.float64)
+    ours, _ = run_fastnn(getattr(optimizers, kind)(**cfg), init, grads)
+    params = [torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True) for p in init]
+    # torch keeps step counters and NAdam's mu_product in the default dtype: make it float64
+    old_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        opt = make_torch(torch, params)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = torch.tensor(g, dtype=torch.float64)
+            opt.step()
+    finally:
+        torch.set_default_dtype(old_dtype)
+    theirs = [p.detach().numpy() for p in params]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
