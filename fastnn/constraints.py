@@ -1,14 +1,26 @@
-"""Weight constraints (Keras 3), applied in place to a variable after each optimizer step."""
+"""Weight constraints (Keras 3 names and formulas), applied in place to a variable after each
+optimizer step by one C pass (``backend.ops.norm_constraint`` / ``backend.ops.non_neg``).
+
+The norm constraints work on the L2 norm along ``axis`` (``axis=0`` of a Dense kernel of
+shape (input_dim, units): each output unit's incoming weights), with Keras' epsilon 1e-7:
+``w * desired / (1e-7 + norm)``. The factor is computed in float64 and rounded once to the
+weight's dtype, so a MaxNorm column ends within a few ulps of ``max_value``.
+"""
+import math
+
 import numpy as np
 
-_EPS = 1e-7  # Keras' epsilon in the norm constraints
+from . import backend
 
 
 class Constraint:
-    """Base class: ``c(w)`` returns the projected weights; ``apply_(w)`` projects in place."""
+    """Base class: ``c(w)`` returns the projected weights; ``apply_(w)`` projects in place
+    (what the optimizer calls)."""
 
     def __call__(self, w):
         w = np.array(w, copy=True)
+        if w.dtype not in (np.float32, np.float64):
+            w = w.astype(np.float64)
         self.apply_(w)
         return w
 
@@ -23,21 +35,37 @@ class Constraint:
         return cls(**config)
 
 
-def _norms(w, axis):
-    return np.sqrt(np.sum(np.square(w, dtype=np.float64), axis=axis, keepdims=True))
+def _axis(axis, cls):
+    if isinstance(axis, (list, tuple)):
+        if len(axis) != 1:
+            raise NotImplementedError(f"{cls}: fastnn supports one axis, got axis={axis}")
+        axis = axis[0]
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise ValueError(f"{cls}: axis must be an integer, got {axis!r}")
+    return int(axis)
+
+
+def _number(name, v, cls):
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{cls}: {name} must be a number, got {v!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{cls}: {name} must be a finite number >= 0, got {v}")
+    return v
 
 
 class MaxNorm(Constraint):
-    """MaxNorm(max_value=2, axis=0): each column (an output unit's incoming weights, axis=0)
-    is rescaled so its L2 norm is at most max_value."""
+    """MaxNorm(max_value=2, axis=0): each slice along ``axis`` (a column of a Dense kernel) is
+    rescaled so its L2 norm is at most ``max_value``: ``w * clip(norm, 0, max_value) /
+    (1e-7 + norm)``."""
 
     def __init__(self, max_value=2, axis=0):
-        self.max_value, self.axis = float(max_value), axis
+        self.max_value = _number("max_value", max_value, "MaxNorm")
+        self.axis = _axis(axis, "MaxNorm")
 
     def apply_(self, w):
-        norms = _norms(w, self.axis)
-        desired = np.clip(norms, 0, self.max_value)
-        w *= (desired / (_EPS + norms)).astype(w.dtype)
+        backend.ops.norm_constraint(w, 0.0, self.max_value, 1.0, False, self.axis)
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
@@ -47,33 +75,38 @@ class NonNeg(Constraint):
     """NonNeg(): negative weights set to zero."""
 
     def apply_(self, w):
-        np.maximum(w, 0, out=w)
+        backend.ops.non_neg(w)
 
 
 class UnitNorm(Constraint):
-    """UnitNorm(axis=0): each column rescaled to unit L2 norm."""
+    """UnitNorm(axis=0): each slice along ``axis`` rescaled to unit L2 norm:
+    ``w / (1e-7 + norm)``."""
 
     def __init__(self, axis=0):
-        self.axis = axis
+        self.axis = _axis(axis, "UnitNorm")
 
     def apply_(self, w):
-        w /= (_EPS + _norms(w, self.axis)).astype(w.dtype)
+        backend.ops.norm_constraint(w, 1.0, 1.0, 1.0, True, self.axis)
 
     def get_config(self):
         return {"axis": self.axis}
 
 
 class MinMaxNorm(Constraint):
-    """MinMaxNorm(min_value=0.0, max_value=1.0, rate=1.0, axis=0): column norms pulled into
-    [min_value, max_value] at the given rate."""
+    """MinMaxNorm(min_value=0.0, max_value=1.0, rate=1.0, axis=0): norms pulled into
+    [min_value, max_value] at the given rate: ``w * (rate * clip(norm, min_value, max_value)
+    + (1 - rate) * norm) / (1e-7 + norm)``."""
 
     def __init__(self, min_value=0.0, max_value=1.0, rate=1.0, axis=0):
-        self.min_value, self.max_value, self.rate, self.axis = min_value, max_value, rate, axis
+        self.min_value = _number("min_value", min_value, "MinMaxNorm")
+        self.max_value = _number("max_value", max_value, "MinMaxNorm")
+        if self.min_value > self.max_value:
+            raise ValueError(f"MinMaxNorm: min_value ({min_value}) must be <= max_value ({max_value})")
+        self.rate = _number("rate", rate, "MinMaxNorm")
+        self.axis = _axis(axis, "MinMaxNorm")
 
     def apply_(self, w):
-        norms = _norms(w, self.axis)
-        desired = self.rate * np.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
-        w *= (desired / (_EPS + norms)).astype(w.dtype)
+        backend.ops.norm_constraint(w, self.min_value, self.max_value, self.rate, False, self.axis)
 
     def get_config(self):
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
@@ -92,10 +125,15 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
-            raise ValueError(f"Unknown constraint {identifier!r}. Known: {sorted(set(_BY_NAME) - set(c.__name__ for c in _BY_NAME.values()))}")
+            raise ValueError(f"Unknown constraint {identifier!r}. Known: max_norm, non_neg, "
+                             "unit_norm, min_max_norm")
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict):
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
+        name = identifier.get("class_name")
+        if name not in _BY_NAME:
+            raise ValueError(f"Unknown constraint class {name!r}. Known: MaxNorm, NonNeg, "
+                             "UnitNorm, MinMaxNorm")
+        return _BY_NAME[name].from_config(identifier.get("config", {}))
     raise TypeError(f"Could not interpret constraint {identifier!r}")
 
 

@@ -266,6 +266,8 @@ class Sequential:
                         seen.add(id(v))
                         self._train_vars.append(v)
         self._regularized = [v for v in self._train_vars if v.regularizer is not None]
+        self._activity_layers = [layer for layer in self._unique_layers()
+                                 if getattr(layer, "activity_regularizer", None) is not None]
         # Backprop stops at the lowest layer with trainable weights: frozen lower layers
         # cost nothing in the backward pass.
         self._backprop_stop = len(layers)
@@ -300,9 +302,10 @@ class Sequential:
         stop = self._backprop_stop
         for i in range(len(layers) - 1, stop - 1, -1):
             d = layers[i].backward(d, i > stop)
-        for v in self._regularized:
-            loss += v.regularizer(v.value)
-            v.regularizer.add_gradient(v.value, v.grad)
+        for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
+            loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
+        for layer in self._activity_layers:  # set by the layer's forward (Keras 3 rule)
+            loss += layer._activity_loss
         if self._train_vars:
             self.optimizer.apply(self._train_vars)
         return loss, out2
@@ -446,6 +449,9 @@ class Sequential:
             out = self._forward(xb, False)
             out2 = out.reshape(out.shape[0], -1)
             total += self.loss.compute(out2, yb, None, self._fused_eval())
+            for layer in self._layers:  # activity penalties count in evaluation too (Keras 3)
+                if getattr(layer, "activity_regularizer", None) is not None:
+                    total += layer._activity_loss * len(xb)
             for m in mets:
                 m.update_state(yb, out2)
         return self._logs(total / len(x) + self._regularization_loss(), mets)
@@ -481,8 +487,16 @@ class Sequential:
             print(" - ".join(f"{k}: {_fmt(v)}" for k, v in logs.items()))
         return self._result(logs, return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for ``x`` in inference mode, computed in batches into one array."""
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
+                mc_samples=None):
+        """Outputs for ``x`` in inference mode, computed in batches into one array.
+
+        fastnn extra: ``mc_samples=N`` returns ``(mean, std)`` over N stochastic passes (MC
+        dropout): the dropout-family layers sample a new mask per pass while
+        BatchNormalization stays in inference mode (see fastnn.utils.mc_predict)."""
+        if mc_samples is not None:
+            from .utils import mc_predict
+            return mc_predict(self, x, mc_samples, batch_size=batch_size)
         x = self._prepare_x(x)
         self._ensure_built(x)
         batch_size = 32 if batch_size is None else int(batch_size)

@@ -2,6 +2,8 @@
 from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
 from .core import Activation, Dense, Flatten, Input, InputLayer, Reshape
+from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
+from .normalization import BatchNormalization, LayerNormalization, Normalization
 
 _REGISTRY = {}
 
@@ -14,6 +16,9 @@ def register(cls, name=None):
 
 for _cls in (InputLayer, Dense, Activation, Flatten, Reshape, ReLU, LeakyReLU, PReLU, ELU,
              Softmax, Maxout):
+    register(_cls)
+for _cls in (Dropout, AlphaDropout, GaussianDropout, GaussianNoise, DropConnectDense,
+             BatchNormalization, LayerNormalization, Normalization):
     register(_cls)
 
 

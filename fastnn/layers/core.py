@@ -102,6 +102,8 @@ class Dense(Layer):
         backend.ops.bias_act_forward(z, self.bias.value if self.use_bias else None,
                                      act.code, act.alpha, y)
         self._x, self._z, self._y = x, z, y
+        if self.activity_regularizer is not None:  # Keras 3: penalty(output) / batch size
+            self._activity_loss = regularizers.activity_penalty(self.activity_regularizer, y)
         return y if len(lead) == 1 else y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
@@ -109,6 +111,9 @@ class Dense(Layer):
         n = x.shape[0]
         if dy.ndim != 2:
             dy = dy.reshape(n, self.units)
+        if self.activity_regularizer is not None:
+            dy = regularizers.add_activity_gradient(
+                self, dy, y, self.activation if self.fused_output_grad else None)
         trainable = self.trainable
         db = self.bias.grad if (self.use_bias and trainable) else None
         if self.fused_output_grad:
