@@ -127,8 +127,12 @@ def _layer_grad_check(layer, x, rng):
     lambda: layers.ELU(),
     lambda: layers.Activation("swish"),
     lambda: layers.Softmax(),
+    lambda: layers.ReLU(),
+    lambda: layers.Reshape((5, 1)),
+    lambda: layers.Flatten(),
+    lambda: layers.Dense(2, activation="mish"),
 ], ids=["dense_tanh", "dense_gelu", "dense_softmax", "dense_nobias", "prelu", "maxout",
-        "leaky_relu", "elu", "swish", "softmax"])
+        "leaky_relu", "elu", "swish", "softmax", "relu", "reshape", "flatten", "dense_mish"])
 def test_layer_gradients(float64_model, backend_name, make):
     fastnn.set_backend(backend_name)
     try:
