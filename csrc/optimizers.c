@@ -204,6 +204,23 @@ void FN(nadam_update)(REAL *p, const REAL *g, REAL *m, REAL *v, double lr, doubl
 }
 
 /* ---- RMSprop --------------------------------------------------------------------- */
+/* One loop per (centered, momentum) combination: a branch inside the loop would keep GCC
+ * from vectorizing it. */
+#define RMSPROP_LOOP(DEN, MOM)                                                         \
+    for (ptrdiff_t i = lo; i < hi; i++) {                                              \
+        REAL gi = GRAD(i);                                                             \
+        REAL vi = rho * v[i] + one_rho * (gi * gi);                                    \
+        v[i] = vi;                                                                     \
+        REAL den = DEN;                                                                \
+        REAL inc = (lr * gi) / M(sqrt)(den);                                           \
+        MOM;                                                                           \
+        p[i] = DECAYED(i) - inc;                                                       \
+    }
+#define RMS_CENTERED (avg[i] = rho * avg[i] + one_rho * gi, vi - avg[i] * avg[i] + eps)
+#define RMS_PLAIN (vi + eps)
+#define RMS_MOMENTUM inc = momentum * mom[i] + inc; mom[i] = inc
+#define RMS_NO_MOMENTUM (void)0
+
 FASTNN_CLONES
 static void FN(rmsprop_range)(REAL *restrict p, const REAL *restrict g, REAL *restrict v,
                               REAL *restrict mom, REAL *restrict avg, REAL lr, REAL rho,
@@ -211,26 +228,21 @@ static void FN(rmsprop_range)(REAL *restrict p, const REAL *restrict g, REAL *re
                               ptrdiff_t lo, ptrdiff_t hi)
 {
     const int has_decay = dec != 0;
-    for (ptrdiff_t i = lo; i < hi; i++) {
-        REAL gi = GRAD(i);
-        REAL vi = rho * v[i] + one_rho * (gi * gi);
-        v[i] = vi;
-        REAL den;
-        if (avg) {
-            REAL ai = rho * avg[i] + one_rho * gi;
-            avg[i] = ai;
-            den = vi - ai * ai + eps;
-        } else {
-            den = vi + eps;
-        }
-        REAL inc = (lr * gi) / M(sqrt)(den);
-        if (mom) {
-            inc = momentum * mom[i] + inc;
-            mom[i] = inc;
-        }
-        p[i] = DECAYED(i) - inc;
+    if (avg && mom) {
+        RMSPROP_LOOP(RMS_CENTERED, RMS_MOMENTUM)
+    } else if (avg) {
+        RMSPROP_LOOP(RMS_CENTERED, RMS_NO_MOMENTUM)
+    } else if (mom) {
+        RMSPROP_LOOP(RMS_PLAIN, RMS_MOMENTUM)
+    } else {
+        RMSPROP_LOOP(RMS_PLAIN, RMS_NO_MOMENTUM)
     }
 }
+#undef RMSPROP_LOOP
+#undef RMS_CENTERED
+#undef RMS_PLAIN
+#undef RMS_MOMENTUM
+#undef RMS_NO_MOMENTUM
 
 void FN(rmsprop_update)(REAL *p, const REAL *g, REAL *v, REAL *mom, REAL *avg, double lr,
                         double rho, double momentum, double epsilon, double decay, double gscale,
