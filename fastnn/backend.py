@@ -61,6 +61,12 @@ def set_seed(seed):
     np.random.seed(_seed % (2 ** 32))
 
 
+def clear_session():
+    """Keras' clear_session: resets the automatic layer names (dense, dense_1, ...)."""
+    from .layers import base
+    base._NAME_COUNTS.clear()
+
+
 def rng():
     """The global numpy Generator behind initializers and shuffling."""
     return _rng

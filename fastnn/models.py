@@ -482,9 +482,11 @@ class Sequential:
         batch_size = 32 if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        steps = int(math.ceil(len(x) / batch_size))
+        bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
         logs = self._evaluate_arrays(x, y, batch_size)
-        if verbose not in (0, "auto") and verbose:
-            print(" - ".join(f"{k}: {_fmt(v)}" for k, v in logs.items()))
+        if verbose:  # "auto" means 1, as in Keras
+            bar.update(steps, logs, finalize=True)
         return self._result(logs, return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
@@ -553,10 +555,6 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
-
-
-def _fmt(v):
-    return f"{v:.4f}"
 
 
 def clone_model(model):

@@ -1,6 +1,8 @@
 """Utilities: to_categorical, normalize, and data helpers."""
 import numpy as np
 
+from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
+
 
 def to_categorical(x, num_classes=None):
     """to_categorical(x, num_classes=None): integer labels -> one-hot float32 rows."""
