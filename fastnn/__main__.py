@@ -24,13 +24,13 @@ def _parser():
         s.add_argument("--batch-size", type=int, default=32)
         s.add_argument("--hidden", default="128,64", help="hidden layer widths, comma-separated")
         s.add_argument("--activation", default="relu")
-        s.add_argument("--optimizer", default="sgd")
+        s.add_argument("--optimizer", default="adam")
         s.add_argument("--learning-rate", type=float, default=None)
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--threads", type=int, default=None)
         s.add_argument("--backend", choices=["c", "numpy"], default=None)
         s.add_argument("--save", default=None, help="save the trained model to this path")
-        s.add_argument("--verbose", type=int, default=2)
+        s.add_argument("--verbose", type=int, default=1)
     return p
 
 
