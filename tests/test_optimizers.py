@@ -657,3 +657,29 @@ def test_matches_torch_optim(kind, cfg, make_torch):
     theirs = [p.detach().numpy() for p in params]
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+@requires_c
+def test_keras_apply_forms():
+    init, grads = fixed_problem(np.float64, steps=5)
+    ref, _ = run_fastnn(optimizers.Adam(0.01), init, grads)
+    a = [Variable(p.copy(), f"v{i}") for i, p in enumerate(init)]
+    b = [Variable(p.copy(), f"v{i}") for i, p in enumerate(init)]
+    oa, ob = optimizers.Adam(0.01), optimizers.Adam(0.01)
+    for step_grads in grads:
+        oa.apply(step_grads, a)
+        assert ob.apply_gradients(zip(step_grads, b)) == ob.iterations
+    for x, y, z in zip(ref, a, b):
+        np.testing.assert_array_equal(x, y.value)
+        np.testing.assert_array_equal(x, z.value)
+    with pytest.raises(ValueError, match="shape"):
+        oa.apply([np.zeros(3)], [a[0]])
+    with pytest.raises(ValueError, match="2 gradients"):
+        oa.apply([np.zeros(3), np.zeros(3)], [a[0]])
+    it = oa.iterations
+    oa.apply([], [])  # an empty list is a no-op, as Keras
+    assert oa.iterations == it
+    with pytest.raises(ValueError, match="no gradients"):
+        oa.apply([None], [a[0]])
+    oa.apply([None, grads[0][1]], a[:2])  # None gradients are skipped
+    assert oa.iterations == it + 1

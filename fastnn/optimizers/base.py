@@ -183,9 +183,48 @@ class Optimizer:
     def _prepare_step(self):
         """Hook run once per step before the per-variable updates (Nadam's schedule)."""
 
-    def apply(self, variables):
+    def apply_gradients(self, grads_and_vars):
+        """Keras' ``apply_gradients(zip(grads, variables))``; returns ``iterations``."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return self.iterations
+
+    def _take_gradients(self, grads, variables):
+        """Keras' ``apply(grads, variables)`` form: copy each array into its variable's
+        gradient buffer (variables whose gradient is None are skipped, as Keras does)."""
+        variables = list(variables)
+        grads = list(grads)
+        if len(grads) != len(variables):
+            raise ValueError(f"{type(self).__name__}.apply: got {len(grads)} gradients for "
+                             f"{len(variables)} variables")
+        kept = []
+        for g, v in zip(grads, variables):
+            if g is None:
+                continue
+            g = np.asarray(g)
+            if v.grad is None:
+                raise ValueError(f"{type(self).__name__}.apply: variable {v.name!r} is not "
+                                 "trainable (it has no gradient buffer)")
+            if g.shape != v.grad.shape:
+                raise ValueError(f"{type(self).__name__}.apply: gradient of shape {g.shape} for "
+                                 f"variable {v.name!r} of shape {v.grad.shape}")
+            np.copyto(v.grad, g, casting="same_kind")
+            kept.append(v)
+        return kept
+
+    def apply(self, variables, trainable_variables=None):
         """One optimizer step on ``variables`` using each one's ``.grad`` (Keras order:
-        clip, weight decay, update, iterations += 1, constraints)."""
+        clip, weight decay, update, iterations += 1, constraints).
+
+        Keras' form ``apply(grads, trainable_variables)`` also works: the arrays in
+        ``grads`` are copied into the variables' gradient buffers first."""
+        if trainable_variables is not None:
+            if len(variables) == 0:  # Keras: an empty gradient list is a no-op
+                return
+            variables = self._take_gradients(variables, trainable_variables)
+            if not variables:
+                raise ValueError(f"{type(self).__name__}.apply: no gradients provided for any "
+                                 "variable (every gradient is None)")
         lr = self.learning_rate
         self._prepare_step()
         ops = backend.ops
