@@ -352,3 +352,240 @@ class ReduceLROnPlateau(Callback):
                               f"to {new_lr}.")
                     self.cooldown_counter = self.cooldown
                     self.wait = 0
+
+
+# ---- EarlyStopping and ModelCheckpoint (Keras 3's MonitorCallback rules) -----------------
+_UP_WORDS = ("acc", "auc", "precision", "recall", "f1")
+_DOWN_WORDS = ("loss", "error", "mse", "mae", "mape", "msle", "crossentropy", "hinge", "kld",
+               "divergence", "huber", "logcosh", "poisson")
+
+
+class _MonitorCallback(Callback):
+    """Keras 3's MonitorCallback: ``monitor``, ``mode`` ("auto", "min", "max"),
+    ``min_delta``, ``best``, and ``_is_improvement(current, reference)``."""
+
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            import warnings
+            warnings.warn(f"{type(self).__name__} mode {mode!r} is unknown, fallback to auto mode.",
+                          stacklevel=3)
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(float(min_delta))
+        self.monitor_op = None
+
+    def _set_monitor_op(self):
+        if self.mode == "min":
+            self.monitor_op = np.less
+        elif self.mode == "max":
+            self.monitor_op = np.greater
+        else:
+            name = self.monitor[4:] if self.monitor.startswith("val_") else self.monitor
+            if name == "loss":
+                self.monitor_op = np.less
+            for m in getattr(self.model, "compiled_metrics", None) or ():
+                direction = getattr(m, "_direction", None)
+                if getattr(m, "name", None) == name and direction in ("up", "down"):
+                    self.monitor_op = np.greater if direction == "up" else np.less
+            if self.monitor_op is None:
+                low = name.lower()
+                if any(w in low for w in _UP_WORDS):
+                    self.monitor_op = np.greater
+                elif any(w in low for w in _DOWN_WORDS):
+                    self.monitor_op = np.less
+            if self.monitor_op is None:
+                raise ValueError(
+                    f"{type(self).__name__} callback received monitor={self.monitor}, but fastnn "
+                    "isn't able to automatically determine whether that metric should be "
+                    "maximized or minimized. Pass mode='max' in order to monitor based on the "
+                    "highest metric value, or pass mode='min' in order to use the lowest value.")
+        if self.monitor_op is np.less:
+            self.min_delta *= -1
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+class EarlyStopping(_MonitorCallback):
+    """EarlyStopping(monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+    baseline=None, restore_best_weights=False, start_from_epoch=0)
+
+    Stops training when ``monitor`` has not improved (by more than ``min_delta``) for
+    ``patience`` epochs, Keras 3's rule step for step: epochs before ``start_from_epoch`` are
+    ignored; an epoch improves when ``current - min_delta`` beats the best value (``mode``:
+    "min", "max", or "auto" from the name); ``baseline``, when given, must also be beaten to
+    reset the wait. With ``restore_best_weights`` the weights of the best epoch are put back
+    at the end of training (also when training ran out of epochs before stopping).
+    Attributes after training: ``stopped_epoch`` (0 if not stopped), ``best``, ``best_epoch``,
+    ``wait``.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
+                 baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if int(patience) < 0:
+            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
+        self.patience = int(patience)
+        self.verbose = verbose
+        self.baseline = baseline
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.restore_best_weights = bool(restore_best_weights)
+        self.best_weights = None
+        self.start_from_epoch = int(start_from_epoch)
+        self.best_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        # Instances may be reused across fit() calls.
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = self.get_monitor_value(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            # Weights never recorded yet: the current ones are the best so far.
+            self.best_weights = self.model.get_weights()
+            self.best_epoch = epoch
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            # Restart the wait only when both the baseline and the previous best are beaten.
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+            self.model.set_weights(self.best_weights)
+
+    def get_monitor_value(self, logs):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            import warnings
+            warnings.warn(f"Early stopping conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs)}", stacklevel=3)
+        return value
+
+
+class ModelCheckpoint(_MonitorCallback):
+    """ModelCheckpoint(filepath, monitor="val_loss", verbose=0, save_best_only=False,
+    save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None)
+
+    Saves the model (``model.save``) or its weights (``model.save_weights``) at the end of
+    every epoch, or every ``save_freq`` batches; with ``save_best_only`` only when
+    ``monitor`` improved on the best value so far (``initial_value_threshold``: the value to
+    beat first). ``filepath`` may hold format fields filled from the epoch (1-based) and the
+    logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.3f}.keras"``. Unlike Keras, any extension is
+    accepted (fastnn files are zip/.npz archives).
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
+                 save_weights_only=False, mode="auto", save_freq="epoch",
+                 initial_value_threshold=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        import os
+        self.filepath = os.fspath(filepath)
+        self.verbose = verbose
+        self.save_best_only = bool(save_best_only)
+        self.save_weights_only = bool(save_weights_only)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int)
+                                     or save_freq < 1):
+            raise ValueError(f"Unrecognized save_freq: {save_freq!r}. Expected save_freq are "
+                             "'epoch' or a positive integer")
+        self.save_freq = save_freq
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = None
+        self._current_epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        if self._last_batch_seen is None or batch <= self._last_batch_seen:
+            add = batch + 1
+        else:
+            add = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            self._save_model(self._current_epoch, batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        if self.save_freq == "epoch":
+            self._save_model(epoch, None, logs)
+
+    def _should_save(self, epoch, logs, filepath):
+        logs = logs or {}
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = logs.get(self.monitor)
+        if current is None:
+            import warnings
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=3)
+            return True
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        best = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
+                      f"{current:.5f}, saving model to {filepath}")
+            self.best = current
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+        return False
+
+    def _save_model(self, epoch, batch, logs):
+        import os
+        logs = dict(logs or {})
+        try:
+            if batch is None or "batch" in logs:
+                filepath = self.filepath.format(epoch=epoch + 1, **logs)
+            else:
+                filepath = self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". '
+                           f"Reason: {e}") from None
+        if not self._should_save(epoch, logs, filepath):
+            return
+        if os.path.isdir(filepath):
+            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. "
+                          f"Filepath used is an existing directory: {filepath}")
+        dirname = os.path.dirname(filepath)
+        if dirname:
+            os.makedirs(dirname, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(filepath)
+        else:
+            self.model.save(filepath)

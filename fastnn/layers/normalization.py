@@ -356,9 +356,12 @@ class Normalization(Layer):
         # (statistics broadcast along it) when every axis is reduced.
         self._width = int(np.prod(self._stat_shape)) if keep else int(input_shape[-1])
         if self.input_mean is None:
-            self.adapt_mean = self.add_weight(self._stat_shape, "zeros", "mean", trainable=False)
-            self.adapt_variance = self.add_weight(self._stat_shape, "ones", "variance", trainable=False)
-            self.count = self.add_weight((), "zeros", "count", trainable=False, dtype="int64")
+            # Keras' scalar weights (count; mean and variance with axis=None) are stored with
+            # shape (1,): Layer.add_weight makes every weight at least 1-D.
+            wshape = self._stat_shape or (1,)
+            self.adapt_mean = self.add_weight(wshape, "zeros", "mean", trainable=False)
+            self.adapt_variance = self.add_weight(wshape, "ones", "variance", trainable=False)
+            self.count = self.add_weight((1,), "zeros", "count", trainable=False, dtype="int64")
         else:
             try:
                 self._fixed_mean = np.broadcast_to(np.asarray(self.input_mean, np.float64),
@@ -414,8 +417,8 @@ class Normalization(Layer):
             total_mean, total = new_mean, total + count
         if total_mean is None:
             raise ValueError("Normalization.adapt: no data (empty array or no batches)")
-        self.adapt_mean.assign(np.reshape(total_mean, self._stat_shape))
-        self.adapt_variance.assign(np.reshape(total_var, self._stat_shape))
+        self.adapt_mean.assign(np.reshape(total_mean, self.adapt_mean.shape))
+        self.adapt_variance.assign(np.reshape(total_var, self.adapt_variance.shape))
 
     def _stats(self):
         if self.adapt_mean is not None:
@@ -427,9 +430,9 @@ class Normalization(Layer):
         mean, var = self._stats()
         w = self._width
         mu = self._buffer("mu", (w,))
-        mu[...] = np.reshape(mean, -1) if mean.ndim else mean
+        mu[...] = np.reshape(mean, -1) if mean.size > 1 else mean.reshape(())
         s = self._buffer("scale", (w,))
-        s[...] = np.reshape(var, -1) if var.ndim else var
+        s[...] = np.reshape(var, -1) if var.size > 1 else var.reshape(())
         np.sqrt(s, out=s)
         np.maximum(s, _KERAS_EPSILON, out=s)
         if self.invert:
