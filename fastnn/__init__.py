@@ -20,10 +20,10 @@ from .backend import (floatx, get_num_threads, have_openmp, set_backend, set_flo
                       set_num_threads, set_seed)
 from .layers import Input
 from .models import Sequential, clone_model, load_model
-from . import saving
+from . import pretrain, saving
 from . import config
 
 __all__ = ["Sequential", "Input", "models", "layers", "activations", "initializers", "losses",
            "metrics", "optimizers", "regularizers", "constraints", "callbacks", "utils",
            "set_seed", "set_num_threads", "get_num_threads", "set_backend", "floatx",
-           "set_floatx", "config", "clone_model", "load_model", "saving"]
+           "set_floatx", "config", "clone_model", "load_model", "saving", "pretrain"]
