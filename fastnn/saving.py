@@ -9,7 +9,8 @@ File format (version 1). A saved model is a zip archive (entries stored, not com
   (optimizer, loss and metric configs), the optimizer's ``iterations`` and a manifest of
   every array (entry name, shape, dtype, and which variable / optimizer slot it fills), and
   the state of the random generators (fastnn's global one and any ``numpy.random.Generator``
-  a layer keeps as an attribute).
+  a layer keeps as an attribute), and the scalar attributes a layer class lists in its
+  ``_saved_attributes`` (the dropout family's seed and call counter).
 - ``w00000.npy`` ...: the model's variables in ``model.weights`` order (trainable and not,
   e.g. BatchNormalization's moving statistics); ``o00000.npy`` ...: optimizer state arrays.
 
@@ -183,7 +184,25 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
     meta["rng"] = {"global": backend.rng().bit_generator.state,
                    "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
                               for i, attr, g in _layer_rngs(model)]}
+    meta["layer_state"] = _layer_attributes(model)
     return meta, arrays
+
+
+def _layer_attributes(model):
+    """Scalar state a layer class declares in ``_saved_attributes`` (e.g. the dropout
+    family's seed and call counter), so resumed training continues the same random stream."""
+    out = []
+    for i, layer in enumerate(model.layers):
+        for attr in getattr(type(layer), "_saved_attributes", ()):
+            value = getattr(layer, attr, None)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if not (value is None or isinstance(value, (bool, int, float))):
+                raise TypeError(f"save: layer {layer.name!r} declares {attr!r} in "
+                                f"_saved_attributes but its value is a {type(value).__name__}; "
+                                "only numbers, booleans and None can be saved")
+            out.append({"layer": i, "attr": attr, "value": value})
+    return out
 
 
 def _serialize_optimizer(opt):
@@ -786,7 +805,31 @@ def _load_model_checked(filepath, custom_objects, compile, restore_rng):
         if compile and _restore_compile(archive, model, custom_objects) and ostate is not None:
             installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
         installs += _rng_restorers(archive, model, restore_rng)
+        installs += _layer_attribute_restorers(archive, model)
     return model, values, installs
+
+
+def _layer_attribute_restorers(archive, model):
+    items = archive.meta.get("layer_state") or []
+    if not isinstance(items, list):
+        raise archive.error("layer_state is malformed")
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise archive.error("layer_state is malformed")
+        i, attr, value = item.get("layer"), item.get("attr"), item.get("value")
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(model.layers):
+            raise archive.error(f"layer_state refers to a layer that does not exist ({i!r:.20})")
+        layer = model.layers[i]
+        # Only attributes the (registered) class itself declares can be set from a file.
+        if attr not in getattr(type(layer), "_saved_attributes", ()):
+            raise archive.error(f"layer {layer.name!r} ({type(layer).__name__}) has no saved "
+                                f"attribute {attr!r:.40}")
+        if not (value is None or isinstance(value, (bool, int, float))) or (
+                isinstance(value, int) and not -2 ** 64 < value < 2 ** 64):
+            raise archive.error(f"layer {layer.name!r}: invalid value for {attr!r}")
+        out.append(lambda layer=layer, attr=attr, value=value: setattr(layer, attr, value))
+    return out
 
 
 def load_weights(model, filepath, skip_mismatch=False):

@@ -570,3 +570,78 @@ def test_refused_load_changes_nothing(saved):
     with pytest.raises(InvalidModelFileError, match="momentum"):
         fastnn.load_model(saved)
     assert fastnn.backend.rng().random() == expected
+
+
+# ---- every layer type, and the state of stochastic layers ------------------------------------
+def zoo_model(x, seed=0):
+    """Every built-in layer type with non-default arguments (the dropout family and BN too)."""
+    fastnn.set_seed(seed)
+    norm = layers.Normalization()
+    norm.adapt(x)
+    model = fastnn.Sequential([
+        layers.Input(shape=(64,)), norm,
+        layers.Dense(24, kernel_initializer=initializers.VarianceScaling(2.0, "fan_out", "uniform"),
+                     bias_initializer=initializers.Constant(0.1),
+                     kernel_regularizer=regularizers.L1L2(1e-5, 1e-4), bias_regularizer="l2",
+                     activity_regularizer=regularizers.l1(1e-6),
+                     kernel_constraint=constraints.MinMaxNorm(0.1, 2.0, 0.5),
+                     bias_constraint=constraints.non_neg()),
+        layers.BatchNormalization(momentum=0.9, epsilon=1e-4), layers.LeakyReLU(0.1),
+        layers.Dropout(0.2), layers.GaussianNoise(0.05), layers.Reshape((4, 6)), layers.Flatten(),
+        layers.Maxout(12, pieces=2), layers.PReLU(), layers.GaussianDropout(0.1),
+        layers.Dense(12, activation="selu", kernel_initializer="lecun_normal"),
+        layers.AlphaDropout(0.05), layers.LayerNormalization(), layers.ELU(0.5),
+        layers.Activation("tanh"), layers.ReLU(negative_slope=0.01),
+        layers.DropConnectDense(10, rate=0.1), layers.Softmax(),
+    ])
+    model.compile(optimizer=optimizers.Adam(1e-3, clipnorm=1.0), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", "sparse_top_k_categorical_accuracy"]
+                  if "sparse_top_k_categorical_accuracy" in fastnn.metrics._BY_NAME else ["accuracy"])
+    return model
+
+
+def test_every_layer_type_round_trips(tmp_path, digits):
+    x, y, xt, yt = digits
+    model = zoo_model(x)
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    model.save(tmp_path / "zoo")
+    loaded = fastnn.load_model(tmp_path / "zoo")
+    assert loaded.get_config() == model.get_config()
+    assert [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
+    assert_same_weights(model, loaded)
+    assert [v.trainable for v in loaded.weights] == [v.trainable for v in model.weights]
+    np.testing.assert_array_equal(loaded.predict(xt, verbose=0), model.predict(xt, verbose=0))
+    # training-mode outputs too: every dropout-family layer continues the same random stream
+    np.testing.assert_array_equal(loaded(xt, training=True), model(xt, training=True))
+    assert loaded.evaluate(xt, yt, verbose=0) == model.evaluate(xt, yt, verbose=0)
+
+
+def test_resume_with_batchnorm_and_dropout_is_bit_for_bit(tmp_path, digits):
+    x, y, _, _ = digits
+    straight = zoo_model(x, seed=2)
+    straight.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    first = zoo_model(x, seed=2)
+    first.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    first.save(tmp_path / "ckpt")
+    fastnn.set_seed(777)
+    resumed = fastnn.load_model(tmp_path / "ckpt")
+    resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=64, verbose=0)
+    assert_same_weights(straight, resumed)  # includes BatchNormalization's moving statistics
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda m: m["layer_state"].append({"layer": 0, "attr": "units", "value": 10 ** 9}),
+     "no saved attribute 'units'"),
+    (lambda m: m["layer_state"].append({"layer": 4, "attr": "_calls", "value": 10 ** 30}),
+     "invalid value"),
+    (lambda m: m["layer_state"].append({"layer": 4, "attr": "_calls", "value": [1]}),
+     "invalid value"),
+    (lambda m: m["layer_state"].append({"layer": 99, "attr": "_calls", "value": 1}),
+     "does not exist"),
+])
+def test_hostile_layer_state_is_refused(tmp_path, digits, edit, match):
+    model = zoo_model(digits[0])
+    model.save(tmp_path / "zoo")
+    _edit_meta(tmp_path / "zoo", edit)
+    with pytest.raises(InvalidModelFileError, match=match):
+        fastnn.load_model(tmp_path / "zoo")

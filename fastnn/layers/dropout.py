@@ -41,6 +41,9 @@ def _check_rate(rate, layer, allow_one):
 class _Stochastic(Layer):
     """Shared seed / counter handling of the dropout family."""
 
+    # Saved with the model (fastnn.saving) so resumed training draws the same masks.
+    _saved_attributes = ("_seed_value", "_calls")
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
@@ -262,6 +265,8 @@ class DropConnectDense(Dense):
     kernel. The bias is not dropped. Takes every Dense argument; the weights are Dense's
     (kernel, bias), so ``DropConnectDense`` weights load into a ``Dense`` and back.
     """
+
+    _saved_attributes = ("_seed_value", "_calls")  # see _Stochastic
 
     def __init__(self, units, rate=0.5, seed=None, **kwargs):
         super().__init__(units, **kwargs)
