@@ -51,6 +51,7 @@ METADATA_ENTRY = "fastnn.json"
 MAX_METADATA_BYTES = 64 << 20       # the JSON: architecture + manifest, far below this
 MAX_NPY_HEADER_BYTES = 10000        # numpy's own default limit for .npy headers
 MAX_ARRAY_NDIM = 32                 # numpy's limit
+MAX_LAYERS = 100_000                # far beyond any real MLP; bounds the Python objects built
 # dtypes an array in a saved model may have (weights are float32/float64; optimizer state
 # may hold integer or boolean slots). Everything else, object arrays in particular, is refused.
 _ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in
@@ -561,6 +562,9 @@ def _rebuild_model(archive, custom_objects, expected):
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise archive.error("the metadata has no model architecture ('model.layers')")
     specs = config["layers"]
+    if len(specs) > MAX_LAYERS:
+        raise archive.error(f"the architecture lists {len(specs)} layers, more than the "
+                            f"{MAX_LAYERS} allowed")
     try:
         with _WeightGuard(archive, expected):  # Sequential.add builds as soon as the input is known
             return _rebuild_layers(archive, config, specs, custom_objects)

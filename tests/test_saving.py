@@ -223,6 +223,13 @@ def test_custom_layer_by_registration_or_custom_objects(tmp_path):
         assert isinstance(fastnn.load_model(tmp_path / "m").layers[0], Scale)
     finally:
         layers._REGISTRY.pop("Scale", None)
+    try:
+        layers.register(name="Scale")(Scale)  # decorator form
+        assert isinstance(fastnn.load_model(tmp_path / "m").layers[0], Scale)
+    finally:
+        layers._REGISTRY.pop("Scale", None)
+    with pytest.raises(TypeError, match="Layer subclass"):
+        layers.register(dict)
     saving.register_keras_serializable()(Scale)
     try:
         assert isinstance(fastnn.load_model(tmp_path / "m").layers[0], Scale)
@@ -281,6 +288,29 @@ def test_resume_is_bit_for_bit(tmp_path, digits, name, make_opt):
         assert sorted(sa) == sorted(sb)
         for k in sa:
             assert np.array_equal(sa[k], sb[k]), k
+
+
+def test_resume_from_model_checkpoint(tmp_path, digits):
+    """The usual workflow: ModelCheckpoint saves every epoch; after a crash, load the last
+    file and continue with initial_epoch: the same weights as an uninterrupted run."""
+    x, y, _, _ = digits
+    straight = small_model(seed=4)
+    straight.fit(x, y, epochs=4, batch_size=50, verbose=0)
+    crashed = small_model(seed=4)
+    ckpt = fastnn.callbacks.ModelCheckpoint(str(tmp_path / "ckpt.keras"))
+    stop = fastnn.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(crashed, "stop_training", epoch == 1))
+    crashed.fit(x, y, epochs=4, batch_size=50, verbose=0, callbacks=[ckpt, stop])
+    assert crashed.optimizer.iterations == 2 * 6
+    resumed = fastnn.load_model(tmp_path / "ckpt.keras")
+    resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=50, verbose=0)
+    assert_same_weights(straight, resumed)
+
+
+def test_many_layers_limit(saved):
+    _edit_meta(saved, lambda m: m["model"].update(layers=[{"class_name": "ReLU"}] * 100_001))
+    with pytest.raises(InvalidModelFileError, match="100001 layers"):
+        fastnn.load_model(saved)
 
 
 def test_restore_rng_false_leaves_global_generator(tmp_path):

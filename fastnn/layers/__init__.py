@@ -8,8 +8,14 @@ from .normalization import BatchNormalization, LayerNormalization, Normalization
 _REGISTRY = {}
 
 
-def register(cls, name=None):
-    """Make a layer class known by name to ``from_config`` and ``load_model``."""
+def register(cls=None, name=None):
+    """Make a layer class known by name to ``from_config`` and ``load_model``:
+    ``register(MyLayer)``, or as a decorator ``@register`` / ``@register(name="MyLayer")``.
+    The class needs a ``get_config()`` returning its constructor arguments."""
+    if cls is None:
+        return lambda c: register(c, name)
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register: expected a fastnn Layer subclass, got {cls!r}")
     _REGISTRY[name or cls.__name__] = cls
     return cls
 
