@@ -6,6 +6,19 @@ __all__ = ["batchnorm_forward_train", "batchnorm_backward", "col_affine", "layer
            "layernorm_backward"]
 
 
+def _check(X, m, eps=None, **vectors):
+    """The same argument errors as the C wrappers: float dtype, vector lengths, epsilon."""
+    if X.dtype not in (np.float32, np.float64):
+        raise TypeError(f"X must be float32 or float64, got {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    for name, v in vectors.items():
+        if v is not None and np.shape(v) != (m,):
+            raise ValueError(f"{name} has shape {np.shape(v)}, expected ({m},)")
+    if eps is not None and not eps > 0:
+        raise ValueError(f"epsilon must be > 0, got {eps}")
+
+
 def _put(out, value, like):
     if out is None:
         return np.asarray(value).astype(like.dtype)
@@ -18,6 +31,8 @@ def batchnorm_forward_train(X, gamma, beta, epsilon, momentum, moving_mean=None,
     """Batch statistics of X (n, m) per column (biased variance), normalize-scale-shift, and
     the moving averages (moving = moving * momentum + batch * (1 - momentum)).
     Returns (out, mean, invstd)."""
+    _check(X, X.shape[-1], epsilon, gamma=gamma, beta=beta, moving_mean=moving_mean,
+           moving_variance=moving_variance)
     if X.shape[0] < 1:
         raise ValueError(f"batch normalization needs at least one row, got X of shape {X.shape}")
     dt = X.dtype.type
@@ -41,6 +56,7 @@ def batchnorm_backward(dY, X, mean, invstd, gamma, out=None, dgamma=None, dbeta=
                        need_dx=True, n_threads=None):
     """dbeta = sum dY, dgamma = sum dY * xhat; dX = gamma * invstd * (dY - dbeta / n -
     xhat * dgamma / n): the gradient through the batch mean and variance."""
+    _check(dY, dY.shape[-1], None, mean=mean, invstd=invstd, gamma=gamma)
     n = dY.shape[0]
     xhat = (X.astype(np.float64) - mean) * invstd
     d64 = dY.astype(np.float64)
@@ -59,6 +75,9 @@ def batchnorm_backward(dY, X, mean, invstd, gamma, out=None, dgamma=None, dbeta=
 
 def col_affine(X, shift, scale, offset, out=None, n_threads=None):
     """out = (X - shift) * scale + offset per column; shift / offset None mean zero."""
+    if scale is None:
+        raise ValueError("col_affine needs a scale vector")
+    _check(X, X.shape[-1], None, shift=shift, scale=scale, offset=offset)
     y = X - shift if shift is not None else X
     y = y * scale
     if offset is not None:
@@ -69,6 +88,7 @@ def col_affine(X, shift, scale, offset, out=None, n_threads=None):
 def layernorm_forward(X, gamma, beta, epsilon, out=None, mean=None, rstd=None, n_threads=None):
     """Per row: mean, biased variance, rstd = 1 / sqrt(var + epsilon),
     out = (X - mean) * rstd * gamma + beta. Returns (out, mean, rstd)."""
+    _check(X, X.shape[-1], epsilon, gamma=gamma, beta=beta)
     if X.shape[1] < 1:
         raise ValueError(f"layer normalization needs at least one column, got X of shape {X.shape}")
     x64 = X.astype(np.float64)
