@@ -398,7 +398,7 @@ class _Archive:
                              f"{MAX_ARRAY_NDIM} non-negative integers)")
         try:
             dt = np.dtype(dtype) if isinstance(dtype, str) and len(dtype) < 16 else None
-        except TypeError:
+        except Exception:  # numpy raises TypeError, ValueError or SyntaxError for junk
             dt = None
         if dt is None or dt.str not in _ALLOWED_DTYPES:
             raise self.error(f"{what}: dtype {dtype!r:.40} is not allowed (allowed: "
@@ -549,7 +549,7 @@ def _optimizer_specs(archive, n_weights):
     return ostate, specs
 
 
-def _lookup(kind, name, custom_objects, registry_get, base):
+def _lookup(name, custom_objects, registry_get, base):
     if custom_objects and name in custom_objects:
         cls = custom_objects[name]
         if isinstance(cls, type) and issubclass(cls, base):
@@ -586,7 +586,7 @@ def _rebuild_layers(archive, config, specs, custom_objects):
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
                 or not isinstance(spec.get("config", {}), dict):
             raise archive.error(f"layer {i} of the architecture is malformed")
-        cls = _lookup("layer", spec["class_name"], custom_objects, layers_module.get,
+        cls = _lookup(spec["class_name"], custom_objects, layers_module.get,
                       layers_module.Layer)
         cfg = dict(spec.get("config", {}))
         if cls is InputLayer:
@@ -632,12 +632,12 @@ def _restore_compile(archive, model, custom_objects):
         if not isinstance(ospec, dict) or not isinstance(ospec.get("class_name"), str) \
                 or not isinstance(ospec.get("config", {}), dict):
             raise archive.error("the optimizer config is malformed")
-        ocls = _lookup("optimizer", ospec["class_name"], custom_objects,
+        ocls = _lookup(ospec["class_name"], custom_objects,
                        lambda n: type(optimizers.get(n)), optimizers.Optimizer)
         ocfg = dict(ospec.get("config", {}))
         lr = ocfg.get("learning_rate")
         if isinstance(lr, dict):
-            scls = _lookup("schedule", lr.get("class_name"), custom_objects,
+            scls = _lookup(lr.get("class_name"), custom_objects,
                            lambda n: None, schedules.LearningRateSchedule)
             if scls is not None:
                 ocfg["learning_rate"] = scls.from_config(dict(lr.get("config", {})))
@@ -645,7 +645,7 @@ def _restore_compile(archive, model, custom_objects):
         lspec = comp.get("loss")
         if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
             raise archive.error("the loss config is malformed")
-        lcls = _lookup("loss", lspec["class_name"], custom_objects,
+        lcls = _lookup(lspec["class_name"], custom_objects,
                        lambda n: losses._BY_NAME[n], losses.Loss)
         loss = lcls.from_config(dict(lspec.get("config", {})))
         mets = []
@@ -656,7 +656,7 @@ def _restore_compile(archive, model, custom_objects):
             if isinstance(m, str):
                 mets.append(m)
             elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
-                mcls = _lookup("metric", m["class_name"], custom_objects, known.__getitem__,
+                mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
                                metrics.Metric)
                 mets.append(mcls(**dict(m.get("config", {}))))
             else:
@@ -876,7 +876,8 @@ def _match_by_layer(archive, model, expected):
     keep only those whose every weight has the same shape."""
     groups = {}
     for k, spec in enumerate(archive.meta["weights"]):
-        groups.setdefault(spec.get("layer") if isinstance(spec, dict) else None, []).append(k)
+        layer = spec.get("layer") if isinstance(spec, dict) else None
+        groups.setdefault(layer if isinstance(layer, int) else None, []).append(k)
     file_layers = [groups[key] for key in sorted(groups, key=lambda g: groups[g][0])]
     model_layers = [layer for layer in model.layers if layer.weights]
     pairs = []

@@ -580,6 +580,12 @@ def test_overlapping_or_compressed_entries_are_refused(saved):
     (lambda m: m["optimizer_state"]["variables"][0]["arrays"].update(
         extra=m["optimizer_state"]["variables"][0]["arrays"]["momentum"]), "used twice|slots"),
     (lambda m: m["weights"][0].update(dtype="V1000000000"), "not allowed"),
+    (lambda m: m["weights"][0].update(dtype="(1000000000,)f8"), "not allowed"),
+    (lambda m: m["weights"][0].update(dtype=">f4"), "not allowed"),
+    (lambda m: m["weights"][0].update(dtype=["f4"]), "not allowed"),
+    (lambda m: m["weights"][0].update(shape=[64, -16]), "bad shape"),
+    (lambda m: m["weights"][0].update(shape=[64.0, 16]), "bad shape"),
+    (lambda m: m["weights"][0].update(entry={"a": 1}), "bad entry"),
     (lambda m: (m["weights"].pop(), m.update(optimizer_state=None)), "more weights than the file"),
     (lambda m: m["rng"]["global"].update(bit_generator="Evil"), "random-generator"),
     (lambda m: m["rng"]["global"]["state"].update(state="x"), "random-generator"),
