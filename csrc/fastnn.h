@@ -113,7 +113,8 @@ double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);
  * clipvalue = INFINITY: no clipping; the grad buffer is not written) and
  * p <- p - p * decay (decoupled weight decay, decay = weight_decay * lr; 0: none), then
  * applies Keras 3's rule. `step` is the 1-based step number (iterations + 1). State
- * arrays have the parameter's size; optional ones may be NULL. */
+ * arrays have the parameter's size; optional ones may be NULL. Decaying state values
+ * below the smallest normal number are stored as 0 (subnormals are 10-100x slower). */
 /* SGD: v = momentum * v - lr * g; p += v, or p += momentum * v - lr * g (nesterov).
  * v == NULL: plain p -= lr * g. */
 void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,

@@ -9,7 +9,8 @@
  *                                                 clipvalue = inf are exact no-ops
  *   p <- p - p * decay                            decoupled weight decay, decay = wd * lr
  *   then the optimizer's own rule.
- * The gradient buffer is never written. NaN in g propagates to p and to the state (the
+ * Decaying state values (momenta, second moments) below the smallest normal number are
+ * stored as 0 (see FLUSH below). The gradient buffer is never written. NaN in g propagates to p and to the state (the
  * clip and max below keep NaN, as NumPy/Keras do): nothing is silently replaced.
  * Each element's result depends only on its own inputs, so any thread count gives the
  * same bits. Step-dependent scalars (bias corrections) are computed once in double.
@@ -21,6 +22,7 @@
  * over thousands of steps. The loops are memory-bound, so this costs nothing. */
 #pragma GCC optimize("fp-contract=off")
 
+#include <float.h>
 #include <math.h>
 #include "fastnn.h"
 #include "parallel.h"
@@ -28,18 +30,22 @@
 #define REAL float
 #define FN(name) name##_f32
 #define M(fn) fn##f
+#define REAL_MIN_NORMAL FLT_MIN
 #include "optimizers.c"
 #undef REAL
 #undef FN
 #undef M
+#undef REAL_MIN_NORMAL
 
 #define REAL double
 #define FN(name) name##_f64
 #define M(fn) fn
+#define REAL_MIN_NORMAL DBL_MIN
 #include "optimizers.c"
 #undef REAL
 #undef FN
 #undef M
+#undef REAL_MIN_NORMAL
 
 #else /* template body */
 
@@ -47,6 +53,11 @@
 static inline REAL FN(clip_keep_nan)(REAL x, REAL c)
 {
     return x > c ? c : (x < -c ? -c : x);
+}
+
+static inline REAL FN(flush_subnormal)(REAL x)
+{
+    return M(fabs)(x) < (REAL)REAL_MIN_NORMAL ? (REAL)0 : x;  /* NaN compares false: kept */
 }
 
 /* max that propagates NaN from either side, like numpy.maximum */
@@ -58,6 +69,12 @@ static inline REAL FN(max_nan)(REAL a, REAL b)
 /* the gradient element after clipping, and the parameter after weight decay */
 #define GRAD(i) FN(clip_keep_nan)(gs * g[i], cv)
 #define DECAYED(i) (has_decay ? p[i] - p[i] * dec : p[i])
+/* Decaying state values below the smallest normal number are stored as 0. Without this, a
+ * state whose gradient is always exactly zero (dead ReLU units, constant input pixels) decays
+ * into the subnormal range and stays there: 0.9 * (smallest subnormal) rounds back to
+ * itself. Subnormal arithmetic is 10-100x slower on x86, and it made Adam 10x slower after a
+ * few epochs of a real MLP. The NumPy reference does the same flush, so results agree. */
+#define FLUSH(x) FN(flush_subnormal)(x)
 
 /* ---- SGD ------------------------------------------------------------------------- */
 FASTNN_CLONES
@@ -74,14 +91,14 @@ static void FN(sgd_range)(REAL *restrict p, const REAL *restrict g, REAL *restri
     } else if (nesterov) {
         for (ptrdiff_t i = lo; i < hi; i++) {
             REAL gi = GRAD(i);
-            REAL m = v[i] * mom - gi * lr;
+            REAL m = FLUSH(v[i] * mom - gi * lr);
             v[i] = m;
             p[i] = DECAYED(i) + (m * mom - gi * lr);
         }
     } else {
         for (ptrdiff_t i = lo; i < hi; i++) {
             REAL gi = GRAD(i);
-            REAL m = v[i] * mom - gi * lr;
+            REAL m = FLUSH(v[i] * mom - gi * lr);
             v[i] = m;
             p[i] = DECAYED(i) + m;
         }
@@ -107,8 +124,8 @@ static void FN(adam_range)(REAL *restrict p, const REAL *restrict g, REAL *restr
     if (!vhat) {
         for (ptrdiff_t i = lo; i < hi; i++) {
             REAL gi = GRAD(i);
-            REAL mi = m[i] + (gi - m[i]) * one_b1;
-            REAL vi = v[i] + (gi * gi - v[i]) * one_b2;
+            REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
+            REAL vi = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
             m[i] = mi;
             v[i] = vi;
             p[i] = DECAYED(i) - (mi * alpha) / (M(sqrt)(vi) + eps);
@@ -116,8 +133,8 @@ static void FN(adam_range)(REAL *restrict p, const REAL *restrict g, REAL *restr
     } else {
         for (ptrdiff_t i = lo; i < hi; i++) {
             REAL gi = GRAD(i);
-            REAL mi = m[i] + (gi - m[i]) * one_b1;
-            REAL vi = v[i] + (gi * gi - v[i]) * one_b2;
+            REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
+            REAL vi = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
             REAL vh = FN(max_nan)(vhat[i], vi);
             m[i] = mi;
             v[i] = vi;
@@ -148,8 +165,8 @@ static void FN(adamax_range)(REAL *restrict p, const REAL *restrict g, REAL *res
     const int has_decay = dec != 0;
     for (ptrdiff_t i = lo; i < hi; i++) {
         REAL gi = GRAD(i);
-        REAL mi = m[i] + (gi - m[i]) * one_b1;
-        REAL ui = FN(max_nan)(u[i] * b2, M(fabs)(gi));
+        REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
+        REAL ui = FLUSH(FN(max_nan)(u[i] * b2, M(fabs)(gi)));
         m[i] = mi;
         u[i] = ui;
         p[i] = DECAYED(i) - (lr * mi) / (bc1 * (ui + eps));
@@ -177,8 +194,8 @@ static void FN(nadam_range)(REAL *restrict p, const REAL *restrict g, REAL *rest
     const int has_decay = dec != 0;
     for (ptrdiff_t i = lo; i < hi; i++) {
         REAL gi = GRAD(i);
-        REAL mi = m[i] + (gi - m[i]) * one_b1;
-        REAL vi = v[i] + (gi * gi - v[i]) * one_b2;
+        REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
+        REAL vi = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
         m[i] = mi;
         v[i] = vi;
         REAL m_hat = mi * c_m + gi * c_g;
@@ -209,16 +226,16 @@ void FN(nadam_update)(REAL *p, const REAL *g, REAL *m, REAL *v, double lr, doubl
 #define RMSPROP_LOOP(DEN, MOM)                                                         \
     for (ptrdiff_t i = lo; i < hi; i++) {                                              \
         REAL gi = GRAD(i);                                                             \
-        REAL vi = rho * v[i] + one_rho * (gi * gi);                                    \
+        REAL vi = FLUSH(rho * v[i] + one_rho * (gi * gi));                             \
         v[i] = vi;                                                                     \
         REAL den = DEN;                                                                \
         REAL inc = (lr * gi) / M(sqrt)(den);                                           \
         MOM;                                                                           \
         p[i] = DECAYED(i) - inc;                                                       \
     }
-#define RMS_CENTERED (avg[i] = rho * avg[i] + one_rho * gi, vi - avg[i] * avg[i] + eps)
+#define RMS_CENTERED (avg[i] = FLUSH(rho * avg[i] + one_rho * gi), vi - avg[i] * avg[i] + eps)
 #define RMS_PLAIN (vi + eps)
-#define RMS_MOMENTUM inc = momentum * mom[i] + inc; mom[i] = inc
+#define RMS_MOMENTUM inc = FLUSH(momentum * mom[i] + inc); mom[i] = inc
 #define RMS_NO_MOMENTUM (void)0
 
 FASTNN_CLONES
@@ -279,5 +296,6 @@ void FN(adagrad_update)(REAL *p, const REAL *g, REAL *acc, double lr, double eps
 
 #undef GRAD
 #undef DECAYED
+#undef FLUSH
 
 #endif /* template body */

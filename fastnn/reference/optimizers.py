@@ -8,6 +8,12 @@ arguments, in Keras 3's Optimizer.apply order:
   (the clipnorm / global_clipnorm factor is computed by the optimizer; None: no clip);
 - ``weight_decay``: decoupled decay p <- p - p * (weight_decay * learning_rate);
 - then the optimizer's rule. The gradient array is never written; NaN propagates.
+
+Decaying state (momenta, second moments, RMSprop's averages) is flushed to 0 where its
+magnitude falls below the dtype's smallest normal number (``_flush``): a state whose gradient
+is always exactly zero would otherwise sit at a subnormal fixed point forever, and subnormal
+arithmetic is 10-100x slower in the C kernels. Keras does not flush; the difference is below
+1.2e-38 (float32) / 2.2e-308 (float64).
 """
 import math
 
@@ -43,6 +49,12 @@ def _prologue(name, param, grad, state, learning_rate, weight_decay, grad_scale,
     return dt, g, dt(weight_decay * learning_rate)
 
 
+def _flush(a):
+    """In place: values with magnitude below the smallest normal number become 0 (NaN kept)."""
+    a[np.abs(a) < np.finfo(a.dtype).tiny] = 0
+    return a
+
+
 def _decayed(param, decay):
     return param - param * decay if decay != 0 else param.copy()
 
@@ -65,6 +77,7 @@ def sgd_update(param, grad, velocity, learning_rate, momentum=0.0, nesterov=Fals
         param[...] = p - g * lr
         return param
     velocity[...] = velocity * mom - g * lr
+    _flush(velocity)
     if nesterov:
         param[...] = p + (velocity * mom - g * lr)
     else:
@@ -87,6 +100,7 @@ def adam_update(param, grad, momentum, velocity, velocity_hat, learning_rate, be
     p = _decayed(param, dec)
     momentum += (g - momentum) * dt(1.0 - beta_1)
     velocity += (g * g - velocity) * dt(1.0 - beta_2)
+    _flush(momentum), _flush(velocity)
     v = velocity
     if velocity_hat is not None:
         np.maximum(velocity_hat, velocity, out=velocity_hat)
@@ -108,6 +122,7 @@ def adamax_update(param, grad, momentum, norm, learning_rate, beta_1, beta_2, ep
     p = _decayed(param, dec)
     momentum += (g - momentum) * dt(1.0 - beta_1)
     np.maximum(norm * dt(beta_2), np.abs(g), out=norm)
+    _flush(momentum), _flush(norm)
     param[...] = p - (dt(learning_rate) * momentum) / (bc1 * (norm + dt(epsilon)))
     return param
 
@@ -131,6 +146,7 @@ def nadam_update(param, grad, momentum, velocity, learning_rate, beta_1, beta_2,
     p = _decayed(param, dec)
     momentum += (g - momentum) * dt(1.0 - beta_1)
     velocity += (g * g - velocity) * dt(1.0 - beta_2)
+    _flush(momentum), _flush(velocity)
     m_hat = momentum * c_m + g * c_g
     param[...] = p - (m_hat * dt(learning_rate)) / (np.sqrt(velocity / bc2) + dt(epsilon))
     return param
@@ -149,14 +165,17 @@ def rmsprop_update(param, grad, velocity, momentum_buffer, average_gradient, lea
     rho_, one_rho, eps = dt(rho), dt(1.0 - rho), dt(epsilon)
     p = _decayed(param, dec)
     velocity[...] = rho_ * velocity + one_rho * (g * g)
+    _flush(velocity)
     if average_gradient is not None:
         average_gradient[...] = rho_ * average_gradient + one_rho * g
+        _flush(average_gradient)
         den = velocity - average_gradient * average_gradient + eps
     else:
         den = velocity + eps
     inc = (dt(learning_rate) * g) / np.sqrt(den)
     if momentum_buffer is not None:
         momentum_buffer[...] = dt(momentum) * momentum_buffer + inc
+        _flush(momentum_buffer)
         inc = momentum_buffer
     param[...] = p - inc
     return param
