@@ -126,6 +126,37 @@ def test_frozen_middle_layer_skips_its_weight_gradients(digits):
     assert not np.array_equal(bottom_before, model.layers[0].kernel.value)  # ... to layer 0
 
 
+MIDDLE_LAYERS = {
+    "dense": lambda: layers.Dense(16, activation="tanh"),
+    "maxout": lambda: layers.Maxout(16, pieces=2),
+    "prelu": lambda: layers.PReLU(),
+    "batchnorm": lambda: layers.BatchNormalization(),
+    "layernorm": lambda: layers.LayerNormalization(),
+    "dropconnect": lambda: layers.DropConnectDense(16, rate=0.2),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MIDDLE_LAYERS))
+def test_every_frozen_layer_type_skips_weight_gradients(digits, kind):
+    x, y = digits
+    fastnn.set_seed(0)
+    middle = MIDDLE_LAYERS[kind]()
+    model = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(16, activation="relu"),
+                               middle, layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    middle.trainable = False
+    for v in middle.weights:
+        if v.grad is not None:
+            v.grad[...] = np.nan  # sentinel: a computed weight gradient would overwrite it
+    snapshot = middle.get_weights()
+    bottom = model.layers[0].kernel.numpy()
+    model.fit(x, y, epochs=1, batch_size=50, verbose=0)
+    assert all(v.grad is None or np.isnan(v.grad).all() for v in middle.weights)
+    for a, b in zip(snapshot, middle.get_weights()):
+        assert np.array_equal(a, b)  # BN's moving statistics included (inference mode)
+    assert not np.array_equal(bottom, model.layers[0].kernel.value)  # gradient went through
+
+
 def test_frozen_model_and_frozen_prelu(digits):
     x, y = digits
     model = base_model()
