@@ -482,8 +482,9 @@ class _WeightGuard:
     architecture creates must have the k-th manifest shape and dtype, checked before it is
     allocated."""
 
-    def __init__(self, archive, expected):
+    def __init__(self, archive, expected, uninitialized=False):
         self.archive, self.expected, self.k = archive, expected, 0
+        self.uninitialized = uninitialized  # True: add_weight may skip the initializer
 
     def check(self, layer, shape, dtype):
         k = self.k
@@ -499,6 +500,7 @@ class _WeightGuard:
                 f"weight {k} ({path!r:.80}): the architecture creates shape {shape} "
                 f"{np.dtype(dtype).name} in layer {layer.name!r}, but the file holds "
                 f"{eshape} {edtype.name}")
+        return self.uninitialized
 
     def __enter__(self):
         from .layers import base
@@ -566,7 +568,9 @@ def _rebuild_model(archive, custom_objects, expected):
         raise archive.error(f"the architecture lists {len(specs)} layers, more than the "
                             f"{MAX_LAYERS} allowed")
     try:
-        with _WeightGuard(archive, expected):  # Sequential.add builds as soon as the input is known
+        # Sequential.add builds as soon as the input is known, so the guard covers it all.
+        # Every weight is then overwritten from the file (or the model is discarded).
+        with _WeightGuard(archive, expected, uninitialized=True):
             return _rebuild_layers(archive, config, specs, custom_objects)
     except InvalidModelFileError:
         raise

@@ -129,11 +129,14 @@ class Layer:
         """Create a Variable owned by this layer (Keras' add_weight)."""
         from .. import initializers
         guard = getattr(_WEIGHT_GUARD, "check", None)
-        if guard is not None:
-            guard(self, tuple(shape), np.dtype(dtype or self.dtype))
-        init = initializers.get(initializer)
-        value = np.ascontiguousarray(init(tuple(shape), dtype or self.dtype),
-                                     dtype=dtype or self.dtype)
+        if guard is not None and guard(self, tuple(shape), np.dtype(dtype or self.dtype)):
+            # load_model overwrites every weight from the file: skip the (possibly costly,
+            # e.g. orthogonal) initialization
+            value = np.empty(tuple(shape), dtype or self.dtype)
+        else:
+            init = initializers.get(initializer)
+            value = np.ascontiguousarray(init(tuple(shape), dtype or self.dtype),
+                                         dtype=dtype or self.dtype)
         var = Variable(value, name or f"variable_{len(self._variables)}", trainable,
                        regularizer, constraint, layer=self)
         self._variables.append(var)
