@@ -45,6 +45,9 @@ import zipfile
 
 import numpy as np
 
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "InvalidModelFileError",
+           "register_keras_serializable"]
+
 FORMAT_NAME = "fastnn"
 FORMAT_VERSION = 1
 METADATA_ENTRY = "fastnn.json"
@@ -176,7 +179,8 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
                         slot["arrays"][key] = {"entry": entry, "shape": list(value.shape),
                                                "dtype": value.dtype.name}
                     elif value is None or isinstance(value, (bool, int, float, np.generic)):
-                        slot["scalars"][key] = _json_default(value) if isinstance(value, np.generic) else value
+                        slot["scalars"][key] = (value.item() if isinstance(value, np.generic)
+                                                else value)
                     else:
                         raise TypeError(f"save: optimizer state {key!r} of {v.path!r} is a "
                                         f"{type(value).__name__}; only arrays and numbers can be saved")
@@ -616,7 +620,7 @@ def _check_and_read_weights(archive, model, expected, cast=False):
         if tuple(v.value.shape) != shape:
             raise archive.error(f"weight {k} ({v.path!r}) has shape {v.value.shape} in the model "
                                 f"but {shape} in the file ({path!r})")
-        if dtype != v.value.dtype and not (cast and dtype.kind == "f"):
+        if dtype != v.value.dtype and not (cast and dtype.kind == v.value.dtype.kind == "f"):
             raise archive.error(f"weight {k} ({v.path!r}) has dtype {v.value.dtype} in the model "
                                 f"but {dtype.name} in the file")
         values.append(archive.read_array(entry, shape, dtype, f"weight {k} ({v.path!r})"))
@@ -696,7 +700,8 @@ def _restore_optimizer_state(archive, model, ostate, read):
             if not isinstance(cur, np.ndarray) or cur.shape != shape or cur.dtype != dtype:
                 raise archive.error(
                     f"optimizer state {key!r} of {v.path!r}: the file has {shape} {dtype.name}, "
-                    f"the optimizer needs {getattr(cur, 'shape', None)} {getattr(cur, 'dtype', type(cur).__name__)}")
+                    f"the optimizer needs {getattr(cur, 'shape', None)} "
+                    f"{getattr(cur, 'dtype', type(cur).__name__)}")
             fresh[key] = read(entry, shape, dtype, f"optimizer state {key!r} of {v.path!r}")
         for key, value in slot.get("scalars", {}).items():
             cur = fresh[key]
@@ -888,7 +893,9 @@ def _match_by_layer(archive, model, expected):
     for layer, ks in zip(model_layers, file_layers):
         specs = [expected[k] for k in ks]
         if len(specs) != len(layer.weights) or any(
-                tuple(v.value.shape) != s[1] or s[2].kind != "f" for v, s in zip(layer.weights, specs)):
+                tuple(v.value.shape) != s[1] or (s[2] != v.value.dtype and not
+                                                 s[2].kind == v.value.dtype.kind == "f")
+                for v, s in zip(layer.weights, specs)):
             warnings.warn(f"load_weights: skipping layer {layer.name!r}: its weights "
                           f"{[v.value.shape for v in layer.weights]} do not match the file's "
                           f"{[s[1] for s in specs]}", stacklevel=3)
