@@ -73,7 +73,11 @@ static inline REAL FN(max_nan)(REAL a, REAL b)
  * state whose gradient is always exactly zero (dead ReLU units, constant input pixels) decays
  * into the subnormal range and stays there: 0.9 * (smallest subnormal) rounds back to
  * itself. Subnormal arithmetic is 10-100x slower on x86, and it made Adam 10x slower after a
- * few epochs of a real MLP. The NumPy reference does the same flush, so results agree. */
+ * few epochs of a real MLP. The NumPy reference does the same flush, so results agree.
+ * (Not flush-to-zero in MXCSR: FTZ turns Keras' m + (0 - m) * (1 - beta_1) into a fixed
+ * point at a *normal* value, since the product underflows to 0; and it would make C and
+ * reference differ. The cost left is a few subnormal intermediates per element, once, in
+ * the steps before its state is flushed.) */
 #define FLUSH(x) FN(flush_subnormal)(x)
 
 /* ---- SGD ------------------------------------------------------------------------- */
