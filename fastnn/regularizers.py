@@ -31,7 +31,10 @@ class Regularizer:
 
     def penalty_and_gradient(self, w, grad, scale=1.0):
         """Returns scale * penalty(w) and adds scale * its gradient to ``grad``."""
-        self.add_gradient(w, grad, scale)
+        if scale == 1.0:  # user regularizers may implement add_gradient(w, grad) only
+            self.add_gradient(w, grad)
+        else:
+            self.add_gradient(w, grad, scale)
         return scale * float(self(w))
 
     def get_config(self):
@@ -138,7 +141,12 @@ def add_activity_gradient(layer, dy, y, fused_activation=None):
     y2 = y.reshape(y.shape[0], -1)
     g = layer._buffer("activity_grad", y2.shape)
     g[...] = 0
-    layer.activity_regularizer.add_gradient(y2, g, 1.0 / max(y2.shape[0], 1))
+    reg, inv_n = layer.activity_regularizer, 1.0 / max(y2.shape[0], 1)
+    if isinstance(reg, L1L2):
+        reg.add_gradient(y2, g, inv_n)  # scaled inside the C pass
+    else:  # a user regularizer: add_gradient(w, grad) into zeros, then scale
+        reg.add_gradient(y2, g)
+        g *= g.dtype.type(inv_n)
     if fused_activation is not None:
         act = fused_activation
         backend.ops.act_backward(g, None, y2, act.code, act.alpha, g)

@@ -212,3 +212,33 @@ def test_constraint_names_configs_and_errors():
         constraints.MinMaxNorm(2.0, 1.0)
     with pytest.raises(ValueError, match="out of range"):
         constraints.max_norm(axis=2)(np.ones((3, 3)))
+
+
+def test_user_regularizer_with_keras_style_methods(float64_model):
+    """A user Regularizer subclass implementing __call__ and add_gradient(w, grad) only."""
+
+    class Quartic(regularizers.Regularizer):
+        def __call__(self, w):
+            return 0.1 * float(np.sum(np.asarray(w) ** 4))
+
+        def add_gradient(self, w, grad):
+            grad += 0.4 * w ** 3
+
+    rng = np.random.default_rng(9)
+    model = fastnn.Sequential([layers.Input(shape=(3,)),
+                               layers.Dense(4, kernel_regularizer=Quartic(),
+                                            activity_regularizer=Quartic())])
+    model.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse")
+    x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 4))
+    t = model.loss.prepare_targets(y, model.output_shape, np.float64)
+    layer = model.layers[0]
+
+    def total():
+        out = np.array(layer.forward(x, False))
+        return model.loss.compute(out, t) / 5 + Quartic()(layer.kernel.value) + Quartic()(out) / 5
+
+    expected = total()
+    model._prepare_training()
+    assert model._train_step(x, t)[0] == pytest.approx(expected, rel=1e-12)
+    for v in model.trainable_weights:
+        np.testing.assert_allclose(v.grad, numeric_grad(total, v.value), rtol=1e-6, atol=1e-8)
