@@ -306,6 +306,13 @@ def test_resume_from_model_checkpoint(tmp_path, digits):
     assert_same_weights(straight, resumed)
 
 
+def test_plain_callable_learning_rate_is_saved_as_its_value_with_a_warning(tmp_path):
+    model = small_model(optimizer=optimizers.SGD(lambda: 0.025))
+    with pytest.warns(UserWarning, match="plain callable"):
+        model.save(tmp_path / "m")
+    assert fastnn.load_model(tmp_path / "m").optimizer.learning_rate == 0.025
+
+
 def test_many_layers_limit(saved):
     _edit_meta(saved, lambda m: m["model"].update(layers=[{"class_name": "ReLU"}] * 100_001))
     with pytest.raises(InvalidModelFileError, match="100001 layers"):
