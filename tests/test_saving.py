@@ -81,6 +81,19 @@ def test_round_trip_architecture_weights_compile(tmp_path, digits):
     assert_same_weights(fastnn.models.load_model(path), model)
 
 
+def test_model_and_layer_get_config_from_config(digits):
+    x = digits[0]
+    model = zoo_model(x)
+    again = fastnn.Sequential.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+    assert [w.shape for w in again.get_weights()] == [w.shape for w in model.get_weights()]
+    again.set_weights(model.get_weights())
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    for layer in model.layers:
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+
+
 def test_file_is_an_npz_readable_without_pickle(tmp_path):
     model = small_model()
     model.save(tmp_path / "m.npz")
