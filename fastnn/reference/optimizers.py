@@ -56,7 +56,8 @@ def _flush(a):
 
 
 def _decayed(param, decay):
-    return param - param * decay if decay != 0 else param.copy()
+    # computed even for decay 0, as the C loop does (p - p * 0 is p for every finite p)
+    return param - param * decay
 
 
 def _check_step(step):
