@@ -7,12 +7,14 @@ Random numbers are a pure function of (seed, counter, element index), SplitMix64
     key      = mix64(mix64(seed) + counter * G),   G = 0x9e3779b97f4a7c15
     word(i)  = mix64(key + (i + 1) * G)
 
-Element i (flat, row-major) is kept when (word(i) >> 11) >= floor(rate * 2^53). A standard
-normal uses words 2i and 2i + 1 (Box-Muller in double, through Python's math module, which
-calls the same libm as the C code).
-"""
-import math
+Element i (flat, row-major) is kept when (word(i) >> 11) >= floor(rate * 2^53).
 
+Standard normals: Box-Muller on the words (2k, 2k + 1) gives elements 2k and 2k + 1:
+u1 = 1 - (w_2k >> 12) 2^-52, r = sqrt(-2 ln u1); w_2k+1 >> 12 = (q + f) 2^50 gives the angle
+t = (q + f) pi / 2; z_2k = r cos t, z_2k+1 = r sin t. ln, sin and cos are polynomials (see
+``_normal_pairs``) evaluated with exactly the operations of csrc/dropout.c, in float64 without
+fused multiply-adds, so C and this reference agree bit for bit.
+"""
 import numpy as np
 
 __all__ = ["random_words", "dropout_apply", "gaussian_noise_apply"]
@@ -76,15 +78,71 @@ def dropout_apply(X, rate, scale, shift, fill, seed, counter, out=None, n_thread
     return out
 
 
-_log = np.vectorize(math.log, otypes=[np.float64])
-_cos = np.vectorize(math.cos, otypes=[np.float64])
+_H = float.fromhex
+_LN_COEFFS = [_H(h) for h in (
+    "0x1.8618618618618p-5", "0x1.af286bca1af28p-5", "0x1.e1e1e1e1e1e1ep-5", "0x1.1111111111111p-4",
+    "0x1.3b13b13b13b14p-4", "0x1.745d1745d1746p-4", "0x1.c71c71c71c71cp-4", "0x1.2492492492492p-3",
+    "0x1.999999999999ap-3", "0x1.5555555555555p-2")]           # 1 / (2j + 1), j = 10..1
+_COS_COEFFS = [_H(h) for h in (
+    "-0x1.6827863b97d97p-53", "0x1.ae7f3e733b81fp-45", "-0x1.93974a8c07c9dp-37",
+    "0x1.1eed8eff8d898p-29", "-0x1.27e4fb7789f5cp-22", "0x1.a01a01a01a01ap-16",
+    "-0x1.6c16c16c16c17p-10", "0x1.5555555555555p-5", "-0x1.0000000000000p-1")]  # (-1)^j/(2j)!
+_SIN_COEFFS = [_H(h) for h in (
+    "-0x1.2f49b46814157p-57", "0x1.952c77030ad4ap-49", "-0x1.ae7f3e733b81fp-41",
+    "0x1.6124613a86d09p-33", "-0x1.ae64567f544e4p-26", "0x1.71de3a556c734p-19",
+    "-0x1.a01a01a01a01ap-13", "0x1.1111111111111p-7", "-0x1.5555555555555p-3")]  # (-1)^j/(2j+1)!
+_LN2 = _H("0x1.62e42fefa39efp-1")
+_HALF_PI = _H("0x1.921fb54442d18p+0")
+_SQRT_HALF = _H("0x1.6a09e667f3bcdp-1")
+_EXP_ONE = np.uint64(1023 << 52)
+
+
+def _horner(coeffs, x2, x0):
+    p = np.full_like(x2, x0)
+    for c in coeffs[1:]:
+        p = p * x2 + c
+    return p
+
+
+def _normal_pairs(wa, wb):
+    """Two standard normals per pair of words, as csrc/dropout.c fastnn_normal_pair."""
+    u1 = 2.0 - (_EXP_ONE | (wa >> np.uint64(12))).view(np.float64)
+    b = u1.view(np.uint64)
+    e = (b >> np.uint64(52)).astype(np.int64) - 1022
+    m = ((b & np.uint64(0x000FFFFFFFFFFFFF)) | np.uint64(1022 << 52)).view(np.float64)
+    lo = m < _SQRT_HALF
+    m = np.where(lo, m + m, m)
+    e = e - lo
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = _horner(_LN_COEFFS, s2, _LN_COEFFS[0])
+    p = p * s2 + 1.0
+    ln_u1 = e.astype(np.float64) * _LN2 + (s + s) * p
+    r = np.sqrt(-2.0 * ln_u1)
+    mb = wb >> np.uint64(12)
+    q = (mb >> np.uint64(50)).astype(np.int64)
+    f = (_EXP_ONE | ((mb & np.uint64(0x3FFFFFFFFFFFF)) << np.uint64(2))).view(np.float64) - 1.0
+    hi = f > 0.5
+    g = np.where(hi, 1.0 - f, f)
+    x = g * _HALF_PI
+    x2 = x * x
+    c = _horner(_COS_COEFFS, x2, _COS_COEFFS[0]) * x2 + 1.0
+    sn = (_horner(_SIN_COEFFS, x2, _SIN_COEFFS[0]) * x2 + 1.0) * x
+    ca, sa = np.where(hi, sn, c), np.where(hi, c, sn)
+    odd = (q & 1) == 1
+    c0, s0 = np.where(odd, sa, ca), np.where(odd, ca, sa)
+    sc = np.where((q == 1) | (q == 2), -1.0, 1.0)
+    ss = np.where(q >= 2, -1.0, 1.0)
+    return r * (sc * c0), r * (ss * s0)
 
 
 def _normals(seed, counter, n):
-    w = _words(_key(seed, counter), np.arange(2 * n, dtype=np.uint64))
-    u1 = ((w[0::2] >> np.uint64(11)) + np.uint64(1)).astype(np.float64) * 2.0 ** -53
-    u2 = (w[1::2] >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
-    return np.sqrt(-2.0 * _log(u1)) * _cos(6.283185307179586 * u2)
+    pairs = (n + 1) // 2
+    w = _words(_key(seed, counter), np.arange(2 * pairs, dtype=np.uint64))
+    z0, z1 = _normal_pairs(w[0::2], w[1::2])
+    z = np.empty(2 * pairs)
+    z[0::2], z[1::2] = z0, z1
+    return z[:n]
 
 
 def gaussian_noise_apply(X, stddev, multiplicative, seed, counter, out=None, n_threads=None):
