@@ -176,10 +176,20 @@ static void FN(ln_forward_rows)(const REAL *X, const REAL *gamma, const REAL *be
     for (ptrdiff_t i = lo; i < hi; i++) {
         const REAL *x = X + i * m;
         REAL *y = Y + i * m;
+        /* 8 interleaved partial sums (added in a fixed order): vectorizes without
+         * reassociating, and the order depends only on m */
+        double s8[8] = {0, 0, 0, 0, 0, 0, 0, 0}, v8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        ptrdiff_t m8 = m & ~(ptrdiff_t)7;
+        for (ptrdiff_t j = 0; j < m8; j += 8)
+            for (int k = 0; k < 8; k++) s8[k] += (double)x[j + k];
         double s = 0, v = 0;
-        for (ptrdiff_t j = 0; j < m; j++) s += (double)x[j];
+        for (ptrdiff_t j = m8; j < m; j++) s += (double)x[j];
+        for (int k = 0; k < 8; k++) s += s8[k];
         double mu = s / (double)m;
-        for (ptrdiff_t j = 0; j < m; j++) { double d = (double)x[j] - mu; v += d * d; }
+        for (ptrdiff_t j = 0; j < m8; j += 8)
+            for (int k = 0; k < 8; k++) { double d = (double)x[j + k] - mu; v8[k] += d * d; }
+        for (ptrdiff_t j = m8; j < m; j++) { double d = (double)x[j] - mu; v += d * d; }
+        for (int k = 0; k < 8; k++) v += v8[k];
         double r = 1.0 / sqrt(v / (double)m + eps);
         REAL mr = (REAL)mu, rr = (REAL)r;
         mean[i] = mr;
@@ -211,13 +221,24 @@ static void FN(ln_backward_rows)(const REAL *dY, const REAL *X, const REAL *gamm
         const REAL *dy = dY + i * m, *x = X + i * m;
         REAL *dx = dX + i * m;
         REAL mu = mean[i], r = rstd[i];
+        double g8[8] = {0, 0, 0, 0, 0, 0, 0, 0}, x8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        ptrdiff_t m8 = m & ~(ptrdiff_t)7;
+        for (ptrdiff_t j = 0; j < m8; j += 8) {
+            for (int k = 0; k < 8; k++) {
+                REAL g = gamma ? dy[j + k] * gamma[j + k] : dy[j + k];
+                REAL xh = (x[j + k] - mu) * r;
+                g8[k] += (double)g;
+                x8[k] += (double)g * (double)xh;
+            }
+        }
         double sg = 0, sgx = 0;
-        for (ptrdiff_t j = 0; j < m; j++) {
+        for (ptrdiff_t j = m8; j < m; j++) {
             REAL g = gamma ? dy[j] * gamma[j] : dy[j];
             REAL xh = (x[j] - mu) * r;
             sg += (double)g;
             sgx += (double)g * (double)xh;
         }
+        for (int k = 0; k < 8; k++) { sg += g8[k]; sgx += x8[k]; }
         REAL a = (REAL)(sg / (double)m), c = (REAL)(sgx / (double)m);
         for (ptrdiff_t j = 0; j < m; j++) {
             REAL g = gamma ? dy[j] * gamma[j] : dy[j];
