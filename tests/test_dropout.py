@@ -8,6 +8,8 @@ import pytest
 import fastnn
 from fastnn import layers
 
+from hypothesis import given, settings, strategies as st
+
 from conftest import C, REF, SHAPES, noncontiguous, numeric_grad, requires_c
 
 DTYPES = [np.float32, np.float64]
@@ -350,3 +352,19 @@ def test_box_muller_polynomials_match_libm():
     np.testing.assert_allclose(z0, r * np.cos(t), rtol=0, atol=1e-13)
     np.testing.assert_allclose(z1, r * np.sin(t), rtol=0, atol=1e-13)
     assert r.max() < 8.6  # u1 >= 2^-52: tails end past 8.4 sigma
+
+
+@requires_c
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), m=st.integers(1, 40), rate=st.floats(0.0, 1.0),
+       seed=st.integers(-2 ** 63, 2 ** 64 - 1), counter=st.integers(0, 2 ** 64 - 1),
+       f64=st.booleans())
+def test_dropout_and_noise_bit_identity_hypothesis(n, m, rate, seed, counter, f64):
+    dtype = np.float64 if f64 else np.float32
+    x = np.random.default_rng(n * 41 + m).standard_normal((n, m)).astype(dtype)
+    x.flags.writeable = False  # read-only inputs are accepted
+    scale = 1 / (1 - rate) if rate < 1 else 0.0
+    np.testing.assert_array_equal(C.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter),
+                                  REF.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter))
+    np.testing.assert_array_equal(C.gaussian_noise_apply(x, rate, True, seed, counter),
+                                  REF.gaussian_noise_apply(x, rate, True, seed, counter))
