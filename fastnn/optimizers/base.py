@@ -158,9 +158,6 @@ class Optimizer:
         """The dict of named state arrays of ``var`` (None before the optimizer saw it)."""
         return self._state.get(id(var))
 
-    def _zeros_like(self, var):
-        return np.zeros_like(var.value)
-
     # -- weight decay selection (Keras API) ------------------------------------------------
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Exclude variables from weight decay: those in ``var_list``, and those whose name
@@ -219,9 +216,10 @@ class Optimizer:
         Keras' form ``apply(grads, trainable_variables)`` also works: the arrays in
         ``grads`` are copied into the variables' gradient buffers first."""
         if trainable_variables is not None:
-            if len(variables) == 0:  # Keras: an empty gradient list is a no-op
+            grads = list(variables)
+            if not grads:  # Keras: an empty gradient list is a no-op
                 return
-            variables = self._take_gradients(variables, trainable_variables)
+            variables = self._take_gradients(grads, trainable_variables)
             if not variables:
                 raise ValueError(f"{type(self).__name__}.apply: no gradients provided for any "
                                  "variable (every gradient is None)")
