@@ -135,8 +135,12 @@ class Layer:
             value = np.empty(tuple(shape), dtype or self.dtype)
         else:
             init = initializers.get(initializer)
-            value = np.ascontiguousarray(init(tuple(shape), dtype or self.dtype),
-                                         dtype=dtype or self.dtype)
+            # np.array, not ascontiguousarray: that one turns a shape-() weight into (1,)
+            value = np.array(init(tuple(shape), dtype or self.dtype), dtype=dtype or self.dtype,
+                             order="C")
+            if value.shape != tuple(shape):
+                raise ValueError(f"Layer {self.name!r}: initializer {initializer!r} returned shape "
+                                 f"{value.shape} for weight {name!r} of shape {tuple(shape)}")
         var = Variable(value, name or f"variable_{len(self._variables)}", trainable,
                        regularizer, constraint, layer=self)
         self._variables.append(var)
