@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
-from .layers.base import Layer, unique_name
+from .layers.base import Layer, pack_variables, unique_name
 from .layers.core import InputLayer
 
 
@@ -265,6 +265,8 @@ class Sequential:
                     if id(v) not in seen:
                         seen.add(id(v))
                         self._train_vars.append(v)
+        if self._train_vars and len({v.value.dtype for v in self._train_vars}) == 1:
+            pack_variables(self._train_vars)  # one optimizer call per step, not one per weight
         self._regularized = [v for v in self._train_vars if v.regularizer is not None]
         self._activity_layers = [layer for layer in self._unique_layers()
                                  if getattr(layer, "activity_regularizer", None) is not None]
@@ -386,9 +388,11 @@ class Sequential:
                 lo = (step * batch_size) % n
                 hi = min(lo + batch_size, n)
                 if order is not None:
+                    # mode="clip": indices come from a permutation, and the default "raise"
+                    # makes numpy gather into a temporary and copy (measured 64 vs 48 us)
                     idx = order[lo:hi]
-                    xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
-                    yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo])
+                    xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo], mode="clip")
+                    yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo], mode="clip")
                 else:
                     xb, yb = x[lo:hi], y[lo:hi]
                 if cb.wants_batches:

@@ -83,6 +83,59 @@ class Variable:
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
 
 
+def _offset(view, base):
+    """Element offset of ``view`` inside the 1-D buffer ``base`` (None if it is not a view of it)."""
+    if view is None or view.base is not base or not view.flags.c_contiguous:
+        return None
+    return (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // base.itemsize
+
+
+def is_packed(variables):
+    """True when the values, and the gradients, of ``variables`` are consecutive slices of one
+    1-D buffer each, in this order (see ``pack_variables``)."""
+    if not variables:
+        return False
+    vbase, gbase = variables[0].value.base, variables[0].grad.base if variables[0].grad is not None else None
+    if vbase is None or gbase is None or vbase.ndim != 1 or gbase.ndim != 1:
+        return False
+    off = 0
+    for v in variables:
+        if _offset(v.value, vbase) != off or _offset(v.grad, gbase) != off:
+            return False
+        off += v.value.size
+    return off == vbase.size == gbase.size
+
+
+def pack_variables(variables):
+    """Move the values and gradients of ``variables`` (one dtype) into one contiguous buffer
+    each, in order, and rebind every variable to its slice (values are copied).
+
+    Why: an optimizer then updates a whole model in one C call instead of one per variable,
+    which matters for deep, narrow nets (42 calls a step for 20 Dense layers). Everything in
+    fastnn reads and writes ``.value`` / ``.grad`` in place, so the views are transparent.
+    """
+    variables = list(variables)
+    if is_packed(variables):
+        return variables[0].value.base, variables[0].grad.base
+    dtypes = {v.value.dtype for v in variables}
+    if len(dtypes) != 1:
+        raise ValueError(f"pack_variables: variables of one dtype expected, got {sorted(map(str, dtypes))}")
+    total = sum(v.value.size for v in variables)
+    values = np.empty(total, dtypes.pop())
+    grads = np.zeros_like(values)
+    off = 0
+    for v in variables:
+        n = v.value.size
+        shape = v.value.shape
+        values[off:off + n] = v.value.reshape(-1)
+        if v.grad is not None:
+            grads[off:off + n] = v.grad.reshape(-1)
+        v.value = values[off:off + n].reshape(shape)
+        v.grad = grads[off:off + n].reshape(shape)
+        off += n
+    return values, grads
+
+
 class Layer:
     """Base class of all layers (and of user layers).
 

@@ -17,6 +17,7 @@ class Adagrad(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,

@@ -30,6 +30,7 @@ class Adam(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
@@ -89,6 +90,7 @@ class Adamax(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
@@ -128,6 +130,7 @@ class Nadam(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,

@@ -34,7 +34,17 @@ import re
 import numpy as np
 
 from .. import backend
+from ..layers.base import _offset, is_packed
 from .schedules import LearningRateSchedule
+
+
+class _PackedRun:
+    """A run of packed variables seen as one flat variable (``value``, ``grad``, ``state``)."""
+
+    name = "packed"
+
+    def __init__(self, value, grad, decay):
+        self.value, self.grad, self.decay, self.state = value, grad, decay, None
 
 
 def _norm_scale(norm, clip, global_norm=False):
@@ -73,6 +83,9 @@ class Optimizer:
 
     #: the subclass' update() takes (lr, weight_decay, grad_scale, clipvalue) and fuses them
     fuses_clip_and_decay = False
+    #: state is elementwise (arrays shaped like the variable, one value per element), so a
+    #: run of packed variables can be updated as one flat array
+    elementwise = False
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **kwargs):
@@ -104,6 +117,7 @@ class Optimizer:
         self._exclude_ids = set()
         self._exclude_pattern = None
         self._wd_cache = {}
+        self._packed_cache = None
 
     # -- learning rate ------------------------------------------------------------------
     @property
@@ -239,6 +253,22 @@ class Optimizer:
                 clipvalue = self.clipvalue
         wd = self.weight_decay or 0.0
         fused = self.fuses_clip_and_decay
+        packed = (self._packed_groups(variables)
+                  if fused and self.elementwise and clipnorm is None else None)
+        if packed is not None:
+            # one C call per run of variables sharing one buffer: same bits as per variable
+            for run in packed:
+                self.update(run, run.grad, run.state, lr, wd if run.decay else 0.0, scale, clipvalue)
+        else:
+            self._apply_each(variables, lr, scale, clipnorm, clipvalue, wd, fused)
+        self.iterations += 1
+        for v in variables:
+            if v.constraint is not None:
+                v.constraint.apply_(v.value)
+
+    def _apply_each(self, variables, lr, scale, clipnorm, clipvalue, wd, fused):
+        """One update call per variable (the general path)."""
+        ops = backend.ops
         for v in variables:
             state = self._state.get(id(v))
             if state is None:
@@ -259,10 +289,49 @@ class Optimizer:
                 if vwd:
                     v.value -= v.value * v.value.dtype.type(vwd * lr)
                 self.update(v, g, state, lr)
-        self.iterations += 1
-        for v in variables:
-            if v.constraint is not None:
-                v.constraint.apply_(v.value)
+
+    def _packed_groups(self, variables):
+        """When the model packed ``variables`` into one buffer (``layers.base.pack_variables``),
+        runs of them that share a weight-decay setting, each with its optimizer state packed
+        the same way, so one kernel call updates a run. None: update variable by variable.
+        Built once per variable list; checked each step (a rebuilt model packs anew)."""
+        cache = self._packed_cache
+        if cache is not None and cache[0] is variables:
+            runs, states = cache[1], cache[2]
+            if variables[0].value.base is runs[0].value.base and all(
+                    self._state.get(id(v)) is st for v, st in zip(variables, states)):
+                return runs
+        self._packed_cache = None
+        if not is_packed(variables):
+            return None
+        self.build(variables)
+        runs, states = [], []
+        start = 0
+        for i in range(1, len(variables) + 1):
+            if i < len(variables) and self._use_weight_decay(variables[i]) == \
+                    self._use_weight_decay(variables[start]):
+                continue
+            run = variables[start:i]
+            lo = _offset(run[0].value, run[0].value.base)
+            hi = lo + sum(v.value.size for v in run)
+            flat = _PackedRun(run[0].value.base[lo:hi], run[0].grad.base[lo:hi],
+                              self._use_weight_decay(run[0]))
+            flat.state = self.build_variable(flat)
+            off = 0
+            for v in run:
+                n = v.value.size
+                old = self._state[id(v)]
+                new = {}
+                for key, arr in flat.state.items():
+                    arr[off:off + n] = old[key].reshape(-1)
+                    new[key] = arr[off:off + n].reshape(v.value.shape)
+                self._state[id(v)] = new
+                states.append(new)
+                off += n
+            runs.append(flat)
+            start = i
+        self._packed_cache = (variables, runs, states)
+        return runs
 
     def update(self, var, grad, state, lr, weight_decay=0.0, grad_scale=1.0, clipvalue=None):
         """Update ``var.value`` in place from ``grad`` and ``state`` (see the class docstring)."""

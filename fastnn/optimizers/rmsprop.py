@@ -20,6 +20,7 @@ class RMSprop(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,

@@ -18,6 +18,7 @@ class SGD(Optimizer):
     """
 
     fuses_clip_and_decay = True
+    elementwise = True
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
                  clipnorm=None, clipvalue=None, global_clipnorm=None, name="SGD", **kwargs):
