@@ -121,51 +121,40 @@ static inline REAL FN(mish_grad1)(REAL x)
     return t + x * (1 - t * t) * FN(sigmoid1)(x);
 }
 
-/* Elementwise derivative loops over columns [j0, j1) of one row. g is dY, yv the output,
- * x the pre-activation (read only by the activations that cannot be differentiated
- * from the output: gelu, swish, mish). acc collects the bias gradient. */
+/* Elementwise derivative loop over one row. g is dY, yv the output, x the pre-activation
+ * (read only by the activations that cannot be differentiated from the output: gelu,
+ * swish, mish). */
 #define FASTNN_GRAD_LOOP(EXPR)                                                        \
-    for (ptrdiff_t j = j0; j < j1; j++) {                                             \
+    for (ptrdiff_t j = 0; j < m; j++) {                                               \
         REAL g = dy[j], yv = y[j], x = z[j]; (void)yv; (void)x;                       \
-        REAL d = (EXPR); dz[j] = d; acc[j - j0] += d;                                 \
+        dz[j] = (EXPR);                                                               \
     }
 
-#define FASTNN_COL_BLOCK 256
-
 FASTNN_CLONES
-static void FN(act_backward_block)(const REAL *dY, const REAL *Z, const REAL *Y, int act, REAL alpha,
-                                   REAL *dZ, REAL *db, ptrdiff_t n, ptrdiff_t m,
-                                   ptrdiff_t c0, ptrdiff_t c1)
+static void FN(act_backward_rows)(const REAL *dY, const REAL *Z, const REAL *Y, int act, REAL alpha,
+                                  REAL *dZ, ptrdiff_t lo, ptrdiff_t hi, ptrdiff_t m)
 {
-    /* Columns [c0, c1) over all rows: a column's bias gradient is summed by one thread in
-     * row order, so it does not depend on the thread count. */
-    REAL acc[FASTNN_COL_BLOCK];
     const REAL sa = (REAL)(FASTNN_SELU_SCALE * FASTNN_SELU_ALPHA), ss = (REAL)FASTNN_SELU_SCALE;
-    for (ptrdiff_t j0 = c0; j0 < c1; j0 += FASTNN_COL_BLOCK) {
-        ptrdiff_t j1 = j0 + FASTNN_COL_BLOCK < c1 ? j0 + FASTNN_COL_BLOCK : c1;
-        for (ptrdiff_t j = 0; j < j1 - j0; j++) acc[j] = 0;
-        for (ptrdiff_t i = 0; i < n; i++) {
-            const REAL *dy = dY + i * m, *y = Y + i * m, *z = Z + i * m;
-            REAL *dz = dZ + i * m;
-            switch (act) {
-            case ACT_LINEAR: FASTNN_GRAD_LOOP(g); break;
-            case ACT_RELU: FASTNN_GRAD_LOOP(yv > 0 ? g : 0); break;
-            case ACT_LEAKY_RELU: FASTNN_GRAD_LOOP(yv > 0 ? g : alpha * g); break;
-            case ACT_ELU: FASTNN_GRAD_LOOP(yv > 0 ? g : g * (yv + alpha)); break;
-            case ACT_SELU: FASTNN_GRAD_LOOP(yv > 0 ? ss * g : g * (yv + sa)); break;
-            case ACT_SIGMOID: FASTNN_GRAD_LOOP(g * yv * (1 - yv)); break;
-            case ACT_TANH: FASTNN_GRAD_LOOP(g * (1 - yv * yv)); break;
-            case ACT_GELU: FASTNN_GRAD_LOOP(g * FN(gelu_grad1)(x, alpha)); break;
-            case ACT_SWISH: FASTNN_GRAD_LOOP(g * FN(swish_grad1)(x)); break;
-            case ACT_SOFTPLUS: FASTNN_GRAD_LOOP(g * -M(expm1)(-yv)); break;
-            case ACT_SOFTSIGN: FASTNN_GRAD_LOOP(g * (1 - M(fabs)(yv)) * (1 - M(fabs)(yv))); break;
-            case ACT_HARD_SIGMOID: FASTNN_GRAD_LOOP(yv > 0 && yv < 1 ? g / 6 : 0); break;
-            case ACT_MISH: FASTNN_GRAD_LOOP(g * FN(mish_grad1)(x)); break;
-            case ACT_EXPONENTIAL: FASTNN_GRAD_LOOP(g * yv); break;
-            default: break;
-            }
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        const REAL *dy = dY + i * m, *y = Y + i * m, *z = Z + i * m;
+        REAL *dz = dZ + i * m;
+        switch (act) {
+        case ACT_LINEAR: FASTNN_GRAD_LOOP(g); break;
+        case ACT_RELU: FASTNN_GRAD_LOOP(yv > 0 ? g : 0); break;
+        case ACT_LEAKY_RELU: FASTNN_GRAD_LOOP(yv > 0 ? g : alpha * g); break;
+        case ACT_ELU: FASTNN_GRAD_LOOP(yv > 0 ? g : g * (yv + alpha)); break;
+        case ACT_SELU: FASTNN_GRAD_LOOP(yv > 0 ? ss * g : g * (yv + sa)); break;
+        case ACT_SIGMOID: FASTNN_GRAD_LOOP(g * yv * (1 - yv)); break;
+        case ACT_TANH: FASTNN_GRAD_LOOP(g * (1 - yv * yv)); break;
+        case ACT_GELU: FASTNN_GRAD_LOOP(g * FN(gelu_grad1)(x, alpha)); break;
+        case ACT_SWISH: FASTNN_GRAD_LOOP(g * FN(swish_grad1)(x)); break;
+        case ACT_SOFTPLUS: FASTNN_GRAD_LOOP(g * -M(expm1)(-yv)); break;
+        case ACT_SOFTSIGN: FASTNN_GRAD_LOOP(g * (1 - M(fabs)(yv)) * (1 - M(fabs)(yv))); break;
+        case ACT_HARD_SIGMOID: FASTNN_GRAD_LOOP(yv > 0 && yv < 1 ? g / 6 : 0); break;
+        case ACT_MISH: FASTNN_GRAD_LOOP(g * FN(mish_grad1)(x)); break;
+        case ACT_EXPONENTIAL: FASTNN_GRAD_LOOP(g * yv); break;
+        default: break;
         }
-        if (db) for (ptrdiff_t j = j0; j < j1; j++) db[j] = acc[j - j0];
     }
 }
 
@@ -190,14 +179,16 @@ static void FN(softmax_backward_rows)(const REAL *dY, const REAL *Y, int act, RE
 void FN(act_backward)(const REAL *dY, const REAL *Z, const REAL *Y, int act, double alpha,
                       REAL *dZ, REAL *db, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
+    /* Rows stream through memory in order (a column split strided it: 3-5x slower); the
+     * bias gradient is a second, cache-warm pass with a fixed-order reduction. */
     if (!Z) Z = Y;
     if (act == ACT_SOFTMAX || act == ACT_LOG_SOFTMAX) {
         FASTNN_SPLIT(n, n * m, n_threads, FN(softmax_backward_rows)(dY, Y, act, dZ, lo, hi, m));
-        if (db) FN(col_sum)(dZ, db, n, m, n_threads);
-        return;
+    } else {
+        FASTNN_SPLIT(n, n * m, n_threads,
+                     FN(act_backward_rows)(dY, Z, Y, act, (REAL)alpha, dZ, lo, hi, m));
     }
-    FASTNN_SPLIT(m, n * m, n_threads,
-                 FN(act_backward_block)(dY, Z, Y, act, (REAL)alpha, dZ, db, n, m, lo, hi));
+    if (db) FN(col_sum)(dZ, db, n, m, n_threads);
 }
 
 FASTNN_CLONES
@@ -277,7 +268,6 @@ void FN(maxout_backward)(const REAL *dY, const int32_t *arg, REAL *dX, ptrdiff_t
 
 #undef FASTNN_ACT_LOOP
 #undef FASTNN_GRAD_LOOP
-#undef FASTNN_COL_BLOCK
 #undef GELU_C
 #undef GELU_K
 #undef INV_SQRT2

@@ -21,19 +21,41 @@
 #else /* template body */
 
 FASTNN_CLONES
-static void FN(col_sum_block)(const REAL *X, REAL *out, ptrdiff_t n, ptrdiff_t m,
-                              ptrdiff_t c0, ptrdiff_t c1)
+static void FN(col_sum_rows)(const REAL *X, REAL *out, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
 {
-    for (ptrdiff_t j = c0; j < c1; j++) out[j] = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
+    for (ptrdiff_t j = 0; j < m; j++) out[j] = 0;
+    for (ptrdiff_t i = r0; i < r1; i++) {
         const REAL *x = X + i * m;
-        for (ptrdiff_t j = c0; j < c1; j++) out[j] += x[j];
+        for (ptrdiff_t j = 0; j < m; j++) out[j] += x[j];
     }
 }
 
 void FN(col_sum)(const REAL *X, REAL *out, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
-    FASTNN_SPLIT(m, n * m, n_threads, FN(col_sum_block)(X, out, n, m, lo, hi));
+    /* Partial sums over fixed blocks of rows (rows stream through memory in order), then
+     * the blocks added in order: the same bits for any thread count. */
+    const ptrdiff_t nb = (n + FASTNN_BLOCK_ROWS - 1) / FASTNN_BLOCK_ROWS;
+    if (nb <= 1) {
+        FN(col_sum_rows)(X, out, 0, n, m);
+        return;
+    }
+    REAL *part = (REAL *)malloc(sizeof(REAL) * (size_t)nb * (size_t)m);
+    if (!part) {  /* out of memory: the serial sum is correct too, only in another order */
+        FN(col_sum_rows)(X, out, 0, n, m);
+        return;
+    }
+    FASTNN_SPLIT(nb, n * m, n_threads,
+        for (ptrdiff_t blk = lo; blk < hi; blk++) {
+            ptrdiff_t r0 = blk * FASTNN_BLOCK_ROWS;
+            ptrdiff_t r1 = r0 + FASTNN_BLOCK_ROWS < n ? r0 + FASTNN_BLOCK_ROWS : n;
+            FN(col_sum_rows)(X, part + blk * m, r0, r1, m);
+        });
+    for (ptrdiff_t j = 0; j < m; j++) out[j] = part[j];
+    for (ptrdiff_t blk = 1; blk < nb; blk++) {
+        const REAL *pb = part + blk * m;
+        for (ptrdiff_t j = 0; j < m; j++) out[j] += pb[j];
+    }
+    free(part);
 }
 
 /* Eight independent accumulators: one running sum is bound by the add latency (about
