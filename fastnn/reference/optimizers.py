@@ -10,10 +10,11 @@ arguments, in Keras 3's Optimizer.apply order:
 - then the optimizer's rule. The gradient array is never written; NaN propagates.
 
 Decaying state (momenta, second moments, RMSprop's averages) is flushed to 0 where its
-magnitude falls below the dtype's smallest normal number (``_flush``): a state whose gradient
-is always exactly zero would otherwise sit at a subnormal fixed point forever, and subnormal
-arithmetic is 10-100x slower in the C kernels. Keras does not flush; the difference is below
-1.2e-38 (float32) / 2.2e-308 (float64).
+magnitude falls below 2^24 times the dtype's smallest normal number (``_flush``): a state
+whose gradient is always exactly zero would otherwise sit at a subnormal fixed point forever,
+and before that its products with the step's scalars are subnormal; subnormal arithmetic is
+10-100x slower in the C kernels. Keras does not flush; the difference is below 2e-31
+(float32) / 4e-301 (float64).
 """
 import math
 
@@ -49,9 +50,14 @@ def _prologue(name, param, grad, state, learning_rate, weight_decay, grad_scale,
     return dt, g, dt(weight_decay * learning_rate)
 
 
+# State values below this times the smallest normal number are stored as 0 (csrc/optimizers.c
+# says why: products of tinier states with the step's scalars are subnormal, and slow).
+TINY_STATE_SCALE = 2.0 ** 24
+
+
 def _flush(a):
-    """In place: values with magnitude below the smallest normal number become 0 (NaN kept)."""
-    a[np.abs(a) < np.finfo(a.dtype).tiny] = 0
+    """In place: values with magnitude below 2^24 x the smallest normal number become 0 (NaN kept)."""
+    a[np.abs(a) < np.finfo(a.dtype).tiny * a.dtype.type(TINY_STATE_SCALE)] = 0
     return a
 
 
