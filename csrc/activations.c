@@ -8,21 +8,8 @@
 
 int fastnn_have_openmp(void) { return FASTNN_HAVE_OPENMP; }
 
-#define REAL float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "activations.c"
-#undef REAL
-#undef FN
-#undef M
-
-#define REAL double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "activations.c"
-#undef REAL
-#undef FN
-#undef M
+#define FASTNN_TEMPLATE "activations.c"
+#include "template.h"
 
 #else /* template body: REAL, FN(), M() (math function for REAL) are defined */
 

@@ -153,21 +153,8 @@ static inline void fastnn_normal_pair(uint64_t wa, uint64_t wb, double *z0, doub
     *z1 = r * (ss * s0);
 }
 
-#define REAL float
-#define RBITS uint32_t
-#define FN(name) name##_f32
-#include "dropout.c"
-#undef REAL
-#undef RBITS
-#undef FN
-
-#define REAL double
-#define RBITS uint64_t
-#define FN(name) name##_f64
-#include "dropout.c"
-#undef REAL
-#undef RBITS
-#undef FN
+#define FASTNN_TEMPLATE "dropout.c"
+#include "template.h"
 
 #else /* template body */
 

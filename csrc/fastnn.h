@@ -1,8 +1,8 @@
 /* fastnn C kernels: the one header.
  *
  * Every kernel exists for float32 (suffix _f32) and float64 (suffix _f64).
- * The kernel files are templates: each includes itself twice with REAL and FN()
- * defined, so one body of code serves both dtypes.
+ * The kernel files are templates compiled once per dtype by csrc/template.h, so one body
+ * of code serves both dtypes.
  *
  * Conventions: inputs first, then outputs, then n_threads. Arrays are C-contiguous,
  * shapes are given explicitly, and nothing here knows about Python. Reductions use

@@ -12,21 +12,8 @@
 /* Keras' epsilon for clipping probabilities before a log. */
 #define FASTNN_EPS 1e-7
 
-#define REAL float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#include "losses.c"
-#undef REAL
-#undef FN
-#undef M
-
-#define REAL double
-#define FN(name) name##_f64
-#define M(fn) fn
-#include "losses.c"
-#undef REAL
-#undef FN
-#undef M
+#define FASTNN_TEMPLATE "losses.c"
+#include "template.h"
 
 #else /* template body */
 

@@ -13,17 +13,8 @@
 
 #define FASTNN_NORM_COLS 256  /* columns per block: the accumulators stay on the stack */
 
-#define REAL float
-#define FN(name) name##_f32
-#include "normalization.c"
-#undef REAL
-#undef FN
-
-#define REAL double
-#define FN(name) name##_f64
-#include "normalization.c"
-#undef REAL
-#undef FN
+#define FASTNN_TEMPLATE "normalization.c"
+#include "template.h"
 
 #else /* template body */
 

@@ -30,25 +30,8 @@
 /* state values below REAL_MIN_NORMAL * this are stored as 0 (see FLUSH) */
 #define FASTNN_TINY_STATE_SCALE 16777216.0
 
-#define REAL float
-#define FN(name) name##_f32
-#define M(fn) fn##f
-#define REAL_MIN_NORMAL FLT_MIN
-#include "optimizers.c"
-#undef REAL
-#undef FN
-#undef M
-#undef REAL_MIN_NORMAL
-
-#define REAL double
-#define FN(name) name##_f64
-#define M(fn) fn
-#define REAL_MIN_NORMAL DBL_MIN
-#include "optimizers.c"
-#undef REAL
-#undef FN
-#undef M
-#undef REAL_MIN_NORMAL
+#define FASTNN_TEMPLATE "optimizers.c"
+#include "template.h"
 
 #else /* template body */
 

@@ -6,17 +6,8 @@
 #include "fastnn.h"
 #include "parallel.h"
 
-#define REAL float
-#define FN(name) name##_f32
-#include "reductions.c"
-#undef REAL
-#undef FN
-
-#define REAL double
-#define FN(name) name##_f64
-#include "reductions.c"
-#undef REAL
-#undef FN
+#define FASTNN_TEMPLATE "reductions.c"
+#include "template.h"
 
 #else /* template body */
 

@@ -13,17 +13,8 @@
 #define FASTNN_CONS_COLS 256    /* columns per block of the norm constraints */
 #define FASTNN_CONS_EPS 1e-7    /* Keras' epsilon in the norm constraints */
 
-#define REAL float
-#define FN(name) name##_f32
-#include "regularizers.c"
-#undef REAL
-#undef FN
-
-#define REAL double
-#define FN(name) name##_f64
-#include "regularizers.c"
-#undef REAL
-#undef FN
+#define FASTNN_TEMPLATE "regularizers.c"
+#include "template.h"
 
 #else /* template body */
 
