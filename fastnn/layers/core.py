@@ -96,7 +96,8 @@ class Dense(Layer):
         n = x.shape[0]
         act = self.activation
         z = self._buffer("z", (n, self.units))
-        np.matmul(x, self.kernel.value, out=z)
+        w = self._w_used = self._kernel_for(training)
+        np.matmul(x, w, out=z)
         # Activations differentiable from their output run in place; gelu/swish/mish keep z.
         y = self._buffer("y", (n, self.units)) if act.needs_preactivation else z
         backend.ops.bias_act_forward(z, self.bias.value if self.use_bias else None,
@@ -127,11 +128,20 @@ class Dense(Layer):
                                      act.code, act.alpha, dz, db)
         if trainable:
             np.matmul(x.T, dz, out=self.kernel.grad)
+            self._kernel_grad_done(self.kernel.grad)
         if not need_dx:
             return None
         dx = self._buffer("dx", x.shape)
-        np.matmul(dz, self.kernel.value.T, out=dx)
+        np.matmul(dz, self._w_used.T, out=dx)
         return dx
+
+    # Hooks for layers that transform the kernel per step (DropConnectDense): the kernel the
+    # forward pass multiplies by, and a last touch to the kernel gradient.
+    def _kernel_for(self, training):
+        return self.kernel.value
+
+    def _kernel_grad_done(self, grad):
+        pass
 
     def get_config(self):
         config = super().get_config()

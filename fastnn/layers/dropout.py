@@ -283,65 +283,24 @@ class DropConnectDense(Dense):
         if self._seed_value is None:
             self._seed_value = int(backend.rng().integers(0, 2 ** 63))
 
-    def forward(self, x, training=False):
-        from .. import regularizers
-        lead = x.shape[:-1]
-        if x.ndim != 2:
-            x = x.reshape(-1, x.shape[-1])
-        n = x.shape[0]
-        ops = backend.ops
+    def _kernel_for(self, training):
+        """A fresh mask over the kernel each training call (inverted scaling); the kernel
+        itself at inference."""
         w = self.kernel.value
         self._counter = None
         if training and self.rate > 0:
             self._counter = self._calls
             self._calls += 1
             w_eff = self._buffer("w_eff", w.shape)
-            ops.dropout_apply(w, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0, self._seed_value,
-                              self._counter, w_eff)
+            backend.ops.dropout_apply(w, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0,
+                                      self._seed_value, self._counter, w_eff)
             w = w_eff
-        self._w_used = w
-        act = self.activation
-        z = self._buffer("z", (n, self.units))
-        np.matmul(x, w, out=z)
-        y = self._buffer("y", (n, self.units)) if act.needs_preactivation else z
-        ops.bias_act_forward(z, self.bias.value if self.use_bias else None, act.code, act.alpha, y)
-        self._x, self._z, self._y = x, z, y
-        if self.activity_regularizer is not None:
-            self._activity_loss = regularizers.activity_penalty(self.activity_regularizer, y)
-        return y if len(lead) == 1 else y.reshape(lead + (self.units,))
+        return w
 
-    def backward(self, dy, need_dx=True):
-        from .. import regularizers
-        x, y = self._x, self._y
-        n = x.shape[0]
-        if dy.ndim != 2:
-            dy = dy.reshape(n, self.units)
-        ops = backend.ops
-        if self.activity_regularizer is not None:
-            dy = regularizers.add_activity_gradient(
-                self, dy, y, self.activation if self.fused_output_grad else None)
-        trainable = self.trainable
-        db = self.bias.grad if (self.use_bias and trainable) else None
-        if self.fused_output_grad:
-            dz = dy
-            if db is not None:
-                ops.col_sum(dz, db)
-        else:
-            act = self.activation
-            dz = self._buffer("dz", (n, self.units))
-            ops.act_backward(dy, self._z if act.needs_preactivation else None, y, act.code,
-                             act.alpha, dz, db)
-        if trainable:
-            g = self.kernel.grad
-            np.matmul(x.T, dz, out=g)
-            if self._counter is not None:  # d(loss)/d(kernel) through the same mask
-                ops.dropout_apply(g, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0,
-                                  self._seed_value, self._counter, g)
-        if not need_dx:
-            return None
-        dx = self._buffer("dx", x.shape)
-        np.matmul(dz, self._w_used.T, out=dx)
-        return dx
+    def _kernel_grad_done(self, grad):
+        if self._counter is not None:  # d(loss)/d(kernel) through the same mask
+            backend.ops.dropout_apply(grad, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0,
+                                      self._seed_value, self._counter, grad)
 
     def get_config(self):
         config = super().get_config()
