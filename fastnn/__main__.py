@@ -126,7 +126,7 @@ def run(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0].startswith("-"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["demo"] + list(argv)
     args = _parser().parse_args(argv)
     try:
