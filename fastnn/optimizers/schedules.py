@@ -45,7 +45,29 @@ def _step(step):
     return float(step)
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _RateDecay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: their arguments and the progress
+    ``step / decay_steps`` (floored with ``staircase``)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        cls = type(self).__name__
+        self.initial_learning_rate = _nonneg(cls, "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _positive(cls, "decay_steps", decay_steps)
+        self.decay_rate = _nonneg(cls, "decay_rate", decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name or cls
+
+    def _progress(self, step):
+        p = _step(step) / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(_RateDecay):
     """ExponentialDecay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
     name="ExponentialDecay")
 
@@ -55,23 +77,10 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="ExponentialDecay"):
-        self.initial_learning_rate = _nonneg("ExponentialDecay", "initial_learning_rate",
-                                             initial_learning_rate)
-        self.decay_steps = _positive("ExponentialDecay", "decay_steps", decay_steps)
-        self.decay_rate = _nonneg("ExponentialDecay", "decay_rate", decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -142,7 +151,7 @@ class PolynomialDecay(LearningRateSchedule):
                 "power": self.power, "cycle": self.cycle, "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """InverseTimeDecay(initial_learning_rate, decay_steps, decay_rate, staircase=False,
     name="InverseTimeDecay")
 
@@ -152,23 +161,10 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="InverseTimeDecay"):
-        self.initial_learning_rate = _nonneg("InverseTimeDecay", "initial_learning_rate",
-                                             initial_learning_rate)
-        self.decay_steps = _positive("InverseTimeDecay", "decay_steps", decay_steps)
-        self.decay_rate = _nonneg("InverseTimeDecay", "decay_rate", decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))
 
 
 class CosineDecay(LearningRateSchedule):
