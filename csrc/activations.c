@@ -45,7 +45,8 @@ static void FN(bias_act_rows)(REAL *Z, const REAL *b, int act, REAL alpha, REAL 
         REAL *z = Z + i * m, *y = Y + i * m;
         switch (act) {
         case ACT_LINEAR: FASTNN_ACT_LOOP(x); break;
-        case ACT_RELU: FASTNN_ACT_LOOP(x > 0 ? x : 0); break;
+        /* x < 0 ? 0 : x, not x > 0 ? x : 0: NaN propagates, as np.maximum and Keras */
+        case ACT_RELU: FASTNN_ACT_LOOP(x < 0 ? 0 : x); break;
         case ACT_LEAKY_RELU: FASTNN_ACT_LOOP(x > 0 ? x : alpha * x); break;
         case ACT_ELU: FASTNN_ACT_LOOP(x > 0 ? x : alpha * M(expm1)(x)); break;
         case ACT_SELU: FASTNN_ACT_LOOP(x > 0 ? ss * x : sa * M(expm1)(x)); break;
@@ -97,7 +98,11 @@ static inline REAL FN(gelu_grad1)(REAL x, REAL approximate)
 {
     if (approximate != 0) {
         REAL t = M(tanh)(GELU_C * (x + GELU_K * x * x * x));
-        return (REAL)0.5 * (1 + t) + (REAL)0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * GELU_K * x * x);
+        /* where tanh has saturated, 1 - t^2 is exactly 0 and the second term is 0: selected,
+         * because in float32 1 + 3 k x^2 overflows for |x| > 5e19 and 0 * inf is NaN */
+        REAL u = 1 - t * t;
+        REAL d = (REAL)0.5 * x * u * GELU_C * (1 + 3 * GELU_K * x * x);
+        return (REAL)0.5 * (1 + t) + (u == 0 ? (REAL)0 : d);
     }
     return (REAL)0.5 * (1 + M(erf)(x * INV_SQRT2)) + x * INV_SQRT_2PI * M(exp)((REAL)-0.5 * x * x);
 }
@@ -222,7 +227,9 @@ static void FN(maxout_rows)(const REAL *X, REAL *Y, int32_t *arg, ptrdiff_t lo, 
             const REAL *x = X + (i * m + j) * k;
             int32_t best = 0;
             REAL v = x[0];
-            for (ptrdiff_t p = 1; p < k; p++) if (x[p] > v) { v = x[p]; best = (int32_t)p; }
+            /* NumPy's max / argmax: the first NaN wins (!(x <= v) is x > v or x NaN) */
+            for (ptrdiff_t p = 1; p < k && v == v; p++)
+                if (!(x[p] <= v)) { v = x[p]; best = (int32_t)p; }
             Y[i * m + j] = v;
             arg[i * m + j] = best;
         }

@@ -35,14 +35,15 @@ static double FN(elementwise_loss_rows)(const REAL *P, const REAL *T, int loss, 
         case LOSS_MAE:
             for (ptrdiff_t j = 0; j < m; j++) {
                 REAL e = p[j] - t[j]; row += M(fabs)(e);
-                if (dp) dp[j] = (e > 0 ? g_m : (e < 0 ? -g_m : 0));
+                /* sign(e) with sign(NaN) = NaN, as np.sign: e * 0 is 0 or NaN */
+                if (dp) dp[j] = (e > 0 ? g_m : (e < 0 ? -g_m : e * 0));
             }
             break;
         case LOSS_HUBER:
             for (ptrdiff_t j = 0; j < m; j++) {
                 REAL e = p[j] - t[j], a = M(fabs)(e);
                 if (a <= param) { row += (REAL)0.5 * e * e; if (dp) dp[j] = e * g_m; }
-                else { row += param * (a - (REAL)0.5 * param); if (dp) dp[j] = (e > 0 ? param : -param) * g_m; }
+                else { row += param * (a - (REAL)0.5 * param); if (dp) dp[j] = (e > 0 ? param : (e < 0 ? -param : param * e)) * g_m; }
             }
             break;
         case LOSS_BCE:

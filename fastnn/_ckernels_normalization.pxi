@@ -100,6 +100,8 @@ def batchnorm_backward(dY, X, mean, invstd, gamma, out=None, dgamma=None, dbeta=
     if X.shape != shape:
         raise ValueError(f"X has shape {X.shape}, expected {shape} (the shape of dY)")
     m = shape[1]
+    if mean is None or invstd is None:  # the kernel reads both: never a NULL pointer
+        raise ValueError("batchnorm_backward needs the batch mean and invstd of the forward pass, got None")
     mean = _vec(mean, k, m, "mean")
     invstd = _vec(invstd, k, m, "invstd")
     gamma = _vec(gamma, k, m, "gamma")
@@ -218,6 +220,8 @@ def layernorm_backward(dY, X, gamma, mean, rstd, out=None, dgamma=None, dbeta=No
         raise ValueError(f"X has shape {X.shape}, expected {shape} (the shape of dY)")
     n, m = shape
     gamma = _vec(gamma, k, m, "gamma")
+    if mean is None or rstd is None:  # the kernel reads both: never a NULL pointer
+        raise ValueError("layernorm_backward needs the row mean and rstd of the forward pass, got None")
     mean = _vec(mean, k, n, "mean")
     rstd = _vec(rstd, k, n, "rstd")
     dgamma = _vec(dgamma, k, m, "dgamma", True)

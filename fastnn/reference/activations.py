@@ -134,6 +134,10 @@ def act_backward(dY, Z, Y, act, alpha=0.0, out=None, db=None, n_threads=None):
         r = y * (dy - (dy * y).sum(axis=1, keepdims=True))
     elif act == 15:
         r = dy - np.exp(y) * dy.sum(axis=1, keepdims=True)
+    elif act in (1, 11):
+        # a select, not dy times a 0/1 mask: where the unit is off the gradient is 0 even for
+        # an infinite or NaN dy (as the C kernel, PyTorch and JAX)
+        r = np.where(y > 0, dy, 0.0) if act == 1 else np.where((y > 0) & (y < 1), dy / 6, 0.0)
     else:
         x = (Y if Z is None else Z).astype(np.float64)
         r = dy * _derivative(x, y, act, alpha)

@@ -10,12 +10,21 @@ LOSS_CODES = {"mse": 0, "mae": 1, "huber": 2, "bce": 3, "bce_logits": 4, "cce": 
 EPSILON = 1e-7  # Keras' clipping epsilon
 
 
+def _eps_bounds(dtype):
+    """(epsilon, 1 - epsilon) rounded to the input's dtype, as Keras (and the C kernel) clip:
+    in float32 1 - 1e-7 is 0.99999988, so a saturated sigmoid output p = 1 costs
+    -log(1.19e-7) = 15.94, not the -log(1e-7) = 16.12 of float64 bounds."""
+    dt = np.dtype(dtype).type if np.dtype(dtype).kind == "f" else np.float64
+    return float(dt(EPSILON)), float(dt(1) - dt(EPSILON))
+
+
 def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None):
     """Per-row loss (the mean over the last axis; the sum for cce and kld, as Keras), summed
     over rows. ``param`` is Huber's delta."""
     p = P.astype(np.float64)
     t = T.astype(np.float64)
     m = p.shape[1]
+    eps, one_eps = _eps_bounds(P.dtype)
     if loss == 0:
         row = ((p - t) ** 2).mean(axis=1)
         g = 2 * (p - t) / m
@@ -28,7 +37,7 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None)
         row = np.where(a <= param, 0.5 * e * e, param * (a - 0.5 * param)).mean(axis=1)
         g = np.where(a <= param, e, param * np.sign(e)) / m
     elif loss == 3:
-        pc = np.clip(p, EPSILON, 1 - EPSILON)
+        pc = np.clip(p, eps, one_eps)
         row = -(t * np.log(pc) + (1 - t) * np.log(1 - pc)).mean(axis=1)
         g = np.where(p == pc, (pc - t) / (pc * (1 - pc)), 0.0) / m
     elif loss == 4:
@@ -36,12 +45,12 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None)
         g = (1 / (1 + np.exp(-p)) - t) / m
     elif loss == 5:
         s = p.sum(axis=1, keepdims=True)
-        q = np.clip(p / s, EPSILON, 1 - EPSILON)
+        q = np.clip(p / s, eps, one_eps)
         row = -(t * np.log(q)).sum(axis=1)
-        g = -t / np.where(p > 0, p, EPSILON * s) + t.sum(axis=1, keepdims=True) / s
+        g = -t / np.where(p > 0, p, eps * s) + t.sum(axis=1, keepdims=True) / s
     elif loss == 6:
-        tc = np.clip(t, EPSILON, 1)
-        pc = np.clip(p, EPSILON, 1)
+        tc = np.clip(t, eps, 1)
+        pc = np.clip(p, eps, 1)
         row = (tc * np.log(tc / pc)).sum(axis=1)
         g = np.where(p == pc, -tc / pc, 0.0)
     elif loss == 7:
@@ -55,7 +64,7 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None)
     return float(row.sum())
 
 
-def _softmax_xent(z, t, from_logits, scale, out):
+def _softmax_xent(z, t, from_logits, scale, out, bounds=(EPSILON, 1 - EPSILON)):
     st = t.sum(axis=1, keepdims=True)
     if from_logits:
         s = z - z.max(axis=1, keepdims=True)
@@ -64,7 +73,7 @@ def _softmax_xent(z, t, from_logits, scale, out):
         loss = -(t * logp).sum()
     else:
         p = z / z.sum(axis=1, keepdims=True)
-        loss = -(t * np.log(np.clip(p, EPSILON, 1 - EPSILON))).sum()
+        loss = -(t * np.log(np.clip(p, *bounds))).sum()
     if out is not None:
         out[...] = scale * (p * st - t)
     return float(loss)
@@ -74,7 +83,8 @@ def softmax_cross_entropy(Z, T, from_logits, scale=1.0, out=None, n_threads=None
     """Categorical cross-entropy of softmax outputs, fused: Z holds logits (from_logits) or
     probabilities; ``out`` = scale * (softmax(Z) * sum(T) - T), the gradient with respect to
     the logits, which never divides by a probability."""
-    return _softmax_xent(Z.astype(np.float64), T.astype(np.float64), from_logits, scale, out)
+    return _softmax_xent(Z.astype(np.float64), T.astype(np.float64), from_logits, scale, out,
+                         _eps_bounds(Z.dtype))
 
 
 def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, n_threads=None):
@@ -85,4 +95,4 @@ def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, n_
         return float("nan")
     t = np.zeros_like(z)
     t[np.arange(z.shape[0]), labels] = 1.0
-    return _softmax_xent(z, t, from_logits, scale, out)
+    return _softmax_xent(z, t, from_logits, scale, out, _eps_bounds(Z.dtype))

@@ -56,6 +56,8 @@ def batchnorm_backward(dY, X, mean, invstd, gamma, out=None, dgamma=None, dbeta=
                        need_dx=True, n_threads=None):
     """dbeta = sum dY, dgamma = sum dY * xhat; dX = gamma * invstd * (dY - dbeta / n -
     xhat * dgamma / n): the gradient through the batch mean and variance."""
+    if mean is None or invstd is None:
+        raise ValueError("batchnorm_backward needs the batch mean and invstd of the forward pass, got None")
     _check(dY, dY.shape[-1], None, mean=mean, invstd=invstd, gamma=gamma)
     n = dY.shape[0]
     xhat = (X.astype(np.float64) - mean) * invstd
@@ -108,6 +110,8 @@ def layernorm_backward(dY, X, gamma, mean, rstd, out=None, dgamma=None, dbeta=No
                        n_threads=None):
     """dX = rstd * (g - mean_j(g) - xhat * mean_j(g * xhat)), g = dY * gamma;
     dgamma = sum_i dY * xhat, dbeta = sum_i dY."""
+    if mean is None or rstd is None:
+        raise ValueError("layernorm_backward needs the row mean and rstd of the forward pass, got None")
     d64 = dY.astype(np.float64)
     xhat = (X.astype(np.float64) - mean[:, None]) * rstd[:, None].astype(np.float64)
     if dgamma is not None:
