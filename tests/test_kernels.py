@@ -56,7 +56,9 @@ def test_act_backward(name, code, dtype, shape, threads):
                            n_threads=threads)
     out_r = REF.act_backward(dy, zarg, y, code, _alpha(name), np.empty_like(dy), db_r)
     assert_close(out_c, out_r, dtype, scale=10, msg=name)
-    assert_close(db_c, db_r, dtype, scale=10 * shape[0], msg=name + " bias gradient")
+    # fixed tolerances: scaled by the row count they reached rtol 1.03 in float32 (a kernel
+    # off by 2x passed); the largest error measured over this matrix is 1.6 units
+    assert_close(db_c, db_r, dtype, scale=20, msg=name + " bias gradient")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -106,7 +108,7 @@ def test_elementwise_loss(loss, dtype, shape, threads):
     scale = 1.0 / shape[0]
     v_c = C.elementwise_loss(noncontiguous(p), t, LOSS_CODES[loss], 0.7, scale, g_c, n_threads=threads)
     v_r = REF.elementwise_loss(p, t, LOSS_CODES[loss], 0.7, scale, g_r)
-    assert_close(v_c, v_r, dtype, scale=100 * shape[0], msg=loss)
+    assert_close(v_c, v_r, dtype, scale=5, msg=loss)  # was 100 * n: rtol 1.03 in float32
     assert_close(g_c, g_r, dtype, scale=100, msg=loss + " gradient")
     assert C.elementwise_loss(p, t, LOSS_CODES[loss], 0.7, scale, None, n_threads=threads) == v_c
 
@@ -128,7 +130,7 @@ def test_softmax_cross_entropy(dtype, shape, from_logits, threads):
         g_c, g_r = np.empty_like(z), np.empty_like(z)
         v_c = getattr(C, fn)(*args_c, from_logits, 0.5, g_c, n_threads=threads)
         v_r = getattr(REF, fn)(*args_r, from_logits, 0.5, g_r)
-        assert_close(v_c, v_r, dtype, scale=100 * shape[0], msg=fn)
+        assert_close(v_c, v_r, dtype, scale=5, msg=fn)  # was 100 * n: rtol 1.03 in float32
         assert_close(g_c, g_r, dtype, scale=10, msg=fn + " gradient")
 
 
@@ -158,7 +160,7 @@ def test_reductions(dtype, shape, threads):
     rng = np.random.default_rng(shape[0])
     x = rng.standard_normal(shape).astype(dtype)
     assert_close(C.col_sum(noncontiguous(x), np.empty(shape[1], dtype), n_threads=threads),
-                 REF.col_sum(x), dtype, scale=shape[0])
+                 REF.col_sum(x), dtype, scale=20)  # measured: 2.1 at 513 float32 rows
     assert_close(C.sum_squares(x, n_threads=threads), REF.sum_squares(x), np.float64, scale=1e4)
 
 
@@ -179,7 +181,7 @@ def test_prelu(dtype, shape, threads):
     da_c, da_r = np.empty_like(a), np.empty_like(a)
     assert_close(C.prelu_backward(dy, x, a, None, da_c, n_threads=threads),
                  REF.prelu_backward(dy, x, a, None, da_r), dtype)
-    assert_close(da_c, da_r, dtype, scale=shape[0])
+    assert_close(da_c, da_r, dtype, scale=10)  # measured: 0.5
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

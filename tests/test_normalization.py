@@ -51,9 +51,11 @@ def test_batchnorm_kernels_match_reference(dtype, shape, threads, affine):
     dx_c = C.batchnorm_backward(noncontiguous(dy), x, mean_r, inv_r, gamma, None, dg_c, db_c,
                                 n_threads=threads)
     dx_r = REF.batchnorm_backward(dy, x, mean_r, inv_r, gamma, None, dg_r, db_r)
-    assert_close(db_c, db_r, dtype, scale=10 * shape[0])
-    assert_close(dg_c, dg_r, dtype, scale=10 * shape[0])
-    assert_close(dx_c, dx_r, dtype, scale=100 * shape[0])
+    # fixed tolerances (scaled by n they reached rtol 1.03 in float32: a wrong dx passed);
+    # the largest errors measured over this matrix are below 1 unit
+    assert_close(db_c, db_r, dtype, scale=10)
+    assert_close(dg_c, dg_r, dtype, scale=10)
+    assert_close(dx_c, dx_r, dtype, scale=10)
     assert C.batchnorm_backward(dy, x, mean_r, inv_r, gamma, need_dx=False, n_threads=threads) is None
 
 
@@ -93,9 +95,9 @@ def test_layernorm_kernels_match_reference(dtype, shape, threads):
         dx_c = C.layernorm_backward(noncontiguous(dy), x, g, mu_r, r_r, None, dg_c, db_c,
                                     n_threads=threads)
         dx_r = REF.layernorm_backward(dy, x, g, mu_r, r_r, None, dg_r, db_r)
-        assert_close(dx_c, dx_r, dtype, scale=100 * shape[1])
-        assert_close(dg_c, dg_r, dtype, scale=10 * shape[0])
-        assert_close(db_c, db_r, dtype, scale=10 * shape[0])
+        assert_close(dx_c, dx_r, dtype, scale=10)  # was 100 * m, 10 * n: measured < 1
+        assert_close(dg_c, dg_r, dtype, scale=10)
+        assert_close(db_c, db_r, dtype, scale=10)
 
 
 @requires_c
