@@ -247,6 +247,14 @@ class Sequential:
         """Per fit: the trainable variables, the lowest layer backprop must reach, the fused
         softmax/cross-entropy decision, optimizer state. Nothing here runs per step."""
         layers = self._layers
+        if len(self._unique_layers()) != len(layers):
+            # each layer keeps one forward cache and one gradient buffer: at a second position
+            # it overwrote both, and training silently used a wrong gradient
+            twice = next(l for i, l in enumerate(layers) if any(l is k for k in layers[:i]))
+            raise NotImplementedError(
+                f"Sequential {self.name!r}: layer {twice.name!r} is used more than once; fastnn "
+                "cannot train a model that shares a layer between positions (predict works). "
+                "Use separate layers (weights can be copied with set_weights)")
         for layer in layers:
             if hasattr(layer, "fused_output_grad"):
                 layer.fused_output_grad = False

@@ -156,3 +156,25 @@ def test_gaussian_noise_parallel_odd_size_matches_reference(dtype, multiplicativ
     x = np.random.default_rng(3).standard_normal(40_001).astype(dtype)  # 4 n > 131072
     y_c = C.gaussian_noise_apply(x, 0.4, multiplicative, 3, 9, n_threads=2)
     np.testing.assert_array_equal(y_c, REF.gaussian_noise_apply(x, 0.4, multiplicative, 3, 9))
+
+
+# ---- a layer object used at two positions of a Sequential -----------------------------------------
+def test_layer_used_twice_refuses_to_train_instead_of_wrong_gradients():
+    # Each layer caches its forward inputs for its backward; at its second position it
+    # overwrote the first position's cache and its weight gradient, so fit() trained on a
+    # wrong gradient (measured: kernel gradient off by 0.38 where it is 0.5). Prediction is
+    # right and keeps working.
+    import fastnn
+    from fastnn import layers
+    rng = np.random.default_rng(0)
+    shared = layers.Dense(4, activation="tanh")
+    model = fastnn.Sequential([layers.Input(shape=(4,)), shared, shared])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
+    w, b = shared.kernel.numpy().astype(np.float64), shared.bias.numpy().astype(np.float64)
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.tanh(np.tanh(x @ w + b) @ w + b),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(NotImplementedError, match="more than once"):
+        model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(NotImplementedError, match="more than once"):
+        model.train_on_batch(x, y)
