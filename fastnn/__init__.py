@@ -19,11 +19,11 @@ from . import models
 from .backend import (floatx, get_num_threads, have_openmp, set_backend, set_floatx,
                       set_num_threads, set_seed)
 from .layers import Input
-from .models import Sequential, clone_model, load_model
+from .models import Model, Sequential, clone_model, load_model
 from . import pretrain, saving
 from . import config
 
-__all__ = ["Sequential", "Input", "models", "layers", "activations", "initializers", "losses",
+__all__ = ["Sequential", "Model", "Input", "models", "layers", "activations", "initializers", "losses",
            "metrics", "optimizers", "regularizers", "constraints", "callbacks", "utils",
            "set_seed", "set_num_threads", "get_num_threads", "set_backend", "floatx",
            "set_floatx", "config", "clone_model", "load_model", "saving", "pretrain"]

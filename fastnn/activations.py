@@ -18,9 +18,9 @@ class Activation:
         self.needs_preactivation = self.code in NEEDS_PREACTIVATION
 
     def __call__(self, x):
+        shape = np.shape(x)  # the result has the input's shape, as in Keras (1-D, scalars too)
         x = _as_float_2d(x)
-        shape = x.shape
-        z = np.array(x.reshape(-1, shape[-1]), copy=True)
+        z = np.array(x.reshape(-1, x.shape[-1]), copy=True)
         return backend.ops.bias_act_forward(z, None, self.code, self.alpha, z).reshape(shape)
 
     def __repr__(self):
@@ -48,16 +48,32 @@ def get(identifier):
         return identifier
     if callable(identifier) and getattr(identifier, "_fastnn_activation", None):
         return Activation(identifier._fastnn_activation, _DEFAULT_ALPHA.get(identifier._fastnn_activation, 0.0))
+    if isinstance(identifier, dict) and set(identifier) == {"name", "alpha"}:  # serialize()'s
+        return Activation(get(identifier["name"]).name, identifier["alpha"])
+    if isinstance(getattr(identifier, "activation", None), Activation) and hasattr(identifier, "weights"):
+        # An activation layer as Dense's activation (HOML: Dense(50, activation=LeakyReLU(0.2))):
+        # Keras calls the layer; fastnn uses the activation it stands for.
+        return identifier.activation
     if identifier is None or isinstance(identifier, str):
         name = _ALIASES.get(identifier, identifier)
         if name not in ACTIVATION_CODES:
             raise ValueError(
                 f"Unknown activation {identifier!r}. Known: {sorted(ACTIVATION_CODES) + ['silu']}")
         return Activation(name, _DEFAULT_ALPHA.get(name, 0.0))
-    raise TypeError(f"Could not interpret activation {identifier!r}: give a name such as 'relu'")
+    if hasattr(identifier, "weights"):
+        raise TypeError(f"Could not use the layer {identifier!r} as an activation: only weightless "
+                        "activation layers (ReLU, LeakyReLU, ELU, Softmax, Activation) can be; add "
+                        "it as a layer of its own after the Dense layer instead")
+    raise TypeError(f"Could not interpret activation {identifier!r}: give a name such as 'relu' "
+                    "or a fastnn.activations function (fastnn differentiates its activations "
+                    "in C, so an arbitrary Python function cannot be used)")
 
 
 def serialize(activation):
+    """The name, or {"name", "alpha"} when the parameter is not the name's default (e.g. from
+    Dense(activation=LeakyReLU(negative_slope=0.1))), so a saved model keeps it."""
+    if activation.alpha != _DEFAULT_ALPHA.get(activation.name, 0.0):
+        return {"name": activation.name, "alpha": activation.alpha}
     return activation.name
 
 

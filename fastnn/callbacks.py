@@ -50,14 +50,23 @@ class CallbackList:
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)
-        self.wants_batches = any(
-            getattr(type(cb), h) is not getattr(Callback, h) for cb in self.callbacks for h in _BATCH_HOOKS)
+        self.wants_batches = self._overridden(_BATCH_HOOKS)
+        self.wants_test_batches = self._overridden(("on_test_batch_begin", "on_test_batch_end"))
+        self.wants_predict_batches = self._overridden(("on_predict_batch_begin", "on_predict_batch_end"))
+
+    def _overridden(self, hooks):
+        # Looked up on the instance: LambdaCallback sets its hooks as instance attributes.
+        return any(getattr(getattr(cb, h, None), "__func__", getattr(cb, h, None))
+                   is not getattr(Callback, h) for cb in self.callbacks for h in hooks)
 
     def __getattr__(self, hook):
         if not hook.startswith("on_"):
             raise AttributeError(hook)
 
         def call(*args):
+            # Hooks called without logs get {} as in Keras 3 (user callbacks do logs.keys())
+            if len(args) < (2 if ("batch" in hook or "epoch" in hook) else 1):
+                args = args + ({},)
             for cb in self.callbacks:
                 getattr(cb, hook)(*args)
             if hook == "on_train_batch_begin":

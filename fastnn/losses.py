@@ -279,7 +279,8 @@ def get(identifier):
     if identifier is None:
         raise ValueError("compile() needs a loss, e.g. loss='sparse_categorical_crossentropy'")
     raise TypeError(f"Could not interpret loss {identifier!r}: fastnn needs one of its own losses "
-                    "(a name, a fastnn.losses class or function)")
+                    "(a name, a fastnn.losses class or function); it has no automatic "
+                    "differentiation, so a custom Python loss function cannot be trained")
 
 
 def serialize(loss):

@@ -3,6 +3,8 @@
 ``update_state(y_true, y_pred)`` takes targets as the loss prepared them (class labels for
 sparse losses, arrays of the output's shape otherwise).
 """
+import re
+
 import numpy as np
 
 
@@ -92,6 +94,23 @@ class MeanSquaredError(Metric):
         return np.mean((y_pred - np.asarray(y_true).reshape(np.shape(y_pred))) ** 2, axis=-1)
 
 
+class RootMeanSquaredError(MeanSquaredError):
+    """RootMeanSquaredError(name="root_mean_squared_error"): the square root of the mean
+    squared error accumulated since the last reset (Keras semantics: the root of the running
+    mean over all samples, not a mean of per-batch roots)."""
+
+    _direction = "down"
+
+    def __init__(self, name="root_mean_squared_error"):
+        super().__init__(name)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+    def __call__(self, y_true, y_pred):
+        return float(np.sqrt(super().__call__(y_true, y_pred)))
+
+
 class MeanAbsoluteError(Metric):
     """Mean of |y_pred - y_true| over the last axis."""
 
@@ -119,13 +138,21 @@ _BY_NAME = {
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
+    "MSE": MeanSquaredError, "MAE": MeanAbsoluteError,
 }
+# As Keras 3, every metric class is also known by its class name and its snake-case name:
+# metrics=["RootMeanSquaredError"] or ["root_mean_squared_error"].
+for _cls in (SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy,
+             TopKCategoricalAccuracy, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError):
+    _BY_NAME[_cls.__name__] = _cls
+    _BY_NAME[re.sub(r"(?<!^)(?=[A-Z])", "_", _cls.__name__).lower()] = _cls
 sparse_categorical_accuracy = SparseCategoricalAccuracy
 categorical_accuracy = CategoricalAccuracy
 binary_accuracy = BinaryAccuracy
 top_k_categorical_accuracy = TopKCategoricalAccuracy
 mse = mean_squared_error = MeanSquaredError
 mae = mean_absolute_error = MeanAbsoluteError
+root_mean_squared_error = RootMeanSquaredError
 
 
 def get(identifier, loss=None, output_dim=None):
@@ -134,7 +161,7 @@ def get(identifier, loss=None, output_dim=None):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
-    if identifier in ("accuracy", "acc"):
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):  # as Keras
         from . import losses
         if isinstance(loss, losses.SparseCategoricalCrossentropy):
             cls = SparseCategoricalAccuracy
@@ -147,7 +174,9 @@ def get(identifier, loss=None, output_dim=None):
         return cls(name=identifier)
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
-            raise ValueError(f"Unknown metric {identifier!r}. Known: {sorted(_BY_NAME) + ['accuracy']}")
+            known = sorted(k for k in _BY_NAME if k.islower()) + ["accuracy"]
+            raise ValueError(f"Unknown metric {identifier!r}. Known: {known} (and the class "
+                             "names, e.g. 'RootMeanSquaredError')")
         m = _BY_NAME[identifier]()
         m.name = identifier
         return m

@@ -20,7 +20,14 @@ class Sequential:
     ``Sequential(model_a.layers[:-1])`` shares those layer objects and their weights, as Keras.
     """
 
-    def __init__(self, layers=None, name=None, trainable=True):
+    def __init__(self, layers=None, name=None, trainable=True, **kwargs):
+        if "inputs" in kwargs or "outputs" in kwargs:
+            raise NotImplementedError(
+                "fastnn has no functional API (Model(inputs=..., outputs=...)): build a "
+                "Sequential model, e.g. Sequential([Input(shape=(8,)), Dense(30, "
+                "activation='relu'), Dense(1)])")
+        if kwargs:
+            raise TypeError(f"Sequential: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name("sequential")
         self._layers = []
         self._input_layer = None
@@ -36,6 +43,17 @@ class Sequential:
         self._buffers = {}
         for layer in layers or []:
             self.add(layer)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Keras' model subclassing runs the subclass' call()/train_step(); fastnn's training
+        # loop never would, so refuse at class creation rather than silently ignore them.
+        custom = sorted(m for m in ("call", "train_step", "test_step", "predict_step")
+                        if m in cls.__dict__)
+        if custom:
+            raise TypeError(f"{cls.__name__}: fastnn supports Sequential models only; a subclass "
+                            f"defining {', '.join(custom)}() (Keras model subclassing) is not "
+                            "supported: stack layers in a Sequential instead")
 
     # ---- structure ------------------------------------------------------------------
     @property
@@ -218,6 +236,12 @@ class Sequential:
             x = np.asarray(x)
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
+        if x.dtype.kind == "O" and x.ndim == 0:
+            raise TypeError(
+                f"{name} must be a NumPy array (or nested lists of numbers), got "
+                f"{type(x.item()).__name__}: fastnn does not take tf.data datasets, generators, "
+                "PyDatasets or dicts of inputs; pass arrays, e.g. "
+                "model.fit(X_train, y_train, validation_data=(X_valid, y_valid))")
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
         if x.ndim < 2:
@@ -358,8 +382,9 @@ class Sequential:
         else:
             val_prepared = False
         if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple of NumPy arrays (x_val, y_val) "
+                                 f"(no datasets or sample weights), got {type(validation_data).__name__}")
             vx, vy = validation_data
             if not val_prepared:
                 vx = self._prepare_x(vx, "validation x")
@@ -419,7 +444,7 @@ class Sequential:
             self._last_epoch_seconds = time.perf_counter() - t0
             if validation_data is not None and (epoch + 1) % validation_freq == 0:
                 val = self._evaluate_arrays(validation_data[0], validation_data[1],
-                                            validation_batch_size or batch_size)
+                                            validation_batch_size or batch_size, cb)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
             cb.on_epoch_end(epoch, epoch_logs)
@@ -451,12 +476,20 @@ class Sequential:
         return self._result(self._logs(loss, self.compiled_metrics), return_dict)
 
     # ---- evaluate / predict -----------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, cb=None):
+        """Loss and metrics over (x, y); ``cb`` (a CallbackList) gets the on_test_* hooks,
+        with running logs per batch as in Keras 3 (fit's validation calls them too)."""
         mets = self.compiled_metrics
         for m in mets:
             m.reset_state()
+        if cb is not None:
+            cb.on_test_begin()
+        batch_logs = cb is not None and cb.wants_test_batches
+        reg = self._regularization_loss() if batch_logs else 0.0
         total = 0.0
-        for lo in range(0, len(x), batch_size):
+        for step, lo in enumerate(range(0, len(x), batch_size)):
+            if batch_logs:
+                cb.on_test_batch_begin(step)
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             out = self._forward(xb, False)
             out2 = out.reshape(out.shape[0], -1)
@@ -466,7 +499,12 @@ class Sequential:
                     total += layer._activity_loss * len(xb)
             for m in mets:
                 m.update_state(yb, out2)
-        return self._logs(total / len(x) + self._regularization_loss(), mets)
+            if batch_logs:
+                cb.on_test_batch_end(step, self._logs(total / (lo + len(xb)) + reg, mets))
+        logs = self._logs(total / len(x) + self._regularization_loss(), mets)
+        if cb is not None:
+            cb.on_test_end(logs)
+        return logs
 
     def _fused_eval(self):
         last = self._layers[-1]
@@ -496,7 +534,9 @@ class Sequential:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         steps = int(math.ceil(len(x) / batch_size))
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        cb = (callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
+              if callbacks else None)
+        logs = self._evaluate_arrays(x, y, batch_size, cb)
         if verbose:  # "auto" means 1, as in Keras
             bar.update(steps, logs, finalize=True)
         return self._result(logs, return_dict)
@@ -517,8 +557,20 @@ class Sequential:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._dtype)
-        for lo in range(0, len(x), batch_size):
+        cb = (callbacks_module.CallbackList(
+            callbacks, self, {"steps": int(math.ceil(len(x) / batch_size)), "verbose": verbose})
+            if callbacks else None)
+        if cb is not None:
+            cb.on_predict_begin()
+        batch_logs = cb is not None and cb.wants_predict_batches
+        for step, lo in enumerate(range(0, len(x), batch_size)):
+            if batch_logs:
+                cb.on_predict_batch_begin(step)
             result[lo:lo + batch_size] = self._forward(x[lo:lo + batch_size], False)
+            if batch_logs:  # as Keras 3: the batch's outputs
+                cb.on_predict_batch_end(step, {"outputs": result[lo:lo + batch_size].copy()})
+        if cb is not None:
+            cb.on_predict_end()
         return result
 
     def __call__(self, x, training=False):

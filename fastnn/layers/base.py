@@ -148,6 +148,25 @@ class Layer:
     returns the gradient with respect to the input.
     """
 
+    # The forward pass of the nearest class that implements ``forward`` itself (None for a
+    # user layer written with ``call`` only); see __init_subclass__.
+    _native_forward = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__:
+            cls._native_forward = cls.__dict__["forward"]
+        elif "call" in cls.__dict__ and cls._native_forward is not None:
+            # A user subclass of a built-in layer that overrides Keras' ``call``, e.g. HOML's
+            # ``class MCDropout(Dropout): def call(self, x, training=False): return
+            # super().call(x, training=True)``. The training loop and predict run
+            # ``forward``, so route it through the user's call (whose super().call() reaches
+            # the built-in forward): otherwise the override would be silently ignored.
+            cls.forward = Layer._forward_through_call
+
+    def _forward_through_call(self, x, training=False):
+        return self.call(x, training=training)
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, **kwargs):
         if kwargs:
@@ -264,8 +283,11 @@ class Layer:
         return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
 
     def call(self, x, training=False):
-        """Forward pass on a NumPy array; user layers override this (or ``forward``)."""
-        return x
+        """Forward pass on a NumPy array; user layers override this (or ``forward``). On a
+        built-in layer it is the layer's own forward pass, so ``super().call(x, training)``
+        works in subclasses as in Keras."""
+        native = type(self)._native_forward
+        return x if native is None else native(self, x, training)
 
     def forward(self, x, training=False):
         """Forward pass used by training; may return a view of an internal buffer."""
@@ -288,6 +310,12 @@ class Layer:
         return total
 
     def __call__(self, x, training=False):
+        if isinstance(x, Layer):  # Keras' functional API: Dense(30)(keras.Input(shape=...))
+            raise TypeError(
+                f"Layer {self.name!r} was called on the layer {x.name!r}: fastnn has no "
+                "functional API; build a Sequential model instead, e.g. Sequential([Input("
+                "shape=(8,)), Dense(30, activation='relu'), Dense(1)]). (Calling a layer on a "
+                "NumPy array works.)")
         x = np.asarray(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)

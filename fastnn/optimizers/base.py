@@ -70,6 +70,18 @@ def _wants_step(fn):
     return len(required) >= 1
 
 
+class _LearningRateValue(float):
+    """What ``optimizer.learning_rate`` returns: a float that also has the two methods Keras 3
+    code calls on its learning-rate Variable, ``.numpy()`` and ``.assign(value)`` (the latter
+    sets the optimizer's rate, exactly as ``optimizer.learning_rate = value``)."""
+
+    def numpy(self):
+        return float(self)
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+
+
 class Optimizer:
     """Optimizer(learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
     global_clipnorm=None, name=None)
@@ -122,13 +134,16 @@ class Optimizer:
     # -- learning rate ------------------------------------------------------------------
     @property
     def learning_rate(self):
-        """The current learning rate as a float (a schedule is evaluated at ``iterations``)."""
+        """The current learning rate as a float (a schedule is evaluated at ``iterations``);
+        Keras' ``optimizer.learning_rate.numpy()`` and ``.assign(v)`` work on it too."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            return float(lr(self.iterations))
-        if callable(lr):
-            return float(lr(self.iterations) if self._lr_wants_step else lr())
-        return lr
+            lr = lr(self.iterations)
+        elif callable(lr):
+            lr = lr(self.iterations) if self._lr_wants_step else lr()
+        value = _LearningRateValue(lr)
+        value._optimizer = self
+        return value
 
     @learning_rate.setter
     def learning_rate(self, value):
@@ -237,7 +252,7 @@ class Optimizer:
             if not variables:
                 raise ValueError(f"{type(self).__name__}.apply: no gradients provided for any "
                                  "variable (every gradient is None)")
-        lr = self.learning_rate
+        lr = float(self.learning_rate)
         self._prepare_step()
         ops = backend.ops
         clipnorm = self.clipnorm if self.clipnorm else None
@@ -346,7 +361,7 @@ class Optimizer:
         if isinstance(lr, LearningRateSchedule):
             lr = schedules.serialize(lr)
         elif callable(lr):
-            lr = self.learning_rate
+            lr = float(self.learning_rate)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
                 "global_clipnorm": self.global_clipnorm}
