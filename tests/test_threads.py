@@ -54,10 +54,13 @@ def test_training_is_reproducible_per_thread_count():
             weights = []
             for _ in range(2):
                 fastnn.set_seed(7)
-                m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(32, activation="relu"),
+                # 256 x 640 = 163840 activations: above FASTNN_PARALLEL_MIN (131072), so with
+                # 2 threads the parallel path runs (with 32 units it never did, and the 2-thread
+                # case repeated the 1-thread one)
+                m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(640, activation="relu"),
                                        layers.Dense(10, activation="softmax")])
                 m.compile(optimizer=optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
-                m.fit(x, y, epochs=1, batch_size=64, verbose=0)
+                m.fit(x, y, epochs=1, batch_size=256, verbose=0)
                 weights.append(m.get_weights())
             for a, b in zip(*weights):
                 assert np.array_equal(a, b)
