@@ -178,3 +178,17 @@ def test_layer_used_twice_refuses_to_train_instead_of_wrong_gradients():
         model.fit(x, y, epochs=1, verbose=0)
     with pytest.raises(NotImplementedError, match="more than once"):
         model.train_on_batch(x, y)
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 3)])
+def test_losses_of_empty_predictions_are_zero_in_both(shape):
+    # C returned 0.0 for any empty y_pred; the reference NaN (a mean over 0 columns), raised
+    # (softmax: max over 0 columns) or NaN (sparse: every label out of range)
+    p = np.zeros(shape, np.float32)
+    labels = np.zeros(shape[0], np.int64)
+    for ops in (C, REF):
+        for code in LOSS_CODES.values():
+            assert ops.elementwise_loss(p, p, code) == 0.0, (ops, code)
+        for from_logits in (True, False):
+            assert ops.softmax_cross_entropy(p, p, from_logits) == 0.0
+            assert ops.sparse_softmax_cross_entropy(p, labels, from_logits) == 0.0

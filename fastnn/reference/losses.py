@@ -21,6 +21,8 @@ def _eps_bounds(dtype):
 def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None):
     """Per-row loss (the mean over the last axis; the sum for cce and kld, as Keras), summed
     over rows. ``param`` is Huber's delta."""
+    if P.size == 0:  # nothing to sum (the C wrapper's rule; a mean over 0 columns is NaN)
+        return 0.0
     p = P.astype(np.float64)
     t = T.astype(np.float64)
     m = p.shape[1]
@@ -83,12 +85,16 @@ def softmax_cross_entropy(Z, T, from_logits, scale=1.0, out=None, n_threads=None
     """Categorical cross-entropy of softmax outputs, fused: Z holds logits (from_logits) or
     probabilities; ``out`` = scale * (softmax(Z) * sum(T) - T), the gradient with respect to
     the logits, which never divides by a probability."""
+    if Z.size == 0:  # as the C wrapper (max over 0 columns would raise)
+        return 0.0
     return _softmax_xent(Z.astype(np.float64), T.astype(np.float64), from_logits, scale, out,
                          _eps_bounds(Z.dtype))
 
 
 def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, n_threads=None):
     """As softmax_cross_entropy with integer class labels (n,) instead of one-hot targets."""
+    if Z.size == 0:  # as the C wrapper
+        return 0.0
     z = Z.astype(np.float64)
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= z.shape[1]):
