@@ -192,3 +192,16 @@ def test_losses_of_empty_predictions_are_zero_in_both(shape):
         for from_logits in (True, False):
             assert ops.softmax_cross_entropy(p, p, from_logits) == 0.0
             assert ops.sparse_softmax_cross_entropy(p, labels, from_logits) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(0, 6), (0, 0), (4, 0)])
+def test_maxout_of_an_empty_batch(shape):
+    # the reference reshaped to (n, -1, pieces), which raises for n = 0; C returned (n, m / k)
+    x = np.zeros(shape, np.float32)
+    for ops in (C, REF):
+        arg = np.empty((shape[0], shape[1] // 2), np.int32)
+        assert ops.maxout_forward(x, 2, None, arg).shape == (shape[0], shape[1] // 2)
+        assert ops.maxout_backward(np.zeros_like(arg, np.float32), arg, 2).shape == shape
+    for ops in (C, REF):
+        with pytest.raises(ValueError, match="pieces"):
+            ops.maxout_forward(np.zeros((2, 5), np.float32), 2)

@@ -171,7 +171,9 @@ def maxout_forward(X, pieces, out=None, arg=None, n_threads=None):
     """X (n, units * pieces), unit j's pieces contiguous; out (n, units) = max over pieces,
     arg (n, units) int32 = index of the winning piece (the first on ties)."""
     n = X.shape[0]
-    g = X.reshape(n, -1, pieces)
+    if pieces < 1 or X.shape[1] % pieces:
+        raise ValueError(f"Maxout: {X.shape[1]} features are not a multiple of pieces={pieces}")
+    g = X.reshape(n, X.shape[1] // pieces, pieces)  # not -1: ambiguous for an empty batch
     if out is None:
         out = np.empty((n, g.shape[1]), X.dtype)
     if arg is None:
