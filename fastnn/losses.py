@@ -51,18 +51,34 @@ class Loss:
 
     # -- what users call ----------------------------------------------------------------
     def __call__(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is not None:
-            raise NotImplementedError("fastnn losses do not take sample_weight")
+        """Keras semantics: the loss of each sample is reduced over the last (output) axis, so
+        1-D ``y_pred`` is one sample; then ``reduction``: "sum_over_batch_size"/"mean" (sum
+        of the possibly weighted per-sample losses / number of samples), "sum", or
+        None/"none" (the per-sample losses). ``sample_weight``: one weight per sample."""
         y_pred = np.asarray(y_pred)
         if y_pred.dtype not in (np.float32, np.float64):
             y_pred = y_pred.astype(backend.floatx())
-        if y_pred.ndim == 1:
-            y_pred = y_pred.reshape(-1, 1)
+        unbatched = y_pred.ndim == 1
+        if unbatched:
+            y_pred, y_true = y_pred[None], np.asarray(y_true)[None]
         y_true = self.prepare_targets(y_true, y_pred.shape, y_pred.dtype)
-        total = self.compute(np.ascontiguousarray(y_pred), y_true)
-        if self.reduction == "sum":
-            return total
-        return total / max(y_pred.shape[0], 1)
+        y_pred = np.ascontiguousarray(y_pred)
+        n = y_pred.shape[0]
+        if sample_weight is None and self.reduction not in (None, "none"):
+            total = self.compute(y_pred, y_true)
+            return total if self.reduction == "sum" else total / max(n, 1)
+        # per-sample losses: one kernel call per row (user-facing calls only, not training)
+        values = np.array([self.compute(y_pred[i:i + 1], y_true[i:i + 1]) for i in range(n)])
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.size not in (1, n):
+                raise ValueError(f"{self.name}: sample_weight of shape {w.shape} does not match "
+                                 f"{n} samples")
+            values = values * w.reshape(-1)
+        if self.reduction in (None, "none"):
+            return values[0] if unbatched else values
+        total = float(values.sum())
+        return total if self.reduction == "sum" else total / max(n, 1)
 
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
@@ -244,9 +260,10 @@ for _cls in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy, Cat
 
 def _function(cls, name):
     def fn(y_true, y_pred, **kwargs):
-        return cls(**kwargs)(y_true, y_pred)
+        return cls(reduction=None, **kwargs)(y_true, y_pred)
     fn.__name__ = name
-    fn.__doc__ = f"{name}(y_true, y_pred): the batch mean of {cls.__name__}."
+    fn.__doc__ = (f"{name}(y_true, y_pred): the {cls.__name__} of each sample, as Keras' loss "
+                  "functions (an array of shape y_pred.shape[:-1]).")
     fn._fastnn_loss = cls
     return fn
 

@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 
+from . import backend
+
 
 class Metric:
     """Base class: a running, count-weighted mean of per-sample values."""
@@ -69,6 +71,9 @@ class BinaryAccuracy(Metric):
         y_true = np.asarray(y_true).reshape(np.shape(y_pred))
         return (y_pred > self.threshold) == (y_true > 0.5)
 
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
 
 class TopKCategoricalAccuracy(Metric):
     """TopKCategoricalAccuracy(k=5): the target class is among the k largest outputs."""
@@ -82,6 +87,79 @@ class TopKCategoricalAccuracy(Metric):
         k = min(self.k, y_pred.shape[-1])
         top = np.argpartition(-y_pred, k - 1, axis=-1)[:, :k]
         return np.any(top == labels[:, None], axis=1)
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
+    """SparseTopKCategoricalAccuracy(k=5): the integer label is among the k largest outputs."""
+
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy"):
+        super().__init__(k, name)
+
+    def values(self, y_true, y_pred):
+        return super().values(np.asarray(y_true).reshape(-1), y_pred)
+
+
+class _Confusion(Metric):
+    """Precision and Recall (Keras semantics): every output element is a binary decision,
+    ``y_pred > thresholds`` (0.5 by default) against ``y_true`` cast to bool; the counts
+    accumulate until reset, and the ratio is 0 while its denominator is 0."""
+
+    _direction = "up"
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None):
+        if top_k is not None or class_id is not None:
+            raise NotImplementedError(f"{type(self).__name__}: top_k and class_id are not "
+                                      "supported by fastnn")
+        if thresholds is not None and not isinstance(thresholds, (int, float)):
+            raise NotImplementedError(f"{type(self).__name__}: only one threshold is supported, "
+                                      f"got {thresholds!r}")
+        self.thresholds = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name)
+
+    def reset_state(self):
+        self.tp = self.fp = self.fn = 0
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = np.asarray(y_pred)
+        y_true = np.asarray(y_true)
+        if y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: targets of shape {y_true.shape} do not match outputs of "
+                             f"shape {y_pred.shape} (with class labels, use one-hot targets)")
+        t = y_true.reshape(y_pred.shape).astype(bool)
+        p = y_pred > self.thresholds
+        self.tp += int(np.count_nonzero(p & t))
+        self.fp += int(np.count_nonzero(p & ~t))
+        self.fn += int(np.count_nonzero(~p & t))
+
+    def __call__(self, y_true, y_pred):
+        self.update_state(y_true, y_pred)  # stateful, as a Keras Metric's __call__
+        return self.result()
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": self.thresholds}
+
+
+class Precision(_Confusion):
+    """Precision(thresholds=None, name="precision"): true positives / predicted positives."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="precision"):
+        super().__init__(thresholds, top_k, class_id, name)
+
+    def result(self):
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+
+class Recall(_Confusion):
+    """Recall(thresholds=None, name="recall"): true positives / actual positives."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name="recall"):
+        super().__init__(thresholds, top_k, class_id, name)
+
+    def result(self):
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
 
 class MeanSquaredError(Metric):
@@ -121,6 +199,17 @@ class MeanAbsoluteError(Metric):
         return np.mean(np.abs(y_pred - np.asarray(y_true).reshape(np.shape(y_pred))), axis=-1)
 
 
+class MeanAbsolutePercentageError(Metric):
+    """100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7)) over the last axis (Keras)."""
+
+    def __init__(self, name="mean_absolute_percentage_error"):
+        super().__init__(name)
+
+    def values(self, y_true, y_pred):
+        y_true = np.asarray(y_true).reshape(np.shape(y_pred))
+        return 100.0 * np.mean(np.abs(y_true - y_pred) / np.maximum(np.abs(y_true), 1e-7), axis=-1)
+
+
 class Accuracy(Metric):
     """Exact equality of y_pred and y_true (Keras' Accuracy class; the string "accuracy" in
     compile() picks binary/categorical/sparse accuracy from the loss instead)."""
@@ -139,20 +228,39 @@ _BY_NAME = {
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError, "mean_absolute_error": MeanAbsoluteError,
     "MSE": MeanSquaredError, "MAE": MeanAbsoluteError,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
 }
 # As Keras 3, every metric class is also known by its class name and its snake-case name:
 # metrics=["RootMeanSquaredError"] or ["root_mean_squared_error"].
 for _cls in (SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy,
-             TopKCategoricalAccuracy, MeanSquaredError, RootMeanSquaredError, MeanAbsoluteError):
+             TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError,
+             RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, Precision, Recall):
     _BY_NAME[_cls.__name__] = _cls
     _BY_NAME[re.sub(r"(?<!^)(?=[A-Z])", "_", _cls.__name__).lower()] = _cls
-sparse_categorical_accuracy = SparseCategoricalAccuracy
-categorical_accuracy = CategoricalAccuracy
-binary_accuracy = BinaryAccuracy
-top_k_categorical_accuracy = TopKCategoricalAccuracy
-mse = mean_squared_error = MeanSquaredError
-mae = mean_absolute_error = MeanAbsoluteError
-root_mean_squared_error = RootMeanSquaredError
+
+
+def _function(cls, name):
+    """Keras' metric functions: fn(y_true, y_pred) -> the value of each sample (float array);
+    in compile(metrics=[fn]) they stand for their metric class, named after the function."""
+    def fn(y_true, y_pred, **kwargs):
+        y_pred = np.asarray(y_pred)
+        return np.asarray(cls(**kwargs).values(np.asarray(y_true), y_pred), dtype=backend.floatx())
+    fn.__name__ = name
+    fn.__doc__ = f"{name}(y_true, y_pred): the {cls.__name__} of each sample."
+    fn._fastnn_metric = cls
+    return fn
+
+
+sparse_categorical_accuracy = _function(SparseCategoricalAccuracy, "sparse_categorical_accuracy")
+categorical_accuracy = _function(CategoricalAccuracy, "categorical_accuracy")
+binary_accuracy = _function(BinaryAccuracy, "binary_accuracy")
+top_k_categorical_accuracy = _function(TopKCategoricalAccuracy, "top_k_categorical_accuracy")
+sparse_top_k_categorical_accuracy = _function(SparseTopKCategoricalAccuracy,
+                                              "sparse_top_k_categorical_accuracy")
+mse = mean_squared_error = _function(MeanSquaredError, "mean_squared_error")
+mae = mean_absolute_error = _function(MeanAbsoluteError, "mean_absolute_error")
+mape = mean_absolute_percentage_error = _function(MeanAbsolutePercentageError,
+                                                  "mean_absolute_percentage_error")
 
 
 def get(identifier, loss=None, output_dim=None):
@@ -161,6 +269,8 @@ def get(identifier, loss=None, output_dim=None):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
+    if callable(identifier) and hasattr(identifier, "_fastnn_metric"):  # metrics=[fn]
+        return identifier._fastnn_metric(name=identifier.__name__)
     if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):  # as Keras
         from . import losses
         if isinstance(loss, losses.SparseCategoricalCrossentropy):

@@ -229,6 +229,8 @@ def _serialize_metric(m):
         return {"class_name": m.__name__, "config": {}}
     if isinstance(m, metrics.Metric):
         return {"class_name": type(m).__name__, "config": m.get_config()}
+    if callable(m) and hasattr(m, "_fastnn_metric"):  # keras.metrics.sparse_categorical_accuracy
+        return m.__name__
     raise TypeError(f"save: cannot save metric {m!r}; use a name or a fastnn.metrics class")
 
 

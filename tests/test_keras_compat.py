@@ -548,6 +548,77 @@ def test_accuracy_picks_binary_categorical_or_sparse(digits):
     assert res["Accuracy"] == pytest.approx(np.mean((p > 0.5) == (y_valid % 2)))
 
 
+def test_homl_compile_with_function_losses_and_metrics_saves_and_reloads(digits, tmp_path):
+    X_train, y_train, X_valid, y_valid = digits
+    model = keras.Sequential([keras.Input(shape=[64]), keras.layers.Dense(30, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(loss=keras.losses.sparse_categorical_crossentropy,
+                  optimizer=keras.optimizers.SGD(),
+                  metrics=[keras.metrics.sparse_categorical_accuracy,
+                           keras.metrics.SparseTopKCategoricalAccuracy(k=3)])
+    h = model.fit(X_train, y_train, epochs=2, verbose=0)
+    assert {"sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy"} <= set(h.history)
+    res = model.evaluate(X_valid, y_valid, verbose=0, return_dict=True)
+    y_proba = model.predict(X_valid, verbose=0)
+    top3 = np.argsort(-y_proba, axis=1)[:, :3]
+    assert res["sparse_top_k_categorical_accuracy"] == pytest.approx(np.mean(np.any(top3 == y_valid[:, None], axis=1)))
+    per_sample = keras.metrics.sparse_categorical_accuracy(y_valid, y_proba)
+    assert per_sample.shape == (len(y_valid),)
+    assert res["sparse_categorical_accuracy"] == pytest.approx(per_sample.mean())
+    losses = keras.losses.sparse_categorical_crossentropy(y_valid, y_proba)   # one per sample
+    np.testing.assert_allclose(losses, -np.log(y_proba[np.arange(len(y_valid)), y_valid]), rtol=1e-5)
+    assert res["loss"] == pytest.approx(losses.mean(), rel=1e-5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.evaluate(X_valid, y_valid, verbose=0, return_dict=True) == pytest.approx(res)
+
+
+def test_loss_objects_and_functions_reduce_like_keras():
+    y_true = np.array([[0.0], [1.0], [2.0]])
+    y_pred = np.array([[0.5], [1.0], [4.0]])
+    se = np.array([0.25, 0.0, 4.0])
+    np.testing.assert_allclose(keras.losses.mean_squared_error(y_true, y_pred), se)
+    np.testing.assert_allclose(keras.losses.MeanSquaredError(reduction=None)(y_true, y_pred), se)
+    assert keras.losses.MeanSquaredError()(y_true, y_pred) == pytest.approx(se.mean())
+    assert keras.losses.MeanSquaredError(reduction="sum")(y_true, y_pred) == pytest.approx(se.sum())
+    w = np.array([1.0, 2.0, 0.5])
+    assert keras.losses.MeanSquaredError()(y_true, y_pred, sample_weight=w) == pytest.approx((se * w).sum() / 3)
+    # 1-D arrays are one sample whose outputs are the last axis, as in Keras
+    assert keras.losses.mse(np.array([1.0, 2.0]), np.array([1.0, 4.0])) == pytest.approx(2.0)
+    assert keras.losses.KLDivergence()(np.array([0.5, 0.5]), np.array([0.25, 0.75])) == pytest.approx(
+        0.5 * np.log(2) + 0.5 * np.log(0.5 / 0.75))
+    err = np.array([0.3, -2.0, 1.5])
+    huber = np.where(np.abs(err) <= 1, 0.5 * err ** 2, np.abs(err) - 0.5)
+    np.testing.assert_allclose(keras.losses.huber(np.zeros((3, 1)), err[:, None]), huber, rtol=1e-6)
+
+
+def test_precision_recall_and_mape_metrics():
+    y_true = np.array([[1], [0], [1], [1], [0]])
+    y_pred = np.array([[0.9], [0.7], [0.2], [0.6], [0.1]])
+    # predicted positive: rows 0, 1, 3; tp = 2, fp = 1, fn = 1
+    p, r = keras.metrics.Precision(), keras.metrics.Recall()
+    assert p(y_true, y_pred) == pytest.approx(2 / 3) and r(y_true, y_pred) == pytest.approx(2 / 3)
+    p.reset_state()
+    assert p.result() == 0.0
+    X = np.random.default_rng(3).normal(size=(200, 4)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.float32)
+    model = keras.Sequential([keras.Input(shape=[4]), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy", "precision", keras.metrics.Recall()])
+    h = model.fit(X, y, epochs=2, validation_split=0.25, verbose=0)
+    assert {"precision", "recall", "val_precision", "val_recall"} <= set(h.history)
+    res = model.evaluate(X, y, verbose=0, return_dict=True)
+    pred = model.predict(X, verbose=0)[:, 0] > 0.5
+    tp = np.sum(pred & (y == 1))
+    assert res["precision"] == pytest.approx(tp / pred.sum())
+    assert res["recall"] == pytest.approx(tp / (y == 1).sum())
+    reg = keras.Sequential([keras.Input(shape=[4]), keras.layers.Dense(1)])
+    reg.compile(loss="mse", optimizer="sgd", metrics=["mape"])
+    y_r = X[:, 0] + 3
+    out = reg.evaluate(X, y_r, verbose=0, return_dict=True)
+    hand = 100 * np.mean(np.abs(y_r - reg.predict(X, verbose=0)[:, 0]) / np.abs(y_r))
+    assert out["mape"] == pytest.approx(hand, rel=1e-4)
+
+
 # ---- out of scope: clear errors ----------------------------------------------------------------
 def test_functional_api_says_it_is_not_supported():
     input_ = keras.layers.Input(shape=[8])
