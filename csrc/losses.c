@@ -118,11 +118,13 @@ double FN(elementwise_loss)(const REAL *P, const REAL *T, int loss, double param
         for (ptrdiff_t j = 1; j < m; j++) mx = z[j] > mx ? z[j] : mx;                 \
         REAL s = 0;                                                                   \
         for (ptrdiff_t j = 0; j < m; j++) s += M(exp)(z[j] - mx);                     \
-        REAL lse = mx + M(log)(s), row = 0;                                           \
+        /* log p = (z - max) - log(s), shifted first as the reference: max + log(s)   \
+         * would round log(s) at the magnitude of the logits */                       \
+        REAL ls = M(log)(s), row = 0;                                                 \
         for (ptrdiff_t j = 0; j < m; j++) {                                           \
-            REAL t = (TJ);                                                            \
-            row += t * (lse - z[j]);                                                  \
-            if (dz) dz[j] = (M(exp)(z[j] - lse) * st - t) * sc;                       \
+            REAL t = (TJ), lp = (z[j] - mx) - ls;                                     \
+            row -= t * lp;                                                            \
+            if (dz) dz[j] = (M(exp)(lp) * st - t) * sc;                               \
         }                                                                             \
         total += row;                                                                 \
     } else {                                                                          \

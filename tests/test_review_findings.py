@@ -205,3 +205,31 @@ def test_maxout_of_an_empty_batch(shape):
     for ops in (C, REF):
         with pytest.raises(ValueError, match="pieces"):
             ops.maxout_forward(np.zeros((2, 5), np.float32), 2)
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e5])
+def test_log_softmax_and_fused_xent_are_shift_invariant_like_the_reference(offset):
+    # C formed lse = max + log(sum) and then z - lse: at a common offset of 1e5 in float32 the
+    # rounding of lse (ulp 0.008) went into every log-probability and probability gradient
+    # (errors 4e-3); the reference subtracts the max first and is exact to ~1e-7
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((64, 10)) * 2 + offset).astype(np.float32)
+    z64 = z.astype(np.float64)
+    s = z64 - z64.max(axis=1, keepdims=True)
+    logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+    y_c = C.bias_act_forward(z.copy(), None, ACTIVATION_CODES["log_softmax"], 0.0)
+    np.testing.assert_allclose(y_c, logp, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(REF.bias_act_forward(z.copy(), None, ACTIVATION_CODES["log_softmax"], 0.0),
+                               logp, rtol=0, atol=2e-6)
+    labels = rng.integers(0, 10, 64)
+    t = np.eye(10, dtype=np.float32)[labels]
+    g_c, g_r = np.empty_like(z), np.empty_like(z)
+    v_c = C.softmax_cross_entropy(z, t, True, 1.0, g_c)
+    v_r = REF.softmax_cross_entropy(z, t, True, 1.0, g_r)
+    assert v_r == pytest.approx(-(t * logp).sum(), rel=1e-9)
+    assert v_c == pytest.approx(v_r, rel=2e-6)
+    np.testing.assert_allclose(g_c, g_r, rtol=0, atol=2e-6)
+    g_s = np.empty_like(z)
+    v_s = C.sparse_softmax_cross_entropy(z, labels.astype(np.int64), True, 1.0, g_s)
+    assert v_s == pytest.approx(v_r, rel=2e-6)
+    np.testing.assert_allclose(g_s, g_r, rtol=0, atol=2e-6)
