@@ -598,3 +598,13 @@ class ModelCheckpoint(_MonitorCallback):
             self.model.save_weights(filepath)
         else:
             self.model.save(filepath)
+
+
+def __getattr__(name):
+    # keras.callbacks.TensorBoard, BackupAndRestore, ...: name what fastnn has instead
+    if name[:1].isupper():
+        have = sorted(n for n, v in globals().items()
+                      if isinstance(v, type) and issubclass(v, Callback) and not n.startswith("_"))
+        raise AttributeError(f"fastnn.callbacks has no {name}; fastnn's callbacks are: "
+                             f"{', '.join(have)} (CSVLogger records the epoch logs)")
+    raise AttributeError(f"module 'fastnn.callbacks' has no attribute {name!r}")

@@ -619,6 +619,43 @@ def test_precision_recall_and_mape_metrics():
     assert out["mape"] == pytest.approx(hand, rel=1e-4)
 
 
+def test_rescaling_layer_pixels_model_and_gradient(digits, tmp_path):
+    X_train, y_train, X_valid, y_valid = digits
+    pixels_train, pixels_valid = X_train * 16, X_valid * 16          # raw 0..16 pixel values
+    model = keras.Sequential([keras.Input(shape=[64]), keras.layers.Rescaling(1 / 16),
+                              keras.layers.Dense(30, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    np.testing.assert_allclose(model.layers[0](pixels_valid), X_valid, rtol=1e-6)
+    np.testing.assert_allclose(keras.layers.Rescaling(2.0, offset=-1.0)(np.array([[0.0, 0.5]])), [[-1.0, 0.0]])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    h = model.fit(pixels_train, y_train, epochs=2, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    model.save(tmp_path / "r.keras")
+    loaded = keras.models.load_model(tmp_path / "r.keras")
+    np.testing.assert_array_equal(loaded.predict(pixels_valid, verbose=0), model.predict(pixels_valid, verbose=0))
+    # backward: central finite differences of sum(y * g) in float64
+    old = keras.floatx()
+    keras.set_floatx("float64")
+    try:
+        layer = keras.layers.Rescaling(np.array([0.5, -2.0, 3.0]), offset=1.0)
+        x = np.random.default_rng(0).normal(size=(4, 3))
+        g = np.random.default_rng(1).normal(size=(4, 3))
+        layer(x)
+        layer.forward(x, True)
+        dx = layer.backward(g).copy()
+        num = np.zeros_like(x)
+        for idx in np.ndindex(*x.shape):
+            xp, xm = x.copy(), x.copy()
+            xp[idx] += 1e-6
+            xm[idx] -= 1e-6
+            num[idx] = (np.sum(layer(xp) * g) - np.sum(layer(xm) * g)) / 2e-6
+        np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+    finally:
+        keras.set_floatx(old)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        keras.Sequential([keras.Input(shape=[64]), keras.layers.Rescaling(np.ones(3))])
+
+
 # ---- out of scope: clear errors ----------------------------------------------------------------
 def test_functional_api_says_it_is_not_supported():
     input_ = keras.layers.Input(shape=[8])
@@ -653,3 +690,11 @@ def test_datasets_generators_and_custom_losses_say_so():
 
     with pytest.raises(TypeError, match="automatic differentiation"):
         model.compile(loss=huber_fn, optimizer="sgd")
+
+
+def test_missing_keras_layers_and_callbacks_explain_the_scope():
+    with pytest.raises(AttributeError, match="multilayer perceptrons.*Dense"):
+        keras.layers.Conv2D
+    assert not hasattr(keras.layers, "LSTM")
+    with pytest.raises(AttributeError, match="fastnn's callbacks are: .*EarlyStopping"):
+        keras.callbacks.TensorBoard

@@ -1,7 +1,7 @@
 """Layers, Keras 3 names and signatures (see shared API.md)."""
 from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
-from .core import Activation, Dense, Flatten, Input, InputLayer, Reshape
+from .core import Activation, Dense, Flatten, Input, InputLayer, Rescaling, Reshape
 from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
 from .normalization import BatchNormalization, LayerNormalization, Normalization
 
@@ -20,12 +20,22 @@ def register(cls=None, name=None):
     return cls
 
 
-for _cls in (InputLayer, Dense, Activation, Flatten, Reshape, ReLU, LeakyReLU, PReLU, ELU,
-             Softmax, Maxout):
+for _cls in (InputLayer, Dense, Activation, Flatten, Reshape, Rescaling, ReLU, LeakyReLU, PReLU,
+             ELU, Softmax, Maxout):
     register(_cls)
 for _cls in (Dropout, AlphaDropout, GaussianDropout, GaussianNoise, DropConnectDense,
              BatchNormalization, LayerNormalization, Normalization):
     register(_cls)
+
+
+def __getattr__(name):
+    # keras.layers.Conv2D, Concatenate, LSTM, ...: say what fastnn is rather than only "no attribute"
+    if name[:1].isupper():
+        raise AttributeError(
+            f"fastnn.layers has no {name}: fastnn trains multilayer perceptrons (Sequential stacks "
+            f"of these layers: {', '.join(sorted(n for n in _REGISTRY if n != 'InputLayer'))}; "
+            "no convolutional, recurrent, embedding or merge layers)")
+    raise AttributeError(f"module 'fastnn.layers' has no attribute {name!r}")
 
 
 def get(class_name):

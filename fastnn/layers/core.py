@@ -1,4 +1,4 @@
-"""Core layers: Input, Dense, Activation, Flatten, Reshape."""
+"""Core layers: Input, Dense, Activation, Flatten, Rescaling, Reshape."""
 import numpy as np
 
 from .. import activations, backend, constraints, initializers, regularizers
@@ -208,6 +208,49 @@ class Flatten(Layer):
 
     def backward(self, dy, need_dx=True):
         return dy.reshape(self._shape) if need_dx else None
+
+
+class Rescaling(Layer):
+    """Rescaling(scale, offset=0.0): ``y = x * scale + offset`` (Keras' preprocessing layer,
+    e.g. ``Rescaling(1 / 255)`` for pixels). ``scale`` and ``offset`` are numbers or arrays
+    that broadcast to one sample's shape."""
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale, self.offset = np.asarray(scale, np.float64), np.asarray(offset, np.float64)
+        if not (np.all(np.isfinite(self.scale)) and np.all(np.isfinite(self.offset))):
+            raise ValueError(f"Rescaling {self.name!r}: scale and offset must be finite, got "
+                             f"scale={scale!r}, offset={offset!r}")
+
+    def build(self, input_shape):
+        for what, v in (("scale", self.scale), ("offset", self.offset)):
+            try:
+                np.broadcast_shapes(v.shape, tuple(input_shape[1:]))
+            except ValueError:
+                raise ValueError(f"Rescaling {self.name!r}: {what} of shape {v.shape} does not "
+                                 f"broadcast to inputs of shape {tuple(input_shape)}") from None
+        # in the layer's dtype once, so the per-step products allocate nothing
+        self._scale = self.scale.astype(self.dtype)
+        self._offset = self.offset.astype(self.dtype)
+        self.built = True
+
+    def forward(self, x, training=False):
+        y = self._buffer("y", x.shape)
+        np.multiply(x, self._scale, out=y)
+        np.add(y, self._offset, out=y)
+        return y
+
+    def backward(self, dy, need_dx=True):
+        if not need_dx:
+            return None
+        dx = self._buffer("dx", dy.shape)
+        np.multiply(dy, self._scale, out=dx)
+        return dx
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(scale=self.scale.tolist(), offset=self.offset.tolist())
+        return config
 
 
 class Reshape(Layer):
