@@ -475,6 +475,20 @@ class Sequential:
             m.update_state(y, out)
         return self._result(self._logs(loss, self.compiled_metrics), return_dict)
 
+    def test_on_batch(self, x, y, return_dict=False):
+        """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
+        self._check_compiled("test_on_batch")
+        x = self._prepare_x(x)
+        self._ensure_built(x)
+        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        if len(y) != len(x):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        return self._result(self._evaluate_arrays(x, y, len(x)), return_dict)
+
+    def predict_on_batch(self, x):
+        """The outputs for one batch ``x`` in inference mode (a NumPy array)."""
+        return self(x, training=False)
+
     # ---- evaluate / predict -----------------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size, cb=None):
         """Loss and metrics over (x, y); ``cb`` (a CallbackList) gets the on_test_* hooks,
@@ -598,6 +612,12 @@ class Sequential:
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     # ---- config -------------------------------------------------------------------------------
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (no weights); rebuild with model_from_json.
+        ``kwargs`` go to json.dumps (e.g. indent=2)."""
+        import json
+        return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
+
     def get_config(self):
         from .layers import get as _layer_class  # noqa: F401  (registry check happens on load)
         layers = []
@@ -629,6 +649,21 @@ def clone_model(model):
         spec["config"] = dict(spec["config"])
         spec["config"].pop("name", None)
     return Sequential.from_config(config)
+
+
+def model_from_json(json_string, custom_objects=None):
+    """A new, uncompiled Sequential (fresh weights) from ``model.to_json()``'s output."""
+    import json
+    spec = json.loads(json_string)
+    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" \
+            or not isinstance(spec.get("config"), dict):
+        raise ValueError("model_from_json: expected the output of a fastnn Sequential's to_json() "
+                         "(fastnn builds Sequential models only)")
+    if custom_objects:
+        from .layers import register
+        for name, cls in custom_objects.items():
+            register(cls, name)
+    return Sequential.from_config(spec["config"])
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, restore_rng=True):

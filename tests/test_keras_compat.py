@@ -128,6 +128,44 @@ def test_input_layer_summary_layer_names_and_weights():
     assert np.abs(weights).max() <= limit
 
 
+def test_sequential_guide_deferred_build_pop_and_layer_calls():
+    model = keras.Sequential([keras.layers.Dense(2, activation="relu", name="layer1"),
+                              keras.layers.Dense(3, activation="relu", name="layer2"),
+                              keras.layers.Dense(4, name="layer3")])
+    assert len(model.weights) == 0                      # no weights before the first call
+    x = np.ones((3, 3), np.float32)
+    y = model(x)
+    assert y.shape == (3, 4) and len(model.weights) == 6
+    l1, l2, l3 = model.layers
+    np.testing.assert_allclose(l3(l2(l1(x))), y, rtol=1e-6)
+    model.pop()
+    assert [layer.name for layer in model.layers] == ["layer1", "layer2"]
+    assert model(x).shape == (3, 3)
+
+
+def test_on_batch_methods_and_json_round_trip():
+    X_train, y_train, *_ = regression_data()
+    model = keras.Sequential([keras.Input(shape=[8]), keras.layers.Dense(5, activation="relu"),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    x, y = X_train[:20] / 3, y_train[:20]
+    before = model.get_weights()
+    loss, mae = model.test_on_batch(x, y)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)        # evaluation only: no step taken
+    assert [loss, mae] == pytest.approx(model.evaluate(x, y, verbose=0))
+    p = model.predict_on_batch(x)
+    assert mae == pytest.approx(np.mean(np.abs(p[:, 0] - y)), rel=1e-5)
+    train_loss = model.train_on_batch(x, y)[0]
+    assert train_loss > 0 and model.optimizer.iterations == 1
+    json_string = model.to_json()
+    clone = keras.models.model_from_json(json_string)
+    assert [type(layer).__name__ for layer in clone.layers] == ["Dense", "Dropout", "Dense"]
+    assert clone.layers[1].rate == 0.3 and clone.input_shape == (None, 8)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
 def test_clear_session_resets_automatic_names():
     keras.layers.Dense(3)
     keras.layers.Dense(3)
