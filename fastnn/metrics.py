@@ -25,6 +25,8 @@ class Metric:
         raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(f"{self.name}: fastnn metrics do not take sample_weight")
         v = self.values(y_true, y_pred)
         self.total += float(np.sum(v))
         self.count += int(np.size(v))
@@ -32,9 +34,11 @@ class Metric:
     def result(self):
         return self.total / self.count if self.count else 0.0
 
-    def __call__(self, y_true, y_pred):
-        """Stateless use, as a Keras metric function: the mean over this batch."""
-        return float(np.mean(self.values(np.asarray(y_true), np.asarray(y_pred))))
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """As a Keras Metric object: update the state with this batch and return the result
+        so far (the module's lowercase functions are the stateless per-sample form)."""
+        self.update_state(np.asarray(y_true), np.asarray(y_pred), sample_weight)
+        return self.result()
 
     def get_config(self):
         return {"name": self.name}
@@ -123,6 +127,8 @@ class _Confusion(Metric):
         self.tp = self.fp = self.fn = 0
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(f"{self.name}: fastnn metrics do not take sample_weight")
         y_pred = np.asarray(y_pred)
         y_true = np.asarray(y_true)
         if y_true.size != y_pred.size:
@@ -133,10 +139,6 @@ class _Confusion(Metric):
         self.tp += int(np.count_nonzero(p & t))
         self.fp += int(np.count_nonzero(p & ~t))
         self.fn += int(np.count_nonzero(~p & t))
-
-    def __call__(self, y_true, y_pred):
-        self.update_state(y_true, y_pred)  # stateful, as a Keras Metric's __call__
-        return self.result()
 
     def get_config(self):
         return {"name": self.name, "thresholds": self.thresholds}
@@ -184,9 +186,6 @@ class RootMeanSquaredError(MeanSquaredError):
 
     def result(self):
         return float(np.sqrt(super().result()))
-
-    def __call__(self, y_true, y_pred):
-        return float(np.sqrt(super().__call__(y_true, y_pred)))
 
 
 class MeanAbsoluteError(Metric):

@@ -68,8 +68,10 @@ def test_rmse_metric_is_the_root_of_the_running_mean():
     assert m.result() == pytest.approx(math.sqrt((0 + 4 + 9) / 3))  # not the mean of batch roots
     m.reset_state()
     assert m.result() == 0.0
-    assert keras.metrics.RootMeanSquaredError()(np.array([1.0, 2.0]), np.array([2.0, 4.0])) \
-        == pytest.approx(math.sqrt(2.5))
+    # a Metric object's __call__ updates its state and returns the result so far (Keras)
+    m2 = keras.metrics.RootMeanSquaredError()
+    assert m2(np.array([[1.0], [2.0]]), np.array([[2.0], [4.0]])) == pytest.approx(math.sqrt(2.5))
+    assert m2([[0.0]], [[4.0]]) == pytest.approx(math.sqrt((1 + 4 + 16) / 3))
     for name in ("RootMeanSquaredError", "root_mean_squared_error", "MeanSquaredError", "MAE"):
         assert keras.metrics.get(name).name == name  # Keras 3: the log key is the string given
     # Over an epoch the RMSE is exactly the root of the epoch's MSE (both running means).
@@ -628,6 +630,47 @@ def test_loss_objects_and_functions_reduce_like_keras():
     err = np.array([0.3, -2.0, 1.5])
     huber = np.where(np.abs(err) <= 1, 0.5 * err ** 2, np.abs(err) - 0.5)
     np.testing.assert_allclose(keras.losses.huber(np.zeros((3, 1)), err[:, None]), huber, rtol=1e-6)
+
+
+def test_sgd_decay_argument_is_ignored_with_a_warning_as_keras_3():
+    with pytest.warns(UserWarning, match="decay.*no longer supported.*InverseTimeDecay"):
+        optimizer = keras.optimizers.SGD(learning_rate=0.01, decay=1e-4)   # HOML 3 power scheduling
+    assert optimizer.learning_rate == pytest.approx(0.01)
+
+
+def test_find_learning_rate_callback_reads_running_batch_losses():
+    """HOML ch. 11's ExponentialLearningRate callback (no super().__init__(), .numpy() on the
+    learning rate, logs["loss"] = the epoch's running mean)."""
+    class ExponentialLearningRate(keras.callbacks.Callback):
+        def __init__(self, factor):
+            self.factor = factor
+            self.rates = []
+            self.losses = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.sum_of_epoch_losses = 0
+
+        def on_batch_end(self, batch, logs=None):
+            mean_epoch_loss = logs["loss"]
+            new_sum_of_epoch_losses = mean_epoch_loss * (batch + 1)
+            batch_loss = new_sum_of_epoch_losses - self.sum_of_epoch_losses
+            self.sum_of_epoch_losses = new_sum_of_epoch_losses
+            lr = self.model.optimizer.learning_rate.numpy()
+            self.rates.append(lr)
+            self.losses.append(batch_loss)
+            self.model.optimizer.learning_rate = lr * self.factor
+
+    X_train, y_train, *_ = regression_data()
+    model = keras.Sequential([keras.Input(shape=[8]), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=1e-4))
+    batch_losses = []
+    cb = ExponentialLearningRate(factor=1.5)
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: batch_losses.append(
+            model.evaluate(X_train[batch * 32:(batch + 1) * 32] / 3, y_train[batch * 32:(batch + 1) * 32], verbose=0)))
+    model.fit(X_train / 3, y_train, epochs=1, shuffle=False, callbacks=[record, cb], verbose=0)
+    np.testing.assert_allclose(cb.rates, 1e-4 * 1.5 ** np.arange(5))
+    np.testing.assert_allclose(cb.losses, batch_losses, rtol=1e-4)  # each batch's own loss
 
 
 def test_precision_recall_and_mape_metrics():

@@ -106,6 +106,12 @@ class Optimizer:
             default = 0.99 if k == "ema_momentum" else None
             if kwargs.pop(k, default) not in (None, False, default):
                 raise NotImplementedError(f"{type(self).__name__}: {k} is not supported by fastnn")
+        if kwargs.pop("decay", None) is not None:  # Keras 2's argument (HOML's power scheduling)
+            import warnings
+            warnings.warn("Argument `decay` is no longer supported and will be ignored (as in "
+                          "Keras 3); for the same power scheduling use learning_rate=keras."
+                          "optimizers.schedules.InverseTimeDecay(lr, decay_steps=1, "
+                          "decay_rate=decay)", UserWarning, stacklevel=3)
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}")
         if clipnorm is not None and global_clipnorm is not None:
