@@ -57,6 +57,19 @@ class Sequential:
 
     # ---- structure ------------------------------------------------------------------
     @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """As Keras 3, setting a model's ``trainable`` sets it on every one of its layers: a
+        frozen model stays frozen when it is added into another Sequential
+        (``Sequential([base_model, Dense(1)])`` after ``base_model.trainable = False``)."""
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = value
+
+    @property
     def layers(self):
         return list(self._layers)
 
@@ -632,10 +645,10 @@ class Sequential:
     @classmethod
     def from_config(cls, config):
         from .layers import get as layer_class
-        model = cls(name=config.get("name"))
+        # trainable given before the layers exist: each layer keeps its own saved flag
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for spec in config["layers"]:
             model.add(layer_class(spec["class_name"]).from_config(dict(spec["config"])))
-        model.trainable = config.get("trainable", True)
         if model._input_shape is not None:
             model.build()
         return model

@@ -591,7 +591,9 @@ def _rebuild_layers(archive, config, specs, custom_objects):
     from .layers.core import InputLayer
     from .models import Sequential
     name = config.get("name")
-    model = Sequential(name=name if isinstance(name, str) else None)
+    # trainable given before the layers exist: each layer keeps its own saved flag
+    model = Sequential(name=name if isinstance(name, str) else None,
+                       trainable=bool(config.get("trainable", True)))
     for i, spec in enumerate(specs):
         if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
                 or not isinstance(spec.get("config", {}), dict):
@@ -604,7 +606,6 @@ def _rebuild_layers(archive, config, specs, custom_objects):
         else:
             layer = cls.from_config(cfg)
         model.add(layer)
-    model.trainable = bool(config.get("trainable", True))
     if model.input_shape is not None and model.layers and not model.built:
         model.build()
     return model

@@ -556,6 +556,30 @@ def test_clone_model_set_weights_freeze_and_recompile(digits):
     assert acc == pytest.approx(np.mean((p > 0.5) == (y_valid >= 5)))
 
 
+def test_frozen_base_model_stays_frozen_inside_a_new_sequential(digits, tmp_path):
+    """The keras.io transfer-learning guide: base_model.trainable = False, then
+    Sequential([base_model, head]). As Keras 3, a model's trainable flag reaches its layers."""
+    X_train, y_train, *_ = digits
+    base_model = keras.Sequential([keras.Input(shape=[64]), keras.layers.Dense(20, activation="relu"),
+                                   keras.layers.BatchNormalization()])
+    base_model.trainable = False
+    assert all(not layer.trainable for layer in base_model.layers)
+    model = keras.Sequential([base_model, keras.layers.Dense(10, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    frozen = base_model.get_weights()
+    model.fit(X_train, y_train, epochs=1, verbose=0)
+    for a, b in zip(frozen, base_model.get_weights()):   # BN statistics included
+        np.testing.assert_array_equal(a, b)
+    assert len(model.trainable_weights) == 2
+    model.save(tmp_path / "t.keras")
+    loaded = keras.models.load_model(tmp_path / "t.keras")
+    assert [layer.trainable for layer in loaded.layers] == [False, False, True]
+    base_model.trainable = True                          # unfreeze for fine-tuning
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam(1e-5))
+    model.fit(X_train, y_train, epochs=1, verbose=0)
+    assert not np.array_equal(frozen[0], base_model.get_weights()[0])
+
+
 def test_save_and_load_model_keeps_predictions_and_compile(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X_train, y_train, X_valid, y_valid, *_ = regression_data()
