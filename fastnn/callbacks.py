@@ -46,7 +46,8 @@ class CallbackList:
     per-batch training hooks, so fit can skip building logs on every step otherwise."""
 
     def __init__(self, callbacks, model, params):
-        self.callbacks = list(callbacks)
+        # as Keras (which flattens the argument): one callback need not be in a list
+        self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
         for cb in self.callbacks:
             cb.set_model(model)
             cb.set_params(params)

@@ -409,7 +409,7 @@ class Sequential:
         n = len(x)
         steps = steps_per_epoch or int(math.ceil(n / batch_size))
         self._prepare_training()
-        cbs = list(callbacks or [])
+        cbs = [callbacks] if isinstance(callbacks, callbacks_module.Callback) else list(callbacks or [])
         history = callbacks_module.History()
         cbs.append(history)
         if verbose:

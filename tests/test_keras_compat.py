@@ -437,7 +437,7 @@ def test_reduce_lr_on_plateau_halves_the_rate():
     model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=0.01))
     # min_delta so large that no epoch after the first counts as an improvement
     cb = keras.callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e9)
-    model.fit(X_train / 3, y_train, epochs=4, callbacks=[cb], verbose=0)
+    model.fit(X_train / 3, y_train, epochs=4, callbacks=cb, verbose=0)  # one callback, no list
     assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.5 ** 3)
 
 
