@@ -278,10 +278,21 @@ kl_divergence = kld = _function(KLDivergence, "kl_divergence")
 hinge = _function(Hinge, "hinge")
 
 
+def _check_trainable(loss):
+    # A Keras-style subclass implementing only call(y_true, y_pred) (HOML ch. 12's HuberLoss):
+    # fastnn needs the gradient too, which only its own kernels (compute) provide.
+    if type(loss).compute is Loss.compute and not hasattr(loss, "_code"):
+        raise TypeError(f"{type(loss).__name__}: fastnn cannot train with a Loss subclass that only "
+                        "defines call(): it has no automatic differentiation. Subclass one of "
+                        "fastnn's losses (e.g. Huber) or implement compute(y_pred, y_true, "
+                        "grad_out, fused) returning the summed loss and writing its gradient")
+    return loss
+
+
 def get(identifier):
     """Resolve a name, a Loss, a class, a config dict or one of this module's functions."""
     if isinstance(identifier, Loss):
-        return identifier
+        return _check_trainable(identifier)
     if isinstance(identifier, str):
         if identifier not in _BY_NAME:
             raise ValueError(f"Unknown loss {identifier!r}. Known: "

@@ -796,6 +796,13 @@ def test_datasets_generators_and_custom_losses_say_so():
     with pytest.raises(TypeError, match="automatic differentiation"):
         model.compile(loss=huber_fn, optimizer="sgd")
 
+    class HuberLoss(keras.losses.Loss):
+        def call(self, y_true, y_pred):
+            return (y_true - y_pred) ** 2
+
+    with pytest.raises(TypeError, match="HuberLoss.*only defines call"):
+        model.compile(loss=HuberLoss(), optimizer="sgd")
+
 
 def test_missing_keras_layers_and_callbacks_explain_the_scope():
     with pytest.raises(AttributeError, match="multilayer perceptrons.*Dense"):
