@@ -19,3 +19,13 @@ def load_digits(test_fraction=0.2, seed=0, scale=True):
     n_test = int(round(len(x) * test_fraction))
     test, train = order[:n_test], order[n_test:]
     return (x[train], y[train]), (x[test], y[test])
+
+
+def __getattr__(name):
+    # keras.datasets.mnist / fashion_mnist / california_housing ...: fastnn downloads nothing
+    if not name.startswith("_"):
+        raise AttributeError(
+            f"fastnn.datasets has no {name}: fastnn ships only load_digits() and downloads "
+            "nothing; load other data as NumPy arrays (e.g. with scikit-learn's fetch_* "
+            "functions) and pass them to fit")
+    raise AttributeError(f"module 'fastnn.datasets' has no attribute {name!r}")

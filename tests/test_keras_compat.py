@@ -810,3 +810,5 @@ def test_missing_keras_layers_and_callbacks_explain_the_scope():
     assert not hasattr(keras.layers, "LSTM")
     with pytest.raises(AttributeError, match="fastnn's callbacks are: .*EarlyStopping"):
         keras.callbacks.TensorBoard
+    with pytest.raises(AttributeError, match="only load_digits"):
+        keras.datasets.fashion_mnist.load_data()
