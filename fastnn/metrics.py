@@ -164,6 +164,99 @@ class Recall(_Confusion):
         return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
 
 
+class AUC(Metric):
+    """AUC(num_thresholds=200, curve="ROC", summation_method="interpolation", name=None,
+    thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False)
+
+    Keras' approximate area under the ROC or precision-recall curve: confusion counts at
+    ``num_thresholds`` thresholds (evenly spaced in [0, 1], plus -1e-7 and 1 + 1e-7; a
+    prediction is positive when ``y_pred > threshold``), accumulated until reset, then a
+    Riemann sum (trapezoids for "interpolation"; for PR, Davis & Goadrich's interpolation,
+    as Keras). Every output element is one binary decision (multi_label=False).
+    """
+
+    _direction = "up"
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        if multi_label or label_weights is not None:
+            raise NotImplementedError("AUC: multi_label and label_weights are not supported by fastnn")
+        curve, summation_method = str(curve).upper(), str(summation_method).lower()
+        if curve not in ("ROC", "PR"):
+            raise ValueError(f'AUC: curve must be "ROC" or "PR", got {curve!r}')
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError("AUC: summation_method must be 'interpolation', 'minoring' or "
+                             f"'majoring', got {summation_method!r}")
+        if thresholds is not None:
+            inner = sorted(float(t) for t in thresholds)
+        else:
+            if int(num_thresholds) <= 1:
+                raise ValueError(f"AUC: num_thresholds must be > 1, got {num_thresholds}")
+            inner = [(i + 1) / (int(num_thresholds) - 1) for i in range(int(num_thresholds) - 2)]
+        self._thresholds = np.array([-1e-7] + inner + [1.0 + 1e-7])
+        self.num_thresholds = len(self._thresholds)
+        self.curve, self.summation_method = curve, summation_method
+        self.from_logits = bool(from_logits)
+        self._explicit_thresholds = None if thresholds is None else inner
+        super().__init__(name or "auc")
+
+    def reset_state(self):
+        self.tp, self.fp, self.tn, self.fn = (np.zeros(self.num_thresholds) for _ in range(4))
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is not None:
+            raise NotImplementedError(f"{self.name}: fastnn metrics do not take sample_weight")
+        y_pred = np.asarray(y_pred, np.float64).reshape(-1)
+        y_true = np.asarray(y_true)
+        if y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: targets of shape {y_true.shape} do not match outputs "
+                             f"of {y_pred.size} values (with class labels, use one-hot targets)")
+        if self.from_logits:
+            y_pred = 1.0 / (1.0 + np.exp(-y_pred))
+        t = y_true.reshape(-1).astype(bool)
+        # k = how many thresholds each prediction exceeds: positive at threshold j iff k > j
+        k = np.searchsorted(self._thresholds, y_pred, side="left")
+        above = lambda mask: np.cumsum(np.bincount(k[mask], minlength=self.num_thresholds + 1)[::-1])[::-1][1:]
+        tp, fp = above(t), above(~t)
+        self.tp += tp
+        self.fp += fp
+        self.fn += t.sum() - tp
+        self.tn += (~t).sum() - fp
+
+    def result(self):
+        def ratio(a, b):
+            return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+        tp, fp, fn = self.tp, self.fp, self.fn
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            dtp = tp[:-1] - tp[1:]
+            p = tp + fp
+            dp = p[:-1] - p[1:]
+            slope = ratio(dtp, np.maximum(dp, 0))
+            intercept = tp[1:] - slope * p[1:]
+            both = (p[:-1] > 0) & (p[1:] > 0)
+            p_ratio = np.where(both, ratio(p[:-1], np.maximum(p[1:], 0)), 1.0)
+            return float(np.sum(ratio(slope * (dtp + intercept * np.log(p_ratio)),
+                                      np.maximum(tp[1:] + fn[1:], 0))))
+        recall = ratio(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = ratio(fp, fp + self.tn), recall
+        else:
+            x, y = recall, ratio(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(np.sum((x[:-1] - x[1:]) * heights))
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds,
+                "curve": self.curve, "summation_method": self.summation_method,
+                "thresholds": self._explicit_thresholds, "from_logits": self.from_logits}
+
+
 class MeanSquaredError(Metric):
     """Mean of (y_pred - y_true)^2 over the last axis."""
 
@@ -233,9 +326,11 @@ _BY_NAME = {
 # metrics=["RootMeanSquaredError"] or ["root_mean_squared_error"].
 for _cls in (SparseCategoricalAccuracy, CategoricalAccuracy, BinaryAccuracy,
              TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError,
-             RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, Precision, Recall):
+             RootMeanSquaredError, MeanAbsoluteError, MeanAbsolutePercentageError, Precision, Recall,
+             AUC):
     _BY_NAME[_cls.__name__] = _cls
-    _BY_NAME[re.sub(r"(?<!^)(?=[A-Z])", "_", _cls.__name__).lower()] = _cls
+    _BY_NAME[re.sub(r"([a-z])([A-Z])", r"\1_\2",  # Keras' to_snake_case: AUC -> auc
+                    re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", _cls.__name__)).lower()] = _cls
 
 
 def _function(cls, name):

@@ -761,6 +761,36 @@ def test_rescaling_layer_pixels_model_and_gradient(digits, tmp_path):
         keras.Sequential([keras.Input(shape=[64]), keras.layers.Rescaling(np.ones(3))])
 
 
+def test_auc_metric_matches_hand_computation_and_trains_with_early_stopping():
+    m = keras.metrics.AUC(thresholds=[0.5])    # thresholds -1e-7, 0.5, 1 + 1e-7
+    m.update_state(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.3, 0.1]))
+    # (fpr, tpr) = (1, 1), (0.5, 0.5), (0, 0): two trapezoids
+    assert m.result() == pytest.approx(0.5 * (1 + 0.5) / 2 + 0.5 * 0.5 / 2)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 1000)
+    p = np.clip(0.3 * y + 0.7 * rng.random(1000), 0, 1)
+    roc = keras.metrics.AUC()
+    roc.update_state(y[:500], p[:500])
+    roc.update_state(y[500:], p[500:])
+    pos, neg = p[y == 1], p[y == 0]
+    exact = (np.mean(pos[:, None] > neg[None, :]) + 0.5 * np.mean(pos[:, None] == neg[None, :]))
+    assert roc.result() == pytest.approx(exact, abs=2e-3)   # 200 thresholds: a close approximation
+    X = rng.normal(size=(300, 4)).astype(np.float32)
+    yy = (X[:, 0] - X[:, 2] > 0).astype(np.float32)
+    model = keras.Sequential([keras.Input(shape=[4]), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=0.05),
+                  metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(name="prc", curve="PR")])
+    es = keras.callbacks.EarlyStopping(monitor="val_auc", patience=2, restore_best_weights=True)
+    h = model.fit(X, yy, epochs=4, validation_split=0.3, callbacks=[es], verbose=0)
+    assert {"auc", "prc", "val_auc", "val_prc"} <= set(h.history)
+    assert es.monitor_op is np.greater                      # AUC is maximized
+    assert h.history["val_auc"][-1] > 0.9
+    res = model.evaluate(X[210:], yy[210:], verbose=0, return_dict=True)
+    fresh = keras.metrics.AUC()
+    fresh.update_state(yy[210:], model.predict(X[210:], verbose=0))
+    assert res["auc"] == pytest.approx(fresh.result())
+
+
 # ---- out of scope: clear errors ----------------------------------------------------------------
 def test_functional_api_says_it_is_not_supported():
     input_ = keras.layers.Input(shape=[8])
