@@ -345,6 +345,33 @@ def test_mc_dropout_with_training_true_and_a_dropout_subclass():
     np.testing.assert_allclose(hidden[kept], relu_out[kept] / 0.7, rtol=1e-5)
 
 
+def test_user_layers_whose_call_takes_no_training_argument():
+    """Keras passes ``training`` only to a call() that accepts it."""
+    class Doubler(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+        def backward(self, dy, need_dx=True):   # fastnn's extra for a trainable stack
+            return dy * 2.0
+
+    class LoggedDense(keras.layers.Dense):
+        def call(self, inputs):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().call(inputs)
+
+    X_train, y_train, *_ = regression_data()
+    dense = LoggedDense(10, activation="relu")
+    model = keras.Sequential([keras.Input(shape=[8]), dense, Doubler(), keras.layers.Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    h = model.fit(X_train / 3, y_train, epochs=3, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert dense.calls == 3 * math.ceil(len(X_train) / 32)   # the override runs every step
+    x = X_train[:4] / 3
+    hidden = np.maximum(x @ dense.kernel.numpy() + dense.bias.numpy(), 0)
+    out = model.layers[2](2 * hidden)
+    np.testing.assert_allclose(model.predict(x, verbose=0), out, rtol=1e-5)
+
+
 # ---- HOML ch. 11: optimizers and learning-rate scheduling ---------------------------------------
 @pytest.mark.parametrize("optimizer", [
     lambda: keras.optimizers.SGD(learning_rate=0.001, momentum=0.9, nesterov=True),

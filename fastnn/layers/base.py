@@ -5,6 +5,7 @@ loop calls ``forward(x, training)`` then ``backward(dy, need_dx)``; both write i
 preallocated buffers (``_buffer``) so a built model allocates nothing per step.
 ``__call__`` is the Keras-facing entry point and returns fresh arrays.
 """
+import inspect
 import re
 import threading
 
@@ -151,9 +152,18 @@ class Layer:
     # The forward pass of the nearest class that implements ``forward`` itself (None for a
     # user layer written with ``call`` only); see __init_subclass__.
     _native_forward = None
+    # Does ``call`` take ``training``? Keras passes it only then (``def call(self, inputs)``).
+    _call_takes_training = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "call" in cls.__dict__:
+            try:
+                params = inspect.signature(cls.__dict__["call"]).parameters.values()
+                cls._call_takes_training = any(p.name == "training" or p.kind == p.VAR_KEYWORD
+                                               for p in params)
+            except (TypeError, ValueError):
+                cls._call_takes_training = True
         if "forward" in cls.__dict__:
             cls._native_forward = cls.__dict__["forward"]
         elif "call" in cls.__dict__ and cls._native_forward is not None:
@@ -165,7 +175,7 @@ class Layer:
             cls.forward = Layer._forward_through_call
 
     def _forward_through_call(self, x, training=False):
-        return self.call(x, training=training)
+        return self.call(x, training=training) if self._call_takes_training else self.call(x)
 
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None,
                  batch_input_shape=None, **kwargs):
@@ -291,7 +301,7 @@ class Layer:
 
     def forward(self, x, training=False):
         """Forward pass used by training; may return a view of an internal buffer."""
-        return self.call(x, training=training)
+        return self.call(x, training=training) if self._call_takes_training else self.call(x)
 
     def backward(self, dy, need_dx=True):
         """Gradients: fills each trainable variable's ``.grad`` and returns dL/dx."""
