@@ -368,8 +368,7 @@ class Sequential:
         """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
         gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
         self._check_compiled("fit")
-        if class_weight is not None or sample_weight is not None:
-            raise NotImplementedError("fastnn.fit does not support class_weight or sample_weight")
+        _no_weights("fit", sample_weight, class_weight)
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -473,9 +472,10 @@ class Sequential:
             logs[m.name] = float(m.result())
         return logs
 
-    def train_on_batch(self, x, y, return_dict=False):
+    def train_on_batch(self, x, y, return_dict=False, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the batch loss (and metrics)."""
         self._check_compiled("train_on_batch")
+        _no_weights("train_on_batch", sample_weight, class_weight)
         x = self._prepare_x(x)
         self._ensure_built(x)
         y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
@@ -488,9 +488,10 @@ class Sequential:
             m.update_state(y, out)
         return self._result(self._logs(loss, self.compiled_metrics), return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False):
+    def test_on_batch(self, x, y, return_dict=False, sample_weight=None):
         """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
         self._check_compiled("test_on_batch")
+        _no_weights("test_on_batch", sample_weight)
         x = self._prepare_x(x)
         self._ensure_built(x)
         y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
@@ -546,8 +547,9 @@ class Sequential:
         return values[0] if len(values) == 1 else values
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
-                 return_dict=False, steps=None):
+                 return_dict=False, steps=None, sample_weight=None):
         """Loss (and metrics) on the given data, in inference mode."""
+        _no_weights("evaluate", sample_weight)
         self._check_compiled("evaluate")
         x = self._prepare_x(x)
         self._ensure_built(x)
@@ -652,6 +654,15 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
+
+
+def _no_weights(method, sample_weight=None, class_weight=None):
+    # Refused, not ignored: a silently unweighted loss would train a different model.
+    if sample_weight is not None or class_weight is not None:
+        raise NotImplementedError(
+            f"{method}: fastnn does not support sample_weight or class_weight (its fused loss "
+            "kernels weight every sample equally); to weight classes, resample the training "
+            "data (e.g. repeat the rows of rare classes)")
 
 
 def clone_model(model):
