@@ -30,6 +30,7 @@ class Sequential:
             raise TypeError(f"Sequential: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name("sequential")
         self._layers = []
+        self._submodels = []  # Sequentials added whole (their layers are inlined in _layers)
         self._input_layer = None
         self._input_shape = None  # (None, features...)
         self.built = False
@@ -68,6 +69,8 @@ class Sequential:
         self._trainable = bool(value)
         for layer in self._layers:
             layer.trainable = value
+        for model in self._submodels:  # recursively, as Keras: inner_model.trainable follows
+            model.trainable = value
 
     @property
     def layers(self):
@@ -84,6 +87,7 @@ class Sequential:
         if isinstance(layer, Sequential):
             for sub in layer.layers:
                 self.add(sub)
+            self._submodels.append(layer)
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential {self.name!r}: expected a fastnn layer, got {type(layer).__name__}")

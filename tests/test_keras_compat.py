@@ -607,6 +607,30 @@ def test_frozen_base_model_stays_frozen_inside_a_new_sequential(digits, tmp_path
     assert not np.array_equal(frozen[0], base_model.get_weights()[0])
 
 
+def test_transfer_learning_guide_trainable_attribute():
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))
+    assert (len(layer.weights), len(layer.trainable_weights), len(layer.non_trainable_weights)) == (2, 2, 0)
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4))
+    assert (len(layer.weights), len(layer.trainable_weights), len(layer.non_trainable_weights)) == (4, 2, 2)
+    layer = keras.layers.Dense(3)
+    layer.build((None, 4))
+    layer.trainable = False
+    assert (len(layer.weights), len(layer.trainable_weights), len(layer.non_trainable_weights)) == (2, 0, 2)
+    inner_model = keras.Sequential([keras.Input(shape=(3,)), keras.layers.Dense(3, activation="relu"),
+                                    keras.layers.Dense(3, activation="relu")])
+    model = keras.Sequential([keras.Input(shape=(3,)), inner_model, keras.layers.Dense(3, activation="sigmoid")])
+    model.trainable = False  # Freeze the outer model
+    assert inner_model.trainable is False  # All layers in `model` are now frozen
+    assert inner_model.layers[0].trainable is False  # `trainable` is propagated recursively
+    model.compile(optimizer="adam", loss="mse")
+    before = model.get_weights()
+    model.fit(np.random.random((2, 3)), np.random.random((2, 3)), verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_save_and_load_model_keeps_predictions_and_compile(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     X_train, y_train, X_valid, y_valid, *_ = regression_data()
