@@ -172,6 +172,8 @@ class Layer:
             # super().call(x, training=True)``. The training loop and predict run
             # ``forward``, so route it through the user's call (whose super().call() reaches
             # the built-in forward): otherwise the override would be silently ignored.
+            # The built-in backward still runs, so an override that changes the math (not
+            # just the training flag) must also override backward: fastnn has no autodiff.
             cls.forward = Layer._forward_through_call
 
     def _forward_through_call(self, x, training=False):
