@@ -55,4 +55,15 @@ def float64_model():
     fastnn.set_floatx(old)
 
 
+def same_fastnn_env(env=None):
+    """subprocess keyword arguments that make a child import the fastnn this test process
+    imported (the installed one in CI, the in-place build in a checkout), not whatever
+    source tree sits in the working directory."""
+    import os
+    import tempfile
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    return {"cwd": tempfile.gettempdir(), "env": env}
+
+
 requires_c = pytest.mark.skipif(C is None, reason="C extension not built")

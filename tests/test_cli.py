@@ -6,6 +6,8 @@ import numpy as np
 
 from fastnn.__main__ import main
 
+from conftest import same_fastnn_env
+
 
 def test_python_m_fastnn_runs_the_embedded_digits(capsys):
     assert main(["--epochs", "10", "--verbose", "0"]) == 0
@@ -45,6 +47,6 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 
 def test_console_entry_point_module_runs():
     r = subprocess.run([sys.executable, "-m", "fastnn", "--epochs", "1", "--verbose", "0"],
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, **same_fastnn_env())
     assert r.returncode == 0, r.stderr
-    assert "test:" in r.stdout
+    assert "test:" in r.stdout and "backend=c" in r.stdout

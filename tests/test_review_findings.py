@@ -10,7 +10,7 @@ import pytest
 from fastnn.reference.activations import ACTIVATION_CODES
 from fastnn.reference.losses import LOSS_CODES
 
-from conftest import C, REF, requires_c
+from conftest import C, REF, requires_c, same_fastnn_env
 
 pytestmark = requires_c
 DTYPES = [np.float32, np.float64]
@@ -142,7 +142,7 @@ def test_normalization_backward_without_statistics_raises(call):
             "except ValueError as e:\n"
             "    print('ValueError', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=120)
+                         timeout=120, **same_fastnn_env())
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.startswith("ValueError") and "None" in out.stdout
 

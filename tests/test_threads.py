@@ -10,7 +10,7 @@ import pytest
 import fastnn
 from fastnn import datasets, layers, optimizers
 
-from conftest import requires_c
+from conftest import requires_c, same_fastnn_env
 
 
 def test_set_num_threads_sets_kernels_and_blas():
@@ -31,10 +31,12 @@ def test_set_num_threads_sets_kernels_and_blas():
 def test_openmp_workers_sleep_unless_the_user_says_otherwise():
     code = "import os, fastnn; print(os.environ['OMP_WAIT_POLICY'])"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         **same_fastnn_env(env))
     assert out.stdout.strip() == "passive"
     env["OMP_WAIT_POLICY"] = "active"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         **same_fastnn_env(env))
     assert out.stdout.strip() == "active"
 
 
