@@ -8,6 +8,17 @@
 
 int fastnn_have_openmp(void) { return FASTNN_HAVE_OPENMP; }
 
+/* per-element cost of an activation, for the parallel threshold (see fastnn.h) */
+static inline ptrdiff_t fastnn_act_cost(int act)
+{
+    switch (act) {
+    case ACT_LINEAR: case ACT_RELU: case ACT_LEAKY_RELU: case ACT_SOFTSIGN: case ACT_HARD_SIGMOID:
+        return 1;
+    default:
+        return FASTNN_TRANSCENDENTAL_COST;
+    }
+}
+
 #define FASTNN_TEMPLATE "activations.c"
 #include "template.h"
 
@@ -93,7 +104,8 @@ static void FN(bias_act_rows)(REAL *Z, const REAL *b, int act, REAL alpha, REAL 
 void FN(bias_act_forward)(REAL *Z, const REAL *b, int act, double alpha, REAL *Y,
                           ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
-    FASTNN_SPLIT(n, n * m, n_threads, FN(bias_act_rows)(Z, b, act, (REAL)alpha, Y, lo, hi, m));
+    FASTNN_SPLIT(n, n * m * fastnn_act_cost(act), n_threads,
+                 FN(bias_act_rows)(Z, b, act, (REAL)alpha, Y, lo, hi, m));
 }
 
 static inline REAL FN(gelu_grad1)(REAL x, REAL approximate)
@@ -177,9 +189,10 @@ void FN(act_backward)(const REAL *dY, const REAL *Z, const REAL *Y, int act, dou
      * bias gradient is a second, cache-warm pass with a fixed-order reduction. */
     if (!Z) Z = Y;
     if (act == ACT_SOFTMAX || act == ACT_LOG_SOFTMAX) {
-        FASTNN_SPLIT(n, n * m, n_threads, FN(softmax_backward_rows)(dY, Y, act, dZ, lo, hi, m));
+        FASTNN_SPLIT(n, n * m * fastnn_act_cost(act), n_threads,
+                     FN(softmax_backward_rows)(dY, Y, act, dZ, lo, hi, m));
     } else {
-        FASTNN_SPLIT(n, n * m, n_threads,
+        FASTNN_SPLIT(n, n * m * fastnn_act_cost(act), n_threads,
                      FN(act_backward_rows)(dY, Z, Y, act, (REAL)alpha, dZ, lo, hi, m));
     }
     if (db) FN(col_sum)(dZ, db, n, m, n_threads);

@@ -26,6 +26,9 @@
  * (they must sleep, see fastnn/backend.py) costs ~10-20 us, more than it saves on a
  * 128 x 512 activation (measured: 8 us serial, 22 us on two threads). */
 #define FASTNN_PARALLEL_MIN 131072
+/* Work estimates weigh elements by their cost, so kernels with a transcendental function per
+ * element (exp, log, tanh, erf) go parallel at fewer elements than a select or a copy. */
+#define FASTNN_TRANSCENDENTAL_COST 16
 /* Row block for reductions: partial sums per block, blocks summed in order. */
 #define FASTNN_BLOCK_ROWS 64
 

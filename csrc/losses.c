@@ -157,7 +157,8 @@ double FN(softmax_cross_entropy)(const REAL *Z, const REAL *T, int from_logits, 
                                  REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
     double r;
-    FASTNN_BLOCK_SUM(n, m, n_threads,
+    /* exp and log per element: weigh the work (the macro uses m only for that) */
+    FASTNN_BLOCK_SUM(n, m * FASTNN_TRANSCENDENTAL_COST, n_threads,
         FN(softmax_xent_rows)(Z, T, from_logits, (REAL)scale, dZ, r0, r1, m), r);
     return r;
 }
@@ -180,7 +181,7 @@ double FN(sparse_softmax_cross_entropy)(const REAL *Z, const int64_t *labels, in
                                         double scale, REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
     double r;
-    FASTNN_BLOCK_SUM(n, m, n_threads,
+    FASTNN_BLOCK_SUM(n, m * FASTNN_TRANSCENDENTAL_COST, n_threads,
         FN(sparse_softmax_xent_rows)(Z, labels, from_logits, (REAL)scale, dZ, r0, r1, m), r);
     return r;
 }
