@@ -46,6 +46,15 @@ def numeric_grad(f, x, eps=1e-6):
     return g
 
 
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    """Every test leaves the backend as it found it, so FASTNN_BACKEND=numpy runs the whole
+    suite on the reference (tests that switch backends used to reset to "c")."""
+    name = fastnn.backend.backend()
+    yield
+    fastnn.set_backend(name)
+
+
 @pytest.fixture
 def float64_model():
     """Build layers in float64 for gradient checks, restoring the default afterwards."""

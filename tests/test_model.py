@@ -2,6 +2,7 @@
 modes, validation, callbacks, the backend switch, and clear errors for bad input."""
 import io
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from conftest import C
 
 def test_c_backend_is_active():
     """CI runs this: the extension compiled and is the default backend."""
+    if os.environ.get("FASTNN_BACKEND") == "numpy":
+        pytest.skip("the suite runs on the NumPy reference by request (FASTNN_BACKEND=numpy)")
     assert C is not None, "fastnn._ckernels did not import: the C extension was not built"
     assert fastnn.backend.backend() == "c"
 

@@ -28,7 +28,10 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None)
     m = p.shape[1]
     eps, one_eps = _eps_bounds(P.dtype)
     if loss == 0:
-        row = ((p - t) ** 2).mean(axis=1)
+        # squared in the input's dtype, as the C kernel and Keras: a float32 error beyond
+        # 1.8e19 squares to inf there, and TerminateOnNaN must see the same on both backends
+        with np.errstate(over="ignore"):
+            row = np.square(np.asarray(P - T), dtype=P.dtype).astype(np.float64).mean(axis=1)
         g = 2 * (p - t) / m
     elif loss == 1:
         row = np.abs(p - t).mean(axis=1)

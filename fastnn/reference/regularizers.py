@@ -24,6 +24,8 @@ def norm_constraint(W, min_value, max_value, rate, unit, axis, n_threads=None):
     norm = sqrt(sum of squares along axis), or W /= (eps + norm) when unit."""
     if W.ndim == 0:
         raise ValueError("norm constraints need an array with at least one axis")
+    if not -W.ndim <= axis < W.ndim:
+        raise ValueError(f"axis {axis} is out of range for a weight of shape {W.shape}")
     norms = np.sqrt(np.sum(np.square(W, dtype=np.float64), axis=axis, keepdims=True))
     if unit:
         desired = 1.0
