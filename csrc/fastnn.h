@@ -83,26 +83,27 @@ void maxout_backward_f32(const float *dY, const int32_t *arg, float *dX, ptrdiff
 void maxout_backward_f64(const double *dY, const int32_t *arg, double *dX, ptrdiff_t n, ptrdiff_t m, ptrdiff_t k, int n_threads);
 
 /* ---- losses: each returns the SUM over rows of the per-row loss and writes dP, the
- * gradient of (that sum * scale) with respect to P. dP may be NULL (loss only). ------ */
+ * gradient of (that sum * scale) with respect to P. dP may be NULL (loss only); row_loss,
+ * if not NULL, receives each row's loss (for per-sample weights). ---------------------- */
 enum fastnn_loss {
     LOSS_MSE = 0, LOSS_MAE = 1, LOSS_HUBER = 2, LOSS_BCE = 3, LOSS_BCE_LOGITS = 4,
     LOSS_CCE = 5, LOSS_KLD = 6, LOSS_HINGE = 7
 };
 double elementwise_loss_f32(const float *P, const float *T, int loss, double param, double scale,
-                            float *dP, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                            float *dP, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double elementwise_loss_f64(const double *P, const double *T, int loss, double param, double scale,
-                            double *dP, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                            double *dP, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 /* Softmax + cross-entropy, fused. Z holds logits (from_logits) or probabilities.
  * T is one-hot / soft targets (n, m) or labels (n,) for the sparse variant.
  * dZ = scale * (softmax(Z) - T): the gradient with respect to the logits. */
 double softmax_cross_entropy_f32(const float *Z, const float *T, int from_logits, double scale,
-                                 float *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                                 float *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double softmax_cross_entropy_f64(const double *Z, const double *T, int from_logits, double scale,
-                                 double *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                                 double *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double sparse_softmax_cross_entropy_f32(const float *Z, const int64_t *labels, int from_logits,
-                                        double scale, float *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                                        double scale, float *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double sparse_softmax_cross_entropy_f64(const double *Z, const int64_t *labels, int from_logits,
-                                        double scale, double *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads);
+                                        double scale, double *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 
 /* ---- reductions ------------------------------------------------------------------ */
 /* out[j] = sum_i X[i, j] (fixed order over i). */

@@ -18,7 +18,7 @@
 #else /* template body */
 
 static double FN(elementwise_loss_rows)(const REAL *P, const REAL *T, int loss, REAL param, REAL scale,
-                                        REAL *dP, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+                                        REAL *dP, double *rl, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
 {
     const REAL eps = (REAL)FASTNN_EPS, inv_m = (REAL)1 / (REAL)m, g_m = scale * inv_m;
     double total = 0;
@@ -93,18 +93,19 @@ static double FN(elementwise_loss_rows)(const REAL *P, const REAL *T, int loss, 
             break;
         default: return NAN;
         }
-        if (loss == LOSS_CCE || loss == LOSS_KLD) total += row;
-        else total += row * inv_m;
+        double value = (loss == LOSS_CCE || loss == LOSS_KLD) ? (double)row : (double)(row * inv_m);
+        if (rl) rl[i] = value;
+        total += value;
     }
     return total;
 }
 
 double FN(elementwise_loss)(const REAL *P, const REAL *T, int loss, double param, double scale,
-                            REAL *dP, ptrdiff_t n, ptrdiff_t m, int n_threads)
+                            REAL *dP, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
     double r;
     FASTNN_BLOCK_SUM(n, m, n_threads,
-        FN(elementwise_loss_rows)(P, T, loss, (REAL)param, (REAL)scale, dP, r0, r1, m), r);
+        FN(elementwise_loss_rows)(P, T, loss, (REAL)param, (REAL)scale, dP, row_loss, r0, r1, m), r);
     return r;
 }
 
@@ -126,6 +127,7 @@ double FN(elementwise_loss)(const REAL *P, const REAL *T, int loss, double param
             row -= t * lp;                                                            \
             if (dz) dz[j] = (M(exp)(lp) * st - t) * sc;                               \
         }                                                                             \
+        if (rl) rl[i] = row;                                                          \
         total += row;                                                                 \
     } else {                                                                          \
         REAL s = 0, row = 0;                                                          \
@@ -136,11 +138,12 @@ double FN(elementwise_loss)(const REAL *P, const REAL *T, int loss, double param
             row -= t * M(log)(q);                                                     \
             if (dz) dz[j] = (z[j] / s * st - t) * sc;                                 \
         }                                                                             \
+        if (rl) rl[i] = row;                                                          \
         total += row;                                                                 \
     }
 
 static double FN(softmax_xent_rows)(const REAL *Z, const REAL *T, int from_logits, REAL sc,
-                                    REAL *dZ, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+                                    REAL *dZ, double *rl, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
 {
     const REAL eps = (REAL)FASTNN_EPS;
     double total = 0;
@@ -154,35 +157,37 @@ static double FN(softmax_xent_rows)(const REAL *Z, const REAL *T, int from_logit
 }
 
 double FN(softmax_cross_entropy)(const REAL *Z, const REAL *T, int from_logits, double scale,
-                                 REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
+                                 REAL *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads)
 {
     double r;
     /* exp and log per element: weigh the work (the macro uses m only for that) */
     FASTNN_BLOCK_SUM(n, m * FASTNN_TRANSCENDENTAL_COST, n_threads,
-        FN(softmax_xent_rows)(Z, T, from_logits, (REAL)scale, dZ, r0, r1, m), r);
+        FN(softmax_xent_rows)(Z, T, from_logits, (REAL)scale, dZ, row_loss, r0, r1, m), r);
     return r;
 }
 
 static double FN(sparse_softmax_xent_rows)(const REAL *Z, const int64_t *labels, int from_logits,
-                                           REAL sc, REAL *dZ, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
+                                           REAL sc, REAL *dZ, double *rl, ptrdiff_t r0, ptrdiff_t r1,
+                                           ptrdiff_t m)
 {
     const REAL eps = (REAL)FASTNN_EPS;
     double total = 0;
     for (ptrdiff_t i = r0; i < r1; i++) {
         int64_t l = labels[i];
         /* the wrapper validates labels; an out-of-range one gives NaN, never a stray read */
-        if (l < 0 || l >= m) { total = NAN; continue; }
+        if (l < 0 || l >= m) { total = NAN; if (rl) rl[i] = NAN; continue; }
         FASTNN_SOFTMAX_XENT_ROW((REAL)(j == l), 1)
     }
     return total;
 }
 
 double FN(sparse_softmax_cross_entropy)(const REAL *Z, const int64_t *labels, int from_logits,
-                                        double scale, REAL *dZ, ptrdiff_t n, ptrdiff_t m, int n_threads)
+                                        double scale, REAL *dZ, double *row_loss, ptrdiff_t n, ptrdiff_t m,
+                                        int n_threads)
 {
     double r;
     FASTNN_BLOCK_SUM(n, m * FASTNN_TRANSCENDENTAL_COST, n_threads,
-        FN(sparse_softmax_xent_rows)(Z, labels, from_logits, (REAL)scale, dZ, r0, r1, m), r);
+        FN(sparse_softmax_xent_rows)(Z, labels, from_logits, (REAL)scale, dZ, row_loss, r0, r1, m), r);
     return r;
 }
 

@@ -27,17 +27,17 @@ cdef extern from "fastnn.h" nogil:
 
     # losses.c
     double elementwise_loss_f32(const float *P, const float *T, int loss, double param, double scale,
-                                float *dP, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                float *dP, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double elementwise_loss_f64(const double *P, const double *T, int loss, double param, double scale,
-                                double *dP, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                double *dP, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double softmax_cross_entropy_f32(const float *Z, const float *T, int from_logits, double scale,
-                                     float *dZ, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                     float *dZ, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double softmax_cross_entropy_f64(const double *Z, const double *T, int from_logits, double scale,
-                                     double *dZ, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                     double *dZ, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double sparse_softmax_cross_entropy_f32(const float *Z, const int64_t *labels, int from_logits,
-                                            double scale, float *dZ, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                            double scale, float *dZ, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double sparse_softmax_cross_entropy_f64(const double *Z, const int64_t *labels, int from_logits,
-                                            double scale, double *dZ, Py_ssize_t n, Py_ssize_t m, int n_threads)
+                                            double scale, double *dZ, double *row_loss, Py_ssize_t n, Py_ssize_t m, int n_threads)
 
     # reductions.c
     void col_sum_f32(const float *X, float *out, Py_ssize_t n, Py_ssize_t m, int n_threads)

@@ -40,12 +40,13 @@ class Loss:
             raise ValueError(f"{self.name}: targets contain NaN or inf")
         return np.ascontiguousarray(y)
 
-    def compute(self, y_pred, y_true, grad_out=None, fused=False):
+    def compute(self, y_pred, y_true, grad_out=None, fused=False, row_loss=None):
         """Sum over the batch of the per-sample loss; grad_out (optional) receives the gradient
-        of the batch mean with respect to y_pred (or to the logits when ``fused``)."""
+        of the batch mean with respect to y_pred (or to the logits when ``fused``), row_loss
+        (optional, float64 (n,)) each sample's loss, from the same single kernel call."""
         n = y_pred.shape[0]
         return backend.ops.elementwise_loss(y_pred, y_true, self._code, self._param,
-                                            1.0 / max(n, 1), grad_out)
+                                            1.0 / max(n, 1), grad_out, row_loss)
 
     _param = 1.0
 
@@ -67,8 +68,8 @@ class Loss:
         if sample_weight is None and self.reduction not in (None, "none"):
             total = self.compute(y_pred, y_true)
             return total if self.reduction == "sum" else total / max(n, 1)
-        # per-sample losses: one kernel call per row (user-facing calls only, not training)
-        values = np.array([self.compute(y_pred[i:i + 1], y_true[i:i + 1]) for i in range(n)])
+        values = np.empty(n, np.float64)  # per-sample losses, from the same kernel call
+        self.compute(y_pred, y_true, row_loss=values)
         if sample_weight is not None:
             w = np.asarray(sample_weight, dtype=np.float64)
             if w.size not in (1, n):
@@ -166,13 +167,13 @@ class CategoricalCrossentropy(Loss):
             y = y * (1 - self.label_smoothing) + self.label_smoothing / y.shape[1]
         return y
 
-    def compute(self, y_pred, y_true, grad_out=None, fused=False):
+    def compute(self, y_pred, y_true, grad_out=None, fused=False, row_loss=None):
         n = y_pred.shape[0]
         if fused or self.from_logits:
             return backend.ops.softmax_cross_entropy(y_pred, y_true, self.from_logits,
-                                                     1.0 / max(n, 1), grad_out)
+                                                     1.0 / max(n, 1), grad_out, row_loss)
         return backend.ops.elementwise_loss(y_pred, y_true, LOSS_CODES["cce"], 1.0,
-                                            1.0 / max(n, 1), grad_out)
+                                            1.0 / max(n, 1), grad_out, row_loss)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -208,15 +209,15 @@ class SparseCategoricalCrossentropy(Loss):
                              f"{n_classes} units; got min {y.min()}, max {y.max()}")
         return np.ascontiguousarray(y, dtype=np.int64)
 
-    def compute(self, y_pred, y_true, grad_out=None, fused=False):
+    def compute(self, y_pred, y_true, grad_out=None, fused=False, row_loss=None):
         n = y_pred.shape[0]
         if fused or self.from_logits:
             return backend.ops.sparse_softmax_cross_entropy(y_pred, y_true, self.from_logits,
-                                                            1.0 / max(n, 1), grad_out)
+                                                            1.0 / max(n, 1), grad_out, row_loss)
         onehot = np.zeros_like(y_pred)
         onehot[np.arange(n), y_true] = 1
         return backend.ops.elementwise_loss(y_pred, onehot, LOSS_CODES["cce"], 1.0,
-                                            1.0 / max(n, 1), grad_out)
+                                            1.0 / max(n, 1), grad_out, row_loss)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits}

@@ -341,13 +341,21 @@ class Sequential:
             self._buffers[key] = buf
         return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
 
-    def _train_step(self, xb, yb):
-        """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs)."""
+    def _train_step(self, xb, yb, wb=None):
+        """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs).
+        ``wb``: per-sample weights (Keras: the loss is sum(w_i * loss_i) / batch size)."""
         out = self._forward(xb, True)
         out2 = out.reshape(out.shape[0], -1)
         grad = self._buffer("grad", out2.shape, out2.dtype)
         n = xb.shape[0]
-        loss = self.loss.compute(out2, yb, grad, self._fused) / n
+        if wb is None:
+            loss = self.loss.compute(out2, yb, grad, self._fused) / n
+        else:
+            # each row's gradient depends on its own row only: weighting it is exact
+            rows = self._buffer("row_loss", (n,), np.float64)
+            self.loss.compute(out2, yb, grad, self._fused, rows)
+            np.multiply(grad, wb[:, None], out=grad)
+            loss = float(np.dot(rows, wb)) / n
         layers = self._layers
         d = grad.reshape(out.shape)
         stop = self._backprop_stop
@@ -361,6 +369,42 @@ class Sequential:
             self.optimizer.apply(self._train_vars)
         return loss, out2
 
+    def _sample_weights(self, sample_weight, class_weight, y, n, what):
+        """Per-sample weights from ``sample_weight`` (n,) and/or ``class_weight`` {class:
+        weight} (classes from the prepared targets: labels, one-hot argmax, or 0/1), as one
+        array of the model's dtype; None when neither is given. Validated once per call."""
+        if sample_weight is None and class_weight is None:
+            return None
+        w = np.ones(n, np.float64)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight, dtype=np.float64)
+            if sw.ndim == 2 and sw.shape[1] == 1:
+                sw = sw[:, 0]
+            if sw.shape != (n,):
+                raise ValueError(f"{what}: sample_weight has shape {np.shape(sample_weight)}, "
+                                 f"expected ({n},): one weight per sample")
+            w *= sw
+        if class_weight is not None:
+            if not isinstance(class_weight, dict) or not class_weight:
+                raise ValueError(f"{what}: class_weight must be a non-empty dict {{class index: "
+                                 f"weight}}, got {class_weight!r}")
+            if y.ndim == 1:
+                labels = y.astype(np.int64)
+            elif y.shape[1] > 1:
+                labels = np.argmax(y, axis=1)
+            else:
+                labels = np.round(y[:, 0]).astype(np.int64)
+            keys = [int(k) for k in class_weight]
+            if min(keys) < 0:
+                raise ValueError(f"{what}: class_weight keys must be class indices >= 0, got {sorted(keys)}")
+            table = np.ones(max(max(keys), int(labels.max(initial=0))) + 1, np.float64)
+            for k, v in class_weight.items():
+                table[int(k)] = float(v)
+            w *= table[labels]
+        if not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"{what}: sample/class weights must be finite and >= 0")
+        return np.ascontiguousarray(w, dtype=self._dtype)
+
     def _regularization_loss(self):
         return sum(v.regularizer(v.value) for v in self.weights if v.regularizer is not None)
 
@@ -372,7 +416,6 @@ class Sequential:
         """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
         gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
         self._check_compiled("fit")
-        _no_weights("fit", sample_weight, class_weight)
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -387,6 +430,8 @@ class Sequential:
         y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        w = self._sample_weights(sample_weight, class_weight, y, len(x), "fit")
+        val_w = None
         if validation_data is None and validation_split:
             n_val = int(math.floor(len(x) * validation_split))
             if n_val == 0 or n_val == len(x):
@@ -394,19 +439,25 @@ class Sequential:
                                  f"validation samples out of {len(x)}")
             validation_data = (x[-n_val:], y[-n_val:])
             x, y = x[:-n_val], y[:-n_val]
+            if w is not None:  # as Keras: the split takes the sample weights along
+                val_w, w = w[-n_val:], w[:-n_val]
             val_prepared = True
         else:
             val_prepared = False
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple of NumPy arrays (x_val, y_val) "
-                                 f"(no datasets or sample weights), got {type(validation_data).__name__}")
-            vx, vy = validation_data
+                                 "or (x_val, y_val, sample_weight_val) (no datasets), got "
+                                 f"{type(validation_data).__name__}")
+            vx, vy = validation_data[:2]
             if not val_prepared:
                 vx = self._prepare_x(vx, "validation x")
                 vy = self.loss.prepare_targets(vy, self.output_shape, self._dtype)
                 if len(vx) != len(vy):
                     raise ValueError(f"validation x has {len(vx)} samples but validation y has {len(vy)}")
+                if len(validation_data) == 3:
+                    val_w = self._sample_weights(validation_data[2], None, vy, len(vx),
+                                                 "fit (validation_data)")
             validation_data = (vx, vy)
         verbose = 1 if verbose == "auto" else int(verbose)
         n = len(x)
@@ -422,6 +473,8 @@ class Sequential:
         self.history = history
         xbuf = self._buffer("xbatch", (min(batch_size, n),) + x.shape[1:], x.dtype)
         ybuf = self._buffer("ybatch", (min(batch_size, n),) + y.shape[1:], y.dtype)
+        wbuf = self._buffer("wbatch", (min(batch_size, n),), w.dtype) if w is not None else None
+        wb = None
         rng = backend.rng()
         mets = self.compiled_metrics
         cb.on_train_begin()
@@ -442,11 +495,15 @@ class Sequential:
                     idx = order[lo:hi]
                     xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo], mode="clip")
                     yb = np.take(y, idx, axis=0, out=ybuf[:hi - lo], mode="clip")
+                    if w is not None:
+                        wb = np.take(w, idx, out=wbuf[:hi - lo], mode="clip")
                 else:
                     xb, yb = x[lo:hi], y[lo:hi]
+                    if w is not None:
+                        wb = w[lo:hi]
                 if cb.wants_batches:
                     cb.on_train_batch_begin(step)
-                loss, out = self._train_step(xb, yb)
+                loss, out = self._train_step(xb, yb, wb)
                 nb = hi - lo
                 loss_total += loss * nb
                 seen += nb
@@ -460,7 +517,7 @@ class Sequential:
             self._last_epoch_seconds = time.perf_counter() - t0
             if validation_data is not None and (epoch + 1) % validation_freq == 0:
                 val = self._evaluate_arrays(validation_data[0], validation_data[1],
-                                            validation_batch_size or batch_size, cb)
+                                            validation_batch_size or batch_size, cb, val_w)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
             epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
             cb.on_epoch_end(epoch, epoch_logs)
@@ -479,14 +536,14 @@ class Sequential:
     def train_on_batch(self, x, y, return_dict=False, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the batch loss (and metrics)."""
         self._check_compiled("train_on_batch")
-        _no_weights("train_on_batch", sample_weight, class_weight)
         x = self._prepare_x(x)
         self._ensure_built(x)
         y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+        w = self._sample_weights(sample_weight, class_weight, y, len(x), "train_on_batch")
         self._prepare_training()
-        loss, out = self._train_step(x, y)
+        loss, out = self._train_step(x, y, w)
         for m in self.compiled_metrics:
             m.reset_state()
             m.update_state(y, out)
@@ -495,22 +552,23 @@ class Sequential:
     def test_on_batch(self, x, y, return_dict=False, sample_weight=None):
         """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
         self._check_compiled("test_on_batch")
-        _no_weights("test_on_batch", sample_weight)
         x = self._prepare_x(x)
         self._ensure_built(x)
         y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-        return self._result(self._evaluate_arrays(x, y, len(x)), return_dict)
+        w = self._sample_weights(sample_weight, None, y, len(x), "test_on_batch")
+        return self._result(self._evaluate_arrays(x, y, len(x), None, w), return_dict)
 
     def predict_on_batch(self, x):
         """The outputs for one batch ``x`` in inference mode (a NumPy array)."""
         return self(x, training=False)
 
     # ---- evaluate / predict -----------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size, cb=None):
+    def _evaluate_arrays(self, x, y, batch_size, cb=None, w=None):
         """Loss and metrics over (x, y); ``cb`` (a CallbackList) gets the on_test_* hooks,
-        with running logs per batch as in Keras 3 (fit's validation calls them too)."""
+        with running logs per batch as in Keras 3 (fit's validation calls them too); ``w``:
+        per-sample weights for the loss (metrics stay unweighted, as Keras' ``metrics``)."""
         mets = self.compiled_metrics
         for m in mets:
             m.reset_state()
@@ -525,7 +583,12 @@ class Sequential:
             xb, yb = x[lo:lo + batch_size], y[lo:lo + batch_size]
             out = self._forward(xb, False)
             out2 = out.reshape(out.shape[0], -1)
-            total += self.loss.compute(out2, yb, None, self._fused_eval())
+            if w is None:
+                total += self.loss.compute(out2, yb, None, self._fused_eval())
+            else:
+                rows = self._buffer("row_loss", (len(xb),), np.float64)
+                self.loss.compute(out2, yb, None, self._fused_eval(), rows)
+                total += float(np.dot(rows, w[lo:lo + batch_size]))
             for layer in self._layers:  # activity penalties count in evaluation too (Keras 3)
                 if getattr(layer, "activity_regularizer", None) is not None:
                     total += layer._activity_loss * len(xb)
@@ -552,8 +615,8 @@ class Sequential:
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
                  return_dict=False, steps=None, sample_weight=None):
-        """Loss (and metrics) on the given data, in inference mode."""
-        _no_weights("evaluate", sample_weight)
+        """Loss (and metrics) on the given data, in inference mode; ``sample_weight`` weighs
+        the loss (Keras: sum(w_i * loss_i) / n), not the metrics."""
         self._check_compiled("evaluate")
         x = self._prepare_x(x)
         self._ensure_built(x)
@@ -569,7 +632,8 @@ class Sequential:
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
               if callbacks else None)
-        logs = self._evaluate_arrays(x, y, batch_size, cb)
+        w = self._sample_weights(sample_weight, None, y, len(x), "evaluate")
+        logs = self._evaluate_arrays(x, y, batch_size, cb, w)
         if verbose:  # "auto" means 1, as in Keras
             bar.update(steps, logs, finalize=True)
         return self._result(logs, return_dict)
@@ -658,15 +722,6 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
-
-
-def _no_weights(method, sample_weight=None, class_weight=None):
-    # Refused, not ignored: a silently unweighted loss would train a different model.
-    if sample_weight is not None or class_weight is not None:
-        raise NotImplementedError(
-            f"{method}: fastnn does not support sample_weight or class_weight (its fused loss "
-            "kernels weight every sample equally); to weight classes, resample the training "
-            "data (e.g. repeat the rows of rare classes)")
 
 
 def clone_model(model):

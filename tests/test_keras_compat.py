@@ -871,13 +871,6 @@ def test_datasets_generators_and_custom_losses_say_so():
     with pytest.raises(ValueError, match="validation_data must be a tuple"):
         model.fit(X_train, y_train, validation_data=batches(), verbose=0)
 
-    for call in (lambda: model.fit(X_train, y_train, class_weight={0: 1.0, 1: 5.0}, verbose=0),
-                 lambda: model.fit(X_train, y_train, sample_weight=np.ones(len(y_train)), verbose=0),
-                 lambda: model.evaluate(X_train, y_train, sample_weight=np.ones(len(y_train)), verbose=0),
-                 lambda: model.train_on_batch(X_train, y_train, sample_weight=np.ones(len(y_train)))):
-        with pytest.raises(NotImplementedError, match="sample_weight or class_weight"):
-            call()
-
     def huber_fn(y_true, y_pred):
         return 0.0
 

@@ -18,11 +18,18 @@ def _eps_bounds(dtype):
     return float(dt(EPSILON)), float(dt(1) - dt(EPSILON))
 
 
-def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None):
+def _empty(row_loss):
+    if row_loss is not None:
+        row_loss[...] = 0
+    return 0.0
+
+
+def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, row_loss=None, n_threads=None):
     """Per-row loss (the mean over the last axis; the sum for cce and kld, as Keras), summed
-    over rows. ``param`` is Huber's delta."""
+    over rows; ``row_loss`` (float64 (n,), optional) receives each row's. ``param`` is Huber's
+    delta."""
     if P.size == 0:  # nothing to sum (the C wrapper's rule; a mean over 0 columns is NaN)
-        return 0.0
+        return _empty(row_loss)
     p = P.astype(np.float64)
     t = T.astype(np.float64)
     m = p.shape[1]
@@ -66,42 +73,51 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, n_threads=None)
         raise ValueError(f"unknown loss code {loss}")
     if out is not None:
         out[...] = scale * g
+    if row_loss is not None:
+        row_loss[...] = row
     return float(row.sum())
 
 
-def _softmax_xent(z, t, from_logits, scale, out, bounds=(EPSILON, 1 - EPSILON)):
+def _softmax_xent(z, t, from_logits, scale, out, row_loss, bounds=(EPSILON, 1 - EPSILON)):
     st = t.sum(axis=1, keepdims=True)
     if from_logits:
         s = z - z.max(axis=1, keepdims=True)
         logp = s - np.log(np.exp(s).sum(axis=1, keepdims=True))
         p = np.exp(logp)
-        loss = -(t * logp).sum()
+        rows = -(t * logp).sum(axis=1)
     else:
         p = z / z.sum(axis=1, keepdims=True)
-        loss = -(t * np.log(np.clip(p, *bounds))).sum()
+        rows = -(t * np.log(np.clip(p, *bounds))).sum(axis=1)
     if out is not None:
         out[...] = scale * (p * st - t)
-    return float(loss)
+    if row_loss is not None:
+        row_loss[...] = rows
+    return float(rows.sum())
 
 
-def softmax_cross_entropy(Z, T, from_logits, scale=1.0, out=None, n_threads=None):
+def softmax_cross_entropy(Z, T, from_logits, scale=1.0, out=None, row_loss=None, n_threads=None):
     """Categorical cross-entropy of softmax outputs, fused: Z holds logits (from_logits) or
     probabilities; ``out`` = scale * (softmax(Z) * sum(T) - T), the gradient with respect to
-    the logits, which never divides by a probability."""
+    the logits, which never divides by a probability; ``row_loss`` (optional) each row's loss."""
     if Z.size == 0:  # as the C wrapper (max over 0 columns would raise)
-        return 0.0
+        return _empty(row_loss)
     return _softmax_xent(Z.astype(np.float64), T.astype(np.float64), from_logits, scale, out,
-                         _eps_bounds(Z.dtype))
+                         row_loss, _eps_bounds(Z.dtype))
 
 
-def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, n_threads=None):
+def sparse_softmax_cross_entropy(Z, labels, from_logits, scale=1.0, out=None, row_loss=None,
+                                 n_threads=None):
     """As softmax_cross_entropy with integer class labels (n,) instead of one-hot targets."""
     if Z.size == 0:  # as the C wrapper
-        return 0.0
+        return _empty(row_loss)
     z = Z.astype(np.float64)
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= z.shape[1]):
-        return float("nan")
+    bad = (labels < 0) | (labels >= z.shape[1])
     t = np.zeros_like(z)
-    t[np.arange(z.shape[0]), labels] = 1.0
-    return _softmax_xent(z, t, from_logits, scale, out, _eps_bounds(Z.dtype))
+    t[np.arange(z.shape[0]), np.where(bad, 0, labels)] = 1.0
+    total = _softmax_xent(z, t, from_logits, scale, out, row_loss, _eps_bounds(Z.dtype))
+    if bad.any():  # as C: NaN for those rows and the sum (the model validates labels first)
+        if row_loss is not None:
+            row_loss[bad] = np.nan
+        return float("nan")
+    return total
