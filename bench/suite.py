@@ -165,6 +165,35 @@ def case_deep(args):
     return row
 
 
+def case_breakdown(x, y, batch, args):
+    """Where the time over the floor goes (issue 6's targets assume no optimizer cost): one
+    epoch with the optimizer step skipped (a benchmark-only patch: the weights stay put), with
+    SGD, with Adam, and Adam's update alone repeated in a hot loop, all as multiples of the
+    GEMM floor measured in the same run."""
+    row = {"case": f"breakdown, MLP 784-512-256-10, batch {batch}", "batch": batch}
+    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, MLP, batch), args.repeats)
+    row["adam_s"], model = time_fastnn(x, y, MLP, batch, repeats=args.repeats)
+    steps = -(-len(x) // batch)
+    variables = model._train_vars
+    model.optimizer.apply(variables)
+    row["adam_update_hot_s"] = median_of(
+        lambda: _timed(lambda: [model.optimizer.apply(variables) for _ in range(steps)]), args.repeats)
+    fastnn.set_seed(0)
+    sgd = fastnn_model(MLP)
+    sgd.compile(optimizer=optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
+    row["sgd_s"] = _epoch_time(sgd, x, y, batch, args.repeats)
+    still = fastnn_model(MLP)
+    still.optimizer.apply = lambda variables: None
+    row["no_update_s"] = _epoch_time(still, x, y, batch, args.repeats)
+    return row
+
+
+def _epoch_time(model, x, y, batch, repeats):
+    model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)
+    return median_of(lambda: _timed(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0)),
+                     repeats)
+
+
 def case_predict(x, y, args):
     xs = x[:10000]
     model = fastnn_model(MLP)
@@ -267,6 +296,15 @@ def markdown(results):
         floor = f"{f / r['floor_s']:.2f}x" if "floor_s" in r else "n/a"
         lines.append(f"| {r['case']} | {r.get('threads', '')} | {f:.3f} | {floor} | {cell('numpy_s')} | "
                      f"{cell('torch_s')} | {cell('sklearn_s')} |")
+    rows = [r for r in results["rows"] if "no_update_s" in r]
+    if rows:
+        lines += ["", "Where the time over the floor goes (2 threads; multiples of the GEMM floor):", "",
+                  "| batch | optimizer step skipped | SGD | Adam | Adam's update alone, hot loop |",
+                  "|---|---|---|---|---|"]
+        for r in rows:
+            fl = r["floor_s"]
+            lines.append(f"| {r['batch']} | {r['no_update_s'] / fl:.2f}x | {r['sgd_s'] / fl:.2f}x | "
+                         f"{r['adam_s'] / fl:.2f}x | +{r['adam_update_hot_s'] / fl:.2f}x |")
     for r in results["rows"]:
         if "speedup_1_to_2" in r:
             lines.append(f"\n{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x")
@@ -284,7 +322,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20,000 samples and fewer repeats")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,predict,threads,parity")
+    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,predict,breakdown,threads,parity")
     ap.add_argument("--threads", default="2,1", help="thread counts for the training cases")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
@@ -315,6 +353,12 @@ def main():
             results["rows"].append(row)
             print(json.dumps(row))
     set_threads(2)
+    for batch in (32, 128):
+        if want("breakdown"):
+            row = case_breakdown(x, y, batch, args)
+            row["threads"] = 2
+            results["rows"].append(row)
+            print(json.dumps(row))
     if want("threads"):
         row = case_kernel_scaling(args)
         results["rows"].append(row)
