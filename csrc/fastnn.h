@@ -112,6 +112,13 @@ void col_sum_f64(const double *X, double *out, ptrdiff_t n, ptrdiff_t m, int n_t
 /* sum of squares of a flat array, accumulated in double, fixed block order. */
 double sum_squares_f32(const float *x, ptrdiff_t n, int n_threads);
 double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);
+/* 1 when none of the n elements is NaN or +-inf, else 0. */
+int all_finite_f32(const float *x, ptrdiff_t n, int n_threads);
+int all_finite_f64(const double *x, ptrdiff_t n, int n_threads);
+/* out row i = src row index[i], rows of row_bytes bytes (any dtype). Returns -1, or the
+ * position of the first index outside [0, n) (then nothing is written). */
+ptrdiff_t take_rows(const void *src, const int64_t *index, void *out, ptrdiff_t n,
+                    ptrdiff_t n_index, ptrdiff_t row_bytes, int n_threads);
 
 /* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
 /* Every update first takes g <- clip(gscale * g, -clipvalue, clipvalue) (gscale = 1 and

@@ -41,3 +41,87 @@ def sum_squares(x, n_threads=None):
     if k == 0:
         return _sum_squares[float](x, nt)
     return _sum_squares[double](x, nt)
+
+
+cdef int _all_finite(const floating[::1] x, int nt) noexcept nogil:
+    if floating is float:
+        return all_finite_f32(&x[0], x.shape[0], nt)
+    else:
+        return all_finite_f64(&x[0], x.shape[0], nt)
+
+
+def all_finite(x, n_threads=None):
+    """True when no element of the float32/float64 array ``x`` (any shape) is NaN or +-inf:
+    ``bool(np.isfinite(x).all())`` without the boolean temporary."""
+    cdef int k = _kind(x, "x"), nt = _nt(n_threads)
+    # The order of the elements does not matter, so any contiguous layout (C or Fortran) is
+    # read in place; a strided view is copied first (one pass more, but correct; the model's
+    # inputs are made C-contiguous before they are checked, so that path is not hot).
+    x = x.ravel(order="K")
+    if x.shape[0] == 0:
+        return True
+    if k == 0:
+        return bool(_all_finite[float](x, nt))
+    return bool(_all_finite[double](x, nt))
+
+
+cimport numpy as cnp
+cnp.import_array()
+
+
+def take_rows(src, index, out=None, n_threads=None):
+    """out[i] = src[index[i]] for the rows (first axis) of a C-contiguous array of any
+    numeric dtype: ``np.take(src, index, axis=0, out=out)``, with every index checked to be
+    in [0, len(src)) (a ValueError naming the first bad one) before anything is written.
+    ``index``: 1-D int64; ``out``: C-contiguous, writable, dtype of src, shape
+    (len(index),) + src.shape[1:], not overlapping src. The mini-batch gather of fit."""
+    cdef int nt = _nt(n_threads)
+    cdef cnp.ndarray s, ix, o
+    cdef Py_ssize_t n, n_index, row_bytes, bad, j
+    cdef char *sp
+    cdef char *op
+    if not isinstance(src, np.ndarray):
+        raise TypeError(f"take_rows: src must be a numpy array, got {type(src).__name__}")
+    s = <cnp.ndarray>src
+    if s.dtype.kind not in "biufc":
+        raise TypeError(f"take_rows: src must have a numeric dtype, got {s.dtype}")
+    if cnp.PyArray_NDIM(s) < 1:
+        raise ValueError(f"take_rows: src must have a row axis, got shape {src.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(s):
+        raise ValueError("take_rows: src must be C-contiguous (copying it for every batch "
+                         "would cost more than the gather): pass np.ascontiguousarray(src)")
+    if not isinstance(index, np.ndarray):
+        raise TypeError(f"take_rows: index must be an int64 numpy array, got {type(index).__name__}")
+    if index.dtype != np.int64:
+        raise TypeError(f"take_rows: index must be int64, got {index.dtype}")
+    if index.ndim != 1:
+        raise ValueError(f"take_rows: index must be 1-D, got shape {index.shape}")
+    ix = <cnp.ndarray>np.ascontiguousarray(index)
+    n = cnp.PyArray_DIM(s, 0)
+    n_index = cnp.PyArray_DIM(ix, 0)
+    if out is None:
+        out = np.empty((n_index,) + src.shape[1:], src.dtype)
+    elif not isinstance(out, np.ndarray):
+        raise TypeError(f"take_rows: out must be a numpy array, got {type(out).__name__}")
+    o = <cnp.ndarray>out
+    if o.dtype != s.dtype:
+        raise TypeError(f"take_rows: out has dtype {o.dtype}, expected {s.dtype} (the dtype of src)")
+    if cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(s) or cnp.PyArray_DIM(o, 0) != n_index:
+        raise ValueError(f"take_rows: out has shape {out.shape}, expected {(n_index,) + src.shape[1:]}")
+    for j in range(1, cnp.PyArray_NDIM(s)):
+        if cnp.PyArray_DIM(o, j) != cnp.PyArray_DIM(s, j):
+            raise ValueError(f"take_rows: out has shape {out.shape}, expected {(n_index,) + src.shape[1:]}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o):
+        raise ValueError("take_rows: out must be a writable C-contiguous array")
+    row_bytes = cnp.PyArray_NBYTES(s) // n if n > 0 else 0
+    sp = <char *>cnp.PyArray_DATA(s)
+    op = <char *>cnp.PyArray_DATA(o)
+    if (n_index > 0 and row_bytes > 0 and op < sp + cnp.PyArray_NBYTES(s)
+            and sp < op + cnp.PyArray_NBYTES(o)):
+        raise ValueError("take_rows: out overlaps src")
+    with nogil:
+        bad = take_rows_c(sp, <const int64_t *>cnp.PyArray_DATA(ix), op, n, n_index, row_bytes, nt)
+    if bad >= 0:
+        raise ValueError(f"take_rows: index[{bad}] = {int(ix[bad])} is out of range for "
+                         f"src with {n} rows (must be in [0, {n}))")
+    return out

@@ -44,6 +44,11 @@ cdef extern from "fastnn.h" nogil:
     void col_sum_f64(const double *X, double *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
     double sum_squares_f32(const float *x, Py_ssize_t n, int n_threads)
     double sum_squares_f64(const double *x, Py_ssize_t n, int n_threads)
+    int all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
+    int all_finite_f64(const double *x, Py_ssize_t n, int n_threads)
+    # named take_rows_c here: the Python wrapper is take_rows
+    Py_ssize_t take_rows_c "take_rows"(const void *src, const int64_t *index, void *out, Py_ssize_t n,
+                                       Py_ssize_t n_index, Py_ssize_t row_bytes, int n_threads)
 
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,

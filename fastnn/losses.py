@@ -36,7 +36,7 @@ class Loss:
         if y.ndim != 2 or y.shape[1] != out_dim:
             raise ValueError(f"{self.name}: targets of shape {y.shape} do not match the model's "
                              f"output shape (batch, {out_dim})")
-        if not np.all(np.isfinite(y)):
+        if not backend.ops.all_finite(y):
             raise ValueError(f"{self.name}: targets contain NaN or inf")
         return np.ascontiguousarray(y)
 

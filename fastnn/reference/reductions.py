@@ -1,7 +1,8 @@
-"""Reference reductions: column sums (bias gradients) and sums of squares (norms)."""
+"""Reference reductions: column sums (bias gradients), sums of squares (norms), the
+finiteness check and the mini-batch row gather."""
 import numpy as np
 
-__all__ = ["col_sum", "sum_squares"]
+__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows"]
 
 
 def col_sum(X, out=None, n_threads=None):
@@ -16,3 +17,53 @@ def sum_squares(x, n_threads=None):
     """Sum of the squares of every element, in float64."""
     x = np.asarray(x, dtype=np.float64).ravel()
     return float(np.dot(x, x))
+
+
+def all_finite(x, n_threads=None):
+    """True when no element of the float32/float64 array ``x`` is NaN or +-inf."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"x must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    return bool(np.isfinite(x).all())
+
+
+def take_rows(src, index, out=None, n_threads=None):
+    """out[i] = src[index[i]] along the first axis, every index checked to be in
+    [0, len(src)); the same arguments and errors as the C kernel."""
+    if not isinstance(src, np.ndarray):
+        raise TypeError(f"take_rows: src must be a numpy array, got {type(src).__name__}")
+    if src.dtype.kind not in "biufc":
+        raise TypeError(f"take_rows: src must have a numeric dtype, got {src.dtype}")
+    if src.ndim < 1:
+        raise ValueError(f"take_rows: src must have a row axis, got shape {src.shape}")
+    if not src.flags.c_contiguous:
+        raise ValueError("take_rows: src must be C-contiguous (copying it for every batch "
+                         "would cost more than the gather): pass np.ascontiguousarray(src)")
+    if not isinstance(index, np.ndarray):
+        raise TypeError(f"take_rows: index must be an int64 numpy array, got {type(index).__name__}")
+    if index.dtype != np.int64:
+        raise TypeError(f"take_rows: index must be int64, got {index.dtype}")
+    if index.ndim != 1:
+        raise ValueError(f"take_rows: index must be 1-D, got shape {index.shape}")
+    n = src.shape[0]
+    shape = (len(index),) + src.shape[1:]
+    if out is None:
+        out = np.empty(shape, src.dtype)
+    elif not isinstance(out, np.ndarray):
+        raise TypeError(f"take_rows: out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != src.dtype:
+        raise TypeError(f"take_rows: out has dtype {out.dtype}, expected {src.dtype} (the dtype of src)")
+    if out.shape != shape:
+        raise ValueError(f"take_rows: out has shape {out.shape}, expected {shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("take_rows: out must be a writable C-contiguous array")
+    if len(index) and out.nbytes and src.nbytes and np.may_share_memory(src, out):
+        raise ValueError("take_rows: out overlaps src")
+    bad = np.flatnonzero((index < 0) | (index >= n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"take_rows: index[{i}] = {int(index[i])} is out of range for "
+                         f"src with {n} rows (must be in [0, {n}))")
+    np.take(src, index, axis=0, out=out)
+    return out
