@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backend, datasets, layers, models, optimizers
+from fastnn import backend, callbacks, datasets, layers, models, optimizers
 from fastnn.layers.base import is_packed, pack_variables
 
 
@@ -67,6 +67,23 @@ def test_weight_decay_exclusions_split_the_packed_runs(monkeypatch):
     m2 = make(opt2)
     m2.fit(x[:128], y[:128], epochs=1, batch_size=64, verbose=0)
     for a, b in zip(m.get_weights(), m2.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_weight_decay_exclusions_set_mid_training_take_effect(monkeypatch):
+    """exclude_from_weight_decay after the packed runs were built must re-split them."""
+    (x, y), _ = datasets.load_digits()
+    results = []
+    for pack in (True, False):
+        if not pack:
+            monkeypatch.setattr(models, "pack_variables", lambda vs: None)
+        opt = optimizers.AdamW(weight_decay=0.5)
+        m = make(opt)
+        exclude = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (
+            opt.exclude_from_weight_decay(var_names=["bias"]) if epoch == 0 else None))
+        m.fit(x[:128], y[:128], epochs=2, batch_size=64, verbose=0, callbacks=[exclude])
+        results.append(m.get_weights())
+    for a, b in zip(*results):
         assert np.array_equal(a, b)
 
 

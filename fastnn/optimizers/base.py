@@ -200,6 +200,7 @@ class Optimizer:
         self._exclude_ids = set(id(v) for v in (var_list or ()))
         self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
         self._wd_cache = {}
+        self._packed_cache = None  # packed runs are split by weight-decay setting
 
     def _use_weight_decay(self, var):
         key = id(var)
@@ -315,13 +316,13 @@ class Optimizer:
         """When the model packed ``variables`` into one buffer (``layers.base.pack_variables``),
         runs of them that share a weight-decay setting, each with its optimizer state packed
         the same way, so one kernel call updates a run. None: update variable by variable.
-        Built once per variable list; checked each step (a rebuilt model packs anew)."""
+        Built once per variable list; checked each step (a rebuilt model packs anew). The
+        state entries of packed variables are only ever replaced here (build() only adds
+        unseen variables), so the check is the list and its buffer, not each variable."""
         cache = self._packed_cache
-        if cache is not None and cache[0] is variables:
-            runs, states = cache[1], cache[2]
-            if variables[0].value.base is runs[0].value.base and all(
-                    self._state.get(id(v)) is st for v, st in zip(variables, states)):
-                return runs
+        if cache is not None and cache[0] is variables and \
+                variables[0].value.base is cache[1][0].value.base:
+            return cache[1]
         self._packed_cache = None
         if not is_packed(variables):
             return None
