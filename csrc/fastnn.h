@@ -210,14 +210,23 @@ void layernorm_backward_f64(const double *dY, const double *X, const double *gam
 /* ---- dropout family (dropout.c): counter-based random numbers -------------------- */
 /* key = mix64(mix64(seed) + counter * G); word i = mix64(key + (i + 1) * G), SplitMix64. */
 uint64_t fastnn_random_key(uint64_t seed, uint64_t counter);
-uint64_t fastnn_keep_threshold(double rate);
+uint64_t fastnn_keep_threshold32(double rate);
 void random_words_u64(uint64_t seed, uint64_t counter, uint64_t *out, ptrdiff_t n, int n_threads);
-/* out = X * scale + shift where element i is kept ((word i >> 11) >= rate * 2^53), fill
- * where dropped. Dropout: scale 1/(1-rate), shift = fill = 0 (also its backward). */
+/* out = X * scale + shift where element i is kept, fill where dropped; element i is kept when
+ * u_i >= floor(rate * 2^32) (never when rate >= 1), u_i = low (i even) or high (i odd) 32 bits
+ * of word i / 2. mask (may be NULL) gets 1 where kept, 0 where dropped, in the same pass.
+ * Dropout: scale 1/(1-rate), shift = fill = 0. */
 void dropout_apply_f32(const float *X, double rate, double scale, double shift, double fill,
-                       uint64_t seed, uint64_t counter, float *out, ptrdiff_t n, int n_threads);
+                       uint64_t seed, uint64_t counter, float *out, uint8_t *mask, ptrdiff_t n,
+                       int n_threads);
 void dropout_apply_f64(const double *X, double rate, double scale, double shift, double fill,
-                       uint64_t seed, uint64_t counter, double *out, ptrdiff_t n, int n_threads);
+                       uint64_t seed, uint64_t counter, double *out, uint8_t *mask, ptrdiff_t n,
+                       int n_threads);
+/* dX = dY * scale where mask != 0, +0 where mask == 0 (dropout's backward); dX may be dY. */
+void dropout_backward_f32(const float *dY, const uint8_t *mask, double scale, float *dX, ptrdiff_t n,
+                          int n_threads);
+void dropout_backward_f64(const double *dY, const uint8_t *mask, double scale, double *dX,
+                          ptrdiff_t n, int n_threads);
 /* out = X + stddev * z (additive) or X * (1 + stddev * z) (multiplicative), z ~ N(0, 1)
  * by Box-Muller on words 2i, 2i + 1. */
 void gaussian_noise_apply_f32(const float *X, double stddev, int multiplicative, uint64_t seed,

@@ -1,6 +1,6 @@
 # Declarations of the C kernels in csrc/ (the header is csrc/fastnn.h), made once here and
 # cimported by the wrappers in _ckernels.pyx.
-from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     int fastnn_have_openmp()
@@ -114,12 +114,18 @@ cdef extern from "fastnn.h" nogil:
 
     # dropout.c
     uint64_t fastnn_random_key(uint64_t seed, uint64_t counter)
-    uint64_t fastnn_keep_threshold(double rate)
+    uint64_t fastnn_keep_threshold32(double rate)
     void random_words_u64(uint64_t seed, uint64_t counter, uint64_t *out, Py_ssize_t n, int n_threads)
     void dropout_apply_f32(const float *X, double rate, double scale, double shift, double fill,
-                           uint64_t seed, uint64_t counter, float *out, Py_ssize_t n, int n_threads)
+                           uint64_t seed, uint64_t counter, float *out, uint8_t *mask, Py_ssize_t n,
+                           int n_threads)
     void dropout_apply_f64(const double *X, double rate, double scale, double shift, double fill,
-                           uint64_t seed, uint64_t counter, double *out, Py_ssize_t n, int n_threads)
+                           uint64_t seed, uint64_t counter, double *out, uint8_t *mask, Py_ssize_t n,
+                           int n_threads)
+    void dropout_backward_f32(const float *dY, const uint8_t *mask, double scale, float *dX,
+                              Py_ssize_t n, int n_threads)
+    void dropout_backward_f64(const double *dY, const uint8_t *mask, double scale, double *dX,
+                              Py_ssize_t n, int n_threads)
     void gaussian_noise_apply_f32(const float *X, double stddev, int multiplicative, uint64_t seed,
                                   uint64_t counter, float *out, Py_ssize_t n, int n_threads)
     void gaussian_noise_apply_f64(const double *X, double stddev, int multiplicative, uint64_t seed,

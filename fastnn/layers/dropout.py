@@ -3,9 +3,11 @@ and DropConnectDense (fastnn extra).
 
 Randomness comes from a counter-based generator in C (``backend.ops.dropout_apply`` and
 ``gaussian_noise_apply``): the noise of element i in a layer's k-th sampling call is a pure
-function of (layer seed, k, i). So masks are the same whatever the thread count, the NumPy
-reference reproduces them bit for bit, and the backward pass regenerates the forward mask
-instead of storing it.
+function of (layer seed, k, i). So masks are the same whatever the thread count and the NumPy
+reference reproduces them bit for bit. Dropout, AlphaDropout and DropConnectDense store the
+keep-mask (one byte per element, written by the forward kernel in the same pass) for the
+backward pass, which is then one multiply-and-select (``dropout_backward``) instead of a
+second run of the generator; GaussianDropout regenerates its noise in backward.
 
 Each layer has a ``seed`` (Keras' argument; when None one is drawn from fastnn's global
 generator when the layer is built, so ``fastnn.set_seed`` makes training reproducible) and a
@@ -52,6 +54,7 @@ class _Stochastic(Layer):
         self._seed_value = self.seed
         self._calls = 0          # sampling calls so far: the counter of the next mask
         self._counter = None     # counter of the mask used by the last forward (None: identity)
+        self._keep = None        # the last forward's keep-mask (uint8), when it stored one
 
     def _draw_seed(self):
         if self._seed_value is None:
@@ -115,6 +118,7 @@ class Dropout(_Stochastic):
         return out
 
     def forward(self, x, training=False):
+        self._keep = None
         if not training or self.rate == 0:
             self._counter = None
             return x
@@ -123,7 +127,11 @@ class Dropout(_Stochastic):
         ops = backend.ops
         y = self._buffer("y", x.shape)
         if self.noise_shape is None:
-            ops.dropout_apply(x, self.rate, scale, shift, fill, self._seed_value, c, y)
+            # The keep-mask for backward, except in MC-dropout inference (training="mc"),
+            # which has no backward pass.
+            keep = None if training == "mc" else self._buffer("keep", x.shape, np.uint8)
+            ops.dropout_apply(x, self.rate, scale, shift, fill, self._seed_value, c, y, keep)
+            self._keep = keep
             return y
         # A mask of noise_shape broadcast over the input: mult = scale or 0, add = shift or fill.
         ns = self._concrete_noise_shape(x.shape)
@@ -149,8 +157,11 @@ class Dropout(_Stochastic):
             return dy
         dx = self._buffer("dx", dy.shape)
         if self.noise_shape is None:
-            backend.ops.dropout_apply(dy, self.rate, self._backward_scale(), 0.0, 0.0,
-                                      self._seed_value, self._counter, dx)
+            if self._keep is not None:
+                backend.ops.dropout_backward(dy, self._keep, self._backward_scale(), dx)
+            else:  # no stored mask (forward ran without one): the same mask, generated again
+                backend.ops.dropout_apply(dy, self.rate, self._backward_scale(), 0.0, 0.0,
+                                          self._seed_value, self._counter, dx)
         else:
             np.multiply(dy, self._mult, out=dx)
         return dx
@@ -277,6 +288,7 @@ class DropConnectDense(Dense):
         self._seed_value = self.seed
         self._calls = 0
         self._counter = None
+        self._keep = None
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -288,17 +300,25 @@ class DropConnectDense(Dense):
         itself at inference."""
         w = self.kernel.value
         self._counter = None
+        self._keep = None
         if training and self.rate > 0:
             self._counter = self._calls
             self._calls += 1
             w_eff = self._buffer("w_eff", w.shape)
+            keep = None if training == "mc" else self._buffer("w_keep", w.shape, np.uint8)
             backend.ops.dropout_apply(w, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0,
-                                      self._seed_value, self._counter, w_eff)
+                                      self._seed_value, self._counter, w_eff, keep)
+            self._keep = keep
             w = w_eff
         return w
 
     def _kernel_grad_done(self, grad):
-        if self._counter is not None:  # d(loss)/d(kernel) through the same mask
+        if self._counter is None:
+            return
+        # d(loss)/d(kernel) through the same mask: the stored one, else generated again
+        if self._keep is not None:
+            backend.ops.dropout_backward(grad, self._keep, 1.0 / (1.0 - self.rate), grad)
+        else:
             backend.ops.dropout_apply(grad, self.rate, 1.0 / (1.0 - self.rate), 0.0, 0.0,
                                       self._seed_value, self._counter, grad)
 

@@ -7,7 +7,10 @@ Random numbers are a pure function of (seed, counter, element index), SplitMix64
     key      = mix64(mix64(seed) + counter * G),   G = 0x9e3779b97f4a7c15
     word(i)  = mix64(key + (i + 1) * G)
 
-Element i (flat, row-major) is kept when (word(i) >> 11) >= floor(rate * 2^53).
+Keep decisions, two per word: element i (flat, row-major) uses u_i = the low 32 bits of
+word(i // 2) when i is even, the high 32 bits when i is odd, and is kept when
+u_i >= floor(rate * 2^32) (never when rate >= 1: threshold 2^32). P(keep) is within 2^-32 of
+1 - rate.
 
 Standard normals: Box-Muller on the words (2k, 2k + 1) gives elements 2k and 2k + 1:
 u1 = 1 - (w_2k >> 12) 2^-52, r = sqrt(-2 ln u1); w_2k+1 >> 12 = (q + f) 2^50 gives the angle
@@ -17,7 +20,7 @@ fused multiply-adds, so C and this reference agree bit for bit.
 """
 import numpy as np
 
-__all__ = ["random_words", "dropout_apply", "gaussian_noise_apply"]
+__all__ = ["random_words", "dropout_apply", "dropout_backward", "gaussian_noise_apply"]
 
 _U64 = (1 << 64) - 1
 _G = np.uint64(0x9E3779B97F4A7C15)
@@ -46,8 +49,28 @@ def _threshold(rate):
     if not rate > 0:
         return 0
     if rate >= 1:
-        return 1 << 53
-    return int(rate * 9007199254740992.0)
+        return 1 << 32
+    return int(rate * 4294967296.0)
+
+
+def _keep(seed, counter, rate, n):
+    """The keep decisions of elements 0 .. n-1 (bool), two per word (see module doc)."""
+    w = _words(_key(seed, counter), np.arange((n + 1) // 2, dtype=np.uint64))
+    u = np.empty(2 * w.size, np.uint64)
+    u[0::2] = w & np.uint64(0xFFFFFFFF)
+    u[1::2] = w >> np.uint64(32)
+    return u[:n] >= np.uint64(_threshold(rate))
+
+
+def _check_mask(mask, shape, name, output=False):
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name} must be a numpy uint8 array, got {type(mask).__name__}")
+    if mask.dtype != np.uint8 and mask.dtype != np.bool_:
+        raise TypeError(f"{name} must be uint8 or bool, got {mask.dtype}")
+    if mask.shape != shape:
+        raise ValueError(f"{name} has shape {mask.shape}, expected {shape}")
+    if output and (not mask.flags.c_contiguous or not mask.flags.writeable):
+        raise ValueError(f"{name} must be a writable C-contiguous array")
 
 
 def random_words(seed, counter, n, out=None, n_threads=None):
@@ -59,14 +82,16 @@ def random_words(seed, counter, n, out=None, n_threads=None):
     return out
 
 
-def dropout_apply(X, rate, scale, shift, fill, seed, counter, out=None, n_threads=None):
-    """out = X * scale + shift where element i is kept, fill where dropped (see module doc)."""
+def dropout_apply(X, rate, scale, shift, fill, seed, counter, out=None, mask=None, n_threads=None):
+    """out = X * scale + shift where element i is kept, fill where dropped (see module doc);
+    ``mask`` (optional, uint8 or bool of X's shape) gets 1 where kept, 0 where dropped."""
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"dropout rate must be in [0, 1], got {rate}")
     X = np.asarray(X)
+    if mask is not None:
+        _check_mask(mask, X.shape, "mask", output=True)
     dt = X.dtype.type
-    keep = (_words(_key(seed, counter), np.arange(X.size, dtype=np.uint64)) >> np.uint64(11)) \
-        >= np.uint64(_threshold(rate))
+    keep = _keep(seed, counter, rate, X.size)
     x = X.reshape(-1)
     t = x * dt(scale)
     if shift != 0 or fill != 0:
@@ -75,6 +100,20 @@ def dropout_apply(X, rate, scale, shift, fill, seed, counter, out=None, n_thread
     if out is None:
         out = np.empty_like(X)
     out.reshape(-1)[...] = y
+    if mask is not None:
+        mask.reshape(-1)[...] = keep
+    return out
+
+
+def dropout_backward(dY, mask, scale, out=None, n_threads=None):
+    """dX = dY * scale where ``mask`` is nonzero, +0 where it is 0 (dropout's backward from the
+    mask ``dropout_apply`` stored)."""
+    dY = np.asarray(dY)
+    _check_mask(mask, dY.shape, "mask")
+    y = np.where(mask != 0, dY * dY.dtype.type(scale), dY.dtype.type(0)).astype(dY.dtype, copy=False)
+    if out is None:
+        out = np.empty_like(dY)
+    out[...] = y
     return out
 
 
