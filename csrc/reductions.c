@@ -12,6 +12,15 @@
  * value, and the blocks are what the threads share out. */
 #define FASTNN_FINITE_BLOCK 16384
 
+/* Software prefetch in the gather: rows ahead, and the smallest row it pays for. */
+#define FASTNN_PREFETCH_ROWS 4
+#define FASTNN_PREFETCH_MIN_ROW 256
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTNN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#define FASTNN_PREFETCH(p) ((void)(p))
+#endif
+
 /* Copy rows [lo, hi) of the gather; row sizes of one float / double / int64 get a
  * fixed-size copy (one load and store), since a memcpy call per 4-byte row costs more than
  * the copy. */
@@ -22,9 +31,25 @@ static void take_rows_range(const char *src, const int64_t *index, char *out,
         for (ptrdiff_t i = lo; i < hi; i++) memcpy(out + i * 8, src + index[i] * 8, 8);
     } else if (row_bytes == 4) {
         for (ptrdiff_t i = lo; i < hi; i++) memcpy(out + i * 4, src + index[i] * 4, 4);
-    } else {
+    } else if (row_bytes < FASTNN_PREFETCH_MIN_ROW) {
         for (ptrdiff_t i = lo; i < hi; i++)
             memcpy(out + i * row_bytes, src + index[i] * row_bytes, (size_t)row_bytes);
+    } else {
+        /* Rows at random places in a big array: each starts a new stream the hardware
+         * prefetcher has yet to detect. Asking for row i + D while row i is copied keeps
+         * more misses in flight (measured 44 -> 41 us for 128 rows of 784 float32 out of
+         * 60000; D = 2 and 4 equal, 1 less). */
+        for (ptrdiff_t i = lo + 1; i < lo + FASTNN_PREFETCH_ROWS && i < hi; i++) {
+            const char *p = src + index[i] * row_bytes;
+            for (ptrdiff_t b = 0; b < row_bytes; b += 64) FASTNN_PREFETCH(p + b);
+        }
+        for (ptrdiff_t i = lo; i < hi; i++) {
+            if (i + FASTNN_PREFETCH_ROWS < hi) {
+                const char *p = src + index[i + FASTNN_PREFETCH_ROWS] * row_bytes;
+                for (ptrdiff_t b = 0; b < row_bytes; b += 64) FASTNN_PREFETCH(p + b);
+            }
+            memcpy(out + i * row_bytes, src + index[i] * row_bytes, (size_t)row_bytes);
+        }
     }
 }
 
