@@ -117,10 +117,11 @@ def test_all_finite_rejects_other_dtypes(ops):
 TAKE_DTYPES = [np.float32, np.float64, np.int64, np.int32, np.uint8, np.int8, np.float16,
                np.bool_, np.complex128]
 # (src shape, number of indices): row sizes of 1, 2, 4, 8 and odd numbers of bytes, 1 x 1,
-# 3-D rows; then, for the dtypes fit gathers, a gather above 1 MB (the parallel path)
+# 3-D rows, rows long enough for the prefetching loop with fewer and more indices than it
+# looks ahead; then, for the dtypes fit gathers, a gather above 1 MB (the parallel path)
 TAKE_CASES = [(d, shape, k) for d in TAKE_DTYPES
               for shape, k in [((1,), 1), ((1, 1), 3), ((7,), 5), ((5, 3), 4), ((9, 1), 9),
-                               ((10, 3, 4), 6), ((513, 261), 129)]]
+                               ((10, 3, 4), 6), ((6, 300), 3), ((513, 261), 129)]]
 TAKE_CASES += [(d, (3000, 301), 700) for d in (np.float32, np.float64, np.int64)]
 
 
