@@ -95,8 +95,139 @@ def test_masks_same_bits_for_1_and_2_threads(dtype):
     np.testing.assert_array_equal(g1, g2)
 
 
+def test_keep_rule_by_hand():
+    """Two keep decisions per word: element i uses the low (even i) or high (odd i) 32 bits of
+    word i // 2, kept when they are >= floor(rate * 2^32); worked with Python integers."""
+    mask64 = (1 << 64) - 1
+    G = 0x9E3779B97F4A7C15
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask64
+        return z ^ (z >> 31)
+
+    seed, counter, n = 77, 3, 41
+    key = mix((mix(seed) + counter * G) & mask64)
+    words = [mix((key + (j + 1) * G) & mask64) for j in range((n + 1) // 2)]
+    halves = [(words[i // 2] >> (32 * (i % 2))) & 0xFFFFFFFF for i in range(n)]
+    for rate in (0.0, 0.25, 0.5, 0.9, 1.0):
+        thr = 1 << 32 if rate >= 1 else int(rate * 2 ** 32)
+        expected = [int(h >= thr) for h in halves]
+        for ops in [REF] + ([C] if C is not None else []):
+            keep = np.empty(n, np.uint8)
+            ops.dropout_apply(np.ones(n), rate, 1.0, 0.0, 0.0, seed, counter, None, keep)
+            assert keep.tolist() == expected, (ops.__name__, rate)
+    # rate 0.5 keeps some and drops some: the comparison above is not vacuous
+    assert 0 < sum(int(h >= int(0.5 * 2 ** 32)) for h in halves) < n
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES + [(2, 1), (1, 2), (7, 9)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.9, 1.0])
+def test_dropout_mask_output_and_backward_bit_identical_to_reference(dtype, shape, threads, rate):
+    """The keep-mask written by the forward kernel, and dropout_backward from it, on odd
+    element counts (the last word's high half unused), in the parallel path too."""
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    scale = 1 / (1 - rate) if rate < 1 else 0.0
+    for args in ((scale, 0.0, 0.0), (1.7, -0.3, 0.25)):
+        m_c, m_r = np.full(shape, 7, np.uint8), np.full(shape, 7, np.uint8)
+        y_c = C.dropout_apply(noncontiguous(x), rate, *args, 42, 5, None, m_c, n_threads=threads)
+        y_r = REF.dropout_apply(x, rate, *args, 42, 5, None, m_r)
+        np.testing.assert_array_equal(y_c, y_r)
+        np.testing.assert_array_equal(m_c, m_r)
+        assert set(np.unique(m_c)) <= {0, 1}
+        # the mask is the keep decision of the output itself
+        np.testing.assert_array_equal(y_c, np.where(m_c == 1, x * dtype(args[0]) + dtype(args[1]),
+                                                    dtype(args[2])))
+    assert m_c.all() if rate == 0 else (not m_c.any() if rate == 1 else True)
+    # without a mask: the same output
+    np.testing.assert_array_equal(C.dropout_apply(x, rate, scale, 0.0, 0.0, 42, 5, n_threads=threads),
+                                  REF.dropout_apply(x, rate, scale, 0.0, 0.0, 42, 5))
+    dx_c = C.dropout_backward(noncontiguous(dy), m_c, 1.25, n_threads=threads)
+    dx_r = REF.dropout_backward(dy, m_r, 1.25)
+    assert dx_c.dtype == dtype
+    np.testing.assert_array_equal(dx_c, dx_r)
+    np.testing.assert_array_equal(dx_r, np.where(m_r == 1, dy * dtype(1.25), dtype(0)))
+    dyi = dy.copy()
+    C.dropout_backward(dyi, m_c.astype(bool), 1.25, dyi, n_threads=threads)  # in place, bool mask
+    np.testing.assert_array_equal(dyi, dx_r)
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_and_backward_same_bits_for_1_and_2_threads_parallel_path(dtype):
+    x = np.random.default_rng(4).standard_normal((401, 499)).astype(dtype)  # odd count, parallel
+    out = {}
+    for t in (1, 2):
+        m = np.empty(x.shape, np.uint8)
+        y = C.dropout_apply(x, 0.4, 1 / 0.6, 0.0, 0.0, 9, 1, None, m, n_threads=t)
+        out[t] = (y, m, C.dropout_backward(x, m, 1 / 0.6, n_threads=t))
+    for a, b in zip(out[1], out[2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(out[1][1], REF.dropout_apply(x, 0.4, 1.0, 0.0, 0.0, 9, 1) != 0)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
-@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8])
+def test_backward_nan_propagates_where_kept_and_dropped_is_plus_zero(restore, name):
+    fastnn.set_backend(name)
+    ops = fastnn.backend.ops
+    n = 1001
+    m = np.empty(n, np.uint8)
+    x = np.full(n, np.nan, np.float32)
+    y = ops.dropout_apply(x, 0.5, 2.0, 0.0, 0.0, 3, 0, None, m)
+    kept = m == 1
+    assert 0 < kept.sum() < n
+    assert np.isnan(y[kept]).all()
+    assert (y[~kept] == 0).all() and not np.signbit(y[~kept]).any()
+    dx = ops.dropout_backward(x, m, 2.0)
+    assert np.isnan(dx[kept]).all()
+    assert (dx[~kept] == 0).all() and not np.signbit(dx[~kept]).any()
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_rate_edges_zero_tiny_near_one_and_one(restore, name):
+    fastnn.set_backend(name)
+    ops = fastnn.backend.ops
+    n = 100_001
+    m = np.empty(n, np.uint8)
+    for rate, kept in ((0.0, n), (2.0 ** -34, n), (1.0, 0)):  # floor(2^-34 * 2^32) = 0: all kept
+        ops.dropout_apply(np.ones(n), rate, 1.0, 0.0, 0.0, 5, 1, None, m)
+        assert m.sum() == kept, rate
+    # rate = 1 - 2^-30: threshold 2^32 - 4, P(keep) = 2^-30; none of 1e5 expected
+    ops.dropout_apply(np.ones(n), 1 - 2.0 ** -30, 1.0, 0.0, 0.0, 5, 1, None, m)
+    assert m.sum() <= 1
+    # rate = 2^-20: P(drop) = 2^-20, ~0.1 drops in 1e5: at most a few
+    ops.dropout_apply(np.ones(n), 2.0 ** -20, 1.0, 0.0, 0.0, 5, 1, None, m)
+    assert n - m.sum() <= 3
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_mask_and_backward_bad_inputs_raise(restore, name):
+    fastnn.set_backend(name)
+    ops = fastnn.backend.ops
+    x = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="mask"):
+        ops.dropout_apply(x, 0.5, 2.0, 0.0, 0.0, 0, 0, None, np.empty((4, 3), np.uint8))
+    with pytest.raises(TypeError, match="mask"):
+        ops.dropout_apply(x, 0.5, 2.0, 0.0, 0.0, 0, 0, None, np.empty((3, 4), np.int32))
+    with pytest.raises(ValueError, match="mask"):
+        ops.dropout_apply(x, 0.5, 2.0, 0.0, 0.0, 0, 0, None, np.empty((4, 3), np.uint8).T)
+    with pytest.raises(TypeError, match="mask"):
+        ops.dropout_apply(x, 0.5, 2.0, 0.0, 0.0, 0, 0, None, [[1] * 4] * 3)
+    with pytest.raises(ValueError, match="mask"):
+        ops.dropout_backward(x, np.ones((3, 5), np.uint8), 2.0)
+    with pytest.raises(TypeError, match="mask"):
+        ops.dropout_backward(x, np.ones((3, 4), np.float32), 2.0)
+    with pytest.raises(TypeError, match="dY"):
+        ops.dropout_backward(np.ones((3, 4), np.int64), np.ones((3, 4), np.uint8), 2.0)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("rate", [0.1, 0.5, 0.8, 0.9])
 def test_keep_rate_within_binomial_bound_and_mean_preserved(restore, name, rate):
     fastnn.set_backend(name)
     n = 200_000
@@ -225,6 +356,47 @@ def test_layer_gradients_with_the_forward_mask(float64_model, restore, name, mak
     np.testing.assert_allclose(dx, numeric_grad(f, x), rtol=1e-6, atol=1e-8)
     for v, g in zip(layer.trainable_weights, grads):
         np.testing.assert_allclose(g, numeric_grad(f, v.value), rtol=1e-6, atol=1e-8, err_msg=v.name)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("cls", [layers.Dropout, layers.AlphaDropout])
+def test_backward_uses_the_stored_mask_in_a_reused_buffer(restore, name, cls):
+    """Training forward stores the keep-mask (one buffer, reused every step); backward is
+    dy * scale there and 0 elsewhere, the same as generating the mask again; MC-dropout
+    inference stores none and backward still gives the same gradient."""
+    fastnn.set_backend(name)
+    layer = cls(0.3, seed=21, dtype="float32")
+    x = np.random.default_rng(5).standard_normal((16, 40)).astype(np.float32)
+    dy = np.random.default_rng(6).standard_normal((16, 40)).astype(np.float32)
+    scale = layer._backward_scale() if cls is layers.AlphaDropout else 1 / 0.7
+    addresses = set()
+    for step in range(3):
+        layer._calls = step
+        layer.forward(x, True)
+        keep = layer._keep
+        assert keep.dtype == np.uint8 and keep.shape == x.shape
+        addresses.add(keep.ctypes.data)
+        expected_keep = REF.dropout_apply(np.ones_like(x), 0.3, 1.0, 0.0, 0.0, 21, step) == 1
+        np.testing.assert_array_equal(keep, expected_keep)
+        dx = np.array(layer.backward(dy, True))
+        np.testing.assert_array_equal(dx, np.where(expected_keep, dy * np.float32(scale), 0))
+        layer._calls = step
+        layer.forward(x, "mc")  # the same mask, not stored
+        assert layer._keep is None
+        np.testing.assert_array_equal(np.array(layer.backward(dy, True)), dx)
+    assert len(addresses) == 1  # no allocation per step
+
+
+def test_dropconnect_kernel_gradient_through_the_stored_mask(restore):
+    layer = layers.DropConnectDense(7, rate=0.4, use_bias=False, seed=3, dtype="float64")
+    layer._maybe_build((None, 5))
+    x = np.random.default_rng(1).standard_normal((4, 5))
+    dy = np.random.default_rng(2).standard_normal((4, 7))
+    layer.forward(x, True)
+    keep = layer._keep.copy()
+    np.testing.assert_array_equal(keep, REF.dropout_apply(np.ones((5, 7)), 0.4, 1.0, 0.0, 0.0, 3, 0) == 1)
+    layer.backward(dy, True)
+    np.testing.assert_allclose(layer.kernel.grad, np.where(keep, x.T @ dy / 0.6, 0), rtol=1e-12)
 
 
 def test_noise_shape_broadcasts_the_mask():
@@ -364,7 +536,10 @@ def test_dropout_and_noise_bit_identity_hypothesis(n, m, rate, seed, counter, f6
     x = np.random.default_rng(n * 41 + m).standard_normal((n, m)).astype(dtype)
     x.flags.writeable = False  # read-only inputs are accepted
     scale = 1 / (1 - rate) if rate < 1 else 0.0
-    np.testing.assert_array_equal(C.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter),
-                                  REF.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter))
+    m_c, m_r = np.empty((n, m), np.uint8), np.empty((n, m), np.uint8)
+    np.testing.assert_array_equal(C.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter, None, m_c),
+                                  REF.dropout_apply(x, rate, scale, 0.0, 0.0, seed, counter, None, m_r))
+    np.testing.assert_array_equal(m_c, m_r)
+    np.testing.assert_array_equal(C.dropout_backward(x, m_c, scale), REF.dropout_backward(x, m_r, scale))
     np.testing.assert_array_equal(C.gaussian_noise_apply(x, rate, True, seed, counter),
                                   REF.gaussian_noise_apply(x, rate, True, seed, counter))

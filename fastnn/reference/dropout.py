@@ -109,6 +109,8 @@ def dropout_backward(dY, mask, scale, out=None, n_threads=None):
     """dX = dY * scale where ``mask`` is nonzero, +0 where it is 0 (dropout's backward from the
     mask ``dropout_apply`` stored)."""
     dY = np.asarray(dY)
+    if dY.dtype != np.float32 and dY.dtype != np.float64:
+        raise TypeError(f"dY must be float32 or float64, got {dY.dtype}")
     _check_mask(mask, dY.shape, "mask")
     y = np.where(mask != 0, dY * dY.dtype.type(scale), dY.dtype.type(0)).astype(dY.dtype, copy=False)
     if out is None:
