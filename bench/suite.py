@@ -63,22 +63,34 @@ def torch_model(sizes, bn_dropout=False, seed=0):
 
 
 # ---- one epoch in each framework ------------------------------------------------------------
-def time_fastnn(x, y, sizes, batch, bn_dropout=False, backend="c", repeats=3):
+# Each returns a function that runs (and times) one epoch after a warm-up, so the cases can
+# interleave the frameworks: round r runs the floor, fastnn and PyTorch back to back, and the
+# reported ratios are medians of the per-round ratios (a slow spell on a shared machine hits
+# all three rather than one).
+def fastnn_runner(x, y, sizes, batch, bn_dropout=False, backend="c"):
     fastnn.set_backend(backend)
     try:
         model = fastnn_model(sizes, bn_dropout)
         model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)
-
-        def run():
-            t0 = time.perf_counter()
-            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-            return time.perf_counter() - t0
-        return median_of(run, repeats), model
     finally:
         fastnn.set_backend("c")
 
+    def run():
+        fastnn.set_backend(backend)
+        try:
+            return _timed(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0))
+        finally:
+            fastnn.set_backend("c")
+    run.model = model
+    return run
 
-def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, seed=0):
+
+def time_fastnn(x, y, sizes, batch, bn_dropout=False, backend="c", repeats=3):
+    run = fastnn_runner(x, y, sizes, batch, bn_dropout, backend)
+    return median_of(run, repeats), run.model
+
+
+def torch_runner(x, y, sizes, batch, bn_dropout=False, seed=0):
     model = torch_model(sizes, bn_dropout, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     lossf = torch.nn.CrossEntropyLoss()
@@ -98,7 +110,6 @@ def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, seed=0):
             total += float(loss.detach()) * len(idx)
         return total / n
 
-    epoch_on = lambda: epoch()
     # warm-up on a slice
     model.train()
     for lo in range(0, batch * 4, batch):
@@ -107,10 +118,34 @@ def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, seed=0):
         opt.step()
 
     def run():
-        t0 = time.perf_counter()
-        epoch_on()
-        return time.perf_counter() - t0
-    return median_of(run, repeats), (model, epoch)
+        return _timed(epoch)
+    run.model, run.epoch = model, epoch
+    return run
+
+
+def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, seed=0):
+    run = torch_runner(x, y, sizes, batch, bn_dropout, seed)
+    return median_of(run, repeats), (run.model, run.epoch)
+
+
+def interleaved(row, runners, repeats):
+    """Run ``runners`` ({"floor": fn, "fastnn": fn, "torch": fn, ...}, each returning
+    seconds) round-robin ``repeats`` times; stores each one's median seconds as
+    row["<name>_s"] and the medians of the per-round ratios: fastnn / floor as row["x_floor"],
+    other / fastnn as row["<name>_vs_fastnn"]."""
+    times = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, fn in runners.items():
+            times[k].append(fn())
+    for k, ts in times.items():
+        row[f"{k}_s"] = float(np.median(ts))
+    f = np.array(times["fastnn"])
+    if "floor" in times:
+        row["x_floor"] = float(np.median(f / np.array(times["floor"])))
+    for k in times:
+        if k not in ("fastnn", "floor"):
+            row[f"{k}_vs_fastnn"] = float(np.median(np.array(times[k]) / f))
+    return row
 
 
 def time_sklearn(x, y, sizes, batch, repeats=1):
@@ -141,14 +176,18 @@ DEEP = [100] + [100] * 20 + [10]
 
 def case_mlp(x, y, batch, args, bn_dropout=False, with_sklearn=False, with_reference=False):
     row = {"case": f"MLP 784-512-256-10{' + BN + Dropout(0.2)' if bn_dropout else ''}, Adam, batch {batch}"}
-    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, MLP, batch), args.repeats)
-    row["fastnn_s"], _ = time_fastnn(x, y, MLP, batch, bn_dropout, repeats=args.repeats)
+    runners = {"floor": lambda: gemm_floor_epoch(x, MLP, batch),
+               "fastnn": fastnn_runner(x, y, MLP, batch, bn_dropout)}
+    if torch is not None:
+        runners["torch"] = torch_runner(x, y, MLP, batch, bn_dropout)
+    interleaved(row, runners, args.repeats)
+    # slow baselines: one epoch each, against fastnn's median
     if with_reference:
         row["numpy_s"], _ = time_fastnn(x, y, MLP, batch, bn_dropout, backend="numpy", repeats=1)
-    if torch is not None:
-        row["torch_s"], _ = time_torch(x, y, MLP, batch, bn_dropout, repeats=args.repeats)
+        row["numpy_vs_fastnn"] = row["numpy_s"] / row["fastnn_s"]
     if with_sklearn and sk_nn is not None and not bn_dropout:
         row["sklearn_s"] = time_sklearn(x, y, MLP, batch)
+        row["sklearn_vs_fastnn"] = row["sklearn_s"] / row["fastnn_s"]
     return row
 
 
@@ -158,40 +197,32 @@ def case_deep(args):
     x = rng.standard_normal((n, 100)).astype(np.float32)
     y = rng.integers(0, 10, n)
     row = {"case": "deep narrow 20 x Dense(100), Adam, batch 32"}
-    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, DEEP, 32), args.repeats)
-    row["fastnn_s"], _ = time_fastnn(x, y, DEEP, 32, repeats=args.repeats)
+    runners = {"floor": lambda: gemm_floor_epoch(x, DEEP, 32), "fastnn": fastnn_runner(x, y, DEEP, 32)}
     if torch is not None:
-        row["torch_s"], _ = time_torch(x, y, DEEP, 32, repeats=args.repeats)
-    return row
+        runners["torch"] = torch_runner(x, y, DEEP, 32)
+    return interleaved(row, runners, args.repeats)
 
 
 def case_breakdown(x, y, batch, args):
     """Where the time over the floor goes (issue 6's targets assume no optimizer cost): one
     epoch with the optimizer step skipped (a benchmark-only patch: the weights stay put), with
-    SGD, with Adam, and Adam's update alone repeated in a hot loop, all as multiples of the
-    GEMM floor measured in the same run."""
+    SGD, with Adam, and Adam's update alone repeated in a hot loop (as many updates as an
+    epoch has steps), all as multiples of the GEMM floor measured in the same rounds."""
     row = {"case": f"breakdown, MLP 784-512-256-10, batch {batch}", "batch": batch}
-    row["floor_s"] = median_of(lambda: gemm_floor_epoch(x, MLP, batch), args.repeats)
-    row["adam_s"], model = time_fastnn(x, y, MLP, batch, repeats=args.repeats)
+    adam = fastnn_runner(x, y, MLP, batch)
+    sgd = fastnn_runner(x, y, MLP, batch)
+    sgd.model.compile(optimizer=optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
+    still = fastnn_runner(x, y, MLP, batch)
+    still.model.optimizer.apply = lambda variables: None
     steps = -(-len(x) // batch)
-    variables = model._train_vars
-    model.optimizer.apply(variables)
-    row["adam_update_hot_s"] = median_of(
-        lambda: _timed(lambda: [model.optimizer.apply(variables) for _ in range(steps)]), args.repeats)
-    fastnn.set_seed(0)
-    sgd = fastnn_model(MLP)
-    sgd.compile(optimizer=optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
-    row["sgd_s"] = _epoch_time(sgd, x, y, batch, args.repeats)
-    still = fastnn_model(MLP)
-    still.optimizer.apply = lambda variables: None
-    row["no_update_s"] = _epoch_time(still, x, y, batch, args.repeats)
+    variables, opt = adam.model._train_vars, adam.model.optimizer
+    runners = {"floor": lambda: gemm_floor_epoch(x, MLP, batch), "fastnn": adam, "sgd": sgd,
+               "no_update": still,
+               "adam_update_hot": lambda: _timed(lambda: [opt.apply(variables) for _ in range(steps)])}
+    interleaved(row, runners, args.repeats)
+    for k in ("sgd", "no_update", "adam_update_hot"):
+        row[f"{k}_x_floor"] = row[f"{k}_vs_fastnn"] * row["x_floor"]
     return row
-
-
-def _epoch_time(model, x, y, batch, repeats):
-    model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)
-    return median_of(lambda: _timed(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0)),
-                     repeats)
 
 
 def case_predict(x, y, args):
@@ -199,8 +230,6 @@ def case_predict(x, y, args):
     model = fastnn_model(MLP)
     model.predict(xs[:1000], batch_size=1000, verbose=0)
     row = {"case": "predict 10,000 rows (batch 1000)"}
-    row["fastnn_s"] = median_of(lambda: _timed(lambda: model.predict(xs, batch_size=1000, verbose=0)),
-                                args.repeats * 3)
     # the floor: the forward products alone
     ws = [v.value for v in model.weights if v.value.ndim == 2]
     outs = [np.empty((1000, w.shape[1]), np.float32) for w in ws]
@@ -211,7 +240,8 @@ def case_predict(x, y, args):
             for w, o in zip(ws, outs):
                 np.matmul(h, w, out=o)
                 h = o
-    row["floor_s"] = median_of(lambda: _timed(floor), args.repeats * 3)
+    runners = {"floor": lambda: _timed(floor),
+               "fastnn": lambda: _timed(lambda: model.predict(xs, batch_size=1000, verbose=0))}
     if torch is not None:
         tm = torch_model(MLP).eval()
         xt = torch.from_numpy(xs)
@@ -221,8 +251,8 @@ def case_predict(x, y, args):
                 for lo in range(0, len(xs), 1000):
                     torch.softmax(tm(xt[lo:lo + 1000]), dim=1)
         tpredict()
-        row["torch_s"] = median_of(lambda: _timed(tpredict), args.repeats * 3)
-    return row
+        runners["torch"] = lambda: _timed(tpredict)
+    return interleaved(row, runners, args.repeats * 3)
 
 
 def _timed(fn):
@@ -289,22 +319,25 @@ def markdown(results):
     lines = ["| case | threads | fastnn s/epoch | x GEMM floor | NumPy ref | PyTorch | scikit-learn |",
              "|---|---|---|---|---|---|---|"]
     for r in results["rows"]:
-        if "fastnn_s" not in r:
+        if "fastnn_s" not in r or "batch" in r:
             continue
-        f = r["fastnn_s"]
-        cell = lambda k: f"{r[k] / f:.1f}x slower" if k in r else "n/a"
-        floor = f"{f / r['floor_s']:.2f}x" if "floor_s" in r else "n/a"
-        lines.append(f"| {r['case']} | {r.get('threads', '')} | {f:.3f} | {floor} | {cell('numpy_s')} | "
-                     f"{cell('torch_s')} | {cell('sklearn_s')} |")
+
+        def cell(k):
+            v = r.get(f"{k}_vs_fastnn")
+            if v is None:
+                return "n/a"
+            return f"{v:.1f}x slower" if v >= 1 else f"{1 / v:.1f}x faster"
+        floor = f"{r['x_floor']:.2f}x" if "x_floor" in r else "n/a"
+        lines.append(f"| {r['case']} | {r.get('threads', '')} | {r['fastnn_s']:.3f} | {floor} | "
+                     f"{cell('numpy')} | {cell('torch')} | {cell('sklearn')} |")
     rows = [r for r in results["rows"] if "no_update_s" in r]
     if rows:
         lines += ["", "Where the time over the floor goes (2 threads; multiples of the GEMM floor):", "",
                   "| batch | optimizer step skipped | SGD | Adam | Adam's update alone, hot loop |",
                   "|---|---|---|---|---|"]
         for r in rows:
-            fl = r["floor_s"]
-            lines.append(f"| {r['batch']} | {r['no_update_s'] / fl:.2f}x | {r['sgd_s'] / fl:.2f}x | "
-                         f"{r['adam_s'] / fl:.2f}x | +{r['adam_update_hot_s'] / fl:.2f}x |")
+            lines.append(f"| {r['batch']} | {r['no_update_x_floor']:.2f}x | {r['sgd_x_floor']:.2f}x | "
+                         f"{r['x_floor']:.2f}x | +{r['adam_update_hot_x_floor']:.2f}x |")
     for r in results["rows"]:
         if "speedup_1_to_2" in r:
             lines.append(f"\n{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x")
@@ -315,6 +348,9 @@ def markdown(results):
     m = results["machine"]
     lines.append(f"\nMachine: {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}; {m['blas']}; "
                  f"PyTorch {results.get('torch', 'n/a')}.")
+    lines.append("\nEach timing is a median over rounds that run the floor, fastnn and PyTorch back "
+                 "to back; ratios are medians of the per-round ratios. The PyTorch column says how "
+                 "much slower (or faster) PyTorch is than fastnn.")
     return "\n".join(lines)
 
 
