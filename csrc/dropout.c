@@ -255,9 +255,14 @@ static void FN(dropout_affine_range)(const REAL *X, REAL scale, REAL shift, REAL
     }
 }
 
-/* Work per element relative to a copy, for the parallel threshold (FASTNN_SPLIT): half a hash
- * and a select. Measured (2-core AVX-512 box, passive OpenMP wait, float32): see the
- * comment in dropout_apply. */
+/* Work per element for the parallel threshold (FASTNN_SPLIT: two threads from
+ * FASTNN_PARALLEL_MIN = 131072 elements of work). Half a hash per element is now cheap, so
+ * unlike the transcendental kernels this needs no extra weight. Measured (2-core AVX-512 box,
+ * passive OpenMP wait, float32, forward with mask, 1 -> 2 threads, us): 128x256 7.5 -> 12.4,
+ * 128x512 15 -> 17, 192x512 22 -> 20, 256x512 31 -> 24, 512x512 64 -> 41, 1024x512
+ * 163 -> 84: the crossover is near 100k elements, so weight 1 (serial at 128x512, parallel from
+ * 256x512). dropout_backward (also weight 1): 131072 16 -> 16, 196608 27 -> 21, 1024x512
+ * 159 -> 72. */
 #define FASTNN_DROPOUT_COST 1
 
 void FN(dropout_apply)(const REAL *X, double rate, double scale, double shift, double fill,
