@@ -1,11 +1,32 @@
 """Global settings: which kernels run (C or the NumPy reference), the default float dtype,
 the thread count shared by fastnn's kernels and BLAS, and the random seed."""
 import os
+import warnings
+
+
+def _openmp_already_loaded():
+    """True when libgomp is already in the process (PyTorch, for one, loads its own copy under
+    the same name, and fastnn's extension then binds to that one): it read OMP_WAIT_POLICY
+    when it loaded, so setting the variable now changes nothing."""
+    try:
+        import ctypes
+        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        return True
+    except (OSError, AttributeError):  # not loaded, or no RTLD_NOLOAD on this platform
+        return False
+
 
 # fastnn's OpenMP kernels and the BLAS behind numpy share the cores, taking turns many
 # times per training step. OpenMP workers that spin after a kernel steal a core from the
 # BLAS threads (measured: 20x slower epochs on 2 cores), so they must sleep at once. libgomp
-# reads this when it loads, i.e. when the extension is imported just below.
+# reads this when it loads, i.e. when the extension is imported just below, unless another
+# library loaded it first: then, and only if the user did not choose a policy, fastnn's own
+# kernels run on one thread so that no OpenMP worker exists to spin (measured with PyTorch
+# imported first: epochs 4.5x slower with 2-thread kernels, as fast as usual with 1-thread
+# kernels, which lose little since most kernels of a training step are below the parallel
+# threshold anyway).
+_WAIT_POLICY_SET_BY_FASTNN = "OMP_WAIT_POLICY" not in os.environ
+_SPINNING_OPENMP = _WAIT_POLICY_SET_BY_FASTNN and _openmp_already_loaded()
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy as np  # noqa: E402
@@ -89,7 +110,7 @@ def set_num_threads(n):
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
     if _ops_module._ckernels is not None:
-        _ops_module._ckernels.set_num_threads(n)
+        _ops_module._ckernels.set_num_threads(kernel_threads(n))
     try:
         from threadpoolctl import threadpool_limits
         _blas_limiter = threadpool_limits(limits=n, user_api="blas")
@@ -107,6 +128,14 @@ def get_num_threads():
     return _n_threads
 
 
+def kernel_threads(n=None):
+    """The thread count fastnn's own kernels use for the knob ``n`` (default: the current
+    one): ``n``, or 1 when OpenMP was loaded before fastnn with workers that spin (see the
+    top of fastnn/backend.py and the warning fastnn gives then)."""
+    n = _n_threads if n is None else n
+    return 1 if _SPINNING_OPENMP else n
+
+
 def have_openmp():
     """True when the C kernels were compiled with OpenMP."""
     return _ops_module._ckernels is not None and _ops_module._ckernels.have_openmp()
@@ -115,4 +144,13 @@ def have_openmp():
 set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
 _n_threads = _default_threads()
 if _ops_module._ckernels is not None:
-    _ops_module._ckernels.set_num_threads(_n_threads)
+    _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
+    if _SPINNING_OPENMP and _n_threads > 1 and _ops_module._ckernels.have_openmp():
+        warnings.warn(
+            "fastnn: OpenMP (libgomp) was loaded before fastnn, e.g. by importing torch first, "
+            "without OMP_WAIT_POLICY in the environment, so its idle threads spin for "
+            "milliseconds after every parallel region and take cores from numpy's BLAS "
+            "(training several times slower). fastnn's own kernels therefore run on one thread "
+            "in this process (the BLAS still uses all threads). To get parallel kernels back, "
+            "import fastnn before torch, or set OMP_WAIT_POLICY=passive before starting Python.",
+            RuntimeWarning, stacklevel=2)

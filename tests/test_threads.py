@@ -68,3 +68,47 @@ def test_training_is_reproducible_per_thread_count():
                 assert np.array_equal(a, b)
     finally:
         fastnn.set_num_threads(old)
+
+
+_IMPORT = """
+import warnings
+warnings.simplefilter("always")
+with warnings.catch_warnings(record=True) as caught:
+    import fastnn
+from fastnn import _ckernels
+fastnn.set_num_threads(2)
+print(sum("OMP_WAIT_POLICY" in str(w.message) for w in caught), fastnn.get_num_threads(),
+      _ckernels.get_num_threads())
+"""
+_PRELOAD = """
+import ctypes, os
+ctypes.CDLL("libgomp.so.1", mode=os.RTLD_GLOBAL)  # as importing torch first does
+"""
+
+
+def _run(code, env):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, **same_fastnn_env(env))
+    return [int(v) for v in out.stdout.split()]
+
+
+@requires_c
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="libgomp by soname: Linux")
+def test_openmp_loaded_first_without_a_policy_gives_serial_kernels_and_a_warning():
+    """libgomp loaded before fastnn (PyTorch does it) has read OMP_WAIT_POLICY already: its
+    workers would spin and starve the BLAS, so fastnn's kernels run on one thread and say why."""
+    if not fastnn.have_openmp():
+        pytest.skip("built without OpenMP")
+    try:
+        import ctypes
+        ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pytest.skip("no libgomp.so.1 to preload")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    # warned (when fastnn would have used 2+ threads), the knob (BLAS) at 2, the kernels at 1
+    assert _run(_PRELOAD + _IMPORT, env) == [int(len(os.sched_getaffinity(0)) > 1), 2, 1]
+    # without a preloaded libgomp nothing changes
+    assert _run(_IMPORT, env) == [0, 2, 2]
+    # the user's own policy is respected: no warning, parallel kernels
+    env["OMP_WAIT_POLICY"] = "passive"
+    assert _run(_PRELOAD + _IMPORT, env) == [0, 2, 2]
