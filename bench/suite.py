@@ -6,11 +6,16 @@ PyTorch CPU and scikit-learn, every figure a ratio measured in this run on the s
     python bench/suite.py --only mlp128   # one case
 
 Writes bench/results.json and bench/results.md (the table the README shows). Each timing is
-the median of --repeats runs of one epoch after a warm-up epoch.
+the median of --repeats runs of one epoch after a warm-up epoch. PyTorch runs in a worker
+process of its own (bench/torch_baseline.py: see there why).
 """
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -22,10 +27,7 @@ from fastnn import layers, optimizers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-try:
-    import torch
-except ImportError:  # the suite still runs; PyTorch columns say "n/a"
-    torch = None
+HAVE_TORCH = importlib.util.find_spec("torch") is not None  # without it: "n/a" columns
 try:
     import sklearn.neural_network as sk_nn
 except ImportError:
@@ -47,19 +49,6 @@ def fastnn_model(sizes, bn_dropout=False, seed=0, lr=1e-3):
     model.add(layers.Dense(sizes[-1], activation="softmax"))
     model.compile(optimizer=optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
     return model
-
-
-def torch_model(sizes, bn_dropout=False, seed=0):
-    torch.manual_seed(seed)
-    mods = []
-    for a, b in zip(sizes[:-2], sizes[1:-1]):
-        mods.append(torch.nn.Linear(a, b))
-        if bn_dropout:
-            mods += [torch.nn.BatchNorm1d(b, eps=1e-3, momentum=0.01), torch.nn.ReLU(), torch.nn.Dropout(0.2)]
-        else:
-            mods.append(torch.nn.ReLU())
-    mods.append(torch.nn.Linear(sizes[-2], sizes[-1]))
-    return torch.nn.Sequential(*mods)
 
 
 # ---- one epoch in each framework ------------------------------------------------------------
@@ -90,42 +79,72 @@ def time_fastnn(x, y, sizes, batch, bn_dropout=False, backend="c", repeats=3):
     return median_of(run, repeats), run.model
 
 
-def torch_runner(x, y, sizes, batch, bn_dropout=False, seed=0):
-    model = torch_model(sizes, bn_dropout, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
-    lossf = torch.nn.CrossEntropyLoss()
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
-    n = len(x)
+class TorchWorker:
+    """PyTorch in its own process (bench/torch_baseline.py), started with the environment this
+    process was started with (fastnn sets OMP_WAIT_POLICY for itself when imported; the
+    worker gets the user's setting, i.e. PyTorch's own default unless the user chose)."""
 
-    def epoch():
-        model.train()
-        perm = torch.randperm(n)
-        total = 0.0
-        for lo in range(0, n, batch):
-            idx = perm[lo:lo + batch]
-            opt.zero_grad(set_to_none=True)
-            loss = lossf(model(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        return total / n
+    def __init__(self):
+        env = dict(os.environ)
+        if fastnn.backend._WAIT_POLICY_SET_BY_FASTNN:
+            env.pop("OMP_WAIT_POLICY", None)
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_baseline.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     env=env)
+        self.tmp = tempfile.TemporaryDirectory(prefix="fastnn-bench-")
+        self._arrays = {}
+        self._keys = 0
+        self.version = self.ask(cmd="version")["version"]
 
-    # warm-up on a slice
-    model.train()
-    for lo in range(0, batch * 4, batch):
-        opt.zero_grad()
-        lossf(model(xt[lo:lo + batch]), yt[lo:lo + batch]).backward()
-        opt.step()
+    def ask(self, **msg):
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        reply = json.loads(self.proc.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(f"torch worker: {reply['error']}")
+        return reply
 
-    def run():
-        return _timed(epoch)
-    run.model, run.epoch = model, epoch
-    return run
+    def _path(self, arr):
+        # each array is written once and loaded by the worker per case
+        key = id(arr)
+        if key not in self._arrays:
+            path = os.path.join(self.tmp.name, f"a{len(self._arrays)}.npy")
+            np.save(path, arr)
+            self._arrays[key] = (path, arr)  # keeps arr alive, so its id stays unique
+        return self._arrays[key][0]
 
+    def _runner(self, key):
+        def run():
+            # Idle threads of the other process must not spin during a timed run: OpenBLAS's
+            # workers spin up to ~0.1 s after the last product here, libgomp's in the worker
+            # a few ms after its last parallel region.
+            time.sleep(0.25)
+            seconds = self.ask(cmd="run", key=key)["seconds"]
+            time.sleep(0.05)
+            return seconds
+        run.epoch = lambda: self.ask(cmd="run", key=key)["loss"]
+        return run
 
-def time_torch(x, y, sizes, batch, bn_dropout=False, repeats=3, seed=0):
-    run = torch_runner(x, y, sizes, batch, bn_dropout, seed)
-    return median_of(run, repeats), (run.model, run.epoch)
+    def train(self, x, y, sizes, batch, bn_dropout=False, seed=0):
+        self._keys += 1
+        key = f"k{self._keys}"
+        self.ask(cmd="train", key=key, x=self._path(x), y=self._path(y), sizes=list(sizes),
+                 batch=batch, bn_dropout=bn_dropout, seed=seed)
+        return self._runner(key)
+
+    def predict(self, x, sizes, rows):
+        self._keys += 1
+        key = f"k{self._keys}"
+        self.ask(cmd="predict", key=key, x=self._path(x), sizes=list(sizes), rows=rows)
+        return self._runner(key)
+
+    def threads(self, n):
+        self.ask(cmd="threads", n=n)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.tmp.cleanup()
 
 
 def interleaved(row, runners, repeats):
@@ -163,10 +182,10 @@ def time_sklearn(x, y, sizes, batch, repeats=1):
     return median_of(run, repeats)
 
 
-def set_threads(n):
+def set_threads(n, worker):
     fastnn.set_num_threads(n)
-    if torch is not None:
-        torch.set_num_threads(n)
+    if worker is not None:
+        worker.threads(n)
 
 
 # ---- the cases ------------------------------------------------------------------------------
@@ -174,12 +193,12 @@ MLP = [784, 512, 256, 10]
 DEEP = [100] + [100] * 20 + [10]
 
 
-def case_mlp(x, y, batch, args, bn_dropout=False, with_sklearn=False, with_reference=False):
+def case_mlp(x, y, batch, args, worker, bn_dropout=False, with_sklearn=False, with_reference=False):
     row = {"case": f"MLP 784-512-256-10{' + BN + Dropout(0.2)' if bn_dropout else ''}, Adam, batch {batch}"}
     runners = {"floor": lambda: gemm_floor_epoch(x, MLP, batch),
                "fastnn": fastnn_runner(x, y, MLP, batch, bn_dropout)}
-    if torch is not None:
-        runners["torch"] = torch_runner(x, y, MLP, batch, bn_dropout)
+    if worker is not None:
+        runners["torch"] = worker.train(x, y, MLP, batch, bn_dropout)
     interleaved(row, runners, args.repeats)
     # slow baselines: one epoch each, against fastnn's median
     if with_reference:
@@ -191,15 +210,15 @@ def case_mlp(x, y, batch, args, bn_dropout=False, with_sklearn=False, with_refer
     return row
 
 
-def case_deep(args):
+def case_deep(args, worker):
     rng = np.random.default_rng(1)
     n = 20000 if args.quick else 60000
     x = rng.standard_normal((n, 100)).astype(np.float32)
     y = rng.integers(0, 10, n)
     row = {"case": "deep narrow 20 x Dense(100), Adam, batch 32"}
     runners = {"floor": lambda: gemm_floor_epoch(x, DEEP, 32), "fastnn": fastnn_runner(x, y, DEEP, 32)}
-    if torch is not None:
-        runners["torch"] = torch_runner(x, y, DEEP, 32)
+    if worker is not None:
+        runners["torch"] = worker.train(x, y, DEEP, 32)
     return interleaved(row, runners, args.repeats)
 
 
@@ -225,7 +244,7 @@ def case_breakdown(x, y, batch, args):
     return row
 
 
-def case_predict(x, y, args):
+def case_predict(x, y, args, worker):
     xs = x[:10000]
     model = fastnn_model(MLP)
     model.predict(xs[:1000], batch_size=1000, verbose=0)
@@ -242,16 +261,8 @@ def case_predict(x, y, args):
                 h = o
     runners = {"floor": lambda: _timed(floor),
                "fastnn": lambda: _timed(lambda: model.predict(xs, batch_size=1000, verbose=0))}
-    if torch is not None:
-        tm = torch_model(MLP).eval()
-        xt = torch.from_numpy(xs)
-
-        def tpredict():
-            with torch.no_grad():
-                for lo in range(0, len(xs), 1000):
-                    torch.softmax(tm(xt[lo:lo + 1000]), dim=1)
-        tpredict()
-        runners["torch"] = lambda: _timed(tpredict)
+    if worker is not None:
+        runners["torch"] = worker.predict(xs, MLP, 1000)
     return interleaved(row, runners, args.repeats * 3)
 
 
@@ -293,10 +304,10 @@ def case_kernel_scaling(args):
             "t1_s": times[1], "t2_s": times[2], "speedup_1_to_2": times[1] / times[2]}
 
 
-def accuracy_parity(x, y, args):
+def accuracy_parity(x, y, args, worker):
     """Same architecture, optimizer and data: fastnn's and PyTorch's training losses after
     the same epochs agree within run-to-run noise (different seeds give the noise)."""
-    if torch is None:
+    if worker is None:
         return None
     n = 10000
     rng = np.random.default_rng(5)
@@ -308,9 +319,8 @@ def accuracy_parity(x, y, args):
         model = fastnn_model(MLP, seed=seed)
         h = model.fit(xs, ys, batch_size=128, epochs=3, verbose=0)
         f_losses.append(h.history["loss"][-1])
-        _, (tm, epoch) = time_torch(xs, ys, MLP, 128, repeats=1, seed=seed)
-        tl = [epoch() for _ in range(2)]  # + the timed epoch = 3 epochs, as fastnn
-        t_losses.append(tl[-1])
+        epoch = worker.train(xs, ys, MLP, 128, seed=seed).epoch
+        t_losses.append([epoch() for _ in range(3)][-1])
     return {"fastnn_loss_mean": float(np.mean(f_losses)), "fastnn_loss_std": float(np.std(f_losses)),
             "torch_loss_mean": float(np.mean(t_losses)), "torch_loss_std": float(np.std(t_losses))}
 
@@ -367,28 +377,44 @@ def main():
     only = set(args.only.split(",")) if args.only else None
     want = lambda k: only is None or k in only
     x, y = mnist_like(20000 if args.quick else 60000)
-    results = {"machine": machine_description(), "torch": torch.__version__ if torch else None, "rows": []}
+    worker = TorchWorker() if HAVE_TORCH else None
+    results = {"machine": machine_description(), "torch": worker.version if worker else None,
+               "rows": []}
+    try:
+        run_cases(x, y, args, want, worker, results)
+    finally:
+        if worker is not None:
+            worker.close()
+    with open(args.out + ".json", "w") as f:
+        json.dump(results, f, indent=1)
+    table = markdown(results)
+    with open(args.out + ".md", "w") as f:
+        f.write(table + "\n")
+    print(table)
+
+
+def run_cases(x, y, args, want, worker, results):
     for nt in [int(t) for t in args.threads.split(",")]:
-        set_threads(nt)
+        set_threads(nt, worker)
         for key, batch, kw in (("mlp128", 128, {"with_sklearn": nt == 2, "with_reference": nt == 2}),
                                ("mlp32", 32, {}), ("mlp1024", 1024, {}),
                                ("bn", 128, {"bn_dropout": True})):
             if want(key):
-                row = case_mlp(x, y, batch, args, **kw)
+                row = case_mlp(x, y, batch, args, worker, **kw)
                 row["threads"] = nt
                 results["rows"].append(row)
                 print(json.dumps(row))
         if want("deep"):
-            row = case_deep(args)
+            row = case_deep(args, worker)
             row["threads"] = nt
             results["rows"].append(row)
             print(json.dumps(row))
         if want("predict"):
-            row = case_predict(x, y, args)
+            row = case_predict(x, y, args, worker)
             row["threads"] = nt
             results["rows"].append(row)
             print(json.dumps(row))
-    set_threads(2)
+    set_threads(2, worker)
     for batch in (32, 128):
         if want("breakdown"):
             row = case_breakdown(x, y, batch, args)
@@ -400,14 +426,8 @@ def main():
         results["rows"].append(row)
         print(json.dumps(row))
     if want("parity"):
-        results["parity"] = accuracy_parity(x, y, args)
+        results["parity"] = accuracy_parity(x, y, args, worker)
         print(json.dumps(results["parity"]))
-    with open(args.out + ".json", "w") as f:
-        json.dump(results, f, indent=1)
-    table = markdown(results)
-    with open(args.out + ".md", "w") as f:
-        f.write(table + "\n")
-    print(table)
 
 
 if __name__ == "__main__":
