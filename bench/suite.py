@@ -1,7 +1,7 @@
 """The benchmark suite (issue 6): fastnn against the GEMM-only floor, its own NumPy reference,
 PyTorch CPU and scikit-learn, every figure a ratio measured in this run on the same data.
 
-    python bench/suite.py                 # the full suite (about 10-15 minutes on 2 cores)
+    python bench/suite.py                 # the full suite (about 5 minutes on 2 cores)
     python bench/suite.py --quick         # a smaller, faster pass
     python bench/suite.py --only mlp128   # one case
 
