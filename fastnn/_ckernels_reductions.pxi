@@ -80,6 +80,7 @@ def take_rows(src, index, out=None, n_threads=None):
     cdef Py_ssize_t n, n_index, row_bytes, bad, j
     cdef char *sp
     cdef char *op
+    cdef char *ip
     if not isinstance(src, np.ndarray):
         raise TypeError(f"take_rows: src must be a numpy array, got {type(src).__name__}")
     s = <cnp.ndarray>src
@@ -119,6 +120,13 @@ def take_rows(src, index, out=None, n_threads=None):
     if (n_index > 0 and row_bytes > 0 and op < sp + cnp.PyArray_NBYTES(s)
             and sp < op + cnp.PyArray_NBYTES(o)):
         raise ValueError("take_rows: out overlaps src")
+    # The kernel checks the indices, then reads them again while it writes out: indices in
+    # out's memory would be overwritten by earlier rows after the check (reads outside src).
+    # np.take reads them first, so take a copy (only in this unusual case).
+    ip = <char *>cnp.PyArray_DATA(ix)
+    if (n_index > 0 and cnp.PyArray_NBYTES(o) > 0 and ip < op + cnp.PyArray_NBYTES(o)
+            and op < ip + cnp.PyArray_NBYTES(ix)):
+        ix = <cnp.ndarray>ix.copy()
     with nogil:
         bad = take_rows_c(sp, <const int64_t *>cnp.PyArray_DATA(ix), op, n, n_index, row_bytes, nt)
     if bad >= 0:
