@@ -575,7 +575,7 @@ class Sequential:
         if cb is not None:
             cb.on_test_begin()
         batch_logs = cb is not None and cb.wants_test_batches
-        batch_size = self._inference_rows(batch_size, batch_logs)
+        batch_size = self._inference_rows(batch_size, batch_logs, mets)
         reg = self._regularization_loss() if batch_logs else 0.0
         total = 0.0
         for step, lo in enumerate(range(0, len(x), batch_size)):
@@ -610,11 +610,21 @@ class Sequential:
     # 784-512-256-10 MLP: 76 ms at batch 32, 41 ms in 2,048-row chunks, 78 ms in one pass).
     _INFERENCE_CHUNK_BYTES = 4 << 20
 
-    def _inference_rows(self, batch_size, watched):
+    def _inference_rows(self, batch_size, watched, metrics=()):
         """Rows per forward pass in predict/evaluate: the user's ``batch_size`` when a
-        callback watches batches, else the number of rows whose widest activation fills
-        _INFERENCE_CHUNK_BYTES (between 256 and 4,096 rows)."""
+        callback watches batches or a user's class could see the batching (below), else the
+        number of rows whose widest activation fills _INFERENCE_CHUNK_BYTES (between 256 and
+        4,096 rows)."""
         if watched:
+            return batch_size
+        # Only fastnn's own layers, metrics and activity regularizers are known to treat rows
+        # independently (a running count-weighted mean, a sum over rows); a user's layer may
+        # use the whole batch, a user's metric may average per batch: Keras hands them
+        # ``batch_size`` rows, so they get those.
+        def own(obj):
+            return obj is None or type(obj).__module__.startswith("fastnn.")
+        if not all(own(layer) and own(getattr(layer, "activity_regularizer", None))
+                   for layer in self._layers) or not all(own(m) for m in metrics):
             return batch_size
         widest = max([int(np.prod(layer.output_shape[1:])) for layer in self._layers
                       if layer.output_shape is not None] + [int(np.prod(self._input_shape[1:]))])
@@ -662,8 +672,9 @@ class Sequential:
                 mc_samples=None):
         """Outputs for ``x`` in inference mode, computed in batches into one array.
 
-        ``batch_size`` (default 32) is the batch callbacks see; without per-batch callbacks
-        fastnn runs cache-sized chunks instead, since inference treats rows independently.
+        ``batch_size`` (default 32) is the batch callbacks and user layers see; without
+        per-batch callbacks, a model of fastnn's own layers runs cache-sized chunks instead,
+        since they treat rows independently in inference.
 
         fastnn extra: ``mc_samples=N`` returns ``(mean, std)`` over N stochastic passes (MC
         dropout): the dropout-family layers sample a new mask per pass while

@@ -28,3 +28,61 @@ def test_take_rows_index_sharing_memory_with_out(ops, row):
     want = np.take(src, index.copy(), axis=0)
     got = ops.take_rows(src, index, out)
     np.testing.assert_array_equal(got, want)
+
+
+# ---- predict / evaluate chunks: only where every row is known to be independent ------------
+class _BatchCentering(layers.Layer):
+    """A user layer whose inference output depends on the whole batch (as Keras runs it, one
+    ``batch_size`` batch at a time)."""
+
+    def call(self, x):
+        return x - x.mean(axis=0, keepdims=True)
+
+
+class _BatchMean(fastnn.metrics.Metric):
+    """A user metric averaging per-batch values (its own update_state): Keras' result
+    depends on the batches evaluate hands it."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.total += float(np.mean(y_pred))
+        self.count += 1
+
+
+def _data(n=600, d=3):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(n, 1)).astype(np.float32)
+
+
+def test_predict_keeps_user_batches_for_a_user_layer():
+    """Chunked inference assumed every layer maps rows independently: true of fastnn's layers,
+    not of a user's. A user layer must see the batches of ``batch_size``, as in Keras."""
+    x, _ = _data()
+    fastnn.set_seed(1)
+    model = fastnn.Sequential([layers.Input((3,)), layers.Dense(4), _BatchCentering(), layers.Dense(1)])
+    got = model.predict(x, batch_size=7, verbose=0)
+    want = np.concatenate([model.predict_on_batch(x[lo:lo + 7]) for lo in range(0, len(x), 7)])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_evaluate_keeps_user_batches_for_a_user_metric():
+    x, y = _data()
+    fastnn.set_seed(1)
+    model = fastnn.Sequential([layers.Input((3,)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=[_BatchMean(name="batch_mean")])
+    got = model.evaluate(x, y, batch_size=7, verbose=0, return_dict=True)["batch_mean"]
+    out = model.predict(x, verbose=0)
+    want = np.mean([np.mean(out[lo:lo + 7]) for lo in range(0, len(x), 7)])
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_builtin_models_still_chunk_and_agree_with_batches():
+    """The chunking stays on for fastnn's own layers and metrics (same results)."""
+    x, y = _data()
+    fastnn.set_seed(1)
+    model = fastnn.Sequential([layers.Input((3,)), layers.Dense(8, activation="relu"),
+                               layers.BatchNormalization(), layers.Dropout(0.5), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    assert model._inference_rows(7, False) >= 256
+    got = model.predict(x, batch_size=7, verbose=0)
+    want = np.concatenate([model.predict_on_batch(x[lo:lo + 7]) for lo in range(0, len(x), 7)])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
