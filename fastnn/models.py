@@ -297,6 +297,7 @@ class Sequential:
                 "cannot train a model that shares a layer between positions (predict works). "
                 "Use separate layers (weights can be copied with set_weights)")
         for layer in layers:
+            layer._scratch_dy = True  # see Layer._backward_out: the loop below owns every dy
             if hasattr(layer, "fused_output_grad"):
                 layer.fused_output_grad = False
         last = layers[-1]

@@ -284,6 +284,22 @@ class Layer:
                              f"got {tuple(x.shape)}")
 
     # ---- computation ---------------------------------------------------------------------
+    # Set by Sequential when it prepares training: the ``dy`` its loop hands to backward is a
+    # work buffer (the loss gradient or the layer above's dx) that nothing reads afterwards,
+    # so an elementwise backward may write its result over it: one array fewer per layer in
+    # cache and in memory. Measured (same process, alternating): epochs 2-5% shorter with BN +
+    # dropout at batch 128 and 1024, 1-2% for the plain MLP, within noise at batch 32.
+    _scratch_dy = False
+
+    def _backward_out(self, key, dy, shape):
+        """The array an elementwise backward writes into: ``dy`` itself when the model said
+        it is scratch (and it is a writable C-contiguous array of this layer's dtype and the
+        result's shape), else the layer's own buffer ``key``."""
+        if (self._scratch_dy and dy.shape == shape and dy.dtype == self.dtype
+                and dy.flags.c_contiguous and dy.flags.writeable):
+            return dy
+        return self._buffer(key, shape)
+
     def _buffer(self, key, shape, dtype=None):
         """A work array of ``shape`` reused across steps: allocated once for the largest batch
         seen, then returned as a view of its first rows."""

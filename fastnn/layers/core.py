@@ -123,7 +123,7 @@ class Dense(Layer):
                 backend.ops.col_sum(dz, db)
         else:
             act = self.activation
-            dz = self._buffer("dz", (n, self.units))
+            dz = self._backward_out("dz", dy, (n, self.units))
             backend.ops.act_backward(dy, self._z if act.needs_preactivation else None, y,
                                      act.code, act.alpha, dz, db)
         if trainable:
@@ -182,7 +182,7 @@ class Activation(Layer):
             return None
         act = self.activation
         dy2 = dy.reshape(self._y.shape)
-        dx = self._buffer("dx", self._y.shape)
+        dx = self._backward_out("dx", dy2, self._y.shape)
         backend.ops.act_backward(dy2, self._x if act.needs_preactivation else None, self._y,
                                  act.code, act.alpha, dx)
         return dx.reshape(dy.shape)

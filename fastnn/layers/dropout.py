@@ -155,7 +155,7 @@ class Dropout(_Stochastic):
             return None
         if self._counter is None:
             return dy
-        dx = self._buffer("dx", dy.shape)
+        dx = self._backward_out("dx", dy, dy.shape)
         if self.noise_shape is None:
             if self._keep is not None:
                 backend.ops.dropout_backward(dy, self._keep, self._backward_scale(), dx)

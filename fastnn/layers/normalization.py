@@ -146,7 +146,7 @@ class BatchNormalization(Layer):
         trainable = self.trainable
         dgamma = self.gamma.grad if (self.gamma is not None and trainable) else None
         dbeta = self.beta.grad if (self.beta is not None and trainable) else None
-        dx = self._buffer("dx", x2.shape) if need_dx else None
+        dx = self._backward_out("dx", dy2, x2.shape) if need_dx else None
         ops = backend.ops
         if self._batch_mode:
             ops.batchnorm_backward(dy2, x2, self._mean, self._invstd,
