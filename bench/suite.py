@@ -222,6 +222,26 @@ def case_deep(args, worker):
     return interleaved(row, runners, args.repeats)
 
 
+TABULAR = [20, 64, 64, 2]
+
+
+def case_tabular(args, worker):
+    """Small tabular data, Keras' default batch 32 (not in issue 6's list: the everyday case
+    of fastnn's users, where the products are tiny and the per-step overhead is everything)."""
+    rng = np.random.default_rng(2)
+    n = 20000 if args.quick else 60000
+    x = rng.standard_normal((n, 20)).astype(np.float32)
+    y = (x[:, :5].sum(axis=1) > 0).astype(np.int64)
+    row = {"case": "tabular 20-64-64-2, Adam, batch 32"}
+    runners = {"floor": lambda: gemm_floor_epoch(x, TABULAR, 32),
+               "fastnn": fastnn_runner(x, y, TABULAR, 32)}
+    if worker is not None:
+        runners["torch"] = worker.train(x, y, TABULAR, 32)
+    if sk_nn is not None:
+        runners["sklearn"] = lambda: time_sklearn(x, y, TABULAR, 32)
+    return interleaved(row, runners, args.repeats)
+
+
 def case_breakdown(x, y, batch, args):
     """Where the time over the floor goes (issue 6's targets assume no optimizer cost): one
     epoch with the optimizer step skipped (a benchmark-only patch: the weights stay put), with
@@ -368,7 +388,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20,000 samples and fewer repeats")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,predict,breakdown,threads,parity")
+    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,tabular,predict,breakdown,threads,parity")
     ap.add_argument("--threads", default="2,1", help="thread counts for the training cases")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
@@ -406,6 +426,11 @@ def run_cases(x, y, args, want, worker, results):
                 print(json.dumps(row))
         if want("deep"):
             row = case_deep(args, worker)
+            row["threads"] = nt
+            results["rows"].append(row)
+            print(json.dumps(row))
+        if want("tabular"):
+            row = case_tabular(args, worker)
             row["threads"] = nt
             results["rows"].append(row)
             print(json.dumps(row))
