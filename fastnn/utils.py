@@ -1,7 +1,8 @@
-"""Utilities: to_categorical, normalize, and data helpers."""
+"""Utilities: to_categorical, normalize, MC dropout, the learning-rate range test."""
 import numpy as np
 
 from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
+from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 
 
 def to_categorical(x, num_classes=None):

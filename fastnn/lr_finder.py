@@ -1,0 +1,158 @@
+"""The learning-rate range test (fastnn extra; Smith, "Cyclical Learning Rates", 2017; the
+recipe of Geron's "Hands-On Machine Learning", ch. 11): train for a few hundred steps while
+the learning rate grows exponentially from tiny to huge, record the loss at each step, and
+pick a rate about ten times below the one where the loss was lowest, before it shot up.
+
+    result = fastnn.utils.find_learning_rate(model, x_train, y_train)
+    model.optimizer.learning_rate = result["suggested"]
+
+The model comes back exactly as it was: weights, optimizer state and step count, the learning
+rate (float or schedule), dropout counters and every random generator fastnn uses are
+restored, so a fit after the test trains exactly as it would have without it.
+"""
+import math
+
+import numpy as np
+
+from . import backend
+
+
+class _TrainingState:
+    """Everything a training step changes in a compiled Sequential model, copied so that it
+    can be put back in place (into the same arrays: the optimizer's packed views stay valid)."""
+
+    def __init__(self, model):
+        from .saving import _layer_rngs
+        self.model = model
+        opt = model.optimizer
+        self.values = [v.value.copy() for v in model.weights]
+        self.iterations = opt.iterations
+        self.learning_rate = opt._learning_rate
+        # optimizer attributes that are plain numbers (e.g. Nadam's momentum-schedule product)
+        self.opt_scalars = {k: v for k, v in vars(opt).items()
+                            if isinstance(v, (bool, int, float, np.generic)) and k != "iterations"}
+        self.had_state = {}
+        for v in model.weights:
+            state = opt.state_of(v)
+            if state is not None:
+                self.had_state[id(v)] = {k: (a.copy() if isinstance(a, np.ndarray) else a)
+                                         for k, a in state.items()}
+        self.global_rng = backend.rng().bit_generator.state
+        self.np_random = np.random.get_state()
+        self.layer_rngs = [(g, g.bit_generator.state) for _, _, g in _layer_rngs(model)]
+        self.layer_attrs = [(layer, attr, getattr(layer, attr, None))
+                            for layer in model.layers
+                            for attr in getattr(type(layer), "_saved_attributes", ())]
+        self.stop_training = model.stop_training
+
+    def restore(self):
+        model, opt = self.model, self.model.optimizer
+        for v, value in zip(model.weights, self.values):
+            np.copyto(v.value, value)
+        opt.iterations = self.iterations
+        opt._learning_rate = self.learning_rate
+        for k, value in self.opt_scalars.items():
+            setattr(opt, k, value)
+        for v in model.weights:
+            state = opt.state_of(v)
+            if state is None:
+                continue
+            # state the test created starts again from what the optimizer builds for v
+            saved = self.had_state.get(id(v)) or opt.build_variable(v)
+            for k, value in saved.items():
+                if isinstance(state.get(k), np.ndarray):
+                    np.copyto(state[k], value)
+                else:
+                    state[k] = value
+        backend.rng().bit_generator.state = self.global_rng
+        np.random.set_state(self.np_random)
+        for g, state in self.layer_rngs:
+            g.bit_generator.state = state
+        for layer, attr, value in self.layer_attrs:
+            setattr(layer, attr, value)
+        model.stop_training = self.stop_training
+        for m in model.compiled_metrics:
+            m.reset_state()
+
+
+def find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_size=32,
+                       stop_factor=4.0, smoothing=0.05, seed=0, sample_weight=None):
+    """find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_size=32,
+    stop_factor=4.0, smoothing=0.05, seed=0, sample_weight=None) -> dict
+
+    Learning-rate range test on a compiled model: ``steps`` optimizer steps on shuffled
+    batches of (x, y) with the learning rate growing exponentially from ``min_lr`` to
+    ``max_lr``, stopping early once the smoothed loss (exponential moving average, weight
+    ``smoothing`` on the newest loss, bias-corrected) exceeds ``stop_factor`` times its
+    minimum or stops being finite. The model is then restored exactly (see the module
+    docstring); the batches come from their own generator seeded with ``seed``.
+
+    Returns a dict: ``learning_rates`` and ``losses`` (smoothed) and ``raw_losses`` per step
+    taken, ``best`` (the rate at the lowest smoothed loss), ``suggested`` (``best / 10``: the
+    rule of thumb, as the loss is lowest just before it blows up), and ``diverged`` (whether
+    the test stopped early). Plot ``losses`` against ``learning_rates`` on a log x-axis to
+    see the curve.
+    """
+    if not getattr(model, "_compiled", False):
+        raise RuntimeError("find_learning_rate: compile the model first (the test uses its "
+                           "optimizer and loss)")
+    for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"find_learning_rate: {name} must be a finite number > 0, got {value!r}")
+    if not min_lr < max_lr:
+        raise ValueError(f"find_learning_rate: min_lr ({min_lr}) must be below max_lr ({max_lr})")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+        raise ValueError(f"find_learning_rate: steps must be an integer >= 2, got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"find_learning_rate: batch_size must be a positive integer, got {batch_size!r}")
+    if not (isinstance(stop_factor, (int, float)) and stop_factor > 1):
+        raise ValueError(f"find_learning_rate: stop_factor must be a number > 1, got {stop_factor!r}")
+    if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):
+        raise ValueError(f"find_learning_rate: smoothing must be in (0, 1], got {smoothing!r}")
+    x = model._prepare_x(x)
+    model._ensure_built(x)
+    y = np.asarray(y)
+    if len(y) != len(x):
+        raise ValueError(f"find_learning_rate: x has {len(x)} samples but y has {len(y)}")
+    w = None if sample_weight is None else np.asarray(sample_weight)
+    if w is not None and len(w) != len(x):
+        raise ValueError(f"find_learning_rate: x has {len(x)} samples but sample_weight has {len(w)}")
+    snapshot = _TrainingState(model)
+    rng = np.random.default_rng(seed)
+    ratio = math.log(max_lr / min_lr)
+    rates, raw, smooth = [], [], []
+    avg, best_loss, diverged = 0.0, math.inf, False
+    order = rng.permutation(len(x))
+    pos = 0
+    try:
+        for step in range(steps):
+            lr = min_lr * math.exp(ratio * step / (steps - 1))
+            model.optimizer._learning_rate = lr
+            if pos + batch_size > len(x):
+                order, pos = rng.permutation(len(x)), 0
+            idx = order[pos:pos + batch_size]
+            pos += batch_size
+            out = model.train_on_batch(x[idx], y[idx],
+                                       sample_weight=None if w is None else w[idx])
+            loss = float(out[0] if isinstance(out, (list, tuple)) else out)
+            rates.append(lr)
+            raw.append(loss)
+            if not math.isfinite(loss):
+                diverged = True
+                smooth.append(math.inf)
+                break
+            avg = (1 - smoothing) * avg + smoothing * loss
+            s = avg / (1 - (1 - smoothing) ** (step + 1))
+            smooth.append(s)
+            best_loss = min(best_loss, s)
+            if step > 0 and s > stop_factor * best_loss:
+                diverged = True
+                break
+    finally:
+        snapshot.restore()
+    finite = [i for i, s in enumerate(smooth) if math.isfinite(s)]
+    best = rates[min(finite, key=lambda i: smooth[i])] if finite else min_lr
+    return {"learning_rates": np.array(rates), "losses": np.array(smooth),
+            "raw_losses": np.array(raw), "best": best, "suggested": best / 10,
+            "diverged": diverged}
