@@ -42,6 +42,7 @@ class Sequential:
         self.history = None
         self._compiled = False
         self._buffers = {}
+        self._layer_dtypes = None
         for layer in layers or []:
             self.add(layer)
 
@@ -128,6 +129,11 @@ class Sequential:
             layer._maybe_build(shape)
             shape = (None,) + tuple(layer.compute_output_shape(shape)[1:])
         self.output_shape = shape
+        # layers of different dtypes (Dense(..., dtype="float64") next to a default float32
+        # Dropout): each layer's input and incoming gradient is cast to its dtype, as Keras
+        # autocasts; None when all agree (no check per layer and step)
+        dts = [np.dtype(getattr(layer, "dtype", None) or self._dtype) for layer in self._layers]
+        self._layer_dtypes = dts if len(set(dts)) > 1 else None
         self.built = True
         if self._compiled:
             self._make_metrics()
@@ -331,9 +337,21 @@ class Sequential:
 
     # ---- one step -------------------------------------------------------------------------
     def _forward(self, x, training):
-        for layer in self._layers:
+        casts = self._layer_dtypes
+        if casts is None:
+            for layer in self._layers:
+                x = layer.forward(x, training)
+            return x
+        for layer, dt in zip(self._layers, casts):
+            if x.dtype != dt:  # as Keras, a layer's inputs are cast to its dtype
+                x = x.astype(dt)
             x = layer.forward(x, training)
         return x
+
+    @property
+    def _out_dtype(self):
+        """The model's output (and target) dtype: the last layer's, as Keras."""
+        return self._layer_dtypes[-1] if self._layer_dtypes is not None else self._dtype
 
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
@@ -360,7 +378,10 @@ class Sequential:
         layers = self._layers
         d = grad.reshape(out.shape)
         stop = self._backprop_stop
+        casts = self._layer_dtypes
         for i in range(len(layers) - 1, stop - 1, -1):
+            if casts is not None and d.dtype != casts[i]:
+                d = d.astype(casts[i])
             d = layers[i].backward(d, i > stop)
         for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
             loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
@@ -428,7 +449,7 @@ class Sequential:
         self._ensure_built(x)
         if y is None:
             raise ValueError("fit() needs targets y")
-        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         w = self._sample_weights(sample_weight, class_weight, y, len(x), "fit")
@@ -453,7 +474,7 @@ class Sequential:
             vx, vy = validation_data[:2]
             if not val_prepared:
                 vx = self._prepare_x(vx, "validation x")
-                vy = self.loss.prepare_targets(vy, self.output_shape, self._dtype)
+                vy = self.loss.prepare_targets(vy, self.output_shape, self._out_dtype)
                 if len(vx) != len(vy):
                     raise ValueError(f"validation x has {len(vx)} samples but validation y has {len(vy)}")
                 if len(validation_data) == 3:
@@ -539,7 +560,7 @@ class Sequential:
         self._check_compiled("train_on_batch")
         x = self._prepare_x(x)
         self._ensure_built(x)
-        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         w = self._sample_weights(sample_weight, class_weight, y, len(x), "train_on_batch")
@@ -555,7 +576,7 @@ class Sequential:
         self._check_compiled("test_on_batch")
         x = self._prepare_x(x)
         self._ensure_built(x)
-        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         w = self._sample_weights(sample_weight, None, y, len(x), "test_on_batch")
@@ -653,7 +674,7 @@ class Sequential:
         self._ensure_built(x)
         if y is None:
             raise ValueError("evaluate() needs targets y")
-        y = self.loss.prepare_targets(y, self.output_shape, self._dtype)
+        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         batch_size = 32 if batch_size is None else int(batch_size)
@@ -688,7 +709,7 @@ class Sequential:
         batch_size = 32 if batch_size is None else int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._dtype)
+        result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(
             callbacks, self, {"steps": int(math.ceil(len(x) / batch_size)), "verbose": verbose})
             if callbacks else None)

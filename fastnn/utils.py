@@ -64,4 +64,4 @@ def mc_predict(model, x, n, batch_size=None):
             mk += dk / k                          # mean_new
             m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
     std = np.sqrt(m2 / n)
-    return mean.astype(model._dtype), std.astype(model._dtype)
+    return mean.astype(model._out_dtype), std.astype(model._out_dtype)

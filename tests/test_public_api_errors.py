@@ -1,0 +1,57 @@
+"""Realistic user mistakes and odd-but-valid inputs through the public API only: each either
+works as in Keras 3 or fails with a clear ValueError/TypeError naming the problem (never a
+deep NumPy/Cython error, a crash or a silently wrong result)."""
+import numpy as np
+import pytest
+
+import fastnn as keras
+from fastnn import layers
+
+
+def _xy(n=24, d=4, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)).astype("float32"), rng.integers(0, k, size=n)
+
+
+@pytest.mark.parametrize("middle", [
+    lambda: layers.Dropout(0.3, seed=1), lambda: layers.BatchNormalization(),
+    lambda: layers.Activation("tanh"), lambda: layers.LayerNormalization(),
+    lambda: layers.ReLU(), lambda: layers.PReLU(), lambda: layers.Dense(5)])
+def test_mixed_dtype_layers_autocast_as_keras(middle):
+    # Keras autocasts each layer's inputs to the layer's dtype: a float64 Dense next to a
+    # default (float32) layer trained before with a deep "out has dtype float32, expected
+    # float64" from the kernels
+    x, y = _xy()
+    model = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(8, dtype="float64"),
+                              middle(), layers.Dense(3, activation="softmax", dtype="float64")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    h = model.fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y))
+    assert np.all(np.isfinite(h.history["loss"])) and np.all(np.isfinite(h.history["val_loss"]))
+    after = model.get_weights()
+    assert all(a.dtype == b.dtype for a, b in zip(before, after))
+    assert not np.array_equal(before[0], after[0])  # the float64 first layer was trained
+    p = model.predict(x, verbose=0)
+    assert p.dtype == np.float64 and np.allclose(p.sum(axis=1), 1)
+    assert np.isfinite(model.evaluate(x, y, verbose=0)[0])
+    assert np.isfinite(model.train_on_batch(x, y)[0])
+
+
+def test_mixed_dtype_float32_output_gradient_matches_a_float64_model():
+    # the casts are exact for the gradient path: a float32 head on float64 layers trains like
+    # the same model cast by hand (same initial weights, SGD, one full-batch step)
+    x, y = _xy(n=16)
+    def make(last_dtype):
+        m = keras.Sequential([layers.Input(shape=(4,)),
+                              layers.Dense(6, activation="tanh", dtype="float64"),
+                              layers.Dense(3, activation="softmax", dtype=last_dtype)])
+        m.compile(keras.optimizers.SGD(0.5), "sparse_categorical_crossentropy")
+        return m
+    mixed, ref = make("float32"), make("float64")
+    ref.set_weights(mixed.get_weights())
+    mixed.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    ref.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert mixed.predict(x, verbose=0).dtype == np.float32  # the last layer's dtype, as Keras
+    assert all(a.dtype == np.float32 for a in mixed.predict(x, verbose=0, mc_samples=2))
+    for a, b in zip(mixed.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
