@@ -26,4 +26,12 @@ from . import config
 __all__ = ["Sequential", "Model", "Input", "models", "layers", "activations", "initializers", "losses",
            "metrics", "optimizers", "regularizers", "constraints", "callbacks", "utils",
            "set_seed", "set_num_threads", "get_num_threads", "set_backend", "floatx",
-           "set_floatx", "config", "clone_model", "load_model", "saving", "pretrain"]
+           "set_floatx", "config", "clone_model", "load_model", "saving", "pretrain", "wrappers"]
+
+
+def __getattr__(name):
+    # fastnn.wrappers imports scikit-learn: only when it is used
+    if name == "wrappers":
+        import importlib
+        return importlib.import_module(".wrappers", __name__)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
