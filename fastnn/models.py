@@ -393,13 +393,16 @@ class Sequential:
 
     def _sample_weights(self, sample_weight, class_weight, y, n, what):
         """Per-sample weights from ``sample_weight`` (n,) and/or ``class_weight`` {class:
-        weight} (classes from the prepared targets: labels, one-hot argmax, or 0/1), as one
+        weight} (classes from the targets as given: labels, one-hot argmax, or rounded values), as one
         array of the model's dtype; None when neither is given. Validated once per call."""
         if sample_weight is None and class_weight is None:
             return None
         w = np.ones(n, np.float64)
         if sample_weight is not None:
-            sw = np.asarray(sample_weight, dtype=np.float64)
+            sw = np.asarray(sample_weight)
+            if sw.dtype.kind not in "biuf":
+                raise TypeError(f"{what}: sample_weight must be numeric, got dtype {sw.dtype}")
+            sw = sw.astype(np.float64)
             if sw.ndim == 2 and sw.shape[1] == 1:
                 sw = sw[:, 0]
             if sw.shape != (n,):
@@ -410,19 +413,26 @@ class Sequential:
             if not isinstance(class_weight, dict) or not class_weight:
                 raise ValueError(f"{what}: class_weight must be a non-empty dict {{class index: "
                                  f"weight}}, got {class_weight!r}")
-            if y.ndim == 1:
-                labels = y.astype(np.int64)
-            elif y.shape[1] > 1:
+            # the classes of the targets as the user gave them (validated by the loss
+            # already): a loss's own transform (hinge's 0/1 -> -1/1) must not move them
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] > 1:
                 labels = np.argmax(y, axis=1)
             else:
-                labels = np.round(y[:, 0]).astype(np.int64)
-            keys = [int(k) for k in class_weight]
-            if min(keys) < 0:
-                raise ValueError(f"{what}: class_weight keys must be class indices >= 0, got {sorted(keys)}")
-            table = np.ones(max(max(keys), int(labels.max(initial=0))) + 1, np.float64)
+                labels = np.round(y.reshape(len(y))).astype(np.int64)
+            table = {}
             for k, v in class_weight.items():
-                table[int(k)] = float(v)
-            w *= table[labels]
+                if not isinstance(k, (int, float, np.integer, np.floating)) or isinstance(k, bool) \
+                        or k != int(k) or k < 0:
+                    raise ValueError(f"{what}: class_weight keys must be class indices >= 0, got "
+                                     f"{k!r} in {sorted(map(repr, class_weight))}")
+                try:
+                    table[int(k)] = float(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{what}: class_weight[{k!r}] must be a number, got {v!r}") from None
+            # as Keras (class_weight.get(label, 1.0)): an unlisted class keeps weight 1
+            classes, inverse = np.unique(labels, return_inverse=True)
+            w *= np.array([table.get(int(c), 1.0) for c in classes], np.float64)[inverse]
         if not backend.ops.all_finite(w) or np.any(w < 0):
             raise ValueError(f"{what}: sample/class weights must be finite and >= 0")
         return np.ascontiguousarray(w, dtype=self._dtype)
@@ -449,10 +459,10 @@ class Sequential:
         self._ensure_built(x)
         if y is None:
             raise ValueError("fit() needs targets y")
-        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
+        y_given, y = y, self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-        w = self._sample_weights(sample_weight, class_weight, y, len(x), "fit")
+        w = self._sample_weights(sample_weight, class_weight, y_given, len(x), "fit")
         val_w = None
         if validation_data is None and validation_split:
             n_val = int(math.floor(len(x) * validation_split))
@@ -560,10 +570,10 @@ class Sequential:
         self._check_compiled("train_on_batch")
         x = self._prepare_x(x)
         self._ensure_built(x)
-        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
+        y_given, y = y, self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-        w = self._sample_weights(sample_weight, class_weight, y, len(x), "train_on_batch")
+        w = self._sample_weights(sample_weight, class_weight, y_given, len(x), "train_on_batch")
         self._prepare_training()
         loss, out = self._train_step(x, y, w)
         for m in self.compiled_metrics:

@@ -55,3 +55,64 @@ def test_mixed_dtype_float32_output_gradient_matches_a_float64_model():
     assert all(a.dtype == np.float32 for a in mixed.predict(x, verbose=0, mc_samples=2))
     for a, b in zip(mixed.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _binary(loss, act):
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(1, activation=act)])
+    m.compile(keras.optimizers.SGD(0.1), loss)
+    return m
+
+
+@pytest.mark.parametrize("loss,act", [("hinge", "tanh"), ("mse", None)])
+def test_class_weight_uses_the_users_labels(loss, act):
+    # Keras takes the classes from the targets as given: hinge maps 0/1 targets to -1/1
+    # internally, and class 0's weight was then looked up at index -1 (the last class)
+    x, _ = _xy(n=20)
+    y = (x[:, 0] > 0).astype("float32")
+    m = _binary(loss, act)
+    cw = {0: 5.0, 1: 1.0}
+    a = m.evaluate(x, y, sample_weight=np.where(y == 0, 5.0, 1.0), verbose=0)
+    w0 = m.get_weights()
+    m.train_on_batch(x, y, class_weight=cw)
+    via_class = m.get_weights()
+    m.set_weights(w0)
+    m.compile(keras.optimizers.SGD(0.1), loss)
+    m.train_on_batch(x, y, sample_weight=np.where(y == 0, 5.0, 1.0))
+    for p, q in zip(via_class, m.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-6)
+    assert np.isfinite(a)
+
+
+def test_class_weight_ignores_labels_it_does_not_list():
+    # as Keras (class_weight.get(label, 1.0)): a regression target rounding to a negative or
+    # unlisted class keeps weight 1; it used to wrap around to the table's last entry
+    x, _ = _xy(n=6)
+    y = np.array([-2.2, -1.0, 0.0, 1.0, 2.0, 3.1], "float32")
+    m = _binary("mse", None)
+    w0 = m.get_weights()
+    m.train_on_batch(x, y, class_weight={0: 3.0, 1: 2.0, 3: 4.0})
+    via_class = m.get_weights()
+    m.set_weights(w0)
+    m.compile(keras.optimizers.SGD(0.1), "mse")
+    m.train_on_batch(x, y, sample_weight=np.array([1, 1, 3, 2, 1, 4.0]))
+    for p, q in zip(via_class, m.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cw,match", [({"a": 1.0}, "class_weight keys must be class indices"),
+                                      ({0.5: 1.0}, "class_weight keys must be class indices"),
+                                      ({0: "x"}, r"class_weight\[0\] must be a number")])
+def test_bad_class_weight_entries_are_named(cw, match):
+    x, y = _xy(n=8)
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=match):
+        m.fit(x, y, class_weight=cw, verbose=0)
+
+
+def test_non_numeric_sample_weight_is_named():
+    x, y = _xy(n=8)
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    with pytest.raises(TypeError, match="sample_weight must be numeric"):
+        m.fit(x, y, sample_weight=np.array(["a"] * 8), verbose=0)
