@@ -49,6 +49,10 @@ class CallbackList:
         # as Keras (which flattens the argument): one callback need not be in a list
         self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
         for cb in self.callbacks:
+            if isinstance(cb, type) or not callable(getattr(cb, "set_model", None)):
+                what = f"the class {cb.__name__} (add ())" if isinstance(cb, type) else repr(cb)
+                raise TypeError(f"callbacks must be Callback instances (e.g. "
+                                f"callbacks=[EarlyStopping(patience=3)]), got {what}")
             cb.set_model(model)
             cb.set_params(params)
         self.wants_batches = self._overridden(_BATCH_HOOKS)

@@ -453,8 +453,23 @@ class Sequential:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        validation_split = 0.0 if validation_split is None else validation_split  # Keras: falsy
+        if not isinstance(validation_split, (int, float, np.integer, np.floating)):
+            raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if steps_per_epoch is not None and (not isinstance(steps_per_epoch, (int, np.integer))
+                                            or steps_per_epoch < 1):
+            raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}")
+        # as Keras 3: validate every N epochs, or on the listed (1-based) epochs
+        val_epochs = validation_freq if isinstance(validation_freq, (list, tuple)) else [validation_freq]
+        if not val_epochs or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                                     and e >= 1 for e in val_epochs):
+            raise ValueError("validation_freq must be a positive integer (validate every N epochs) "
+                             f"or a list of epoch numbers (1-based), got {validation_freq!r}")
+        val_epochs = set(val_epochs) if isinstance(validation_freq, (list, tuple)) else None
+        if verbose != "auto" and not isinstance(verbose, (int, np.integer)):
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
         x = self._prepare_x(x)
         self._ensure_built(x)
         if y is None:
@@ -547,7 +562,8 @@ class Sequential:
                     break
             epoch_logs = self._logs(loss_total / max(seen, 1), mets)
             self._last_epoch_seconds = time.perf_counter() - t0
-            if validation_data is not None and (epoch + 1) % validation_freq == 0:
+            if validation_data is not None and ((epoch + 1) in val_epochs if val_epochs is not None
+                                                else (epoch + 1) % validation_freq == 0):
                 val = self._evaluate_arrays(validation_data[0], validation_data[1],
                                             validation_batch_size or batch_size, cb, val_w)
                 epoch_logs.update({f"val_{k}": v for k, v in val.items()})
@@ -687,9 +703,9 @@ class Sequential:
         y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         steps = int(math.ceil(len(x) / batch_size))
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
@@ -716,9 +732,9 @@ class Sequential:
             return mc_predict(self, x, mc_samples, batch_size=batch_size)
         x = self._prepare_x(x)
         self._ensure_built(x)
-        batch_size = 32 if batch_size is None else int(batch_size)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(
             callbacks, self, {"steps": int(math.ceil(len(x) / batch_size)), "verbose": verbose})

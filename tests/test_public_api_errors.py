@@ -116,3 +116,50 @@ def test_non_numeric_sample_weight_is_named():
     m.compile("sgd", "sparse_categorical_crossentropy")
     with pytest.raises(TypeError, match="sample_weight must be numeric"):
         m.fit(x, y, sample_weight=np.array(["a"] * 8), verbose=0)
+
+
+def _clf():
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy")
+    return m
+
+
+def test_validation_freq_int_or_list_as_keras():
+    x, y = _xy()
+    h = _clf().fit(x, y, epochs=4, validation_data=(x, y), validation_freq=[1, 3], verbose=0)
+    assert len(h.history["loss"]) == 4 and len(h.history["val_loss"]) == 2
+    h = _clf().fit(x, y, epochs=4, validation_data=(x, y), validation_freq=2, verbose=0)
+    assert len(h.history["val_loss"]) == 2
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match="validation_freq"):
+            _clf().fit(x, y, validation_data=(x, y), validation_freq=bad, verbose=0)
+
+
+def test_fit_argument_types_are_named():
+    x, y = _xy()
+    m = _clf()
+    # None means no split (Keras tests `if validation_split`)
+    assert "val_loss" not in m.fit(x, y, validation_split=None, verbose=0).history
+    with pytest.raises(TypeError, match="validation_split must be a number"):
+        m.fit(x, y, validation_split="0.2", verbose=0)
+    with pytest.raises(ValueError, match="verbose must be"):
+        m.fit(x, y, verbose="loud")
+    with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer"):
+        m.fit(x, y, steps_per_epoch=0, verbose=0)
+    for bad in (8.5, "8", 0):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            m.evaluate(x, y, batch_size=bad, verbose=0)
+        with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+            m.predict(x, batch_size=bad, verbose=0)
+
+
+@pytest.mark.parametrize("bad", [3, keras.callbacks.EarlyStopping, "history"])
+def test_callbacks_that_are_not_callback_objects_are_named(bad):
+    x, y = _xy()
+    m = _clf()
+    for call in (lambda: m.fit(x, y, callbacks=[bad], verbose=0),
+                 lambda: m.evaluate(x, y, callbacks=[bad], verbose=0),
+                 lambda: m.predict(x, callbacks=[bad], verbose=0)):
+        with pytest.raises(TypeError, match="callbacks must be Callback instances"):
+            call()
+    assert np.isfinite(m.fit(x, y, verbose=0).history["loss"][0])
