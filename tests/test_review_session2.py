@@ -86,3 +86,28 @@ def test_builtin_models_still_chunk_and_agree_with_batches():
     got = model.predict(x, batch_size=7, verbose=0)
     want = np.concatenate([model.predict_on_batch(x[lo:lo + 7]) for lo in range(0, len(x), 7)])
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+class _SquaredSum(fastnn.regularizers.Regularizer):
+    """A user activity regularizer that is not a sum over rows: (sum of the outputs) ** 2."""
+
+    def __call__(self, y):
+        return float(np.sum(y, dtype=np.float64)) ** 2
+
+    def add_gradient(self, y, grad, scale=1.0):
+        grad += scale * 2 * np.sum(y, dtype=np.float64)
+
+
+def test_evaluate_keeps_user_batches_for_a_user_activity_regularizer():
+    """evaluate adds each batch's activity penalty (Keras 3: the regularizer of the batch's
+    output, per sample); with a user regularizer that penalty depends on the batch."""
+    x, y = _data()
+    fastnn.set_seed(1)
+    dense = layers.Dense(1, activity_regularizer=_SquaredSum())
+    model = fastnn.Sequential([layers.Input((3,)), dense])
+    model.compile(optimizer="sgd", loss="mse")
+    got = model.evaluate(x, y, batch_size=7, verbose=0)
+    out = model.predict(x, verbose=0).astype(np.float64)
+    mse = np.mean((out - y) ** 2)
+    penalty = sum(np.sum(out[lo:lo + 7]) ** 2 for lo in range(0, len(x), 7)) / len(x)
+    assert got == pytest.approx(mse + penalty, rel=1e-5)
