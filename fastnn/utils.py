@@ -1,7 +1,9 @@
-"""Utilities: to_categorical, normalize, MC dropout, the learning-rate range test."""
+"""Utilities: to_categorical, normalize, MC dropout, the learning-rate range test, sanity
+checks before training."""
 import numpy as np
 
 from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
+from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 
 
