@@ -33,3 +33,14 @@ def test_example_runs_small(name, keys):
         label = {"scratch": "from scratch", "frozen": "transfer (frozen)",
                  "fine_tuned": "transfer + fine-tuning", "pretrained": "pretrained"}[key]
         assert f"{label} {results[key][0]:.3f}" in printed
+
+
+def test_babysitting_example_runs_small():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = load("babysitting").main(small=True)
+    assert any("vanishing" in p for p in results["sick_problems"])
+    assert results["healthy_problems"] == []
+    assert 1e-6 < results["learning_rate"] < 1.0
+    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert "suggested learning rate" in out.getvalue()
