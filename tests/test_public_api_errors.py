@@ -163,3 +163,20 @@ def test_callbacks_that_are_not_callback_objects_are_named(bad):
         with pytest.raises(TypeError, match="callbacks must be Callback instances"):
             call()
     assert np.isfinite(m.fit(x, y, verbose=0).history["loss"][0])
+
+
+@pytest.mark.parametrize("lr,err,match", [
+    (lambda: -1.0, ValueError, "finite number >= 0, got -1.0"),
+    (lambda step: float("nan"), ValueError, "finite number >= 0, got nan"),
+    (lambda: "fast", TypeError, "must return a number, got 'fast'")])
+def test_learning_rate_callable_results_are_checked_before_the_step(lr, err, match):
+    # a float learning rate < 0 or NaN is refused; a callable returning one used to run
+    # gradient ascent (or write NaN weights) silently
+    x, y = _xy()
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile(keras.optimizers.SGD(lr), "sparse_categorical_crossentropy")
+    w0 = m.get_weights()
+    with pytest.raises(err, match=match):
+        m.fit(x, y, verbose=0)
+    for a, b in zip(w0, m.get_weights()):  # nothing was applied
+        np.testing.assert_array_equal(a, b)

@@ -82,6 +82,12 @@ class _LearningRateValue(float):
         self._optimizer.learning_rate = value
 
 
+def _learning_rate_value(lr, optimizer):
+    value = _LearningRateValue(lr)
+    value._optimizer = optimizer
+    return value
+
+
 class Optimizer:
     """Optimizer(learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
     global_clipnorm=None, name=None)
@@ -147,9 +153,18 @@ class Optimizer:
             lr = lr(self.iterations)
         elif callable(lr):
             lr = lr(self.iterations) if self._lr_wants_step else lr()
-        value = _LearningRateValue(lr)
-        value._optimizer = self
-        return value
+        else:
+            return _learning_rate_value(lr, self)  # checked when it was set
+        try:
+            value = float(lr)
+        except (TypeError, ValueError):
+            raise TypeError(f"{type(self).__name__}: the learning-rate schedule or callable must "
+                            f"return a number, got {lr!r}") from None
+        if not 0.0 <= value < math.inf:  # checked before the step: the weights stay intact
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule or callable "
+                             f"returned {value!r} at step {int(self.iterations)}; a learning rate "
+                             f"must be a finite number >= 0, got {value!r}")
+        return _learning_rate_value(value, self)
 
     @learning_rate.setter
     def learning_rate(self, value):
