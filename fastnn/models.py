@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
-from .layers.base import Layer, pack_variables, unique_name
+from .layers.base import Layer, _weight_list, pack_variables, unique_name
 from .layers.core import InputLayer
 
 
@@ -176,12 +176,13 @@ class Sequential:
         return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
-        weights = list(weights)
+        weights = _weight_list(weights, f"Sequential {self.name!r}")
         own = self.weights
         if len(weights) != len(own):
             raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
-        for v, w in zip(own, weights):
-            v.assign(w)
+        checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
+        for v, w in zip(own, checked):
+            np.copyto(v.value, w)
 
     def count_params(self):
         return int(sum(v.value.size for v in self.weights))

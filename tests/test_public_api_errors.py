@@ -180,3 +180,51 @@ def test_learning_rate_callable_results_are_checked_before_the_step(lr, err, mat
         m.fit(x, y, verbose=0)
     for a, b in zip(w0, m.get_weights()):  # nothing was applied
         np.testing.assert_array_equal(a, b)
+
+
+def test_set_weights_refuses_values_that_overflow_the_variables_dtype():
+    # 1e300 is finite in float64 but inf in a float32 variable: it used to pass the check
+    # (made before the cast) and give inf weights and NaN predictions
+    m = _clf()
+    w = m.get_weights()
+    bad = [a.astype(np.float64) for a in w]
+    bad[0][0, 0] = 1e300
+    with pytest.raises(ValueError, match="non-finite"):
+        m.set_weights(bad)
+    with pytest.raises(ValueError, match="non-finite"):
+        m.layers[0].kernel.assign(bad[0])
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])
+
+
+@pytest.mark.parametrize("make", [lambda a: a.astype(str), lambda a: a.astype(complex)])
+def test_set_weights_of_non_real_dtype_is_a_type_error(make):
+    m = _clf()
+    w = m.get_weights()
+    bad = list(w)
+    bad[0] = make(w[0])
+    with pytest.raises(TypeError, match=r"dtype \S+ to variable 'dense\w*/kernel'"):
+        m.set_weights(bad)
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])
+    # object arrays of numbers (e.g. from pandas) are numbers
+    bad[0] = w[0].astype(object)
+    m.set_weights(bad)
+    np.testing.assert_array_equal(m.get_weights()[0], w[0])
+
+
+def test_set_weights_needs_a_list():
+    with pytest.raises(TypeError, match="set_weights expects a list of arrays, got None"):
+        _clf().set_weights(None)
+
+
+def test_a_failed_set_weights_changes_nothing():
+    # all arrays are checked before any is copied: a bad last array left the model half-set
+    m = _clf()
+    w = m.get_weights()
+    new = [a + 1 for a in w]
+    new[-1] = np.full_like(w[-1], np.nan)
+    for target in (m, m.layers[0]):
+        arrays = new if target is m else new[:1] + [np.full_like(w[1], np.inf)]
+        with pytest.raises(ValueError, match="non-finite"):
+            target.set_weights(arrays)
+        for a, b in zip(w, m.get_weights()):
+            np.testing.assert_array_equal(a, b)

@@ -69,13 +69,30 @@ class Variable:
 
     def assign(self, value):
         """Copy ``value`` into the variable (in place, so buffers that view it stay valid)."""
+        np.copyto(self.value, self._checked(value))
+
+    def _checked(self, value):
+        """``value`` as an array of this variable's shape and dtype, refused (ValueError or
+        TypeError naming the variable) when it does not fit; nothing is written."""
         value = np.asarray(value)
+        if value.dtype.kind == "O":  # e.g. numbers in an object array from pandas
+            try:
+                value = value.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"Cannot assign a value of dtype {value.dtype} to variable "
+                            f"{self.path!r} ({self.value.dtype}): expected real numbers")
         if value.shape != self.value.shape:
             raise ValueError(f"Cannot assign a value of shape {value.shape} to variable "
                              f"{self.path!r} of shape {self.value.shape}")
+        if value.dtype != self.value.dtype:
+            with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+                value = value.astype(self.value.dtype)
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"Cannot assign non-finite values (NaN or inf) to variable {self.path!r}")
-        np.copyto(self.value, value, casting="unsafe")
+            raise ValueError(f"Cannot assign non-finite values (NaN or inf, or values beyond "
+                             f"{self.value.dtype}'s range) to variable {self.path!r}")
+        return value
 
     def __array__(self, dtype=None, copy=None):
         return self.value if dtype is None else self.value.astype(dtype)
@@ -105,6 +122,13 @@ def is_packed(variables):
             return False
         off += v.value.size
     return off == vbase.size == gbase.size
+
+
+def _weight_list(weights, owner):
+    if weights is None or isinstance(weights, (str, bytes, dict, np.ndarray)):
+        raise TypeError(f"{owner}: set_weights expects a list of arrays, got "
+                        f"{weights if weights is None else type(weights).__name__}")
+    return list(weights)
 
 
 def pack_variables(variables):
@@ -253,12 +277,13 @@ class Layer:
         return [v.numpy() for v in self._variables]
 
     def set_weights(self, weights):
-        weights = list(weights)
+        weights = _weight_list(weights, f"Layer {self.name!r}")
         if len(weights) != len(self._variables):
             raise ValueError(f"Layer {self.name!r} expects {len(self._variables)} weight arrays "
                              f"({[v.shape for v in self._variables]}), got {len(weights)}")
-        for v, w in zip(self._variables, weights):
-            v.assign(w)
+        checked = [v._checked(w) for v, w in zip(self._variables, weights)]  # all, then copy
+        for v, w in zip(self._variables, checked):
+            np.copyto(v.value, w)
 
     def count_params(self):
         return int(sum(v.value.size for v in self._variables))
