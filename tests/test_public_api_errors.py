@@ -228,3 +228,24 @@ def test_a_failed_set_weights_changes_nothing():
             target.set_weights(arrays)
         for a, b in zip(w, m.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+class _FirstTwo(layers.Layer):
+    # a Keras-style user layer that changes the width and defines no compute_output_shape:
+    # Keras infers its output shape by running call; fastnn assumed the input shape, built the
+    # next Dense for 4 inputs and failed in matmul ("mismatch in its core dimension 0")
+    def call(self, x):
+        return x[:, :2] * 2.0
+
+
+def test_user_layer_output_shape_is_inferred_from_call():
+    x, _ = _xy()
+    y = x[:, :1] * 3
+    m = keras.Sequential([layers.Input(shape=(4,)), _FirstTwo(), layers.Dense(1)])
+    assert m.layers[0].output_shape == (None, 2) and m.layers[1].kernel.shape == (2, 1)
+    m.compile(keras.optimizers.SGD(0.05), "mse")
+    h = m.fit(x, y, epochs=3, verbose=0)
+    assert h.history["loss"][-1] < h.history["loss"][0]
+    assert m.predict(x, verbose=0).shape == (len(x), 1)
+    unbuilt = keras.Sequential([_FirstTwo(), layers.Dense(3)])  # built on first call
+    assert unbuilt.predict(x, verbose=0).shape == (len(x), 3)

@@ -300,6 +300,13 @@ class Layer:
             self.output_shape = tuple(self.compute_output_shape(tuple(input_shape)))
 
     def compute_output_shape(self, input_shape):
+        """The output shape for ``input_shape`` (batch axis first). A user layer written with
+        ``call`` only gets it, as in Keras, from running ``call`` (here on one row of zeros):
+        assuming the input shape built the next layer for the wrong width."""
+        if type(self)._native_forward is None and type(self).call is not Layer.call:
+            with np.errstate(all="ignore"):
+                out = self.forward(np.zeros((1,) + tuple(input_shape[1:]), self.dtype), False)
+            return (input_shape[0],) + tuple(np.shape(out)[1:])
         return tuple(input_shape)
 
     def _check_input(self, x):
