@@ -77,6 +77,8 @@ def set_seed(seed):
     """Seed every random choice fastnn makes (initializers, shuffling, dropout masks):
     the same seed and thread count give the same weights bit for bit."""
     global _rng, _seed
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     _seed = int(seed)
     _rng = np.random.default_rng(_seed)
     np.random.seed(_seed % (2 ** 32))

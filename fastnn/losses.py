@@ -89,6 +89,13 @@ class Loss:
         return cls(**config)
 
 
+def _smoothing(value, name):
+    value = float(value)
+    if not 0.0 <= value <= 1.0:  # beyond 1 the smoothed targets leave [0, 1]
+        raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {value}")
+    return value
+
+
 def _snake(name):
     import re
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -131,7 +138,7 @@ class BinaryCrossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = _smoothing(label_smoothing, name)
         self._code = LOSS_CODES["bce_logits" if from_logits else "bce"]
 
     def prepare_targets(self, y, output_shape, dtype):
@@ -153,7 +160,7 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, from_logits=False, label_smoothing=0.0, name="categorical_crossentropy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.from_logits = bool(from_logits)
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = _smoothing(label_smoothing, name)
 
     def prepare_targets(self, y, output_shape, dtype):
         y_arr = np.asarray(y)
@@ -302,6 +309,9 @@ def get(identifier):
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     if isinstance(identifier, dict):
+        if identifier.get("class_name") not in _BY_NAME:
+            raise ValueError(f"Unknown loss {identifier.get('class_name')!r} in {identifier!r}: "
+                             "expected {'class_name': <a fastnn loss>, 'config': {...}}")
         return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config", {}))
     if callable(identifier) and hasattr(identifier, "_fastnn_loss"):
         return identifier._fastnn_loss()

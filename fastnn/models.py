@@ -189,6 +189,9 @@ class Sequential:
 
     def get_layer(self, name=None, index=None):
         if index is not None:
+            if not -len(self._layers) <= index < len(self._layers):
+                raise ValueError(f"get_layer: was asked for the layer at index {index} but model "
+                                 f"{self.name!r} has {len(self._layers)} layers")
             return self._layers[index]
         for layer in self._layers:
             if layer.name == name:

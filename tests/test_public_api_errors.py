@@ -249,3 +249,31 @@ def test_user_layer_output_shape_is_inferred_from_call():
     assert m.predict(x, verbose=0).shape == (len(x), 1)
     unbuilt = keras.Sequential([_FirstTwo(), layers.Dense(3)])  # built on first call
     assert unbuilt.predict(x, verbose=0).shape == (len(x), 3)
+
+
+def test_input_batch_shape_and_integer_input_shape():
+    x, _ = _xy()
+    # Keras 3: Input(batch_shape=(None, 4)); was "Input needs a shape"
+    m = keras.Sequential([layers.Input(batch_shape=(None, 4)), layers.Dense(2)])
+    assert m.predict(x, verbose=0).shape == (len(x), 2)
+    # input_shape=4 like Input(shape=4) (was TypeError: 'int' object is not iterable)
+    m = keras.Sequential([layers.Dense(2, input_shape=4)])
+    assert m.predict(x, verbose=0).shape == (len(x), 2)
+    with pytest.raises(ValueError, match="batch_shape"):
+        layers.Input(shape=(4,), batch_shape=(None, 3))
+
+
+def test_small_argument_errors_are_named():
+    m = _clf()
+    with pytest.raises(ValueError, match="index 5 .* 1 layers"):
+        m.get_layer(index=5)
+    for bad in (-1, 1.5, "a"):
+        with pytest.raises((ValueError, TypeError), match="seed must be a non-negative integer"):
+            keras.set_seed(bad)
+    with pytest.raises(ValueError, match="Unknown loss 'Nope'"):
+        m.compile("adam", {"class_name": "Nope", "config": {}})
+    with pytest.raises(ValueError, match="class_name"):
+        m.compile({"learning_rate": 0.1}, "mse")
+    for cls in (keras.losses.BinaryCrossentropy, keras.losses.CategoricalCrossentropy):
+        with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 2.0"):
+            cls(label_smoothing=2.0)

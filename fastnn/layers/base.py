@@ -216,6 +216,8 @@ class Layer:
             input_shape = (input_dim,)
         if batch_input_shape is not None:
             input_shape = tuple(batch_input_shape[1:])
+        if isinstance(input_shape, (int, np.integer)):  # input_shape=4 as Input(shape=4)
+            input_shape = (int(input_shape),)
         self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
         self.built = False
         self._variables = []

@@ -9,12 +9,20 @@ class InputLayer(Layer):
     """InputLayer(shape=None, batch_size=None, dtype=None, name=None): declares the input shape
     of a Sequential model. ``fastnn.Input(shape=...)`` returns one."""
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
+                 batch_shape=None, **kwargs):
         shape = shape if shape is not None else input_shape
-        if shape is None:
-            raise ValueError("Input needs a shape, e.g. Input(shape=(784,))")
         if isinstance(shape, int):
             shape = (shape,)
+        if batch_shape is not None:  # Keras 3: Input(batch_shape=(None, 784))
+            batch_shape = tuple(batch_shape)
+            if len(batch_shape) < 2 or (shape is not None and tuple(shape) != batch_shape[1:]):
+                raise ValueError(f"Input: batch_shape={batch_shape} must be (batch size or None, "
+                                 f"features...) and agree with shape={shape}")
+            shape = batch_shape[1:]
+            batch_size = batch_shape[0] if batch_size is None else batch_size
+        if shape is None:
+            raise ValueError("Input needs a shape, e.g. Input(shape=(784,))")
         shape = tuple(shape)
         if any(d is None or int(d) <= 0 for d in shape):
             raise ValueError(f"Input shape must be positive integers (without the batch size), got {shape}")

@@ -23,6 +23,9 @@ def get(identifier):
             raise ValueError(f"Unknown optimizer {identifier!r}. Known: {sorted(_BY_NAME)}")
         return _BY_NAME[key]()
     if isinstance(identifier, dict):
+        if not isinstance(identifier.get("class_name"), str):
+            raise ValueError(f"Could not interpret optimizer {identifier!r}: a dict must be "
+                             "{'class_name': 'Adam', 'config': {...}}")
         return get(identifier["class_name"]).__class__.from_config(identifier.get("config", {}))
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
