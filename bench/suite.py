@@ -99,7 +99,11 @@ class TorchWorker:
     def ask(self, **msg):
         self.proc.stdin.write(json.dumps(msg) + "\n")
         self.proc.stdin.flush()
-        reply = json.loads(self.proc.stdout.readline())
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch worker (bench/torch_baseline.py) exited with code "
+                               f"{self.proc.wait()} (its error is printed above)")
+        reply = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"torch worker: {reply['error']}")
         return reply
@@ -268,7 +272,7 @@ def case_predict(x, y, args, worker):
     xs = x[:10000]
     model = fastnn_model(MLP)
     model.predict(xs[:1000], batch_size=1000, verbose=0)
-    row = {"case": "predict 10,000 rows (batch 1000)"}
+    row = {"case": "predict 10,000 rows (batch_size=1000; fastnn picks cache-sized chunks)"}
     # the floor: the forward products alone
     ws = [v.value for v in model.weights if v.value.ndim == 2]
     outs = [np.empty((1000, w.shape[1]), np.float32) for w in ws]
@@ -368,6 +372,19 @@ def markdown(results):
         for r in rows:
             lines.append(f"| {r['batch']} | {r['no_update_x_floor']:.2f}x | {r['sgd_x_floor']:.2f}x | "
                          f"{r['x_floor']:.2f}x | +{r['adam_update_hot_x_floor']:.2f}x |")
+    by_case = {}
+    for r in results["rows"]:
+        if "fastnn_s" in r and "batch" not in r and r.get("threads") in (1, 2):
+            by_case.setdefault(r["case"], {})[r["threads"]] = r
+    pairs = [(case, t) for case, t in by_case.items() if 1 in t and 2 in t]
+    if pairs:
+        lines += ["", "Thread scaling, 1 -> 2 threads (epoch time with 1 thread / with 2; the floor "
+                  "is the BLAS alone):", "", "| case | fastnn | GEMM floor | PyTorch |", "|---|---|---|---|"]
+        for case, t in pairs:
+            def speedup(key):
+                a, b = t[1].get(key), t[2].get(key)
+                return f"{a / b:.2f}x" if a and b else "n/a"
+            lines.append(f"| {case} | {speedup('fastnn_s')} | {speedup('floor_s')} | {speedup('torch_s')} |")
     for r in results["rows"]:
         if "speedup_1_to_2" in r:
             lines.append(f"\n{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x")

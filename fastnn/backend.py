@@ -26,7 +26,9 @@ def _openmp_already_loaded():
 # kernels, which lose little since most kernels of a training step are below the parallel
 # threshold anyway).
 _WAIT_POLICY_SET_BY_FASTNN = "OMP_WAIT_POLICY" not in os.environ
-_SPINNING_OPENMP = _WAIT_POLICY_SET_BY_FASTNN and _openmp_already_loaded()
+# GOMP_SPINCOUNT is libgomp's other knob for how long idle workers spin: the user's choice too
+_SPINNING_OPENMP = (_WAIT_POLICY_SET_BY_FASTNN and "GOMP_SPINCOUNT" not in os.environ
+                    and _openmp_already_loaded())
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy as np  # noqa: E402
@@ -147,7 +149,8 @@ set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None
 _n_threads = _default_threads()
 if _ops_module._ckernels is not None:
     _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
-    if _SPINNING_OPENMP and _n_threads > 1 and _ops_module._ckernels.have_openmp():
+    if _SPINNING_OPENMP and _n_threads > 1 and _ops_module._ckernels.have_openmp() \
+            and ops.name == "c":
         warnings.warn(
             "fastnn: OpenMP (libgomp) was loaded before fastnn, e.g. by importing torch first, "
             "without OMP_WAIT_POLICY in the environment, so its idle threads spin for "

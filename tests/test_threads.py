@@ -110,5 +110,6 @@ def test_openmp_loaded_first_without_a_policy_gives_serial_kernels_and_a_warning
     # without a preloaded libgomp nothing changes
     assert _run(_IMPORT, env) == [0, 2, 2]
     # the user's own policy is respected: no warning, parallel kernels
+    assert _run(_PRELOAD + _IMPORT, dict(env, GOMP_SPINCOUNT="0")) == [0, 2, 2]
     env["OMP_WAIT_POLICY"] = "passive"
     assert _run(_PRELOAD + _IMPORT, env) == [0, 2, 2]
