@@ -27,6 +27,11 @@ class Metric:
     def update_state(self, y_true, y_pred, sample_weight=None):
         if sample_weight is not None:
             raise NotImplementedError(f"{self.name}: fastnn metrics do not take sample_weight")
+        y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+        if y_true.ndim and y_pred.ndim and len(y_true) != len(y_pred):
+            # NumPy would broadcast one label against every row (a made-up result)
+            raise ValueError(f"{self.name}: y_true has {len(y_true)} rows (shape {y_true.shape}) "
+                             f"but y_pred has {len(y_pred)} (shape {y_pred.shape})")
         v = self.values(y_true, y_pred)
         self.total += float(np.sum(v))
         self.count += int(np.size(v))

@@ -277,3 +277,22 @@ def test_small_argument_errors_are_named():
     for cls in (keras.losses.BinaryCrossentropy, keras.losses.CategoricalCrossentropy):
         with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\], got 2.0"):
             cls(label_smoothing=2.0)
+
+
+@pytest.mark.parametrize("metric,y_true,y_pred", [
+    (keras.metrics.CategoricalAccuracy, np.eye(3)[[0, 1, 2]], np.eye(3)[[0, 1, 2, 2]]),
+    (keras.metrics.SparseCategoricalAccuracy, np.array([1]), np.eye(3)[[1, 1, 0, 2]]),
+    (keras.metrics.BinaryAccuracy, np.array([1.0]), np.array([[0.9], [0.8], [0.2]]))])
+def test_metric_row_count_mismatch_is_named(metric, y_true, y_pred):
+    # one label against four predictions broadcast silently (a made-up accuracy), or failed
+    # with NumPy's "operands could not be broadcast together"
+    m = metric()
+    with pytest.raises(ValueError, match=r"y_true has 1 rows?|y_true has 3 rows"):
+        m.update_state(y_true, y_pred)
+    assert m.result() == 0.0
+
+
+def test_metric_update_state_takes_lists():
+    m = keras.metrics.BinaryAccuracy()
+    m.update_state([1, 0], [0.9, 0.2])
+    assert m.result() == 1.0
