@@ -26,6 +26,7 @@ class Loss:
     # -- what the model uses ------------------------------------------------------------
     def prepare_targets(self, y, output_shape, dtype):
         """Validate and convert targets once per fit/evaluate (not per step)."""
+        _check_output_rank(self.name, output_shape)
         y = np.asarray(y)
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{self.name}: targets must be numeric, got dtype {y.dtype}")
@@ -87,6 +88,13 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _check_output_rank(name, output_shape):
+    if len(output_shape) > 2:  # y_pred (batch, units) is what the loss kernels take
+        raise ValueError(f"{name}: the model outputs shape {tuple(output_shape)}; fastnn trains "
+                         "models whose output is (batch, units) only: end the model with "
+                         "Flatten() (and Dense), and give targets of shape (batch, units)")
 
 
 def _smoothing(value, name):
@@ -197,6 +205,7 @@ class SparseCategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
 
     def prepare_targets(self, y, output_shape, dtype):
+        _check_output_rank(self.name, output_shape)
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]

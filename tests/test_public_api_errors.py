@@ -296,3 +296,18 @@ def test_metric_update_state_takes_lists():
     m = keras.metrics.BinaryAccuracy()
     m.update_state([1, 0], [0.9, 0.2])
     assert m.result() == 1.0
+
+
+@pytest.mark.parametrize("loss,y", [("mse", np.zeros((6, 2, 3))), ("mse", np.zeros((6, 6))),
+                                    ("sparse_categorical_crossentropy", np.zeros((6, 2), int))])
+def test_a_model_with_a_3d_output_says_so_in_fit(loss, y):
+    # predict works on (batch, 2, 3) outputs but fit cannot: the error said the model's output
+    # was "(batch, 3)", which sent the user to reshape targets that were already right
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Reshape((2, 2)), layers.Dense(3)])
+    m.compile("sgd", loss)
+    x, _ = _xy(n=6)
+    assert m.predict(x, verbose=0).shape == (6, 2, 3)
+    with pytest.raises(ValueError, match=r"outputs shape \(None, 2, 3\).*Flatten"):
+        m.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match=r"outputs shape \(None, 2, 3\)"):
+        m.evaluate(x, y, verbose=0)
