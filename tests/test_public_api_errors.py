@@ -311,3 +311,21 @@ def test_a_model_with_a_3d_output_says_so_in_fit(loss, y):
         m.fit(x, y, verbose=0)
     with pytest.raises(ValueError, match=r"outputs shape \(None, 2, 3\)"):
         m.evaluate(x, y, verbose=0)
+
+
+def test_normalization_adapt_keras_arguments_and_nested_lists():
+    x, _ = _xy(n=30)
+    ref = layers.Normalization()
+    ref.adapt(x)
+    for data, kw in ((x, {"batch_size": 8}), (x, {"batch_size": 8, "steps": None}),
+                     (x.tolist(), {})):
+        n = layers.Normalization()
+        n.adapt(data, **kw)  # Keras 3: adapt(data, batch_size=None, steps=None)
+        for a, b in zip(n.get_weights(), ref.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    # steps limits an iterable of batches, as Keras
+    n = layers.Normalization()
+    n.adapt([x[:10], x[10:20], x[20:]], steps=1)
+    first = layers.Normalization()
+    first.adapt(x[:10])
+    np.testing.assert_allclose(n.get_weights()[0], first.get_weights()[0], rtol=1e-6)

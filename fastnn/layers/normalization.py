@@ -374,13 +374,22 @@ class Normalization(Layer):
                                  f"statistics shape {self._stat_shape} of inputs {input_shape}") from None
         self.built = True
 
-    def adapt(self, data):
-        """Compute the mean and (biased) variance of ``data`` over every axis but ``axis``:
-        a NumPy array, or an iterable of batches (combined exactly, as Keras)."""
+    def adapt(self, data, batch_size=None, steps=None):
+        """adapt(data, batch_size=None, steps=None): compute the mean and (biased) variance
+        of ``data`` over every axis but ``axis``: a NumPy array (or nested lists of rows), or
+        an iterable of batches (combined exactly, as Keras; ``steps`` takes only the first
+        ``steps`` of them). ``batch_size`` changes nothing: the statistics are exact."""
+        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
+            raise ValueError(f"Normalization.adapt: steps must be a positive integer or None, got {steps!r}")
         if isinstance(data, np.ndarray) or np.isscalar(data):
             batches = [np.asarray(data)]
+        elif isinstance(data, list) and all(not isinstance(b, (np.ndarray, tuple)) and np.ndim(b) < 2
+                                            for b in data):
+            batches = [np.asarray(data)]  # rows as nested lists, not a list of 1-D "batches"
         elif hasattr(data, "__iter__"):
-            batches = (np.asarray(b[0] if isinstance(b, tuple) else b) for b in data)
+            import itertools
+            batches = (np.asarray(b[0] if isinstance(b, tuple) else b)
+                       for b in itertools.islice(data, steps))
         else:
             raise TypeError(f"Normalization.adapt: expected a NumPy array or an iterable of "
                             f"batches, got {type(data).__name__}")
