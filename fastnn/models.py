@@ -278,6 +278,9 @@ class Sequential:
                                  f"(batch, {', '.join(map(str, (self._input_shape or (None, '...'))[1:]))})")
         if x.shape[0] == 0:
             raise ValueError(f"{name} is empty (shape {x.shape})")
+        if 0 in x.shape[1:]:
+            raise ValueError(f"{name} has no features (shape {x.shape}): each sample needs at "
+                             "least one value")
         if self._input_shape is not None and tuple(x.shape[1:]) != tuple(self._input_shape[1:]):
             first = self._layers[0].name if self._layers else self.name
             raise ValueError(f"Input {name} has shape {x.shape}, but layer {first!r} of model "
@@ -453,7 +456,8 @@ class Sequential:
         gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
         self._check_compiled("fit")
         batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+                or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
@@ -708,7 +712,8 @@ class Sequential:
         if len(y) != len(x):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
         batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+                or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         steps = int(math.ceil(len(x) / batch_size))
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
@@ -737,7 +742,8 @@ class Sequential:
         x = self._prepare_x(x)
         self._ensure_built(x)
         batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
+                or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(

@@ -329,3 +329,19 @@ def test_normalization_adapt_keras_arguments_and_nested_lists():
     first = layers.Normalization()
     first.adapt(x[:10])
     np.testing.assert_allclose(n.get_weights()[0], first.get_weights()[0], rtol=1e-6)
+
+
+def test_inputs_without_features_and_boolean_batch_sizes_are_named():
+    # x[:, []] (no column selected) built a Dense on 0 inputs and trained only its bias
+    m = keras.Sequential([layers.Dense(3, activation="softmax")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"x has no features \(shape \(5, 0\)\)"):
+        m.fit(np.zeros((5, 0)), np.zeros(5, int), verbose=0)
+    with pytest.raises(ValueError, match="no features"):
+        m.predict(np.zeros((5, 0)), verbose=0)
+    x, y = _xy()
+    for call in (lambda: m.fit(x, y, batch_size=True, verbose=0),
+                 lambda: m.evaluate(x, y, batch_size=True, verbose=0),
+                 lambda: m.predict(x, batch_size=True, verbose=0)):
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got True"):
+            call()
