@@ -450,8 +450,8 @@ class Sequential:
     # ---- fit ------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_batch_size=None, validation_freq=1,
-            class_weight=None, sample_weight=None):
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1, class_weight=None, sample_weight=None):
         """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
         gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
         self._check_compiled("fit")
@@ -513,7 +513,11 @@ class Sequential:
                 if len(validation_data) == 3:
                     val_w = self._sample_weights(validation_data[2], None, vy, len(vx),
                                                  "fit (validation_data)")
-            validation_data = (vx, vy)
+            # as Keras: only the first validation_steps batches are evaluated
+            rows = _rows_for_steps(validation_steps, validation_batch_size or batch_size, len(vx),
+                                   "fit (validation_steps)")
+            validation_data = (vx[:rows], vy[:rows])
+            val_w = None if val_w is None else val_w[:rows]
         verbose = 1 if verbose == "auto" else int(verbose)
         n = len(x)
         steps = steps_per_epoch or int(math.ceil(n / batch_size))
@@ -715,6 +719,9 @@ class Sequential:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        rows = _rows_for_steps(steps, batch_size, len(x), "evaluate")
+        x, y = x[:rows], y[:rows]
+        sample_weight = None if sample_weight is None else np.asarray(sample_weight)[:rows]
         steps = int(math.ceil(len(x) / batch_size))
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
@@ -745,6 +752,7 @@ class Sequential:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x = x[:_rows_for_steps(steps, batch_size, len(x), "predict")]
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(
             callbacks, self, {"steps": int(math.ceil(len(x) / batch_size)), "verbose": verbose})
@@ -815,6 +823,16 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
+
+
+def _rows_for_steps(steps, batch_size, n, what):
+    """The rows ``steps`` batches of ``batch_size`` cover (all ``n`` when steps is None),
+    as Keras runs only ``steps`` batches of array data."""
+    if steps is None:
+        return n
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"{what}: steps must be a positive integer or None, got {steps!r}")
+    return min(n, int(steps) * int(batch_size))
 
 
 def clone_model(model):

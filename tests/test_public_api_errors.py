@@ -345,3 +345,22 @@ def test_inputs_without_features_and_boolean_batch_sizes_are_named():
                  lambda: m.predict(x, batch_size=True, verbose=0)):
         with pytest.raises(ValueError, match="batch_size must be a positive integer, got True"):
             call()
+
+
+def test_steps_and_validation_steps_limit_the_batches_as_keras():
+    # evaluate/predict ignored steps= (Keras runs only that many batches); fit had no
+    # validation_steps (TypeError for Keras code passing it)
+    x, y = _xy(n=40)
+    m = _clf()
+    ref = m.evaluate(x[:16], y[:16], verbose=0)
+    assert m.evaluate(x, y, batch_size=8, steps=2, verbose=0) == pytest.approx(ref)
+    assert m.predict(x, batch_size=8, steps=2, verbose=0).shape == (16, 3)
+    np.testing.assert_array_equal(m.predict(x, batch_size=8, steps=2, verbose=0),
+                                  m.predict(x[:16], verbose=0))
+    assert m.predict(x, batch_size=8, steps=100, verbose=0).shape == (40, 3)
+    m.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    h = m.fit(x, y, validation_data=(x, y), validation_steps=2, validation_batch_size=8, verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(ref)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="steps must be a positive integer"):
+            m.evaluate(x, y, steps=bad, verbose=0)
