@@ -495,7 +495,10 @@ class Sequential:
             validation_data = (x[-n_val:], y[-n_val:])
             x, y = x[:-n_val], y[:-n_val]
             if w is not None:  # as Keras: the split takes the sample weights along
-                val_w, w = w[-n_val:], w[:-n_val]
+                w = w[:-n_val]
+            if sample_weight is not None:  # but not class_weight (Keras applies it to training)
+                val_w = self._sample_weights(sample_weight, None, y_given, n_val + len(x),
+                                             "fit")[-n_val:]
             val_prepared = True
         else:
             val_prepared = False

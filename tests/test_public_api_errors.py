@@ -364,3 +364,18 @@ def test_steps_and_validation_steps_limit_the_batches_as_keras():
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match="steps must be a positive integer"):
             m.evaluate(x, y, steps=bad, verbose=0)
+
+
+def test_validation_split_takes_sample_weights_but_not_class_weights():
+    # Keras splits (x, y, sample_weight) before class_weight is applied to the training
+    # batches: val_loss is weighted by sample_weight only. fastnn weighted it by class too.
+    x, y = _xy(n=40)
+    m = _clf()
+    m.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    xv, yv = x[20:], y[20:]
+    h = m.fit(x, y, validation_split=0.5, class_weight={0: 10.0}, verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(m.evaluate(xv, yv, verbose=0))
+    sw = np.linspace(0.5, 2.0, 40)
+    h = m.fit(x, y, validation_split=0.5, class_weight={0: 10.0}, sample_weight=sw, verbose=0)
+    assert h.history["val_loss"][0] == pytest.approx(
+        m.evaluate(xv, yv, sample_weight=sw[20:], verbose=0))
