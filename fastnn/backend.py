@@ -140,6 +140,23 @@ def kernel_threads(n=None):
     return 1 if _SPINNING_OPENMP else n
 
 
+class serial_kernels:
+    """Context manager: fastnn's own kernels run on one thread inside the block (the BLAS is
+    not touched); used for work that measured faster on one core in the training loop."""
+
+    def __enter__(self):
+        ck = _ops_module._ckernels
+        self._prev = ck.get_num_threads() if ck is not None else None
+        if self._prev is not None and self._prev > 1:
+            ck.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self._prev is not None and self._prev > 1:
+            _ops_module._ckernels.set_num_threads(self._prev)
+        return False
+
+
 def have_openmp():
     """True when the C kernels were compiled with OpenMP."""
     return _ops_module._ckernels is not None and _ops_module._ckernels.have_openmp()

@@ -113,3 +113,35 @@ def test_openmp_loaded_first_without_a_policy_gives_serial_kernels_and_a_warning
     assert _run(_PRELOAD + _IMPORT, dict(env, GOMP_SPINCOUNT="0")) == [0, 2, 2]
     env["OMP_WAIT_POLICY"] = "passive"
     assert _run(_PRELOAD + _IMPORT, env) == [0, 2, 2]
+
+
+@requires_c
+def test_small_optimizer_updates_run_on_one_thread_in_fit(monkeypatch):
+    """Below optimizers.base.PARALLEL_UPDATE_MIN parameters the packed update runs serially
+    (measured faster in the training loop); same bits either way; the knob is restored."""
+    from fastnn import _ckernels, backend
+    from fastnn.optimizers import base
+    (x, y), _ = datasets.load_digits()
+    old = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(2)
+        seen = []
+        real = backend.ops.adam_update
+        monkeypatch.setattr(backend.ops, "adam_update",
+                            lambda *a, **k: (seen.append(_ckernels.get_num_threads()), real(*a, **k))[1])
+        weights = []
+        for limit in (base.PARALLEL_UPDATE_MIN, 0):
+            monkeypatch.setattr(base, "PARALLEL_UPDATE_MIN", limit)
+            seen.clear()
+            fastnn.set_seed(4)
+            m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(32, activation="relu"),
+                                   layers.Dense(10, activation="softmax")])
+            m.compile(optimizer=optimizers.Adam(), loss="sparse_categorical_crossentropy")
+            m.fit(x[:256], y[:256], epochs=1, batch_size=64, verbose=0)
+            assert set(seen) == ({1} if limit else {2})
+            assert _ckernels.get_num_threads() == 2
+            weights.append(m.get_weights())
+        for a, b in zip(*weights):
+            assert np.array_equal(a, b)
+    finally:
+        fastnn.set_num_threads(old)
