@@ -110,7 +110,13 @@ _blas_limiter = None
 def set_num_threads(n):
     """One knob for fastnn's kernels and the BLAS behind numpy's matrix products."""
     global _blas_limiter
-    n = int(n)
+    try:
+        k = int(n)
+    except (TypeError, ValueError):
+        raise TypeError(f"set_num_threads: the number of threads must be an integer, got {n!r}") from None
+    if isinstance(n, float) and k != n:
+        raise ValueError(f"set_num_threads: the number of threads must be an integer, got {n!r}")
+    n = k
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
     if _ops_module._ckernels is not None:

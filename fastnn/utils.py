@@ -8,10 +8,11 @@ from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 
 
 def to_categorical(x, num_classes=None):
-    """to_categorical(x, num_classes=None): integer labels -> one-hot float32 rows."""
+    """to_categorical(x, num_classes=None): integer labels -> one-hot float32 rows, of shape
+    ``x.shape + (num_classes,)`` (a trailing axis of 1 dropped first), as Keras."""
     x = np.asarray(x)
-    if x.ndim == 2 and x.shape[1] == 1:
-        x = x[:, 0]
+    shape = x.shape[:-1] if x.ndim > 1 and x.shape[-1] == 1 else x.shape
+    x = x.reshape(-1)
     if x.dtype.kind == "f":
         if np.any(x != np.round(x)):
             raise ValueError("to_categorical: labels must be whole numbers")
@@ -21,12 +22,19 @@ def to_categorical(x, num_classes=None):
     x = x.astype(np.int64)
     if x.size and x.min() < 0:
         raise ValueError(f"to_categorical: labels must be >= 0, got {x.min()}")
-    n = int(x.max()) + 1 if num_classes is None else int(num_classes)
+    if num_classes is None:
+        if not x.size:
+            raise ValueError("to_categorical: no labels to infer num_classes from; pass num_classes")
+        n = int(x.max()) + 1
+    elif isinstance(num_classes, bool) or not float(num_classes).is_integer() or num_classes < 1:
+        raise ValueError(f"to_categorical: num_classes must be a positive integer, got {num_classes!r}")
+    else:
+        n = int(num_classes)
     if x.size and x.max() >= n:
         raise ValueError(f"to_categorical: label {x.max()} is out of range for num_classes={n}")
     out = np.zeros((x.shape[0], n), np.float32)
     out[np.arange(x.shape[0]), x] = 1.0
-    return out
+    return out.reshape(tuple(shape) + (n,))
 
 
 def normalize(x, axis=-1, order=2):

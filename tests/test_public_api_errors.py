@@ -379,3 +379,27 @@ def test_validation_split_takes_sample_weights_but_not_class_weights():
     h = m.fit(x, y, validation_split=0.5, class_weight={0: 10.0}, sample_weight=sw, verbose=0)
     assert h.history["val_loss"][0] == pytest.approx(
         m.evaluate(xv, yv, sample_weight=sw[20:], verbose=0))
+
+
+def test_to_categorical_keeps_the_label_array_shape_as_keras():
+    tc = keras.utils.to_categorical
+    # (2, 2, 1) labels gave a (2, 1) array (fancy indexing broadcast silently)
+    y = np.array([[[0], [2]], [[1], [1]]])
+    out = tc(y)
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out.argmax(-1), y[..., 0])
+    assert tc(np.array([[0, 1], [2, 0]])).shape == (2, 2, 3)
+    assert tc([0, 2, 1]).shape == (3, 3) and tc(np.array([[0], [1]])).shape == (2, 2)
+    assert tc([], num_classes=4).shape == (0, 4)
+    with pytest.raises(ValueError, match="num_classes"):
+        tc([])
+    with pytest.raises(ValueError, match="num_classes must be a positive integer, got 2.5"):
+        tc([0, 1], num_classes=2.5)
+
+
+def test_set_num_threads_names_bad_values():
+    before = keras.get_num_threads()
+    for bad in (None, 1.5, "x", 0):
+        with pytest.raises((TypeError, ValueError), match="threads"):
+            keras.set_num_threads(bad)
+    assert keras.get_num_threads() == before
