@@ -27,7 +27,7 @@ class Loss:
     def prepare_targets(self, y, output_shape, dtype):
         """Validate and convert targets once per fit/evaluate (not per step)."""
         _check_output_rank(self.name, output_shape)
-        y = np.asarray(y)
+        y = _as_array(y, self.name)
         if y.dtype.kind not in "biuf":
             raise TypeError(f"{self.name}: targets must be numeric, got dtype {y.dtype}")
         y = y.astype(dtype, copy=False)
@@ -88,6 +88,14 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _as_array(y, name):
+    try:
+        return np.asarray(y)
+    except ValueError as e:  # e.g. nested lists of rows of different lengths
+        raise ValueError(f"{name}: targets could not be made into one array (rows of "
+                         f"different lengths?): {e}") from None
 
 
 def _check_output_rank(name, output_shape):
@@ -171,7 +179,7 @@ class CategoricalCrossentropy(Loss):
         self.label_smoothing = _smoothing(label_smoothing, name)
 
     def prepare_targets(self, y, output_shape, dtype):
-        y_arr = np.asarray(y)
+        y_arr = _as_array(y, self.name)
         if y_arr.ndim == 1 or (y_arr.ndim == 2 and y_arr.shape[1] == 1 and output_shape[-1] > 1):
             raise ValueError(
                 f"{self.name}: targets of shape {y_arr.shape} look like class labels, but this loss "
@@ -206,7 +214,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     def prepare_targets(self, y, output_shape, dtype):
         _check_output_rank(self.name, output_shape)
-        y = np.asarray(y)
+        y = _as_array(y, self.name)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         n_classes = output_shape[-1]

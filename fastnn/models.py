@@ -259,10 +259,12 @@ class Sequential:
         array of the model's dtype (a copy only when needed)."""
         if x is None:
             raise ValueError(f"{name} is None: pass the input data as a NumPy array")
-        if isinstance(x, (list, tuple)):
-            x = np.asarray(x)
         if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except ValueError as e:  # e.g. nested lists of rows of different lengths
+                raise ValueError(f"{name} could not be made into one array (rows of different "
+                                 f"lengths?): {e}") from None
         if x.dtype.kind == "O" and x.ndim == 0:
             raise TypeError(
                 f"{name} must be a NumPy array (or nested lists of numbers), got "

@@ -403,3 +403,13 @@ def test_set_num_threads_names_bad_values():
         with pytest.raises((TypeError, ValueError), match="threads"):
             keras.set_num_threads(bad)
     assert keras.get_num_threads() == before
+
+
+@pytest.mark.parametrize("loss", ["mse", "categorical_crossentropy", "sparse_categorical_crossentropy"])
+def test_ragged_lists_are_named(loss):
+    m = keras.Sequential([layers.Input(shape=(2,)), layers.Dense(2, activation="softmax")])
+    m.compile("sgd", loss)
+    with pytest.raises(ValueError, match=r"^x could not be made into one array"):
+        m.fit([[1.0, 2.0], [1.0]], [0, 1], verbose=0)
+    with pytest.raises(ValueError, match=r"targets could not be made into one array"):
+        m.fit(np.zeros((2, 2)), [[1.0], [1.0, 0.0]], verbose=0)
