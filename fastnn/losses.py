@@ -90,6 +90,10 @@ class Loss:
         return cls(**config)
 
 
+_ONE_UNIT_HINT = ("; a 1-unit output is a binary classifier: use loss='binary_crossentropy' "
+                   "(with a sigmoid), or give the last Dense one unit per class")
+
+
 def _as_array(y, name):
     try:
         return np.asarray(y)
@@ -180,6 +184,14 @@ class CategoricalCrossentropy(Loss):
 
     def prepare_targets(self, y, output_shape, dtype):
         y_arr = _as_array(y, self.name)
+        if output_shape[-1] == 1:
+            if y_arr.ndim == 1:
+                raise ValueError(f"{self.name}: targets of shape {y_arr.shape} for an output of 1 "
+                                 f"unit{_ONE_UNIT_HINT}")
+            import warnings
+            warnings.warn(f"{self.name} on an output of 1 unit: the softmax/cross-entropy of one "
+                          f"unit is constant, so the model cannot learn{_ONE_UNIT_HINT}",
+                          UserWarning, stacklevel=3)
         if y_arr.ndim == 1 or (y_arr.ndim == 2 and y_arr.shape[1] == 1 and output_shape[-1] > 1):
             raise ValueError(
                 f"{self.name}: targets of shape {y_arr.shape} look like class labels, but this loss "
@@ -230,7 +242,8 @@ class SparseCategoricalCrossentropy(Loss):
             raise TypeError(f"{self.name}: labels must be integers, got dtype {y.dtype}")
         if y.size and (y.min() < 0 or y.max() >= n_classes):
             raise ValueError(f"{self.name}: labels must be in [0, {n_classes}) for an output of "
-                             f"{n_classes} units; got min {y.min()}, max {y.max()}")
+                             f"{n_classes} units; got min {y.min()}, max {y.max()}"
+                             + _ONE_UNIT_HINT * (n_classes == 1))
         return np.ascontiguousarray(y, dtype=np.int64)
 
     def compute(self, y_pred, y_true, grad_out=None, fused=False, row_loss=None):

@@ -413,3 +413,20 @@ def test_ragged_lists_are_named(loss):
         m.fit([[1.0, 2.0], [1.0]], [0, 1], verbose=0)
     with pytest.raises(ValueError, match=r"targets could not be made into one array"):
         m.fit(np.zeros((2, 2)), [[1.0], [1.0, 0.0]], verbose=0)
+
+
+def test_multiclass_losses_on_a_one_unit_output_point_to_binary_crossentropy():
+    # Dense(1, activation="sigmoid") with a categorical loss: the softmax/CE of one unit is
+    # constant, so the model learns nothing (Keras trains it silently)
+    x, _ = _xy(n=10)
+    y = (x[:, 0] > 0).astype(int)
+    for loss, target in (("sparse_categorical_crossentropy", y),
+                         ("categorical_crossentropy", y)):
+        m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(1, activation="sigmoid")])
+        m.compile("sgd", loss)
+        with pytest.raises(ValueError, match="binary_crossentropy"):
+            m.fit(x, target, verbose=0)
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(1, activation="sigmoid")])
+    m.compile("sgd", "categorical_crossentropy")
+    with pytest.warns(UserWarning, match="binary_crossentropy"):
+        m.fit(x, y[:, None].astype("float32"), verbose=0)
