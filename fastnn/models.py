@@ -260,6 +260,8 @@ class Sequential:
         if x is None:
             raise ValueError(f"{name} is None: pass the input data as a NumPy array")
         if not isinstance(x, np.ndarray):
+            if type(x).__module__.startswith("scipy.sparse") and hasattr(x, "toarray"):
+                x = x.toarray()  # Keras takes scipy sparse matrices; fastnn's layers are dense
             try:
                 x = np.asarray(x)
             except ValueError as e:  # e.g. nested lists of rows of different lengths

@@ -430,3 +430,20 @@ def test_multiclass_losses_on_a_one_unit_output_point_to_binary_crossentropy():
     m.compile("sgd", "categorical_crossentropy")
     with pytest.warns(UserWarning, match="binary_crossentropy"):
         m.fit(x, y[:, None].astype("float32"), verbose=0)
+
+
+def test_scipy_sparse_inputs_are_densified_as_keras_accepts_them():
+    sparse = pytest.importorskip("scipy.sparse")
+    x, y = _xy()
+    x[x < 0.5] = 0
+    m = _clf()
+    ref = _clf()
+    ref.set_weights(m.get_weights())
+    assert np.array_equal(m.predict(sparse.csr_matrix(x), verbose=0), ref.predict(x, verbose=0))
+    m.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    ref.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    m.fit(sparse.csr_matrix(x), y, shuffle=False, verbose=0,
+          validation_data=(sparse.coo_matrix(x), y))
+    ref.fit(x, y, shuffle=False, verbose=0)
+    for a, b in zip(m.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
