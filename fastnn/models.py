@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
-from .layers.base import Layer, _weight_list, pack_variables, unique_name
+from .layers.base import Layer, _check_initialized, _weight_list, pack_variables, unique_name
 from .layers.core import InputLayer
 
 
@@ -92,6 +92,7 @@ class Sequential:
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential {self.name!r}: expected a fastnn layer, got {type(layer).__name__}")
+        _check_initialized(layer)
         if not self._layers and self._input_shape is None:
             if layer._input_shape_arg is not None:
                 self._input_shape = (None,) + layer._input_shape_arg

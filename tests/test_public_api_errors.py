@@ -447,3 +447,16 @@ def test_scipy_sparse_inputs_are_densified_as_keras_accepts_them():
     ref.fit(x, y, shuffle=False, verbose=0)
     for a, b in zip(m.get_weights(), ref.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_user_layer_that_skips_super_init_is_named():
+    class NoSuper(layers.Layer):
+        def __init__(self, factor):
+            self.factor = factor
+
+        def call(self, x):
+            return x * self.factor
+    with pytest.raises(RuntimeError, match=r"NoSuper.*super\(\).__init__\(\)"):
+        keras.Sequential([layers.Input(shape=(4,)), NoSuper(2.0)])
+    with pytest.raises(RuntimeError, match=r"super\(\).__init__\(\)"):
+        NoSuper(2.0)(np.ones((2, 4)))

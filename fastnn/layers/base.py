@@ -124,6 +124,12 @@ def is_packed(variables):
     return off == vbase.size == gbase.size
 
 
+def _check_initialized(layer):
+    if "_variables" not in vars(layer):  # Layer.__init__ never ran
+        raise RuntimeError(f"Layer {type(layer).__name__}: you forgot to call super().__init__() "
+                           "as the first statement of its __init__() (Keras requires it too)")
+
+
 def _weight_list(weights, owner):
     if weights is None or isinstance(weights, (str, bytes, dict, np.ndarray)):
         raise TypeError(f"{owner}: set_weights expects a list of arrays, got "
@@ -372,6 +378,7 @@ class Layer:
         return total
 
     def __call__(self, x, training=False):
+        _check_initialized(self)
         if isinstance(x, Layer):  # Keras' functional API: Dense(30)(keras.Input(shape=...))
             raise TypeError(
                 f"Layer {self.name!r} was called on the layer {x.name!r}: fastnn has no "
