@@ -13,6 +13,9 @@ from . import backend
 class Metric:
     """Base class: a running, count-weighted mean of per-sample values."""
 
+    #: compares y_true and y_pred element by element (they must have as many values)
+    _elementwise = False
+
     def __init__(self, name=None):
         self.name = name or type(self).__name__.lower()
         self.reset_state()
@@ -32,6 +35,10 @@ class Metric:
             # NumPy would broadcast one label against every row (a made-up result)
             raise ValueError(f"{self.name}: y_true has {len(y_true)} rows (shape {y_true.shape}) "
                              f"but y_pred has {len(y_pred)} (shape {y_pred.shape})")
+        if self._elementwise and y_true.size != y_pred.size:
+            raise ValueError(f"{self.name}: targets of shape {y_true.shape} do not match outputs of "
+                             f"shape {y_pred.shape}: this metric compares them element by element "
+                             "(with class labels, use 'sparse_categorical_accuracy' or 'accuracy')")
         v = self.values(y_true, y_pred)
         self.total += float(np.sum(v))
         self.count += int(np.size(v))
@@ -71,6 +78,8 @@ class CategoricalAccuracy(Metric):
 
 class BinaryAccuracy(Metric):
     """BinaryAccuracy(threshold=0.5): fraction of outputs on the right side of threshold."""
+
+    _elementwise = True
 
     def __init__(self, name="binary_accuracy", threshold=0.5):
         self.threshold = threshold
@@ -265,6 +274,8 @@ class AUC(Metric):
 class MeanSquaredError(Metric):
     """Mean of (y_pred - y_true)^2 over the last axis."""
 
+    _elementwise = True
+
     def __init__(self, name="mean_squared_error"):
         super().__init__(name)
 
@@ -289,6 +300,8 @@ class RootMeanSquaredError(MeanSquaredError):
 class MeanAbsoluteError(Metric):
     """Mean of |y_pred - y_true| over the last axis."""
 
+    _elementwise = True
+
     def __init__(self, name="mean_absolute_error"):
         super().__init__(name)
 
@@ -298,6 +311,8 @@ class MeanAbsoluteError(Metric):
 
 class MeanAbsolutePercentageError(Metric):
     """100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7)) over the last axis (Keras)."""
+
+    _elementwise = True
 
     def __init__(self, name="mean_absolute_percentage_error"):
         super().__init__(name)
@@ -310,6 +325,8 @@ class MeanAbsolutePercentageError(Metric):
 class Accuracy(Metric):
     """Exact equality of y_pred and y_true (Keras' Accuracy class; the string "accuracy" in
     compile() picks binary/categorical/sparse accuracy from the loss instead)."""
+
+    _elementwise = True
 
     def __init__(self, name="accuracy"):
         super().__init__(name)

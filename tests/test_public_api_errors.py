@@ -460,3 +460,15 @@ def test_user_layer_that_skips_super_init_is_named():
         keras.Sequential([layers.Input(shape=(4,)), NoSuper(2.0)])
     with pytest.raises(RuntimeError, match=r"super\(\).__init__\(\)"):
         NoSuper(2.0)(np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("metric", ["mse", "mae", "binary_accuracy", "mape",
+                                    "RootMeanSquaredError", keras.metrics.Accuracy])
+def test_elementwise_metric_on_class_labels_is_named(metric):
+    # was NumPy's "cannot reshape array of size 20 into shape (20,3)"
+    x, y = _xy()
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=[metric])
+    with pytest.raises(ValueError, match=r"targets of shape \(8,\) do not match outputs of "
+                                         r"shape \(8, 3\).*sparse_categorical_accuracy"):
+        m.fit(x, y, batch_size=8, verbose=0)
