@@ -463,9 +463,9 @@ class Sequential:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+            raise ValueError(f"epochs must be a non-negative integer, got {_describe(epochs)}")
         validation_split = 0.0 if validation_split is None else validation_split  # Keras: falsy
         if not isinstance(validation_split, (int, float, np.integer, np.floating)):
             raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
@@ -726,7 +726,7 @@ class Sequential:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
         rows = _rows_for_steps(steps, batch_size, len(x), "evaluate")
         x, y = x[:rows], y[:rows]
         sample_weight = None if sample_weight is None else np.asarray(sample_weight)[:rows]
@@ -759,7 +759,7 @@ class Sequential:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+            raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
         x = x[:_rows_for_steps(steps, batch_size, len(x), "predict")]
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(
@@ -831,6 +831,14 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
+
+
+def _describe(value):
+    """A short description of a bad argument for an error message (never a whole array)."""
+    if isinstance(value, np.ndarray) and value.ndim:
+        return (f"an array of shape {value.shape} (the arguments after the data are batch_size, "
+                "epochs, ...: pass validation data as validation_data=(x_val, y_val))")
+    return repr(value)
 
 
 def _rows_for_steps(steps, batch_size, n, what):

@@ -472,3 +472,15 @@ def test_elementwise_metric_on_class_labels_is_named(metric):
     with pytest.raises(ValueError, match=r"targets of shape \(8,\) do not match outputs of "
                                          r"shape \(8, 3\).*sparse_categorical_accuracy"):
         m.fit(x, y, batch_size=8, verbose=0)
+
+
+def test_arrays_passed_positionally_as_batch_size_are_described_briefly():
+    # model.fit(x, y, x_val, y_val): the message printed the whole x_val array as batch_size
+    x, y = _xy(n=2000)
+    m = _clf()
+    for call in (lambda: m.fit(x, y, x, y, verbose=0), lambda: m.evaluate(x, y, x, verbose=0),
+                 lambda: m.predict(x, y, verbose=0)):
+        with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got an "
+                                             r"array of shape \(2000,( 4)?\)") as info:
+            call()
+        assert len(str(info.value)) < 300 and "validation_data=" in str(info.value)
