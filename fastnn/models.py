@@ -808,6 +808,12 @@ class Sequential:
         """The architecture as a JSON string (no weights); rebuild with model_from_json.
         ``kwargs`` go to json.dumps (e.g. indent=2)."""
         import json
+
+        def plain(obj):  # NumPy scalars/arrays given as layer arguments (units=np.int64(3))
+            if isinstance(obj, (np.generic, np.ndarray)):
+                return obj.tolist()
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+        kwargs.setdefault("default", plain)
         return json.dumps({"class_name": "Sequential", "config": self.get_config()}, **kwargs)
 
     def get_config(self):

@@ -484,3 +484,13 @@ def test_arrays_passed_positionally_as_batch_size_are_described_briefly():
                                              r"array of shape \(2000,( 4)?\)") as info:
             call()
         assert len(str(info.value)) < 300 and "validation_data=" in str(info.value)
+
+
+def test_to_json_with_numpy_scalars_in_layer_arguments():
+    # input_shape=X.shape[1:] of a NumPy shape array, units/rates as NumPy scalars: to_json
+    # failed with "Object of type int64 is not JSON serializable" (save() handled them)
+    m = keras.Sequential([layers.Dense(np.int64(2), input_shape=(np.int64(4),)),
+                          layers.Dropout(np.float32(0.5), seed=np.int64(1))])
+    assert m.input_shape == (None, 4) and type(m.input_shape[1]) is int
+    again = keras.models.model_from_json(m.to_json())
+    assert again.input_shape == (None, 4) and again.layers[0].units == 2

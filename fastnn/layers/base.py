@@ -224,7 +224,9 @@ class Layer:
             input_shape = tuple(batch_input_shape[1:])
         if isinstance(input_shape, (int, np.integer)):  # input_shape=4 as Input(shape=4)
             input_shape = (int(input_shape),)
-        self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
+        # NumPy integers (input_shape=X.shape[1:] of an array) become Python ints
+        self._input_shape_arg = (tuple(int(d) if isinstance(d, np.integer) else d for d in input_shape)
+                                 if input_shape is not None else None)
         self.built = False
         self._variables = []
         self._buffers = {}
