@@ -447,6 +447,11 @@ class Sequential:
             w *= np.array([table.get(int(c), 1.0) for c in classes], np.float64)[inverse]
         if not backend.ops.all_finite(w) or np.any(w < 0):
             raise ValueError(f"{what}: sample/class weights must be finite and >= 0")
+        # finite in float64 is not enough: 1e300 becomes inf in a float32 model (NaN loss)
+        limit = min(np.finfo(self._dtype).max, np.finfo(self._out_dtype).max)
+        if w.size and w.max() > limit:
+            raise ValueError(f"{what}: sample/class weights must be finite in the model's dtype "
+                             f"(at most {limit:.4g}), got {w.max():.4g}")
         return np.ascontiguousarray(w, dtype=self._dtype)
 
     def _regularization_loss(self):

@@ -494,3 +494,17 @@ def test_to_json_with_numpy_scalars_in_layer_arguments():
     assert m.input_shape == (None, 4) and type(m.input_shape[1]) is int
     again = keras.models.model_from_json(m.to_json())
     assert again.input_shape == (None, 4) and again.layers[0].units == 2
+
+
+def test_sample_weights_beyond_float32_are_refused():
+    # 1e300 is finite in float64 (checked) but inf once cast to the float32 model: NaN loss
+    x, y = _xy()
+    m = _clf()
+    w0 = m.get_weights()
+    for call in (lambda: m.fit(x, y, sample_weight=np.full(len(x), 1e300), verbose=0),
+                 lambda: m.evaluate(x, y, sample_weight=np.full(len(x), 1e300), verbose=0),
+                 lambda: m.fit(x, y, class_weight={0: 1e300}, verbose=0)):
+        with pytest.raises(ValueError, match="finite"):
+            call()
+    for a, b in zip(w0, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
