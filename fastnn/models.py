@@ -91,7 +91,9 @@ class Sequential:
             self._submodels.append(layer)
             return
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential {self.name!r}: expected a fastnn layer, got {type(layer).__name__}")
+            what = (f"the class {layer.__name__} (add () to make a layer)" if isinstance(layer, type)
+                    else type(layer).__name__)
+            raise TypeError(f"Sequential {self.name!r}: expected a fastnn layer, got {what}")
         _check_initialized(layer)
         if not self._layers and self._input_shape is None:
             if layer._input_shape_arg is not None:
@@ -234,6 +236,9 @@ class Sequential:
                                       "weighted_metrics are not supported")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
+        if isinstance(metrics, dict):
+            raise ValueError("fastnn models have one output: metrics must be a list (e.g. "
+                             f"metrics=['accuracy']), got a dict {metrics!r}")
         self._metric_specs = list(metrics or [])
         if isinstance(metrics, (str, metrics_module.Metric)):
             self._metric_specs = [metrics]

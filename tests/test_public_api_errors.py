@@ -508,3 +508,16 @@ def test_sample_weights_beyond_float32_are_refused():
             call()
     for a, b in zip(w0, m.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_small_structure_mistakes_are_named():
+    class AsList(layers.Layer):  # returns a list (Keras layers return tensors)
+        def call(self, x):
+            return (x * 2).tolist()
+    x, y = _xy()
+    m = keras.Sequential([layers.Input(shape=(4,)), AsList(), layers.Dense(1)])
+    assert m.predict(x, verbose=0).shape == (len(x), 1)
+    with pytest.raises(TypeError, match=r"got the class Dense \(add \(\)"):
+        keras.Sequential([layers.Input(shape=(4,)), layers.Dense])
+    with pytest.raises(ValueError, match="one output: metrics must be a list"):
+        _clf().compile("sgd", "sparse_categorical_crossentropy", metrics={"out": ["accuracy"]})

@@ -361,7 +361,9 @@ class Layer:
 
     def forward(self, x, training=False):
         """Forward pass used by training; may return a view of an internal buffer."""
-        return self.call(x, training=training) if self._call_takes_training else self.call(x)
+        # np.asarray: a user's call() may return a list (or an array-like)
+        return np.asarray(self.call(x, training=training) if self._call_takes_training
+                          else self.call(x))
 
     def backward(self, dy, need_dx=True):
         """Gradients: fills each trainable variable's ``.grad`` and returns dL/dx."""
