@@ -521,3 +521,11 @@ def test_small_structure_mistakes_are_named():
         keras.Sequential([layers.Input(shape=(4,)), layers.Dense])
     with pytest.raises(ValueError, match="one output: metrics must be a list"):
         _clf().compile("sgd", "sparse_categorical_crossentropy", metrics={"out": ["accuracy"]})
+
+
+def test_normalization_given_non_finite_statistics_and_reshape_of_an_int():
+    for mean, var in (([np.nan, 0.0], [1.0, 1.0]), ([0.0, 0.0], [np.inf, 1.0])):
+        with pytest.raises(ValueError, match="Normalization: mean and variance must be finite"):
+            layers.Normalization(mean=mean, variance=var)
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Reshape(4)])
+    assert m.output_shape == (None, 4)

@@ -266,6 +266,8 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(target_shape, (int, np.integer)):  # Reshape(4) as Reshape((4,))
+            target_shape = (target_shape,)
         self.target_shape = tuple(int(d) for d in target_shape)
         if sum(d == -1 for d in self.target_shape) > 1:
             raise ValueError(f"Reshape {self.name!r}: at most one -1 in target_shape {target_shape}")

@@ -324,6 +324,10 @@ class Normalization(Layer):
                              f"{np.shape(mean)} and {np.shape(variance)}")
         if variance is not None and np.any(np.asarray(variance) < 0):
             raise ValueError("Normalization: variance must be >= 0")
+        if mean is not None and not (np.all(np.isfinite(np.asarray(mean, np.float64)))
+                                     and np.all(np.isfinite(np.asarray(variance, np.float64)))):
+            raise ValueError(f"Normalization: mean and variance must be finite, got mean={mean} "
+                             f"and variance={variance}")
         self.input_mean = mean
         self.input_variance = variance
         self.adapt_mean = self.adapt_variance = self.count = None
