@@ -96,7 +96,13 @@ _ONE_UNIT_HINT = ("; a 1-unit output is a binary classifier: use loss='binary_cr
 
 def _as_array(y, name):
     try:
-        return np.asarray(y)
+        y = np.asarray(y)
+        if y.dtype.kind == "O" and y.ndim:  # numbers in an object array (pandas df.values)
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        return y
     except ValueError as e:  # e.g. nested lists of rows of different lengths
         raise ValueError(f"{name}: targets could not be made into one array (rows of "
                          f"different lengths?): {e}") from None

@@ -279,6 +279,7 @@ class Sequential:
                 f"{type(x.item()).__name__}: fastnn does not take tf.data datasets, generators, "
                 "PyDatasets or dicts of inputs; pass arrays, e.g. "
                 "model.fit(X_train, y_train, validation_data=(X_valid, y_valid))")
+        x = _numbers(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
         if x.ndim < 2:
@@ -847,6 +848,17 @@ class Sequential:
         if model._input_shape is not None:
             model.build()
         return model
+
+
+def _numbers(a):
+    """An object array holding only numbers (pandas' df.values of mixed int/float columns) as
+    float64; anything else unchanged (the caller names the dtype)."""
+    if a.dtype.kind == "O" and a.ndim:
+        try:
+            return a.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    return a
 
 
 def _describe(value):

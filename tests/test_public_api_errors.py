@@ -529,3 +529,20 @@ def test_normalization_given_non_finite_statistics_and_reshape_of_an_int():
             layers.Normalization(mean=mean, variance=var)
     m = keras.Sequential([layers.Input(shape=(4,)), layers.Reshape(4)])
     assert m.output_shape == (None, 4)
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy"])
+def test_object_arrays_of_numbers_are_numbers(loss):
+    # df.values of mixed int/float columns is an object array of numbers: "x must be numeric"
+    x, y = _xy()
+    t = y if loss.startswith("sparse") else np.eye(3)[y]
+    m, ref = _clf(), _clf()
+    ref.set_weights(m.get_weights())
+    for model in (m, ref):
+        model.compile(keras.optimizers.SGD(0.1), loss)
+    m.fit(x.astype(object), t.astype(object), shuffle=False, verbose=0)
+    ref.fit(x, t, shuffle=False, verbose=0)
+    for a, b in zip(m.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(TypeError, match="must be numeric"):
+        m.fit(np.array([["a"] * 4] * 24, dtype=object), y, verbose=0)
