@@ -557,17 +557,23 @@ class Sequential:
         mets = self.compiled_metrics
         cb.on_train_begin()
         epoch_logs = {}
+        # pos: the next row of the current pass over the data. An epoch without
+        # steps_per_epoch is one whole pass; with it, the next epoch carries on where this one
+        # stopped (Keras' iterator does), a new pass (and shuffle) starting at row 0.
+        pos, order = 0, None
         for epoch in range(initial_epoch, epochs):
             for m in mets:
                 m.reset_state()
             cb.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
             loss_total, seen = 0.0, 0
             t0 = time.perf_counter()
             for step in range(steps):
-                lo = (step * batch_size) % n
+                if pos == 0 and shuffle:
+                    order = rng.permutation(n)
+                lo = pos
                 hi = min(lo + batch_size, n)
-                if order is not None:
+                pos = hi % n
+                if shuffle:
                     # one C row copy per sample for any dtype (float x, int64 labels or float
                     # targets, weights), indices checked, straight into the batch buffers
                     idx = order[lo:hi]

@@ -546,3 +546,31 @@ def test_object_arrays_of_numbers_are_numbers(loss):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(TypeError, match="must be numeric"):
         m.fit(np.array([["a"] * 4] * 24, dtype=object), y, verbose=0)
+
+
+class _Recorder(layers.Layer):
+    # records the first feature of every training batch (no weights: never backpropagated)
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def call(self, x, training=False):
+        if training:
+            self.seen.append(np.array(x[:, 0]))
+        return x
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_steps_per_epoch_continues_through_the_data_across_epochs(shuffle):
+    # Keras' iterator carries on from where the previous epoch stopped; fastnn restarted at
+    # the first batch every epoch, so with shuffle=False rows past steps*batch were never seen
+    x = np.arange(40, dtype="float32")[:, None]
+    y = np.zeros((40, 1), "float32")
+    rec = _Recorder()
+    m = keras.Sequential([layers.Input(shape=(1,)), rec, layers.Dense(1)])
+    m.compile("sgd", "mse")
+    m.fit(x, y, batch_size=10, steps_per_epoch=2, epochs=2, shuffle=shuffle, verbose=0)
+    rows = np.concatenate(rec.seen)
+    assert sorted(rows.tolist()) == list(range(40))  # one full pass over 2 epochs
+    if not shuffle:
+        assert rows.tolist() == list(range(40))
