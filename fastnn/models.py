@@ -482,6 +482,11 @@ class Sequential:
             raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+        if validation_batch_size is not None and (
+                not isinstance(validation_batch_size, (int, np.integer))
+                or isinstance(validation_batch_size, bool) or validation_batch_size < 1):
+            raise ValueError("validation_batch_size must be a positive integer or None, got "
+                             f"{_describe(validation_batch_size)}")
         if steps_per_epoch is not None and (not isinstance(steps_per_epoch, (int, np.integer))
                                             or steps_per_epoch < 1):
             raise ValueError(f"steps_per_epoch must be a positive integer or None, got {steps_per_epoch!r}")

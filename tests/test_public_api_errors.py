@@ -574,3 +574,12 @@ def test_steps_per_epoch_continues_through_the_data_across_epochs(shuffle):
     assert sorted(rows.tolist()) == list(range(40))  # one full pass over 2 epochs
     if not shuffle:
         assert rows.tolist() == list(range(40))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_bad_validation_batch_size_is_named(bad):
+    # -1 with validation_steps sliced the validation rows to [:-1]; with a callback watching
+    # test batches the validation loop ran no batch and reported val_loss 0
+    x, y = _xy()
+    with pytest.raises(ValueError, match="validation_batch_size must be a positive integer"):
+        _clf().fit(x, y, validation_data=(x, y), validation_batch_size=bad, verbose=0)
