@@ -477,6 +477,9 @@ class Sequential:
             raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
         if not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {_describe(epochs)}")
+        if not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool) \
+                or initial_epoch < 0:
+            raise ValueError(f"initial_epoch must be a non-negative integer, got {_describe(initial_epoch)}")
         validation_split = 0.0 if validation_split is None else validation_split  # Keras: falsy
         if not isinstance(validation_split, (int, float, np.integer, np.floating)):
             raise TypeError(f"validation_split must be a number in [0, 1), got {validation_split!r}")

@@ -583,3 +583,11 @@ def test_bad_validation_batch_size_is_named(bad):
     x, y = _xy()
     with pytest.raises(ValueError, match="validation_batch_size must be a positive integer"):
         _clf().fit(x, y, validation_data=(x, y), validation_batch_size=bad, verbose=0)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, "1"])
+def test_bad_initial_epoch_is_named(bad):
+    # -1 ran an extra epoch numbered -1; 1.0 failed inside range()
+    x, y = _xy()
+    with pytest.raises(ValueError, match="initial_epoch must be a non-negative integer"):
+        _clf().fit(x, y, epochs=2, initial_epoch=bad, verbose=0)
