@@ -33,7 +33,11 @@ class Initializer:
 
 
 def _seeded(seed):
-    return backend.rng() if seed is None else np.random.default_rng(seed)
+    if seed is None:
+        return backend.rng()
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"initializer seed must be a non-negative integer or None, got {seed!r}")
+    return np.random.default_rng(seed)
 
 
 class Zeros(Initializer):

@@ -591,3 +591,11 @@ def test_bad_initial_epoch_is_named(bad):
     x, y = _xy()
     with pytest.raises(ValueError, match="initial_epoch must be a non-negative integer"):
         _clf().fit(x, y, epochs=2, initial_epoch=bad, verbose=0)
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5])
+def test_bad_initializer_seed_is_named(seed):
+    # was NumPy's "expected non-negative integer" / "SeedSequence expects int ..."
+    with pytest.raises(ValueError, match="seed must be a non-negative integer or None"):
+        keras.Sequential([layers.Input(shape=(3,)), layers.Dense(
+            2, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))])
