@@ -465,9 +465,9 @@ class Sequential:
 
     # ---- fit ------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
-            validation_freq=1, class_weight=None, sample_weight=None):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
         """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
         gradient descent, ``batch_size=1`` pure SGD). Returns a History."""
         self._check_compiled("fit")
@@ -626,9 +626,11 @@ class Sequential:
             logs[m.name] = float(m.result())
         return logs
 
-    def train_on_batch(self, x, y, return_dict=False, sample_weight=None, class_weight=None):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the batch loss (and metrics)."""
         self._check_compiled("train_on_batch")
+        if y is None:
+            raise ValueError("train_on_batch() needs targets y")
         x = self._prepare_x(x)
         self._ensure_built(x)
         y_given, y = y, self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
@@ -642,9 +644,11 @@ class Sequential:
             m.update_state(y, out)
         return self._result(self._logs(loss, self.compiled_metrics), return_dict)
 
-    def test_on_batch(self, x, y, return_dict=False, sample_weight=None):
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
         self._check_compiled("test_on_batch")
+        if y is None:
+            raise ValueError("test_on_batch() needs targets y")
         x = self._prepare_x(x)
         self._ensure_built(x)
         y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
@@ -736,8 +740,8 @@ class Sequential:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None,
-                 return_dict=False, steps=None, sample_weight=None):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """Loss (and metrics) on the given data, in inference mode; ``sample_weight`` weighs
         the loss (Keras: sum(w_i * loss_i) / n), not the metrics."""
         self._check_compiled("evaluate")

@@ -599,3 +599,30 @@ def test_bad_initializer_seed_is_named(seed):
     with pytest.raises(ValueError, match="seed must be a non-negative integer or None"):
         keras.Sequential([layers.Input(shape=(3,)), layers.Dense(
             2, kernel_initializer=keras.initializers.GlorotUniform(seed=seed))])
+
+
+@pytest.mark.parametrize("method,keras_order", [
+    ("fit", ["x", "y", "batch_size", "epochs", "verbose", "callbacks", "validation_split",
+             "validation_data", "shuffle", "class_weight", "sample_weight", "initial_epoch",
+             "steps_per_epoch", "validation_steps", "validation_batch_size", "validation_freq"]),
+    ("evaluate", ["x", "y", "batch_size", "verbose", "sample_weight", "steps", "callbacks",
+                  "return_dict"]),
+    ("train_on_batch", ["x", "y", "sample_weight", "class_weight", "return_dict"]),
+    ("test_on_batch", ["x", "y", "sample_weight", "return_dict"]),
+    ("predict", ["x", "batch_size", "verbose", "steps", "callbacks"])])
+def test_positional_argument_order_is_keras(method, keras_order):
+    # Keras 3's order (keras/src/trainers/trainer.py): model.evaluate(x, y, 32, 0, w) passed
+    # w as callbacks, model.train_on_batch(x, y, w) passed w as return_dict
+    import inspect
+    params = list(inspect.signature(getattr(keras.Sequential, method)).parameters)[1:]
+    assert params[:len(keras_order)] == keras_order
+
+
+def test_sample_weight_passed_positionally_as_in_keras():
+    x, y = _xy(n=8)
+    m = _clf()
+    w = np.linspace(0.0, 2.0, 8)
+    assert m.evaluate(x, y, 8, 0, w) == pytest.approx(m.evaluate(x, y, sample_weight=w, verbose=0))
+    assert m.test_on_batch(x, y, w) == pytest.approx(m.test_on_batch(x, y, sample_weight=w))
+    with pytest.raises(ValueError, match="needs targets y"):
+        m.train_on_batch(x)
