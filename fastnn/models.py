@@ -116,6 +116,12 @@ class Sequential:
         """Build every layer for inputs of ``input_shape`` (with or without the batch axis
         as None, as Keras: ``build((None, 784))``)."""
         if input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)) or not hasattr(input_shape, "__len__") \
+                    or len(input_shape) < 2 or not all(
+                        isinstance(d, (int, np.integer)) and d > 0 for d in tuple(input_shape)[1:]):
+                raise ValueError(f"Sequential {self.name!r}: build(): input_shape must be (batch or "
+                                 f"None, features...) with positive integer features, e.g. "
+                                 f"build((None, 784)); got {input_shape!r}")
             shape = tuple(input_shape)
             self._input_shape = shape if shape[0] is None else (None,) + shape[1:]
         if self._input_shape is None:

@@ -626,3 +626,11 @@ def test_sample_weight_passed_positionally_as_in_keras():
     assert m.test_on_batch(x, y, w) == pytest.approx(m.test_on_batch(x, y, sample_weight=w))
     with pytest.raises(ValueError, match="needs targets y"):
         m.train_on_batch(x)
+
+
+@pytest.mark.parametrize("shape", [784, (None, 0), (None, -3), (None, 2.5)])
+def test_build_with_a_bad_shape_is_named(shape):
+    # (None, 0) built a Dense on 0 inputs; -3 gave NumPy's "negative dimensions"; 784 failed
+    # in tuple()
+    with pytest.raises(ValueError, match=r"build\(\): input_shape must be"):
+        keras.Sequential([layers.Dense(2)]).build(shape)
