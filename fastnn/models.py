@@ -762,14 +762,16 @@ class Sequential:
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
+        # the weights are checked against every row first (a scalar or a short array is named
+        # in the error), then cut with x and y to the rows ``steps`` batches cover
+        w = self._sample_weights(sample_weight, None, y, len(x), "evaluate")
         rows = _rows_for_steps(steps, batch_size, len(x), "evaluate")
         x, y = x[:rows], y[:rows]
-        sample_weight = None if sample_weight is None else np.asarray(sample_weight)[:rows]
+        w = None if w is None else w[:rows]
         steps = int(math.ceil(len(x) / batch_size))
         bar = callbacks_module.Progbar(steps, verbose=2 if verbose == 2 else 1)
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": steps, "verbose": verbose})
               if callbacks else None)
-        w = self._sample_weights(sample_weight, None, y, len(x), "evaluate")
         logs = self._evaluate_arrays(x, y, batch_size, cb, w)
         if verbose:  # "auto" means 1, as in Keras
             bar.update(steps, logs, finalize=True)

@@ -1,0 +1,36 @@
+"""Review of the public-API fuzzing fixes (b628f07..): regressions found in them."""
+import numpy as np
+import pytest
+
+import fastnn as keras
+from fastnn import layers
+
+
+def _clf(seed=0):
+    keras.set_seed(seed)
+    m = keras.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _xy(n=24):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, size=n)
+
+
+@pytest.mark.parametrize("steps", [None, 1])
+@pytest.mark.parametrize("bad", [2.0, np.ones(5), np.ones((24, 3))])
+def test_evaluate_sample_weight_of_the_wrong_shape_is_named_with_or_without_steps(steps, bad):
+    # evaluate(steps=) sliced sample_weight before checking it: a scalar failed with NumPy's
+    # 'too many indices for array', and 5 weights for 24 rows were taken when steps*batch <= 5
+    x, y = _xy()
+    with pytest.raises(ValueError, match=r"sample_weight has shape .*expected \(24,\)"):
+        _clf().evaluate(x, y, batch_size=4, verbose=0, sample_weight=bad, steps=steps)
+
+
+def test_evaluate_steps_weighs_the_rows_it_scores():
+    x, y = _xy()
+    w = np.linspace(0.0, 2.0, 24)
+    m = _clf()
+    assert m.evaluate(x, y, batch_size=4, verbose=0, sample_weight=w, steps=2) == pytest.approx(
+        m.evaluate(x[:8], y[:8], batch_size=4, verbose=0, sample_weight=w[:8]))
