@@ -447,7 +447,7 @@ class Sequential:
             table = {}
             for k, v in class_weight.items():
                 if not isinstance(k, (int, float, np.integer, np.floating)) or isinstance(k, bool) \
-                        or k != int(k) or k < 0:
+                        or not math.isfinite(k) or k != int(k) or k < 0:
                     raise ValueError(f"{what}: class_weight keys must be class indices >= 0, got "
                                      f"{k!r} in {sorted(map(repr, class_weight))}")
                 try:

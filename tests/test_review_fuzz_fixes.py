@@ -34,3 +34,12 @@ def test_evaluate_steps_weighs_the_rows_it_scores():
     m = _clf()
     assert m.evaluate(x, y, batch_size=4, verbose=0, sample_weight=w, steps=2) == pytest.approx(
         m.evaluate(x[:8], y[:8], batch_size=4, verbose=0, sample_weight=w[:8]))
+
+
+@pytest.mark.parametrize("key", [float("nan"), float("inf"), np.float64(-np.inf)])
+def test_non_finite_class_weight_keys_are_named(key):
+    # the key check did int(k) first: NaN gave "cannot convert float NaN to integer", inf an
+    # OverflowError (neither ValueError nor TypeError naming class_weight)
+    x, y = _xy()
+    with pytest.raises(ValueError, match="class_weight keys must be class indices"):
+        _clf().fit(x, y, class_weight={key: 1.0, 0: 2.0}, verbose=0)
