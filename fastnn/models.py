@@ -761,7 +761,8 @@ class Sequential:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
+            raise ValueError("batch_size must be a positive integer, got "
+                             f"{_describe(batch_size, 'evaluate')}")
         # the weights are checked against every row first (a scalar or a short array is named
         # in the error), then cut with x and y to the rows ``steps`` batches cover
         w = self._sample_weights(sample_weight, None, y, len(x), "evaluate")
@@ -796,7 +797,8 @@ class Sequential:
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) \
                 or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {_describe(batch_size)}")
+            raise ValueError("batch_size must be a positive integer, got "
+                             f"{_describe(batch_size, 'predict')}")
         x = x[:_rows_for_steps(steps, batch_size, len(x), "predict")]
         result = np.empty((len(x),) + tuple(self.output_shape[1:]), self._out_dtype)
         cb = (callbacks_module.CallbackList(
@@ -887,11 +889,20 @@ def _numbers(a):
     return a
 
 
-def _describe(value):
-    """A short description of a bad argument for an error message (never a whole array)."""
+_ARRAY_HINTS = {
+    "fit": "the arguments after the data are batch_size, epochs, ...: pass validation data as "
+           "validation_data=(x_val, y_val)",
+    "evaluate": "the arguments after the data are evaluate(x, y, batch_size, verbose, "
+                "sample_weight, ...): pass weights as sample_weight=",
+    "predict": "predict(x) takes the inputs only, no targets: predict(x, batch_size=...)",
+}
+
+
+def _describe(value, method="fit"):
+    """A short description of a bad argument for an error message (never a whole array),
+    with a hint for the positional mistake that puts an array there in ``method``."""
     if isinstance(value, np.ndarray) and value.ndim:
-        return (f"an array of shape {value.shape} (the arguments after the data are batch_size, "
-                "epochs, ...: pass validation data as validation_data=(x_val, y_val))")
+        return f"an array of shape {value.shape} ({_ARRAY_HINTS[method]})"
     return repr(value)
 
 

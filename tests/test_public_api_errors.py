@@ -483,7 +483,7 @@ def test_arrays_passed_positionally_as_batch_size_are_described_briefly():
         with pytest.raises(ValueError, match=r"batch_size must be a positive integer, got an "
                                              r"array of shape \(2000,( 4)?\)") as info:
             call()
-        assert len(str(info.value)) < 300 and "validation_data=" in str(info.value)
+        assert len(str(info.value)) < 300  # the hint per method: test_review_fuzz_fixes.py
 
 
 def test_to_json_with_numpy_scalars_in_layer_arguments():

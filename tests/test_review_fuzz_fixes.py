@@ -43,3 +43,18 @@ def test_non_finite_class_weight_keys_are_named(key):
     x, y = _xy()
     with pytest.raises(ValueError, match="class_weight keys must be class indices"):
         _clf().fit(x, y, class_weight={key: 1.0, 0: 2.0}, verbose=0)
+
+
+def test_array_as_batch_size_hint_fits_the_method():
+    # 60aa305's hint named fit's arguments (epochs, validation_data=) for evaluate and predict
+    # too: predict(x, y) was told to pass validation_data, which predict does not take
+    x, y = _xy(n=50)
+    m = _clf()
+    with pytest.raises(ValueError, match=r"array of shape \(50,\).*predict\(x\).*no targets") as info:
+        m.predict(x, y, verbose=0)
+    assert "validation_data" not in str(info.value) and "epochs" not in str(info.value)
+    with pytest.raises(ValueError, match=r"array of shape \(50, 4\).*evaluate\(x, y, batch_size") as info:
+        m.evaluate(x, y, x, verbose=0)
+    assert "validation_data" not in str(info.value) and "epochs" not in str(info.value)
+    with pytest.raises(ValueError, match=r"array of shape \(50, 4\).*validation_data=\(x_val, y_val\)"):
+        m.fit(x, y, x, y, verbose=0)
