@@ -439,7 +439,7 @@ class Sequential:
                                  f"weight}}, got {class_weight!r}")
             # the classes of the targets as the user gave them (validated by the loss
             # already): a loss's own transform (hinge's 0/1 -> -1/1) must not move them
-            y = np.asarray(y)
+            y = _numbers(np.asarray(y))  # object arrays of numbers, as the loss took them
             if y.ndim == 2 and y.shape[1] > 1:
                 labels = np.argmax(y, axis=1)
             else:

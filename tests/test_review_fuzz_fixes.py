@@ -58,3 +58,16 @@ def test_array_as_batch_size_hint_fits_the_method():
     assert "validation_data" not in str(info.value) and "epochs" not in str(info.value)
     with pytest.raises(ValueError, match=r"array of shape \(50, 4\).*validation_data=\(x_val, y_val\)"):
         m.fit(x, y, x, y, verbose=0)
+
+
+def test_class_weight_with_labels_in_an_object_array():
+    # 4d21d29 accepts object arrays of numbers (pandas df.values) as targets, but e255cb6 took
+    # class_weight's classes from the targets as given with np.round: "loop of ufunc does not
+    # support argument 0 of type int which has no callable rint method"
+    x, y = _xy()
+    m, ref = _clf(), _clf()
+    ref.set_weights(m.get_weights())
+    m.fit(x, y.astype(object), class_weight={0: 2.0}, shuffle=False, verbose=0)
+    ref.fit(x, y, class_weight={0: 2.0}, shuffle=False, verbose=0)
+    for a, b in zip(m.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
