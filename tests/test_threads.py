@@ -104,9 +104,12 @@ def test_openmp_loaded_first_without_a_policy_gives_serial_kernels_and_a_warning
         ctypes.CDLL("libgomp.so.1")
     except OSError:
         pytest.skip("no libgomp.so.1 to preload")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    # the C backend's guard: a suite run with FASTNN_BACKEND=numpy must not leak into the child
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "FASTNN_BACKEND")}
     # warned (when fastnn would have used 2+ threads), the knob (BLAS) at 2, the kernels at 1
     assert _run(_PRELOAD + _IMPORT, env) == [int(len(os.sched_getaffinity(0)) > 1), 2, 1]
+    # on the NumPy backend the kernels are not used: serial all the same, but no warning
+    assert _run(_PRELOAD + _IMPORT, dict(env, FASTNN_BACKEND="numpy")) == [0, 2, 1]
     # without a preloaded libgomp nothing changes
     assert _run(_IMPORT, env) == [0, 2, 2]
     # the user's own policy is respected: no warning, parallel kernels
