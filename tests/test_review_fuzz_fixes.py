@@ -71,3 +71,21 @@ def test_class_weight_with_labels_in_an_object_array():
     ref.fit(x, y, class_weight={0: 2.0}, shuffle=False, verbose=0)
     for a, b in zip(m.get_weights(), ref.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_set_weights_takes_an_object_array_of_arrays(tmp_path):
+    # np.save(path, np.array(model.get_weights(), dtype=object)) then
+    # model.set_weights(np.load(path, allow_pickle=True)) works in Keras (it zips the arrays);
+    # 8150192 refused every ndarray ("set_weights expects a list of arrays, got ndarray")
+    src, dst = _clf(seed=1), _clf(seed=2)
+    arr = np.empty(len(src.get_weights()), dtype=object)
+    arr[:] = src.get_weights()
+    np.save(tmp_path / "w.npy", arr)
+    loaded = np.load(tmp_path / "w.npy", allow_pickle=True)
+    dst.set_weights(loaded)
+    dst.layers[0].set_weights(loaded)
+    for a, b in zip(src.get_weights(), dst.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # one numeric array in place of the list is still named
+    with pytest.raises(TypeError, match="set_weights expects a list of arrays"):
+        dst.layers[0].set_weights(src.get_weights()[0])

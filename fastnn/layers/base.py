@@ -131,6 +131,10 @@ def _check_initialized(layer):
 
 
 def _weight_list(weights, owner):
+    # a 1-D object array holds one array per weight (np.load of a saved get_weights() list),
+    # as Keras zips it; a numeric array is one weight given without its list
+    if isinstance(weights, np.ndarray) and weights.dtype.kind == "O" and weights.ndim == 1:
+        return list(weights)
     if weights is None or isinstance(weights, (str, bytes, dict, np.ndarray)):
         raise TypeError(f"{owner}: set_weights expects a list of arrays, got "
                         f"{weights if weights is None else type(weights).__name__}")
