@@ -8,8 +8,9 @@ from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 
 
 def to_categorical(x, num_classes=None):
-    """to_categorical(x, num_classes=None): integer labels -> one-hot float32 rows, of shape
-    ``x.shape + (num_classes,)`` (a trailing axis of 1 dropped first), as Keras."""
+    """to_categorical(x, num_classes=None): integer labels -> one-hot rows (float64, as Keras'
+    NumPy path), of shape ``x.shape + (num_classes,)`` (a trailing axis of 1 dropped first);
+    ``num_classes`` None or 0 means ``max(x) + 1``, as Keras."""
     x = np.asarray(x)
     shape = x.shape[:-1] if x.ndim > 1 and x.shape[-1] == 1 else x.shape
     x = x.reshape(-1)
@@ -22,17 +23,20 @@ def to_categorical(x, num_classes=None):
     x = x.astype(np.int64)
     if x.size and x.min() < 0:
         raise ValueError(f"to_categorical: labels must be >= 0, got {x.min()}")
-    if num_classes is None:
+    if num_classes is not None and (isinstance(num_classes, bool)
+                                    or not isinstance(num_classes, (int, float, np.number))):
+        raise TypeError(f"to_categorical: num_classes must be an integer, got {num_classes!r}")
+    if not num_classes:  # None or 0: inferred, as Keras
         if not x.size:
             raise ValueError("to_categorical: no labels to infer num_classes from; pass num_classes")
         n = int(x.max()) + 1
-    elif isinstance(num_classes, bool) or not float(num_classes).is_integer() or num_classes < 1:
+    elif not float(num_classes).is_integer() or num_classes < 1:
         raise ValueError(f"to_categorical: num_classes must be a positive integer, got {num_classes!r}")
     else:
         n = int(num_classes)
     if x.size and x.max() >= n:
         raise ValueError(f"to_categorical: label {x.max()} is out of range for num_classes={n}")
-    out = np.zeros((x.shape[0], n), np.float32)
+    out = np.zeros((x.shape[0], n), np.float64)
     out[np.arange(x.shape[0]), x] = 1.0
     return out.reshape(tuple(shape) + (n,))
 

@@ -89,3 +89,20 @@ def test_set_weights_takes_an_object_array_of_arrays(tmp_path):
     # one numeric array in place of the list is still named
     with pytest.raises(TypeError, match="set_weights expects a list of arrays"):
         dst.layers[0].set_weights(src.get_weights()[0])
+
+
+def test_to_categorical_follows_keras_numpy_path():
+    """Keras 3's NumPy path: float64 output, num_classes None or 0 inferred, trailing 1 dropped."""
+    import numpy as np
+    import pytest
+    from fastnn.utils import to_categorical
+    out = to_categorical([0, 2, 1])
+    assert out.dtype == np.float64 and out.shape == (3, 3)
+    np.testing.assert_array_equal(out, np.eye(3)[[0, 2, 1]])
+    assert to_categorical([1, 2], 0).shape == (2, 3)
+    assert to_categorical(np.array([[0], [3]])).shape == (2, 4)
+    assert to_categorical(np.zeros((2, 2, 1), int), 3).shape == (2, 2, 3)
+    with pytest.raises(TypeError, match="num_classes must be an integer"):
+        to_categorical([0, 1], "3")
+    with pytest.raises(ValueError, match="positive integer"):
+        to_categorical([0, 1], 2.5)
