@@ -6,6 +6,7 @@ backward (stopping below the lowest trainable layer), then one optimizer call.
 """
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -571,10 +572,13 @@ class Sequential:
         mets = self.compiled_metrics
         cb.on_train_begin()
         epoch_logs = {}
-        # pos: the next row of the current pass over the data. An epoch without
-        # steps_per_epoch is one whole pass; with it, the next epoch carries on where this one
-        # stopped (Keras' iterator does), a new pass (and shuffle) starting at row 0.
-        pos, order = 0, None
+        # pos: the next row of the current pass over the data, done: its batches so far. An
+        # epoch without steps_per_epoch is one whole pass; with it, the next epoch carries on
+        # where this one stopped (Keras' iterator does), and an epoch that reaches the end of
+        # the pass ends there with a warning (Keras 3 too); a new pass (and shuffle) starts at
+        # row 0 in the next epoch.
+        pos, order, done = 0, None, 0
+        per_pass = int(math.ceil(n / batch_size))
         for epoch in range(initial_epoch, epochs):
             for m in mets:
                 m.reset_state()
@@ -582,6 +586,15 @@ class Sequential:
             loss_total, seen = 0.0, 0
             t0 = time.perf_counter()
             for step in range(steps):
+                if done >= per_pass:
+                    warnings.warn(
+                        f"fit: the data ran out after {step} of steps_per_epoch={steps} batches "
+                        f"in epoch {epoch + 1} ({n} samples make {per_pass} batches of "
+                        f"{batch_size}); the epoch ends here and the next one starts a new pass. "
+                        "Use steps_per_epoch <= the batches per pass to avoid short epochs.",
+                        UserWarning, stacklevel=2)
+                    break
+                done += 1
                 if pos == 0 and shuffle:
                     order = rng.permutation(n)
                 lo = pos
@@ -611,6 +624,8 @@ class Sequential:
                     cb.on_train_batch_end(step, self._logs(loss_total / seen, mets))
                 if self.stop_training:
                     break
+            if done >= per_pass:
+                done = 0
             epoch_logs = self._logs(loss_total / max(seen, 1), mets)
             self._last_epoch_seconds = time.perf_counter() - t0
             if validation_data is not None and ((epoch + 1) in val_epochs if val_epochs is not None

@@ -106,3 +106,33 @@ def test_to_categorical_follows_keras_numpy_path():
         to_categorical([0, 1], "3")
     with pytest.raises(ValueError, match="positive integer"):
         to_categorical([0, 1], 2.5)
+
+
+def test_steps_per_epoch_beyond_the_data_ends_the_epoch_with_a_warning_as_keras():
+    """Keras 3's EpochIterator: with steps_per_epoch, an epoch that reaches the end of the
+    data stops there with a warning, and the next epoch starts a new pass."""
+    import warnings
+    import numpy as np
+    import pytest
+    import fastnn
+    from fastnn import layers
+    x = np.arange(40, dtype="float32")[:, None]
+    y = np.zeros((40, 1), "float32")
+
+    def model():
+        m = fastnn.Sequential([layers.Input(shape=(1,)), layers.Dense(1)])
+        m.compile("sgd", "mse")
+        return m
+    m = model()
+    with pytest.warns(UserWarning, match="data ran out after 1 of steps_per_epoch=3"):
+        m.fit(x, y, batch_size=10, steps_per_epoch=3, epochs=3, shuffle=False, verbose=0)
+    assert m.optimizer.iterations == 3 + 1 + 3  # 4 batches a pass: epoch 2 has one left
+    m = model()
+    with pytest.warns(UserWarning, match="data ran out after 4 of steps_per_epoch=6") as rec:
+        m.fit(x, y, batch_size=10, steps_per_epoch=6, epochs=2, verbose=0)
+    assert m.optimizer.iterations == 8 and len(rec) == 2
+    m = model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a whole number of passes: no warning
+        m.fit(x, y, batch_size=10, steps_per_epoch=2, epochs=4, verbose=0)
+    assert m.optimizer.iterations == 8
