@@ -27,6 +27,7 @@ subclass that leaves ``fuses_clip_and_decay = False`` implements ``update(var, g
 state, lr)`` instead and gets the clipped gradient (clipped in place in ``var.grad``) and
 already-decayed weights from this base class.
 """
+import contextlib
 import inspect
 import math
 import re
@@ -302,12 +303,9 @@ class Optimizer:
                   if fused and self.elementwise and clipnorm is None else None)
         if packed is not None:
             # one C call per run of variables sharing one buffer: same bits as per variable
-            if self._packed_size < PARALLEL_UPDATE_MIN:
-                with backend.serial_kernels():
-                    for run in packed:
-                        self.update(run, run.grad, run.state, lr, wd if run.decay else 0.0,
-                                    scale, clipvalue)
-            else:
+            threads = (backend.serial_kernels() if self._packed_size < PARALLEL_UPDATE_MIN
+                       else contextlib.nullcontext())
+            with threads:
                 for run in packed:
                     self.update(run, run.grad, run.state, lr, wd if run.decay else 0.0, scale,
                                 clipvalue)
