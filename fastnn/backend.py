@@ -86,10 +86,21 @@ def set_seed(seed):
     np.random.seed(_seed % (2 ** 32))
 
 
+# How many objects took each automatic name so far (Keras: dense, dense_1, dense_2, ...);
+# global state like the RNG, so it lives here and clear_session resets it.
+_NAME_COUNTS = {}
+
+
+def unique_name(base):
+    """Keras-style automatic names: dense, dense_1, dense_2, ..."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
 def clear_session():
     """Keras' clear_session: resets the automatic layer names (dense, dense_1, ...)."""
-    from .layers import base
-    base._NAME_COUNTS.clear()
+    _NAME_COUNTS.clear()
 
 
 def rng():

@@ -48,6 +48,9 @@ class CallbackList:
     def __init__(self, callbacks, model, params):
         # as Keras (which flattens the argument): one callback need not be in a list
         self.callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+        # one dict shared with every callback: fit updates "steps" once a generator's length
+        # is known (the progress bar reads it at each epoch's start)
+        self.params = params
         for cb in self.callbacks:
             if isinstance(cb, type) or not callable(getattr(cb, "set_model", None)):
                 what = f"the class {cb.__name__} (add ())" if isinstance(cb, type) else repr(cb)
@@ -127,7 +130,8 @@ class Progbar:
         now = time.perf_counter()
         if self.verbose != 1 and not finalize:
             return
-        if not finalize and now - self._last_draw < 0.1 and current < self.target:
+        if not finalize and now - self._last_draw < 0.1 and (self.target is None
+                                                              or current < self.target):
             return
         self._last_draw = now
         elapsed = now - self.start
@@ -138,6 +142,9 @@ class Progbar:
                      else f"{per_step * 1e6:.0f}us/step")
         if self.verbose == 2:
             self.stream.write(f"{current}/{self.target} - {_format_time(elapsed)} - {step_time}{metrics}\n")
+        elif self.target is None:  # a generator's first epoch: its length is not known yet
+            end = "\n" if finalize else ""
+            self.stream.write(f"\r{current}/Unknown {_format_time(elapsed)} {step_time}{metrics}\033[K{end}")
         else:
             done = int(self.width * current / max(self.target, 1))
             bar = "\u2501" * done + " " * (self.width - done)
@@ -159,6 +166,7 @@ class ProgbarLogger(Callback):
         self.verbose = verbose
         self._bar = None
         self._epochs = 1
+        self._seen = 0
 
     def on_train_begin(self, logs=None):
         self._epochs = self.params.get("epochs", 1)
@@ -170,12 +178,15 @@ class ProgbarLogger(Callback):
         self._bar = Progbar(self.params.get("steps", 1), verbose=self.verbose)
 
     def on_train_batch_end(self, batch, logs=None):
+        self._seen = batch + 1
         if self.verbose == 1 and self._bar is not None:
             self._bar.update(batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.verbose and self._bar is not None:
-            self._bar.update(self.params.get("steps", 1), logs, finalize=True)
+            steps = self.params.get("steps", 1)
+            self._bar.target = steps  # a generator's length is known after its first pass
+            self._bar.update(self._seen if steps is None else steps, logs, finalize=True)
 
 
 class LambdaCallback(Callback):

@@ -17,13 +17,14 @@ for Training Neural Networks" and of Geron's chapter 11 on vanishing/exploding g
    fall to less than half its start within 1,000 steps, something is broken (labels, loss,
    a far too low learning rate, a frozen model).
 
-The model comes back exactly as it was (see fastnn.lr_finder._TrainingState).
+The model comes back exactly as it was (see fastnn.training.state.TrainingState).
 """
 import math
 
 import numpy as np
 
-from .lr_finder import _TrainingState
+from .training.state import TrainingState
+from .training.trainer import prepare_inputs
 
 
 def _uniform_guess_loss(model):
@@ -49,22 +50,21 @@ def sanity_check(model, x, y, batch_size=256, overfit_samples=20, overfit_steps=
     ``problems``: a list of plain-language findings (empty when all looks right). The model,
     its optimizer and the random generators are restored afterwards.
     """
-    if not getattr(model, "_compiled", False):
+    if not getattr(model, "compiled", False):
         raise RuntimeError("sanity_check: compile the model first (the checks use its loss "
                            "and optimizer)")
     for name, value, low in (("batch_size", batch_size, 1), ("overfit_samples", overfit_samples, 1),
                              ("overfit_steps", overfit_steps, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"sanity_check: {name} must be a positive integer, got {value!r}")
-    x = model._prepare_x(x)
-    model._ensure_built(x)
+    x = prepare_inputs(model, x)
     y = np.asarray(y)
     if len(y) != len(x):
         raise ValueError(f"sanity_check: x has {len(x)} samples but y has {len(y)}")
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(x))[:batch_size]
     xb, yb = x[idx], y[idx]
-    snapshot = _TrainingState(model)
+    snapshot = TrainingState(model)
     problems = []
     try:
         initial = float(np.ravel(model.test_on_batch(xb, yb))[0])

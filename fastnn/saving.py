@@ -45,6 +45,8 @@ import zipfile
 
 import numpy as np
 
+from .training.state import layer_rngs
+
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "InvalidModelFileError",
            "register_keras_serializable"]
 
@@ -126,16 +128,6 @@ def _check_saveable(model):
         model.build()
 
 
-def _layer_rngs(model):
-    """(layer index, attribute, Generator) for every numpy Generator a layer keeps."""
-    out = []
-    for i, layer in enumerate(model.layers):
-        for attr, value in sorted(vars(layer).items()):
-            if isinstance(value, np.random.Generator):
-                out.append((i, attr, value))
-    return out
-
-
 def _metadata_and_arrays(model, kind, include_optimizer=True):
     """The JSON-able metadata and the list of (entry name, array) to write."""
     from . import __version__, backend, losses
@@ -164,7 +156,7 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
         opt = model.optimizer
         meta["compile"] = {"optimizer": _serialize_optimizer(opt),
                            "loss": losses.serialize(model.loss),
-                           "metrics": [_serialize_metric(m) for m in model._metric_specs]}
+                           "metrics": [_serialize_metric(m) for m in model.get_compile_config()["metrics"]]}
         if include_optimizer and isinstance(opt, Optimizer):
             slots = []
             for i, v in enumerate(variables):
@@ -188,7 +180,7 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
             meta["optimizer_state"] = {"iterations": int(opt.iterations), "variables": slots}
     meta["rng"] = {"global": backend.rng().bit_generator.state,
                    "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
-                              for i, attr, g in _layer_rngs(model)]}
+                              for i, attr, g in layer_rngs(model)]}
     meta["layer_state"] = _layer_attributes(model)
     return meta, arrays
 
@@ -867,9 +859,8 @@ def load_weights(model, filepath, skip_mismatch=False):
             # The input shape comes from the file: guard what it makes the layers allocate.
             with _WeightGuard(archive, expected):
                 try:
-                    model.build(tuple(shape))
+                    model.build(tuple(shape))  # leaves the model unbuilt if it fails
                 except InvalidModelFileError:
-                    model._input_shape, model.built = None, False
                     raise
                 except ValueError as err:
                     raise archive.error(f"cannot build the model for the file's weights: {err}") from None

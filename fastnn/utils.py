@@ -1,10 +1,12 @@
-"""Utilities: to_categorical, normalize, MC dropout, the learning-rate range test, sanity
+"""Utilities: to_categorical, normalize, PyDataset, MC dropout, the learning-rate range test, sanity
 checks before training."""
 import numpy as np
 
 from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
 from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
+from .training.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
+from .training.trainer import mc_predict  # noqa: F401  (fastnn extra)
 
 
 def to_categorical(x, num_classes=None):
@@ -46,36 +48,3 @@ def normalize(x, axis=-1, order=2):
     x = np.asarray(x, dtype=np.float64)
     norm = np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
     return x / np.where(norm == 0, 1, norm)
-
-
-def mc_predict(model, x, n, batch_size=None):
-    """mc_predict(model, x, n, batch_size=None) -> (mean, std): Monte Carlo dropout.
-
-    Runs ``n`` stochastic forward passes over ``x`` (each a batched pass, ``batch_size``
-    rows at a time, default 32 as ``predict``) in which only the dropout-family layers
-    sample (a new mask per pass and batch) and BatchNormalization uses its moving statistics,
-    then returns the per-output mean and standard deviation (population, ddof=0) over the
-    passes, accumulated in float64 (Welford) and returned in the model's dtype. Also
-    available as ``model.predict(x, mc_samples=n)``.
-    """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"mc_predict: the number of samples must be a positive integer, got {n!r}")
-    x = model._prepare_x(x)
-    model._ensure_built(x)
-    batch_size = 32 if batch_size is None else int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"mc_predict: batch_size must be a positive integer, got {batch_size}")
-    shape = (len(x),) + tuple(model.output_shape[1:])
-    mean = np.zeros(shape, np.float64)
-    m2 = np.zeros(shape, np.float64)
-    d = np.empty((min(batch_size, len(x)),) + shape[1:], np.float64)
-    for k in range(1, int(n) + 1):
-        for lo in range(0, len(x), batch_size):
-            hi = min(lo + batch_size, len(x))
-            out = model._forward(x[lo:hi], "mc")
-            dk, mk = d[:hi - lo], mean[lo:hi]
-            np.subtract(out, mk, out=dk)          # delta = x - mean_old
-            mk += dk / k                          # mean_new
-            m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
-    std = np.sqrt(m2 / n)
-    return mean.astype(model._out_dtype), std.astype(model._out_dtype)

@@ -48,7 +48,7 @@ def _compiled_clone(model):
     clone = clone_model(model)
     opt = model.optimizer
     clone.compile(optimizer=type(opt).from_config(opt.get_config()), loss=copy.deepcopy(model.loss),
-                  metrics=[copy.deepcopy(m) for m in model._metric_specs])
+                  metrics=[copy.deepcopy(m) for m in model.get_compile_config()["metrics"]])
     return clone
 
 

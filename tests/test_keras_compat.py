@@ -858,7 +858,7 @@ def test_model_subclassing_is_refused_at_class_creation():
                 return inputs
 
 
-def test_datasets_generators_and_custom_losses_say_so():
+def test_generators_train_and_custom_losses_say_so():
     X_train, y_train, *_ = regression_data()
     model = keras.Sequential([keras.Input(shape=[8]), keras.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd")
@@ -866,10 +866,13 @@ def test_datasets_generators_and_custom_losses_say_so():
     def batches():
         yield X_train, y_train
 
-    with pytest.raises(TypeError, match="tf.data datasets, generators"):
-        model.fit(batches(), epochs=1)
+    history = model.fit(batches(), epochs=1, verbose=0)
+    assert len(history.history["loss"]) == 1
+    model.fit(X_train, y_train, validation_data=batches(), verbose=0)
+    with pytest.raises(TypeError, match="tf.data datasets or dicts of inputs"):
+        model.fit({"deep": X_train}, y_train, verbose=0)
     with pytest.raises(ValueError, match="validation_data must be a tuple"):
-        model.fit(X_train, y_train, validation_data=batches(), verbose=0)
+        model.fit(X_train, y_train, validation_data=X_train, verbose=0)
 
     def huber_fn(y_true, y_pred):
         return 0.0

@@ -7,6 +7,7 @@ import pytest
 import fastnn
 from fastnn import backend, callbacks, datasets, layers, models, optimizers
 from fastnn.layers.base import is_packed, pack_variables
+from fastnn.training import trainer as trainer_module
 
 
 def make(opt, seed=0):
@@ -28,7 +29,7 @@ def test_packed_training_matches_per_variable_updates_bit_for_bit(opt, monkeypat
     packed = make(opt())
     packed.fit(x, y, epochs=2, batch_size=64, verbose=0)
     assert is_packed(packed._train_vars)
-    monkeypatch.setattr(models, "pack_variables", lambda vs: None)
+    monkeypatch.setattr(trainer_module, "pack_variables", lambda vs: None)
     plain = make(opt())
     plain.fit(x, y, epochs=2, batch_size=64, verbose=0)
     assert not is_packed(plain._train_vars)
@@ -61,7 +62,7 @@ def test_weight_decay_exclusions_split_the_packed_runs(monkeypatch):
     # kernel | bias | gamma, beta, kernel | bias | kernel | bias
     assert [r.decay for r in opt._packed_cache[1]] == [True, False, True, False, True, False]
     # the excluded biases really are not decayed: compare with the per-variable path
-    monkeypatch.setattr(models, "pack_variables", lambda vs: None)
+    monkeypatch.setattr(trainer_module, "pack_variables", lambda vs: None)
     opt2 = optimizers.AdamW(weight_decay=0.5)
     opt2.exclude_from_weight_decay(var_names=["bias"])
     m2 = make(opt2)
@@ -76,7 +77,7 @@ def test_weight_decay_exclusions_set_mid_training_take_effect(monkeypatch):
     results = []
     for pack in (True, False):
         if not pack:
-            monkeypatch.setattr(models, "pack_variables", lambda vs: None)
+            monkeypatch.setattr(trainer_module, "pack_variables", lambda vs: None)
         opt = optimizers.AdamW(weight_decay=0.5)
         m = make(opt)
         exclude = callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: (

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 
 from .. import backend
+from ..backend import unique_name  # noqa: F401  (layers and models name themselves)
 
-_NAME_COUNTS = {}
 # fastnn.saving installs a check here while it rebuilds a model from a file, so a hostile
 # architecture is refused before add_weight allocates what it asks for (thread-local: other
 # threads building models are unaffected).
@@ -22,13 +22,6 @@ _WEIGHT_GUARD = threading.local()
 
 def _snake_case(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def unique_name(base):
-    """Keras-style automatic names: dense, dense_1, dense_2, ..."""
-    n = _NAME_COUNTS.get(base, 0)
-    _NAME_COUNTS[base] = n + 1
-    return base if n == 0 else f"{base}_{n}"
 
 
 class Variable:

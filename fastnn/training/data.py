@@ -1,0 +1,384 @@
+"""Data adapters: what the user passes to fit / evaluate / predict, turned into batches.
+
+- NumPy arrays and array-likes (lists, pandas DataFrame/Series, scipy.sparse): ``ArrayData``.
+  The array is kept as given (uint8 images stay uint8, a ``np.memmap`` or
+  ``np.load(..., mmap_mode="r")`` file stays on disk); each batch is gathered and converted
+  to the model's dtype into a preallocated buffer. In-memory float arrays are checked for
+  NaN/inf once, up front, in cache-sized chunks (an error before any step); memory-mapped
+  ones batch by batch (a first pass over a file larger than memory would cost an epoch).
+- Python generators (``GeneratorData``) and ``fastnn.utils.PyDataset`` (``PyDatasetData``),
+  whose batches are converted and checked as they come.
+
+Each adapter has ``num_batches`` (None while unknown) and ``pass_batches()``, one pass over
+the data as prepared ``(x, y, sample_weight)`` batches; fastnn.training.epoch_iterator cuts
+passes into epochs.
+"""
+import itertools
+import mmap
+
+import numpy as np
+
+from .. import backend
+from .py_dataset import PyDataset, iterate_batches
+
+# Rows of an in-memory array converted or checked at a time: big enough to stream at memory
+# speed, small enough that the temporary stays in the cache.
+_CHUNK_BYTES = 4 << 20
+# A memory-mapped input's pages are handed back to the page cache after this many bytes have
+# been read through the mapping: the pages stay cached, but no longer count in (or grow) the
+# process's resident memory.
+_RELEASE_BYTES = 256 << 20
+
+
+def numbers(a):
+    """An object array holding only numbers (pandas' df.values of mixed int/float columns) as
+    float64; anything else unchanged (the caller names the dtype)."""
+    if a.dtype.kind == "O" and a.ndim:
+        try:
+            return a.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    return a
+
+
+def is_array_like(x):
+    """True for what ArrayData takes (rather than a generator or a PyDataset)."""
+    return not (isinstance(x, PyDataset) or _is_generator(x))
+
+
+def _is_generator(x):
+    import types
+    return isinstance(x, (types.GeneratorType, itertools.chain)) or (
+        hasattr(x, "__next__") and hasattr(x, "__iter__") and not isinstance(x, np.ndarray))
+
+
+def input_array(x, name, input_shape, where):
+    """Check ``x`` (array or array-like) as a model input and return it as an ndarray
+    WITHOUT converting its dtype (a memory map stays a memory map). ``input_shape`` is the
+    model's (None, features...) or None; ``where`` names the model/layer for errors."""
+    if x is None:
+        raise ValueError(f"{name} is None: pass the input data as a NumPy array")
+    if not isinstance(x, np.ndarray):
+        if type(x).__module__.startswith("scipy.sparse") and hasattr(x, "toarray"):
+            x = x.toarray()  # Keras takes scipy sparse matrices; fastnn's layers are dense
+        try:
+            x = np.asarray(x)
+        except ValueError as e:  # e.g. nested lists of rows of different lengths
+            raise ValueError(f"{name} could not be made into one array (rows of different "
+                             f"lengths?): {e}") from None
+    if x.dtype.kind == "O" and x.ndim == 0:
+        raise TypeError(
+            f"{name} must be a NumPy array (or an array-like, a generator or a "
+            f"fastnn.utils.PyDataset), got {type(x.item()).__name__}: fastnn does not take "
+            "tf.data datasets or dicts of inputs; pass arrays, e.g. "
+            "model.fit(X_train, y_train, validation_data=(X_valid, y_valid))")
+    x = numbers(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {x.dtype}")
+    if x.ndim < 2:
+        x = x.reshape(-1, 1) if x.ndim == 1 and input_shape in (None, (None, 1)) else x
+        if x.ndim < 2:
+            raise ValueError(f"{name} must have a batch axis: got shape {x.shape}, expected "
+                             f"(batch, {', '.join(map(str, (input_shape or (None, '...'))[1:]))})")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape})")
+    if 0 in x.shape[1:]:
+        raise ValueError(f"{name} has no features (shape {x.shape}): each sample needs at "
+                         "least one value")
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape[1:]):
+        raise ValueError(f"Input {name} has shape {x.shape}, but {where} expects "
+                         f"(batch, {', '.join(map(str, input_shape[1:]))})")
+    return x
+
+
+def memory_map_of(x):
+    """The np.memmap behind ``x`` (itself or a view of one) when its pages can be released
+    safely (mapped read-only or shared: not copy-on-write, whose changes live only in the
+    mapping), else None."""
+    a = x
+    while isinstance(a, np.ndarray):
+        if isinstance(a, np.memmap) and getattr(a, "mode", "c") in ("r", "r+", "w+"):
+            base = a
+            while isinstance(base, np.ndarray):
+                base = base.base
+            return base if isinstance(base, mmap.mmap) else None
+        a = a.base
+    return None
+
+
+def _first_bad(x):
+    """Index (tuple) of the first NaN/inf of ``x``."""
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+
+
+def _bad_value_error(name, source, converted, dtype, row_of=0, batch=None):
+    """The error for a non-finite value in ``converted`` (rows of ``source`` in the model
+    dtype): NaN/inf in the data, or a finite value too large for the model's dtype.
+    ``row_of``: the row of the user's array where ``source`` starts, or an index array
+    mapping source rows to it."""
+    at = _first_bad(converted)
+    row = row_of + at[0] if np.isscalar(row_of) else int(row_of[at[0]])
+    where = (row,) + at[1:]
+    in_batch = "" if batch is None else f" (batch {batch})"
+    value = np.asarray(source)[at]
+    if np.isfinite(value):
+        return ValueError(f"Input {name} has a value that overflows {np.dtype(dtype).name} "
+                          f"(the model's dtype){in_batch}: {float(value):.4g} at index {where}")
+    return ValueError(f"Input {name} contains NaN or inf{in_batch} (first at index {where})")
+
+
+def convert(x, dtype, name="x", batch=None):
+    """``x`` (one batch) as a C-contiguous array of ``dtype``, checked finite."""
+    out = np.ascontiguousarray(x, dtype=dtype)
+    if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
+        raise _bad_value_error(name, x, out, dtype, 0, batch)
+    return out
+
+
+class ArrayData:
+    """Arrays ``x`` (any numeric dtype, in memory or memory-mapped), prepared targets ``y``
+    and optional per-sample weights ``w``, read as batches of the model's ``dtype``.
+
+    ``batch(rows)`` with a slice (in order) or an int64 index array (shuffled) returns views
+    of ``x`` when no conversion is needed, else rows converted into this object's buffers
+    (valid until the next call)."""
+
+    def __init__(self, x, y, w, dtype, name="x", batch_size=32, shuffle=False, rng=None):
+        self.x, self.y, self.w = x, y, w  # y and w may be None (predict; no weights)
+        self.dtype = np.dtype(dtype)
+        self.name = name
+        self.n = len(x)
+        self.batch_size = batch_size
+        # what the user asked for: evaluate/predict may run other row counts (see
+        # Trainer._inference_rows) but callbacks and user layers get these
+        self.user_batch_size = batch_size
+        self.shuffle = shuffle
+        self.rng = rng
+        self._mmap = memory_map_of(x)
+        # the fast path of today's arrays: already the model's dtype, contiguous, in memory
+        self.direct = (x.dtype == self.dtype and x.flags.c_contiguous and self._mmap is None)
+        self._read = 0
+        self._bufs = {}
+        self._batch_index = None  # the batch of the current pass, for error messages
+        if self._mmap is None and x.dtype.kind == "f":
+            self._check_finite_in_chunks()
+
+    # ---- one pass -------------------------------------------------------------------
+    @property
+    def num_batches(self):
+        return -(-self.n // self.batch_size)
+
+    def pass_batches(self):
+        """The batches of one pass: shuffled rows (a new permutation from ``rng`` at the start
+        of each pass) or in order."""
+        order = self.rng.permutation(self.n) if self.shuffle else None
+        for self._batch_index, lo in enumerate(range(0, self.n, self.batch_size)):
+            hi = min(lo + self.batch_size, self.n)
+            yield self.batch(order[lo:hi] if order is not None else slice(lo, hi))
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
+
+    def close(self):
+        pass
+
+    # ---- rows -------------------------------------------------------------------------
+    def _buffer(self, key, shape, dtype):
+        buf = self._bufs.get(key)
+        if buf is None or buf.shape[0] < shape[0] or buf.dtype != dtype:
+            buf = self._bufs[key] = np.empty(shape, dtype)
+        return buf[:shape[0]]
+
+    def batch(self, rows):
+        """(x, y, w) for ``rows`` (a slice or an int64 index array)."""
+        if isinstance(rows, slice):
+            nb = rows.stop - rows.start
+            xb = self.x[rows] if self.direct else self._converted_slice(rows, nb)
+            yb = None if self.y is None else self.y[rows]
+            wb = None if self.w is None else self.w[rows]
+            return xb, yb, wb
+        nb = len(rows)
+        shape = (self.batch_size,) + self.x.shape[1:]
+        if self.direct:
+            # one C row copy per sample, indices checked, straight into the batch buffer
+            xb = backend.ops.take_rows(self.x, rows, self._buffer("x", shape, self.dtype)[:nb])
+        else:
+            xb = self._converted_take(rows, nb, shape)
+        yb = None if self.y is None else backend.ops.take_rows(
+            self.y, rows, self._buffer("y", (self.batch_size,) + self.y.shape[1:], self.y.dtype)[:nb])
+        wb = None if self.w is None else backend.ops.take_rows(
+            self.w, rows, self._buffer("w", (self.batch_size,), self.w.dtype)[:nb])
+        return xb, yb, wb
+
+    def _converted_slice(self, rows, nb):
+        out = self._buffer("x", (max(self.batch_size, nb),) + self.x.shape[1:], self.dtype)[:nb]
+        src = self.x[rows]
+        np.copyto(out, src, casting="unsafe")
+        self._after_read(src, out, rows.start)
+        return out
+
+    def _converted_take(self, rows, nb, shape):
+        out = self._buffer("x", shape, self.dtype)[:nb]
+        if self.x.flags.c_contiguous:
+            src = backend.ops.take_rows(self.x, rows, self._buffer("src", shape, self.x.dtype)[:nb])
+        else:
+            src = np.take(self.x, rows, axis=0)
+        np.copyto(out, src, casting="unsafe")
+        self._after_read(src, out, None, rows)
+        return out
+
+    def _after_read(self, src, out, start, rows=None):
+        """Memory-mapped input: check the converted rows, and hand pages back now and then."""
+        if self._mmap is None:
+            return
+        if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
+            raise _bad_value_error(self.name, src, out, self.dtype, start if rows is None else rows,
+                                   self._batch_index)
+        self._read += src.nbytes
+        if self._read >= _RELEASE_BYTES:
+            self.release_pages()
+
+    def release_pages(self):
+        """Drop this process's mapping of the file's pages (they stay in the page cache)."""
+        self._read = 0
+        if self._mmap is not None and hasattr(self._mmap, "madvise"):
+            try:
+                self._mmap.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError, AttributeError):  # not on this platform, or closed
+                self._mmap = None
+
+    def _check_finite_in_chunks(self):
+        x = self.x
+        row_bytes = max(1, x[0].nbytes if x.ndim > 1 else x.itemsize)
+        step = max(1, _CHUNK_BYTES // row_bytes)
+        flat_ok = x.flags.c_contiguous and x.dtype == self.dtype
+        if flat_ok:  # the common case: one pass of the C check, no temporary
+            if backend.ops.all_finite(x.reshape(-1)):
+                return
+        for lo in range(0, self.n, step):
+            chunk = x[lo:lo + step]
+            conv = np.ascontiguousarray(chunk, dtype=self.dtype)
+            if not backend.ops.all_finite(conv.reshape(-1)):
+                raise _bad_value_error(self.name, chunk, conv, self.dtype, lo)
+
+    # ---- evaluation in chunks ---------------------------------------------------------
+    def rows(self, lo, hi):
+        """Rows lo:hi of x in the model's dtype (a view when no conversion is needed)."""
+        if self.direct:
+            return self.x[lo:hi]
+        return self._converted_slice(slice(lo, hi), hi - lo)
+
+    def take(self, n):
+        """The first ``n`` rows as a new ArrayData (validation_steps, evaluate's steps)."""
+        if n >= self.n:
+            return self
+        return ArrayData.__new__(ArrayData)._init_like(self, slice(0, n))
+
+    def split(self, n_val):
+        """(first n - n_val rows, last n_val rows), as Keras' validation_split."""
+        cut = self.n - n_val
+        val = ArrayData.__new__(ArrayData)._init_like(self, slice(cut, self.n))
+        val.shuffle = False  # validation reads in order (and draws nothing from the RNG)
+        return ArrayData.__new__(ArrayData)._init_like(self, slice(0, cut)), val
+
+    def _init_like(self, other, rows):
+        """A view of ``other``'s rows, without checking again what ``other`` checked."""
+        vars(self).update(vars(other))
+        self.x = other.x[rows]
+        self.y = None if other.y is None else other.y[rows]
+        self.w = None if other.w is None else other.w[rows]
+        self.n = len(self.x)
+        self._read, self._bufs = 0, {}
+        return self
+
+
+class _StreamData:
+    """Common part of the generator and PyDataset adapters: each raw batch, a tuple ``(x,)``,
+    ``(x, y)`` or ``(x, y, sample_weight)`` (or ``x`` alone for predict), is prepared by
+    ``prepare(raw, batch_index)`` supplied by the trainer."""
+    prepare = None
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class GeneratorData(_StreamData):
+    """A Python generator (or iterator) of batches. It can be read once: the first pass
+    learns the number of batches, as Keras 3 does."""
+
+    def __init__(self, generator):
+        self._it = iter(generator)
+        self._peeked = []
+        self.num_batches = None
+
+    def peek(self):
+        """The first raw batch, kept to be yielded again (to build the model from)."""
+        if not self._peeked:
+            try:
+                self._peeked.append(next(self._it))
+            except StopIteration:
+                raise ValueError("the generator yielded no batch") from None
+        return self._peeked[0]
+
+    def pass_batches(self):
+        index = 0
+        while True:
+            if self._peeked:
+                raw = self._peeked.pop()
+            else:
+                try:
+                    raw = next(self._it)
+                except StopIteration:
+                    return
+            yield self.prepare(raw, index)
+            index += 1
+
+
+class PyDatasetData(_StreamData):
+    """A fastnn.utils.PyDataset: ``len(ds)`` batches ``ds[i]``, in order or in a shuffled
+    order (``shuffle``, a new one each pass), fetched ahead by its workers when it has any."""
+
+    def __init__(self, dataset, shuffle=False, rng=None):
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.rng = rng
+        self.num_batches = dataset.num_batches
+
+    def peek(self):
+        if self.num_batches == 0:
+            raise ValueError(f"{type(self.dataset).__name__} has no batches (len() is 0)")
+        return self.dataset[0]
+
+    def pass_batches(self):
+        n = self.num_batches
+        if n is None:
+            indices = itertools.count()
+        elif self.shuffle:
+            indices = (int(i) for i in self.rng.permutation(n))
+        else:
+            indices = range(n)
+        gen = iterate_batches(self.dataset, indices)
+        try:
+            for index, raw in gen:
+                yield self.prepare(raw, index)
+        except IndexError:
+            if n is not None:
+                raise
+            # a dataset without __len__ ends where __getitem__ runs out, as Keras
+        finally:
+            gen.close()
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()

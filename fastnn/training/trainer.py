@@ -1,0 +1,658 @@
+"""The trainer: compile / fit / evaluate / predict / train_on_batch / test_on_batch /
+predict_on_batch and the training step, as Keras 3's ``Trainer`` (keras/src/trainers/).
+
+``Trainer`` is a base class of the models: a model holds its layers and supplies
+
+- ``_forward(x, training)`` -> outputs, every layer into its own buffers;
+- ``_backward(grad)``: the output gradient back through the layers, down to the lowest
+  trainable one (``_prepare_backward()`` decides which, once per fit);
+- ``_dtype`` / ``_out_dtype`` (inputs' and outputs' dtypes), ``_input_shape``,
+  ``output_shape``, ``build()``, ``_unique_layers()``, ``_output_layer``, ``weights``;
+
+and the trainer runs the loop: batches from fastnn.training.data through
+fastnn.training.epoch_iterator, the loss kernel, the optimizer, metrics and callbacks.
+"""
+import math
+import time
+
+import numpy as np
+
+from .. import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
+from ..layers.base import pack_variables
+from . import arguments
+from .data import (ArrayData, GeneratorData, PyDatasetData, PyDataset, convert, input_array,
+                   is_array_like, numbers)
+from .epoch_iterator import EpochIterator
+
+
+class Trainer:
+    """The training half of a model (see the module docstring)."""
+
+    def _init_trainer(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self._compiled = False
+        self._metric_specs = []
+        self._buffers = {}
+
+    # ---- compile ------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
+        """Configure training: an optimizer, a loss and metrics (names or objects)."""
+        if loss_weights is not None or weighted_metrics is not None:
+            raise NotImplementedError("fastnn models have one output: loss_weights and "
+                                      "weighted_metrics are not supported")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss)
+        if isinstance(metrics, dict):
+            raise ValueError("fastnn models have one output: metrics must be a list (e.g. "
+                             f"metrics=['accuracy']), got a dict {metrics!r}")
+        self._metric_specs = list(metrics or [])
+        if isinstance(metrics, (str, metrics_module.Metric)):
+            self._metric_specs = [metrics]
+        self.compiled_metrics = []
+        self._compiled = True
+        if self.built:
+            self._make_metrics()
+
+    def get_compile_config(self):
+        """The compile() arguments as given (Keras 3: what save() records), or None before
+        compile."""
+        if not self._compiled:
+            return None
+        return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_specs)}
+
+    @property
+    def compiled(self):
+        return self._compiled
+
+    def _make_metrics(self):
+        out_dim = self.output_shape[-1]
+        self.compiled_metrics = [metrics_module.get(m, self.loss, out_dim) for m in self._metric_specs]
+
+    def _check_compiled(self, what):
+        if not self._compiled:
+            raise RuntimeError(f"You must call compile() before {what}() on model {self.name!r}")
+
+    # ---- data ---------------------------------------------------------------------------
+    def _ensure_built(self, x_shape):
+        if self._input_shape is None:
+            self._input_shape = (None,) + tuple(x_shape[1:])
+        if not self.built:
+            self.build()
+
+    def _input_where(self):
+        first = self._layers[0].name if self._layers else self.name
+        return f"layer {first!r} of model {self.name!r}"
+
+    def _inputs(self, x, name="x"):
+        """``x`` checked as this model's input (model built from it), dtype unchanged."""
+        x = input_array(x, name, self._input_shape, self._input_where())
+        self._ensure_built(x.shape)
+        return x
+
+    def _targets(self, y, n, what, name="y"):
+        if y is None:
+            raise ValueError(f"{what}() needs targets y")
+        y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
+        if len(y) != n:
+            raise ValueError(f"x has {n} samples but {name} has {len(y)}")
+        return y
+
+    def _array_data(self, x, y, sample_weight, class_weight, what, batch_size, shuffle=False,
+                    name="x", targets=True):
+        """ArrayData for arrays: inputs checked (not converted), targets and weights prepared."""
+        x = self._inputs(x, name)
+        if not targets:
+            return ArrayData(x, None, None, self._dtype, name, batch_size)
+        y_given = y
+        y = self._targets(y, len(x), what)
+        w = self._sample_weights(sample_weight, class_weight, y_given, len(x), what)
+        return ArrayData(x, y, w, self._dtype, name, batch_size, shuffle, backend.rng())
+
+    def _stream_data(self, x, what, shuffle=False, class_weight=None, targets=True):
+        """GeneratorData / PyDatasetData whose batches are prepared as they come; the model
+        is built from the first batch when it does not know its input yet."""
+        data = (PyDatasetData(x, shuffle, backend.rng()) if isinstance(x, PyDataset)
+                else GeneratorData(x))
+        source = type(x).__name__ if isinstance(x, PyDataset) else "the generator"
+
+        def prepare(raw, index):
+            name = f"x (batch {index} of {source})"
+            if isinstance(raw, list):
+                raw = tuple(raw)
+            if not isinstance(raw, tuple):
+                if targets:
+                    raise ValueError(f"{what}: {source} must yield tuples (x, y) or (x, y, "
+                                     f"sample_weight); batch {index} is a {type(raw).__name__}")
+                raw = (raw,)
+            if not 1 <= len(raw) <= 3:
+                raise ValueError(f"{what}: batch {index} of {source} has {len(raw)} elements; "
+                                 "expected (x,), (x, y) or (x, y, sample_weight)")
+            xb = convert(self._inputs(raw[0], name), self._dtype, name, index)
+            if not targets:
+                return xb, None, None
+            if len(raw) < 2 or raw[1] is None:
+                raise ValueError(f"{what}() needs targets: batch {index} of {source} has none")
+            try:
+                yb = self._targets(raw[1], len(xb), what, f"y (batch {index} of {source})")
+                wb = self._sample_weights(raw[2] if len(raw) == 3 else None, class_weight,
+                                          raw[1], len(xb), f"{what} (batch {index} of {source})")
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"batch {index} of {source}: {e}") from e
+            return xb, yb, wb
+        data.prepare = prepare
+        if not self.built or self._input_shape is None:
+            raw = data.peek()
+            first = raw[0] if isinstance(raw, (tuple, list)) else raw
+            self._inputs(first, f"x (batch 0 of {source})")
+        return data
+
+    def _data(self, x, y, sample_weight, class_weight, what, batch_size, shuffle=False,
+              targets=True):
+        if is_array_like(x):
+            return self._array_data(x, y, sample_weight, class_weight, what, batch_size, shuffle,
+                                    targets=targets)
+        if y is not None or sample_weight is not None:
+            raise ValueError(f"{what}: y and sample_weight must not be given with a generator or "
+                             "a PyDataset (its batches carry them)")
+        return self._stream_data(x, what, shuffle, class_weight, targets)
+
+    def _sample_weights(self, sample_weight, class_weight, y, n, what):
+        """Per-sample weights from ``sample_weight`` (n,) and/or ``class_weight`` {class:
+        weight} (classes from the targets as given: labels, one-hot argmax, or rounded values),
+        as one array of the model's dtype; None when neither is given."""
+        if sample_weight is None and class_weight is None:
+            return None
+        w = np.ones(n, np.float64)
+        if sample_weight is not None:
+            sw = np.asarray(sample_weight)
+            if sw.dtype.kind not in "biuf":
+                raise TypeError(f"{what}: sample_weight must be numeric, got dtype {sw.dtype}")
+            sw = sw.astype(np.float64)
+            if sw.ndim == 2 and sw.shape[1] == 1:
+                sw = sw[:, 0]
+            if sw.shape != (n,):
+                raise ValueError(f"{what}: sample_weight has shape {np.shape(sample_weight)}, "
+                                 f"expected ({n},): one weight per sample")
+            w *= sw
+        if class_weight is not None:
+            w *= self._class_weights(class_weight, y, what)
+        if not backend.ops.all_finite(w) or np.any(w < 0):
+            raise ValueError(f"{what}: sample/class weights must be finite and >= 0")
+        # finite in float64 is not enough: 1e300 becomes inf in a float32 model (NaN loss)
+        limit = min(np.finfo(self._dtype).max, np.finfo(self._out_dtype).max)
+        if w.size and w.max() > limit:
+            raise ValueError(f"{what}: sample/class weights must be finite in the model's dtype "
+                             f"(at most {limit:.4g}), got {w.max():.4g}")
+        return np.ascontiguousarray(w, dtype=self._dtype)
+
+    @staticmethod
+    def _class_weights(class_weight, y, what):
+        """Each sample's weight from ``class_weight`` (as Keras: class_weight.get(label, 1))."""
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise ValueError(f"{what}: class_weight must be a non-empty dict {{class index: "
+                             f"weight}}, got {class_weight!r}")
+        # the classes of the targets as the user gave them (validated by the loss already):
+        # a loss's own transform (hinge's 0/1 -> -1/1) must not move them
+        y = numbers(np.asarray(y))
+        if y.ndim == 2 and y.shape[1] > 1:
+            labels = np.argmax(y, axis=1)
+        else:
+            labels = np.round(y.reshape(len(y))).astype(np.int64)
+        table = {}
+        for k, v in class_weight.items():
+            if not isinstance(k, (int, float, np.integer, np.floating)) or isinstance(k, bool) \
+                    or not math.isfinite(k) or k != int(k) or k < 0:
+                raise ValueError(f"{what}: class_weight keys must be class indices >= 0, got "
+                                 f"{k!r} in {sorted(map(repr, class_weight))}")
+            try:
+                table[int(k)] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what}: class_weight[{k!r}] must be a number, got {v!r}") from None
+        classes, inverse = np.unique(labels, return_inverse=True)
+        return np.array([table.get(int(c), 1.0) for c in classes], np.float64)[inverse]
+
+    # ---- one step -------------------------------------------------------------------------
+    def _buffer(self, key, shape, dtype):
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != dtype:
+            buf = np.empty(shape, dtype)
+            self._buffers[key] = buf
+        return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
+
+    def _prepare_training(self):
+        """Per fit: the trainable variables, the fused softmax/cross-entropy decision,
+        optimizer state, and the model's backward plan. Nothing here runs per step."""
+        self._prepare_backward()
+        last = self._output_layer
+        act = getattr(last, "activation", None)
+        self._fused = bool(self.loss.fuses_softmax and not getattr(self.loss, "from_logits", False)
+                           and hasattr(last, "fused_output_grad") and act is not None
+                           and act.name == "softmax")
+        if self._fused:
+            last.fused_output_grad = True
+        seen = set()
+        self._train_vars = []
+        if self.trainable:
+            for layer in self._unique_layers():
+                for v in layer.trainable_weights:
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        self._train_vars.append(v)
+        if self._train_vars and len({v.value.dtype for v in self._train_vars}) == 1:
+            pack_variables(self._train_vars)  # one optimizer call per step, not one per weight
+        self._regularized = [v for v in self._train_vars if v.regularizer is not None]
+        self._activity_layers = [layer for layer in self._unique_layers()
+                                 if getattr(layer, "activity_regularizer", None) is not None]
+        self.optimizer.build(self._train_vars)
+
+    def _train_step(self, xb, yb, wb=None):
+        """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs).
+        ``wb``: per-sample weights (Keras: the loss is sum(w_i * loss_i) / batch size)."""
+        out = self._forward(xb, True)
+        out2 = out.reshape(out.shape[0], -1)
+        grad = self._buffer("grad", out2.shape, out2.dtype)
+        n = xb.shape[0]
+        if wb is None:
+            loss = self.loss.compute(out2, yb, grad, self._fused) / n
+        else:
+            # each row's gradient depends on its own row only: weighting it is exact
+            rows = self._buffer("row_loss", (n,), np.float64)
+            self.loss.compute(out2, yb, grad, self._fused, rows)
+            np.multiply(grad, wb[:, None], out=grad)
+            loss = float(np.dot(rows, wb)) / n
+        self._backward(grad.reshape(out.shape))
+        for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
+            loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
+        for layer in self._activity_layers:  # set by the layer's forward (Keras 3 rule)
+            loss += layer._activity_loss
+        if self._train_vars:
+            self.optimizer.apply(self._train_vars)
+        return loss, out2
+
+    def _regularization_loss(self):
+        return sum(v.regularizer(v.value) for v in self.weights if v.regularizer is not None)
+
+    @staticmethod
+    def _logs(loss, mets):
+        logs = {"loss": float(loss)}
+        for m in mets:
+            logs[m.name] = float(m.result())
+        return logs
+
+    # ---- fit ------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs of mini-batches (``batch_size=len(x)`` is full-batch
+        gradient descent, ``batch_size=1`` pure SGD). Returns a History.
+
+        ``x`` may be arrays (NumPy, memory-mapped, uint8, array-likes), a Python generator
+        of ``(x, y)`` / ``(x, y, sample_weight)`` tuples, or a fastnn.utils.PyDataset."""
+        self._check_compiled("fit")
+        batch_size = arguments.batch_size(batch_size)
+        arguments.nonnegative_int(epochs, "epochs")
+        arguments.nonnegative_int(initial_epoch, "initial_epoch")
+        split = arguments.validation_split(validation_split)
+        val_batch = arguments.positive_int_or_none(validation_batch_size, "validation_batch_size")
+        steps_per_epoch = arguments.positive_int_or_none(steps_per_epoch, "steps_per_epoch")
+        validate_now = arguments.validation_freq(validation_freq)
+        verbose = arguments.verbosity(verbose)
+        data = self._data(x, y, sample_weight, class_weight, "fit", batch_size, shuffle)
+        data, val = self._validation(data, split, validation_data, sample_weight, y,
+                                     validation_steps, val_batch or batch_size)
+        train = EpochIterator(data, steps_per_epoch)
+        self._prepare_training()
+        cb, history = self._fit_callbacks(callbacks, verbose, epochs, train.num_batches)
+        self.stop_training, self.history = False, history
+        cb.on_train_begin()
+        epoch_logs = {}
+        try:
+            for epoch in range(initial_epoch, epochs):
+                cb.on_epoch_begin(epoch)
+                epoch_logs = self._fit_epoch(train, epoch, cb)
+                if train.out_of_data:
+                    break
+                cb.params["steps"] = train.num_batches  # a generator's, once learned
+                if val is not None and validate_now(epoch):
+                    epoch_logs.update({f"val_{k}": v for k, v in self._evaluate_data(val, cb).items()})
+                epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
+                cb.on_epoch_end(epoch, epoch_logs)
+                if self.stop_training:
+                    break
+        finally:
+            train.close()
+            if val is not None:
+                val.close()
+        cb.on_train_end(epoch_logs)
+        return history
+
+    def _fit_callbacks(self, callbacks, verbose, epochs, steps):
+        cbs = [callbacks] if isinstance(callbacks, callbacks_module.Callback) else list(callbacks or [])
+        history = callbacks_module.History()
+        cbs.append(history)
+        if verbose:
+            cbs.append(callbacks_module.ProgbarLogger(verbose))
+        params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        return callbacks_module.CallbackList(cbs, self, params), history
+
+    def _fit_epoch(self, train, epoch, cb):
+        """One epoch of training steps; returns its logs (loss and metrics)."""
+        mets = self.compiled_metrics
+        for m in mets:
+            m.reset_state()
+        loss_total, seen = 0.0, 0
+        t0 = time.perf_counter()
+        for step, (xb, yb, wb) in train.epoch(epoch):
+            if cb.wants_batches:
+                cb.on_train_batch_begin(step)
+            loss, out = self._train_step(xb, yb, wb)
+            nb = len(xb)
+            loss_total += loss * nb
+            seen += nb
+            for m in mets:
+                m.update_state(yb, out)
+            if cb.wants_batches:
+                cb.on_train_batch_end(step, self._logs(loss_total / seen, mets))
+            if self.stop_training:
+                break
+        self._last_epoch_seconds = time.perf_counter() - t0
+        return self._logs(loss_total / max(seen, 1), mets)
+
+    def _validation(self, data, split, validation_data, sample_weight, y, steps, batch_size):
+        """(training data, EpochIterator over the validation data or None)."""
+        val = None
+        if validation_data is None and split:
+            if not isinstance(data, ArrayData):
+                raise ValueError("validation_split is only supported for arrays, not for a "
+                                 "generator or a PyDataset: pass validation_data")
+            n_val = int(math.floor(data.n * split))
+            if n_val == 0 or n_val == data.n:
+                raise ValueError(f"validation_split={split} leaves no training or no "
+                                 f"validation samples out of {data.n}")
+            data, val = data.split(n_val)
+            # as Keras: the split takes the sample weights along, but not class_weight
+            val.w = None if sample_weight is None else self._sample_weights(
+                sample_weight, None, y, data.n + n_val, "fit")[-n_val:]
+        elif validation_data is not None:
+            if is_array_like(validation_data) and not isinstance(validation_data, (tuple, list)) \
+                    or isinstance(validation_data, (tuple, list)) and len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, "
+                                 "y_val, sample_weight_val) of arrays, a generator or a PyDataset, "
+                                 f"got {type(validation_data).__name__}")
+            if isinstance(validation_data, (tuple, list)):
+                vx, vy = validation_data[:2]
+                vw = validation_data[2] if len(validation_data) == 3 else None
+                if vy is None:
+                    raise ValueError("validation_data needs targets: (x_val, y_val)")
+                try:
+                    val = self._array_data(vx, vy, vw, None, "fit (validation_data)", batch_size,
+                                           name="validation x")
+                except ValueError as e:
+                    if str(e).startswith("x has "):  # name the validation arrays
+                        raise ValueError("validation " + str(e).replace("but y", "but validation y")) from None
+                    raise
+            else:
+                val = self._stream_data(validation_data, "fit (validation_data)")
+        if val is None:
+            return data, None
+        if isinstance(val, ArrayData):
+            # as Keras: only the first validation_steps batches are evaluated
+            val = val.take(arguments.rows_for_steps(steps, batch_size, val.n,
+                                                    "fit (validation_steps)"))
+            steps = None
+        return data, EpochIterator(val, steps, "fit (validation)")
+
+    # ---- batches --------------------------------------------------------------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the batch loss (and metrics)."""
+        self._check_compiled("train_on_batch")
+        if y is None:
+            raise ValueError("train_on_batch() needs targets y")
+        data = self._array_data(x, y, sample_weight, class_weight, "train_on_batch", 1)
+        xb, yb, wb = data.batch(slice(0, data.n))
+        self._prepare_training()
+        loss, out = self._train_step(xb, yb, wb)
+        for m in self.compiled_metrics:
+            m.reset_state()
+            m.update_state(yb, out)
+        return self._result(self._logs(loss, self.compiled_metrics), return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
+        self._check_compiled("test_on_batch")
+        if y is None:
+            raise ValueError("test_on_batch() needs targets y")
+        data = self._array_data(x, y, sample_weight, None, "test_on_batch", 1)
+        data.user_batch_size = data.n
+        return self._result(self._evaluate_data(EpochIterator(data)), return_dict)
+
+    def predict_on_batch(self, x):
+        """The outputs for one batch ``x`` in inference mode (a NumPy array)."""
+        return self(x, training=False)
+
+    def __call__(self, x, training=False):
+        """Forward pass on ``x`` (one batch); ``training=True`` uses training-mode behaviour
+        (dropout masks, batch statistics), as Keras."""
+        x = convert(self._inputs(x), self._dtype)
+        return np.array(self._forward(x, bool(training)), copy=True)
+
+    @staticmethod
+    def _result(logs, return_dict):
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    # ---- evaluate / predict -----------------------------------------------------------------
+    def _fused_eval(self):
+        act = getattr(self._output_layer, "activation", None)
+        return bool(self.loss.fuses_softmax and act is not None and act.name == "softmax")
+
+    def _evaluate_data(self, it, cb=None):
+        """Loss and metrics over the batches of one epoch of ``it``; ``cb`` (a CallbackList)
+        gets the on_test_* hooks, with running logs per batch as in Keras 3 (fit's validation
+        calls them too). Per-sample weights weigh the loss (metrics stay unweighted, as
+        Keras' ``metrics``)."""
+        mets = self.compiled_metrics
+        for m in mets:
+            m.reset_state()
+        if cb is not None:
+            cb.on_test_begin()
+        batch_logs = cb is not None and cb.wants_test_batches
+        if isinstance(it.data, ArrayData):
+            it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs, mets)
+        reg = self._regularization_loss() if batch_logs else 0.0
+        fused = self._fused_eval()
+        total, seen = 0.0, 0
+        for step, (xb, yb, wb) in it.epoch():
+            if batch_logs:
+                cb.on_test_batch_begin(step)
+            out = self._forward(xb, False)
+            out2 = out.reshape(out.shape[0], -1)
+            if wb is None:
+                total += self.loss.compute(out2, yb, None, fused)
+            else:
+                rows = self._buffer("row_loss", (len(xb),), np.float64)
+                self.loss.compute(out2, yb, None, fused, rows)
+                total += float(np.dot(rows, wb))
+            for layer in self._unique_layers():  # activity penalties count too (Keras 3)
+                if getattr(layer, "activity_regularizer", None) is not None:
+                    total += layer._activity_loss * len(xb)
+            seen += len(xb)
+            for m in mets:
+                m.update_state(yb, out2)
+            if batch_logs:
+                cb.on_test_batch_end(step, self._logs(total / seen + reg, mets))
+        logs = self._logs(total / max(seen, 1) + self._regularization_loss(), mets)
+        if cb is not None:
+            cb.on_test_end(logs)
+        return logs
+
+    # Inference maps every row independently (dropout off, BatchNormalization on its moving
+    # statistics), so the batching only matters to callbacks that watch batches. Without
+    # them fastnn runs cache-sized chunks: products on ~2,000 rows run at the BLAS's full
+    # speed, on 32 rows (Keras' default batch) at about half of it, and a single 10,000-row
+    # pass spills its activations out of the cache (measured, predict on 10,000 rows of the
+    # 784-512-256-10 MLP: 76 ms at batch 32, 41 ms in 2,048-row chunks, 78 ms in one pass).
+    _INFERENCE_CHUNK_BYTES = 4 << 20
+
+    def _inference_rows(self, batch_size, watched, metrics=()):
+        """Rows per forward pass in predict/evaluate: the user's ``batch_size`` when a
+        callback watches batches or a user's class could see the batching (below), else the
+        number of rows whose widest activation fills _INFERENCE_CHUNK_BYTES (between 256 and
+        4,096 rows)."""
+        if watched:
+            return batch_size
+        # Only fastnn's own layers, metrics and activity regularizers are known to treat rows
+        # independently (a running count-weighted mean, a sum over rows); a user's layer may
+        # use the whole batch, a user's metric may average per batch: Keras hands them
+        # ``batch_size`` rows, so they get those.
+        def own(obj):
+            return obj is None or type(obj).__module__.startswith("fastnn.")
+        layers = self._unique_layers()
+        if not all(own(layer) and own(getattr(layer, "activity_regularizer", None))
+                   for layer in layers) or not all(own(m) for m in metrics):
+            return batch_size
+        widest = max([int(np.prod(layer.output_shape[1:])) for layer in layers
+                      if layer.output_shape is not None] + [int(np.prod(self._input_shape[1:]))])
+        rows = self._INFERENCE_CHUNK_BYTES // max(1, widest * np.dtype(self._dtype).itemsize)
+        return int(min(4096, max(256, rows)))
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
+        """Loss (and metrics) on the given data, in inference mode; ``sample_weight`` weighs
+        the loss (Keras: sum(w_i * loss_i) / n), not the metrics. ``x`` may be arrays, a
+        generator or a PyDataset (as in fit)."""
+        self._check_compiled("evaluate")
+        if is_array_like(x) and y is None:
+            input_array(x, "x", self._input_shape, self._input_where())
+            raise ValueError("evaluate() needs targets y")
+        batch_size = arguments.batch_size(batch_size, "evaluate")
+        data = self._data(x, y, sample_weight, None, "evaluate", batch_size)
+        if isinstance(data, ArrayData):
+            # the weights were checked against every row; now cut to the rows ``steps`` covers
+            data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, "evaluate"))
+            steps = None
+        else:
+            steps = arguments.positive_int_or_none(steps, "steps", "evaluate")
+        it = EpochIterator(data, steps, "evaluate")
+        n_steps = it.num_batches
+        bar = callbacks_module.Progbar(n_steps, verbose=2 if verbose == 2 else 1)
+        cb = (callbacks_module.CallbackList(callbacks, self, {"steps": n_steps, "verbose": verbose})
+              if callbacks else None)
+        try:
+            logs = self._evaluate_data(it, cb)
+        finally:
+            it.close()
+        if verbose:  # "auto" means 1, as in Keras
+            bar.update(n_steps if n_steps is not None else it.num_batches or 0, logs, finalize=True)
+        return self._result(logs, return_dict)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
+                mc_samples=None):
+        """Outputs for ``x`` in inference mode, computed in batches into one array.
+
+        ``batch_size`` (default 32) is the batch callbacks and user layers see; without
+        per-batch callbacks, a model of fastnn's own layers runs cache-sized chunks instead,
+        since they treat rows independently in inference. ``x`` may be arrays, a generator
+        or a PyDataset (batches ``x`` or tuples whose first element is x).
+
+        fastnn extra: ``mc_samples=N`` returns ``(mean, std)`` over N stochastic passes (MC
+        dropout): the dropout-family layers sample a new mask per pass while
+        BatchNormalization stays in inference mode (see fastnn.utils.mc_predict)."""
+        if mc_samples is not None:
+            return mc_predict(self, x, mc_samples, batch_size=batch_size)
+        batch_size = arguments.batch_size(batch_size, "predict")
+        data = self._data(x, None, None, None, "predict", batch_size, targets=False)
+        if isinstance(data, ArrayData):
+            data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, "predict"))
+            steps = None
+        else:
+            steps = arguments.positive_int_or_none(steps, "steps", "predict")
+        it = EpochIterator(data, steps, "predict")
+        cb = (callbacks_module.CallbackList(callbacks, self, {"steps": it.num_batches,
+                                                              "verbose": verbose})
+              if callbacks else None)
+        try:
+            return self._predict_data(it, cb)
+        finally:
+            it.close()
+
+    def _predict_data(self, it, cb):
+        if cb is not None:
+            cb.on_predict_begin()
+        batch_logs = cb is not None and cb.wants_predict_batches
+        shape = tuple(self.output_shape[1:])
+        arrays = isinstance(it.data, ArrayData)
+        if arrays:
+            result = np.empty((it.data.n,) + shape, self._out_dtype)
+            it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs)
+        parts, lo = [], 0
+        for step, (xb, _, _) in it.epoch():
+            if batch_logs:
+                cb.on_predict_batch_begin(step)
+            out = self._forward(xb, False)
+            if arrays:
+                result[lo:lo + len(xb)] = out
+                out = result[lo:lo + len(xb)]
+            else:
+                out = np.array(out, dtype=self._out_dtype, copy=True)
+                parts.append(out)
+            lo += len(xb)
+            if batch_logs:  # as Keras 3: the batch's outputs
+                cb.on_predict_batch_end(step, {"outputs": out.copy()})
+        if cb is not None:
+            cb.on_predict_end()
+        if arrays:
+            return result
+        return np.concatenate(parts) if parts else np.empty((0,) + shape, self._out_dtype)
+
+
+def prepare_inputs(model, x, name="x"):
+    """``x`` checked as ``model``'s input and converted whole to its dtype (the model is
+    built from it): for tools that work on a few rows (sanity_check, the range test)."""
+    return convert(model._inputs(x, name), model._dtype, name)
+
+
+def forward(model, x, training):
+    """One forward pass of ``model`` on a prepared batch (``training`` may be "mc")."""
+    return model._forward(x, training)
+
+
+def mc_predict(model, x, n, batch_size=None):
+    """mc_predict(model, x, n, batch_size=None) -> (mean, std): Monte Carlo dropout.
+
+    Runs ``n`` stochastic forward passes over ``x`` (each a batched pass, ``batch_size``
+    rows at a time, default 32 as ``predict``) in which only the dropout-family layers
+    sample (a new mask per pass and batch) and BatchNormalization uses its moving statistics,
+    then returns the per-output mean and standard deviation (population, ddof=0) over the
+    passes, accumulated in float64 (Welford) and returned in the model's dtype. Also
+    available as ``model.predict(x, mc_samples=n)``.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"mc_predict: the number of samples must be a positive integer, got {n!r}")
+    data = model._array_data(x, None, None, None, "mc_predict", 1, targets=False)
+    batch_size = 32 if batch_size is None else int(batch_size)
+    if batch_size < 1:
+        raise ValueError(f"mc_predict: batch_size must be a positive integer, got {batch_size}")
+    shape = (data.n,) + tuple(model.output_shape[1:])
+    mean = np.zeros(shape, np.float64)
+    m2 = np.zeros(shape, np.float64)
+    d = np.empty((min(batch_size, data.n),) + shape[1:], np.float64)
+    for k in range(1, int(n) + 1):
+        for lo in range(0, data.n, batch_size):
+            hi = min(lo + batch_size, data.n)
+            out = model._forward(data.rows(lo, hi), "mc")
+            dk, mk = d[:hi - lo], mean[lo:hi]
+            np.subtract(out, mk, out=dk)          # delta = x - mean_old
+            mk += dk / k                          # mean_new
+            m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
+    std = np.sqrt(m2 / n)
+    return mean.astype(model._out_dtype), std.astype(model._out_dtype)
