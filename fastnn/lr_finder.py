@@ -70,7 +70,7 @@ def find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_s
     try:
         for step in range(steps):
             lr = min_lr * math.exp(ratio * step / (steps - 1))
-            model.optimizer._learning_rate = lr
+            model.optimizer.replace_learning_rate(lr)
             if pos + batch_size > len(x):
                 order, pos = rng.permutation(len(x)), 0
             idx = order[pos:pos + batch_size]

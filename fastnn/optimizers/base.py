@@ -201,6 +201,19 @@ class Optimizer:
 
     lr = learning_rate
 
+    @property
+    def learning_rate_setting(self):
+        """fastnn extra: the learning rate as set (a float, a schedule or a callable), not
+        evaluated at the current step."""
+        return self._learning_rate
+
+    def replace_learning_rate(self, value):
+        """fastnn extra: set the learning rate to ``value`` (a float, a schedule or a
+        callable) even where a schedule was set, for tools that put the original back
+        afterwards (the learning-rate range test, training-state snapshots)."""
+        self._learning_rate = None
+        self.learning_rate = value
+
     # -- state --------------------------------------------------------------------------
     def build(self, variables):
         """Allocate state for each variable not seen before (idempotent)."""

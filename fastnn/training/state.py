@@ -26,7 +26,7 @@ class TrainingState:
         opt = model.optimizer
         self.values = [v.value.copy() for v in model.weights]
         self.iterations = opt.iterations
-        self.learning_rate = opt._learning_rate
+        self.learning_rate = opt.learning_rate_setting
         # optimizer attributes that are plain numbers (e.g. Nadam's momentum-schedule product)
         self.opt_scalars = {k: v for k, v in vars(opt).items()
                             if isinstance(v, (bool, int, float, np.generic)) and k != "iterations"}
@@ -49,7 +49,7 @@ class TrainingState:
         for v, value in zip(model.weights, self.values):
             np.copyto(v.value, value)
         opt.iterations = self.iterations
-        opt._learning_rate = self.learning_rate
+        opt.replace_learning_rate(self.learning_rate)
         for k, value in self.opt_scalars.items():
             setattr(opt, k, value)
         for v in model.weights:
