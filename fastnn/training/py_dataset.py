@@ -15,6 +15,11 @@ options live on the dataset (``workers``, ``use_multiprocessing``, ``max_queue_s
 
 Batches come back in the order asked for, whichever worker finishes first. This module imports
 nothing from the rest of fastnn.
+
+Forked workers inherit the parent's state, locks included: fastnn's OpenMP kernels run
+single-threaded in them (libgomp hangs a forked child's parallel region otherwise), but another
+OpenMP library called by ``__getitem__``, or a lock held by another thread of the parent at the
+fork, can still hang a worker (Python 3.12+ warns when forking with other threads alive).
 """
 import collections
 import functools
@@ -295,6 +300,12 @@ def _init_worker(dataset):
     # Ctrl-C goes to the whole process group: let the parent alone handle it (it shuts the pool
     # down), rather than every worker dying mid-batch with a traceback of its own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A forked child of a process that has run OpenMP (libgomp) parallel regions hangs in its
+    # first own one: run fastnn's kernels serially here (workers x threads would oversubscribe
+    # the CPUs anyway). Only the worker's copy of the setting changes.
+    kernels = sys.modules.get("fastnn._ckernels")
+    if kernels is not None and hasattr(kernels, "set_num_threads"):
+        kernels.set_num_threads(1)
 
 
 def _load_in_worker(index):
