@@ -25,6 +25,7 @@ import numpy as np
 
 from .training.state import TrainingState
 from .training.trainer import prepare_inputs
+from .training import arguments
 
 
 def _uniform_guess_loss(model):
@@ -53,10 +54,9 @@ def sanity_check(model, x, y, batch_size=256, overfit_samples=20, overfit_steps=
     if not getattr(model, "compiled", False):
         raise RuntimeError("sanity_check: compile the model first (the checks use its loss "
                            "and optimizer)")
-    for name, value, low in (("batch_size", batch_size, 1), ("overfit_samples", overfit_samples, 1),
-                             ("overfit_steps", overfit_steps, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"sanity_check: {name} must be a positive integer, got {value!r}")
+    for name, value in (("batch_size", batch_size), ("overfit_samples", overfit_samples),
+                        ("overfit_steps", overfit_steps)):
+        arguments.positive_int(value, f"sanity_check: {name}")
     x = prepare_inputs(model, x)
     y = np.asarray(y)
     if len(y) != len(x):

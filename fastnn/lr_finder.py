@@ -16,6 +16,7 @@ import numpy as np
 
 from .training.state import TrainingState
 from .training.trainer import prepare_inputs
+from .training import arguments
 
 
 def find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_size=32,
@@ -45,10 +46,8 @@ def find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_s
             raise ValueError(f"find_learning_rate: {name} must be a finite number > 0, got {value!r}")
     if not min_lr < max_lr:
         raise ValueError(f"find_learning_rate: min_lr ({min_lr}) must be below max_lr ({max_lr})")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise ValueError(f"find_learning_rate: steps must be an integer >= 2, got {steps!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"find_learning_rate: batch_size must be a positive integer, got {batch_size!r}")
+    arguments.positive_int(steps, "find_learning_rate: steps", low=2)
+    arguments.positive_int(batch_size, "find_learning_rate: batch_size")
     if not (isinstance(stop_factor, (int, float)) and stop_factor > 1):
         raise ValueError(f"find_learning_rate: stop_factor must be a number > 1, got {stop_factor!r}")
     if not (isinstance(smoothing, (int, float)) and 0 < smoothing <= 1):

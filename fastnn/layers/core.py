@@ -3,6 +3,7 @@ import numpy as np
 
 from .. import activations, backend, constraints, initializers, regularizers
 from .base import Layer
+from ..training import arguments
 
 
 class InputLayer(Layer):
@@ -64,9 +65,7 @@ class Dense(Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
-            raise ValueError(f"Dense {self.name!r}: units must be a positive integer, got {units!r}")
-        self.units = int(units)
+        self.units = arguments.positive_int(units, f"Dense {self.name!r}: units")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)

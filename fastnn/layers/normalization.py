@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import backend, constraints, initializers, regularizers
 from .base import Layer
+from ..training import arguments
 
 
 def batch_statistics_mode(training):
@@ -383,8 +384,7 @@ class Normalization(Layer):
         of ``data`` over every axis but ``axis``: a NumPy array (or nested lists of rows), or
         an iterable of batches (combined exactly, as Keras; ``steps`` takes only the first
         ``steps`` of them). ``batch_size`` changes nothing: the statistics are exact."""
-        if steps is not None and (not isinstance(steps, (int, np.integer)) or steps < 1):
-            raise ValueError(f"Normalization.adapt: steps must be a positive integer or None, got {steps!r}")
+        arguments.positive_int_or_none(steps, "steps", "Normalization.adapt")
         if isinstance(data, np.ndarray) or np.isscalar(data):
             batches = [np.asarray(data)]
         elif isinstance(data, list) and all(not isinstance(b, (np.ndarray, tuple)) and np.ndim(b) < 2

@@ -28,6 +28,15 @@ def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def positive_int(value, what, low=1):
+    """An integer >= ``low`` (1: "a positive integer"); ``what`` names the argument and its
+    owner for the message, e.g. "Dense 'dense': units"."""
+    if not is_int(value) or value < low:
+        rule = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{what} must be {rule}, got {value!r}")
+    return int(value)
+
+
 def batch_size(value, method="fit", default=32):
     """A positive integer; None means Keras' default of 32."""
     if value is None:

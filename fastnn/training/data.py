@@ -15,6 +15,7 @@ passes into epochs.
 """
 import itertools
 import mmap
+import os
 
 import numpy as np
 
@@ -24,10 +25,63 @@ from .py_dataset import PyDataset, iterate_batches
 # Rows of an in-memory array converted or checked at a time: big enough to stream at memory
 # speed, small enough that the temporary stays in the cache.
 _CHUNK_BYTES = 4 << 20
-# A memory-mapped input's pages are handed back to the page cache after this many bytes have
-# been read through the mapping: the pages stay cached, but no longer count in (or grow) the
-# process's resident memory.
+# A memory-mapped input's pages are handed back to the page cache when the process's
+# file-backed resident memory has grown this much since the last time: the pages stay
+# cached, but no longer count in (or grow) the process's resident memory.
 _RELEASE_BYTES = 256 << 20
+# Shuffled rows of a memory map are gathered this many at a time between two checks (at most
+# 2 MiB mapped per row with huge pages: 128 MiB over _RELEASE_BYTES at the peak).
+_MAPPED_ROWS_PER_CHECK = 64
+
+
+class MappedPages:
+    """Keeps a memory map's pages from piling up in resident memory: after reads through the
+    mapping, when file-backed resident memory (from /proc/self/statm, 2 us a read) has grown
+    by _RELEASE_BYTES, ``madvise(MADV_DONTNEED)`` drops the mapping's pages. They stay in
+    the page cache, so reading them again costs a page fault, not a disk read (measured: 2.6
+    to 3.5 us a row on a 2 GiB file, against 0.6 us for a row gathered in memory).
+
+    Without /proc (not Linux), it counts 64 KiB (the kernel's fault-around) a row read."""
+
+    _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __init__(self, mm):
+        self.mm = mm
+        try:
+            self._statm = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._statm = None
+        self._mark = self._mapped()
+        self._rows = 0
+
+    def _mapped(self):
+        if self._statm is None:
+            return None
+        try:
+            return int(os.pread(self._statm, 128, 0).split()[2]) * self._PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def after_read(self, rows):
+        now = self._mapped()
+        self._rows += rows
+        grown = (now - self._mark) if now is not None else self._rows * (64 << 10)
+        if grown >= _RELEASE_BYTES:
+            self.release()
+
+    def release(self):
+        try:
+            self.mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError, AttributeError):  # no madvise here, or the map is closed
+            pass
+        self._mark, self._rows = self._mapped(), 0
+
+    def close(self):
+        if self._statm is not None:
+            os.close(self._statm)
+            self._statm = None
+
+    __del__ = close
 
 
 def numbers(a):
@@ -154,13 +208,13 @@ class ArrayData:
         self.user_batch_size = batch_size
         self.shuffle = shuffle
         self.rng = rng
-        self._mmap = memory_map_of(x)
+        mm = memory_map_of(x)
+        self._pages = MappedPages(mm) if mm is not None else None
         # the fast path of today's arrays: already the model's dtype, contiguous, in memory
-        self.direct = (x.dtype == self.dtype and x.flags.c_contiguous and self._mmap is None)
-        self._read = 0
+        self.direct = (x.dtype == self.dtype and x.flags.c_contiguous and mm is None)
         self._bufs = {}
         self._batch_index = None  # the batch of the current pass, for error messages
-        if self._mmap is None and x.dtype.kind == "f":
+        if self._pages is None and x.dtype.kind == "f":
             self._check_finite_in_chunks()
 
     # ---- one pass -------------------------------------------------------------------
@@ -183,7 +237,8 @@ class ArrayData:
         pass
 
     def close(self):
-        pass
+        if self._pages is not None:
+            self._pages.close()
 
     # ---- rows -------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
@@ -222,33 +277,38 @@ class ArrayData:
 
     def _converted_take(self, rows, nb, shape):
         out = self._buffer("x", shape, self.dtype)[:nb]
-        if self.x.flags.c_contiguous:
-            src = backend.ops.take_rows(self.x, rows, self._buffer("src", shape, self.x.dtype)[:nb])
-        else:
-            src = np.take(self.x, rows, axis=0)
-        np.copyto(out, src, casting="unsafe")
-        self._after_read(src, out, None, rows)
+        same = self.x.dtype == self.dtype
+        src_buf = out if same else self._buffer("src", shape, self.x.dtype)[:nb]
+        # a memory map is gathered a few rows at a time: each row may map a 2 MiB page of
+        # the file (transparent huge pages), and the pages are released between chunks
+        step = _MAPPED_ROWS_PER_CHECK if self._pages is not None else nb
+        for lo in range(0, nb, step):
+            part = rows[lo:lo + step]
+            if self.x.flags.c_contiguous:
+                backend.ops.take_rows(self.x, part, src_buf[lo:lo + len(part)])
+            else:
+                np.take(self.x, part, axis=0, out=src_buf[lo:lo + len(part)])
+            if self._pages is not None:
+                self._pages.after_read(len(part))
+        if not same:
+            np.copyto(out, src_buf, casting="unsafe")
+        self._after_read(src_buf, out, None, rows)
         return out
 
     def _after_read(self, src, out, start, rows=None):
-        """Memory-mapped input: check the converted rows, and hand pages back now and then."""
-        if self._mmap is None:
+        """Memory-mapped input: check the converted rows, and hand pages back as needed."""
+        if self._pages is None:
             return
         if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
             raise _bad_value_error(self.name, src, out, self.dtype, start if rows is None else rows,
                                    self._batch_index)
-        self._read += src.nbytes
-        if self._read >= _RELEASE_BYTES:
-            self.release_pages()
+        if rows is None:
+            self._pages.after_read(len(src))
 
     def release_pages(self):
         """Drop this process's mapping of the file's pages (they stay in the page cache)."""
-        self._read = 0
-        if self._mmap is not None and hasattr(self._mmap, "madvise"):
-            try:
-                self._mmap.madvise(mmap.MADV_DONTNEED)
-            except (OSError, ValueError, AttributeError):  # not on this platform, or closed
-                self._mmap = None
+        if self._pages is not None:
+            self._pages.release()
 
     def _check_finite_in_chunks(self):
         x = self.x
@@ -291,7 +351,9 @@ class ArrayData:
         self.y = None if other.y is None else other.y[rows]
         self.w = None if other.w is None else other.w[rows]
         self.n = len(self.x)
-        self._read, self._bufs = 0, {}
+        self._bufs = {}
+        mm = memory_map_of(self.x)
+        self._pages = MappedPages(mm) if mm is not None else None
         return self
 
 

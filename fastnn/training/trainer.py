@@ -636,12 +636,9 @@ def mc_predict(model, x, n, batch_size=None):
     passes, accumulated in float64 (Welford) and returned in the model's dtype. Also
     available as ``model.predict(x, mc_samples=n)``.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"mc_predict: the number of samples must be a positive integer, got {n!r}")
+    arguments.positive_int(n, "mc_predict: the number of samples")
     data = model._array_data(x, None, None, None, "mc_predict", 1, targets=False)
-    batch_size = 32 if batch_size is None else int(batch_size)
-    if batch_size < 1:
-        raise ValueError(f"mc_predict: batch_size must be a positive integer, got {batch_size}")
+    batch_size = 32 if batch_size is None else arguments.positive_int(batch_size, "mc_predict: batch_size")
     shape = (data.n,) + tuple(model.output_shape[1:])
     mean = np.zeros(shape, np.float64)
     m2 = np.zeros(shape, np.float64)
