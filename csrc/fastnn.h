@@ -119,6 +119,12 @@ int all_finite_f64(const double *x, ptrdiff_t n, int n_threads);
  * position of the first index outside [0, n) (then nothing is written). */
 ptrdiff_t take_rows(const void *src, const int64_t *index, void *out, ptrdiff_t n,
                     ptrdiff_t n_index, ptrdiff_t row_bytes, int n_threads);
+/* out row i = row index[i] of the n rows of row_bytes bytes stored in file descriptor fd
+ * from byte offset on, read with pread (nothing is mapped into memory). Returns -1; the
+ * position of the first index outside [0, n) (nothing is read); or -2 - i when reading
+ * row i failed (errno says why, 0 when the file is shorter than its rows). */
+ptrdiff_t read_rows(int fd, int64_t offset, const int64_t *index, void *out, ptrdiff_t n,
+                    ptrdiff_t n_index, ptrdiff_t row_bytes, int n_threads);
 
 /* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
 /* Every update first takes g <- clip(gscale * g, -clipvalue, clipvalue) (gscale = 1 and

@@ -66,6 +66,7 @@ def all_finite(x, n_threads=None):
 
 
 cimport numpy as cnp
+from libc.errno cimport errno
 cnp.import_array()
 
 
@@ -132,4 +133,52 @@ def take_rows(src, index, out=None, n_threads=None):
     if bad >= 0:
         raise ValueError(f"take_rows: index[{bad}] = {int(ix[bad])} is out of range for "
                          f"src with {n} rows (must be in [0, {n}))")
+    return out
+
+
+def read_rows(fd, offset, n, index, out, n_threads=None):
+    """out[i] = row index[i] of the ``n`` rows stored in the open file ``fd`` from byte
+    ``offset`` on, each ``out[0].nbytes`` bytes (a C-order .npy's data after its header):
+    ``np.take(np.load(path, mmap_mode="r"), index, axis=0, out=out)`` without mapping the
+    file (pread). Every index is checked first (a ValueError naming the first bad one); a
+    failed or short read is an OSError. ``index``: 1-D int64; ``out``: writable,
+    C-contiguous, of any numeric dtype. The shuffled gather of fit on a memory-mapped file."""
+    cdef int nt = _nt(n_threads)
+    cdef cnp.ndarray ix, o
+    cdef Py_ssize_t n_index, row_bytes, bad, rows = n
+    cdef int c_fd = fd, err = 0
+    cdef int64_t off = offset
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"read_rows: out must be a numpy array, got {type(out).__name__}")
+    o = <cnp.ndarray>out
+    if o.dtype.kind not in "biufc":
+        raise TypeError(f"read_rows: out must have a numeric dtype, got {o.dtype}")
+    if cnp.PyArray_NDIM(o) < 1 or not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o):
+        raise ValueError("read_rows: out must be a writable C-contiguous array with a row axis")
+    if not isinstance(index, np.ndarray):
+        raise TypeError(f"read_rows: index must be an int64 numpy array, got {type(index).__name__}")
+    if index.dtype != np.int64 or index.ndim != 1:
+        raise TypeError(f"read_rows: index must be 1-D int64, got {index.dtype} of shape {index.shape}")
+    if rows < 0 or off < 0:
+        raise ValueError(f"read_rows: n and offset must be >= 0, got {n} and {offset}")
+    ix = <cnp.ndarray>np.ascontiguousarray(index)
+    n_index = cnp.PyArray_DIM(ix, 0)
+    if cnp.PyArray_DIM(o, 0) != n_index:
+        raise ValueError(f"read_rows: out has {out.shape[0]} rows, index {n_index}")
+    row_bytes = cnp.PyArray_NBYTES(o) // n_index if n_index > 0 else 0
+    with nogil:
+        bad = read_rows_c(c_fd, off, <const int64_t *>cnp.PyArray_DATA(ix), cnp.PyArray_DATA(o),
+                          rows, n_index, row_bytes, nt)
+        err = errno
+    if bad >= 0:
+        raise ValueError(f"read_rows: index[{bad}] = {int(ix[bad])} is out of range for "
+                         f"a file of {n} rows (must be in [0, {n}))")
+    if bad <= -2:
+        import os as _os
+        row = -2 - bad
+        if err == 0:
+            raise OSError(f"read_rows: the file ends before row {int(ix[row])} "
+                          f"(index[{row}]): is it shorter than its header says?")
+        raise OSError(err, f"read_rows: reading row {int(ix[row])} (index[{row}]) failed: "
+                           f"{_os.strerror(err)}")
     return out

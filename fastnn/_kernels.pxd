@@ -49,6 +49,9 @@ cdef extern from "fastnn.h" nogil:
     # named take_rows_c here: the Python wrapper is take_rows
     Py_ssize_t take_rows_c "take_rows"(const void *src, const int64_t *index, void *out, Py_ssize_t n,
                                        Py_ssize_t n_index, Py_ssize_t row_bytes, int n_threads)
+    Py_ssize_t read_rows_c "read_rows"(int fd, int64_t offset, const int64_t *index, void *out,
+                                       Py_ssize_t n, Py_ssize_t n_index, Py_ssize_t row_bytes,
+                                       int n_threads)
 
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,

@@ -6,6 +6,7 @@ from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
 from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 from .training.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
+Sequence = PyDataset  # Keras 3 keeps keras.utils.Sequence as PyDataset's old name
 from .training.trainer import mc_predict  # noqa: F401  (fastnn extra)
 
 

@@ -1,5 +1,6 @@
 """The input-pipeline kernels of fit/evaluate/predict: ``all_finite`` (the NaN/inf check of
-inputs, targets and sample weights) and ``take_rows`` (the shuffled mini-batch gather).
+inputs, targets and sample weights), ``take_rows`` (the shuffled mini-batch gather) and
+``read_rows`` (the same gather from a memory-mapped array's file, with pread).
 
 C against the reference for every dtype they accept, shapes from 1 x 1 to the parallel path,
 1 and 2 threads; non-finite values at the edges and inside the second thread's blocks; every
@@ -358,3 +359,68 @@ def test_non_finite_data_errors_unchanged(name):
     wb[5] = -1.0
     with pytest.raises(ValueError, match="sample/class weights must be finite and >= 0"):
         m.fit(x, y, sample_weight=wb, verbose=0)
+
+
+# ---- read_rows ----------------------------------------------------------------------------
+READ_CASES = [(np.float32, (1, 1), 1), (np.float64, (37, 5), 64), (np.uint8, (200, 784), 128),
+              (np.int64, (50,), 9), (np.float32, (30, 2, 3), 30)]
+
+
+@pytest.fixture
+def npy(tmp_path):
+    import os
+
+    def make(src):
+        path = tmp_path / f"src-{src.dtype.name}-{'x'.join(map(str, src.shape))}.npy"
+        np.save(path, src)
+        mm = np.load(path, mmap_mode="r")
+        fd = os.open(path, os.O_RDONLY)
+        opened.append(fd)
+        return fd, mm.offset, mm
+    opened = []
+    yield make
+    for fd in opened:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("ops", OPS, ids=lambda o: o.name)
+@pytest.mark.parametrize("dtype,shape,k", READ_CASES,
+                         ids=[f"{np.dtype(d).name}-{s}-{k}" for d, s, k in READ_CASES])
+def test_read_rows_reads_the_rows_np_take_gathers_from_the_map(ops, dtype, shape, k, npy):
+    rng = np.random.default_rng(shape[0] + k)
+    src = _src(shape, dtype, rng)
+    fd, offset, mm = npy(src)
+    idx = rng.integers(0, shape[0], k)  # repeats, any order
+    idx[0], idx[-1] = shape[0] - 1, 0
+    out = np.empty((k,) + shape[1:], dtype)
+    assert ops.read_rows(fd, offset, shape[0], idx, out) is out
+    assert _same_bits(out, np.take(mm, idx, axis=0))
+    # consecutive rows (one read in C), a strided index view, an empty index
+    run = np.arange(shape[0] // 2, shape[0], dtype=np.int64)
+    assert _same_bits(ops.read_rows(fd, offset, shape[0], run, np.empty((len(run),) + shape[1:], dtype)),
+                      src[shape[0] // 2:])
+    view = np.arange(shape[0], dtype=np.int64)[::-2]
+    assert _same_bits(ops.read_rows(fd, offset, shape[0], view, np.empty((len(view),) + shape[1:], dtype)),
+                      src[::-2])
+    assert ops.read_rows(fd, offset, shape[0], np.zeros(0, np.int64),
+                         np.empty((0,) + shape[1:], dtype)).shape == (0,) + shape[1:]
+
+
+@pytest.mark.parametrize("ops", OPS, ids=lambda o: o.name)
+def test_read_rows_errors_name_the_row(ops, npy):
+    src = np.arange(30.0).reshape(10, 3)
+    fd, offset, _ = npy(src)
+    out = np.full((3, 3), -7.0)
+    with pytest.raises(ValueError, match=r"index\[1\] = 10 is out of range for a file of 10 rows"):
+        ops.read_rows(fd, offset, 10, np.array([0, 10, -1], np.int64), out)
+    assert (out == -7.0).all()  # nothing read
+    with pytest.raises(OSError, match=r"file ends before row 11 \(index\[1\]\)"):
+        ops.read_rows(fd, offset, 12, np.array([0, 11], np.int64), out[:2])
+    with pytest.raises(OSError):
+        ops.read_rows(-1, 0, 10, np.array([1], np.int64), out[:1])
+    with pytest.raises(TypeError, match="int64"):
+        ops.read_rows(fd, offset, 10, np.array([1], np.int32), out[:1])
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        ops.read_rows(fd, offset, 10, np.array([1, 2], np.int64), np.empty((3, 2))[:, :1].T)
+    with pytest.raises(ValueError, match="out has 3 rows, index 2"):
+        ops.read_rows(fd, offset, 10, np.array([1, 2], np.int64), out)

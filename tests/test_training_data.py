@@ -135,18 +135,14 @@ def rss_file_bytes():
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssFile"))
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
-def test_memory_mapped_file_pages_do_not_pile_up_in_resident_memory(tmp_path, monkeypatch):
-    """fit on a 48 MiB file with a 4 MiB release budget: its pages are dropped from the
-    mapping as it reads; with the release disabled, the same fit keeps the file resident."""
+@pytest.fixture
+def file_48mib(tmp_path):
     rows = 48 * 1024 * 1024 // (64 * 4)
     x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(rows, 64))
     x[:] = 0.5
     x.flush()
     del x
     y = np.zeros(rows, np.int64)
-    monkeypatch.setattr(data_module, "_RELEASE_BYTES", 4 << 20)
-    monkeypatch.setattr(data_module, "_MAPPED_ROWS_PER_CHECK", 1)
 
     def grown_by_fit():
         xm = np.load(tmp_path / "x.npy", mmap_mode="r")
@@ -154,11 +150,50 @@ def test_memory_mapped_file_pages_do_not_pile_up_in_resident_memory(tmp_path, mo
         before = rss_file_bytes()
         model.fit(xm, y, batch_size=512, epochs=1, steps_per_epoch=40, verbose=0)
         return rss_file_bytes() - before
-    released = grown_by_fit()
+    return grown_by_fit
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_memory_mapped_file_is_read_without_mapping_its_pages(file_48mib, monkeypatch):
+    """fit reads a memory map's rows from its file (pread): resident memory does not grow
+    with the rows read; through the mapping (no release) the file ends up resident."""
+    assert file_48mib() < 4 << 20
+    monkeypatch.setattr(data_module, "file_rows_of", lambda x: None)
     monkeypatch.setattr(data_module.MappedPages, "release", lambda self: None)
-    kept = grown_by_fit()
-    assert kept > 32 << 20, kept  # the check can fail: without release the file stays mapped
-    assert released < 12 << 20, released
+    assert file_48mib() > 32 << 20  # the check can fail
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_pages_of_a_map_read_through_the_mapping_do_not_pile_up(file_48mib, monkeypatch):
+    """Where the file cannot be read directly, the mapping's pages are dropped as they pile
+    up (a 4 MiB budget here, one row between checks)."""
+    monkeypatch.setattr(data_module, "file_rows_of", lambda x: None)
+    monkeypatch.setattr(data_module, "_RELEASE_BYTES", 4 << 20)
+    monkeypatch.setattr(data_module, "_MAPPED_ROWS_PER_CHECK", 1)
+    assert file_48mib() < 12 << 20
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_memory_map_read_through_the_mapping_trains_as_in_memory(npy_file, shuffle, monkeypatch):
+    path, x, y = npy_file
+    monkeypatch.setattr(data_module, "file_rows_of", lambda x: None)
+    a = make_model()
+    a.fit(np.load(path, mmap_mode="r"), y, batch_size=16, epochs=2, shuffle=shuffle, verbose=0)
+    b = make_model()
+    b.fit(x, y, batch_size=16, epochs=2, shuffle=shuffle, verbose=0)
+    assert_same_weights(a, b)
+
+
+def test_file_rows_of_a_memmap_view_points_at_its_first_row(tmp_path):
+    x = np.arange(60, dtype=np.float64).reshape(20, 3)
+    np.save(tmp_path / "x.npy", x)
+    xm = np.load(tmp_path / "x.npy", mmap_mode="r")[5:12]
+    name, offset = data_module.file_rows_of(xm)
+    with open(name, "rb") as f:
+        f.seek(offset)
+        assert np.array_equal(np.frombuffer(f.read(7 * 24), np.float64).reshape(7, 3), x[5:12])
+    assert data_module.file_rows_of(np.load(tmp_path / "x.npy", mmap_mode="r")[:, :2]) is None
+    assert data_module.file_rows_of(x) is None
 
 
 def test_release_pages_keeps_a_memory_map_readable(npy_file):
@@ -370,3 +405,38 @@ def test_py_dataset_as_validation_data_and_in_evaluate_and_predict():
     assert history.history["val_loss"][-1] == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-5)
     assert model.evaluate(ds, verbose=0)[0] == pytest.approx(history.history["val_loss"][-1], rel=1e-5)
     assert np.allclose(model.predict(ds, verbose=0), model.predict(x, verbose=0))
+
+
+def test_an_object_shaped_like_a_keras_sequence_is_taken_as_a_py_dataset():
+    """Keras 2's keras.utils.Sequence (and Keras' own PyDataset): __len__, __getitem__,
+    on_epoch_end, without fastnn's base class."""
+    x, y = uint8_data()
+
+    class Sequence:
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            return x[i * 12:(i + 1) * 12], y[i * 12:(i + 1) * 12]
+
+        def on_epoch_end(self):
+            pass
+    a = make_model()
+    a.fit(Sequence(), epochs=2, shuffle=False, verbose=0)
+    b = make_model()
+    b.fit(x, y, batch_size=12, epochs=2, shuffle=False, verbose=0)
+    assert_same_weights(a, b)
+    assert fastnn.utils.Sequence is PyDataset
+
+
+def test_a_validation_generator_read_to_its_end_adds_no_validation_logs():
+    x, y = uint8_data()
+    model = make_model()
+    with pytest.warns(UserWarning, match="ran out of data"):
+        history = model.fit(x, y, epochs=3, validation_data=batches(x, y, 32), verbose=0)
+    assert len(history.history["loss"]) == 3
+    assert len(history.history["val_loss"]) == 1  # the generator served the first epoch only
+    model = make_model()
+    history = model.fit(x, y, epochs=3, validation_steps=2, verbose=0,
+                        validation_data=batches(x, y, 32, forever=True))
+    assert len(history.history["val_loss"]) == 3

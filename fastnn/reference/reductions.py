@@ -1,8 +1,10 @@
 """Reference reductions: column sums (bias gradients), sums of squares (norms), the
-finiteness check and the mini-batch row gather."""
+finiteness check and the mini-batch row gathers (from memory and from a file)."""
+import os
+
 import numpy as np
 
-__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows"]
+__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows", "read_rows"]
 
 
 def col_sum(X, out=None, n_threads=None):
@@ -66,4 +68,38 @@ def take_rows(src, index, out=None, n_threads=None):
         raise ValueError(f"take_rows: index[{i}] = {int(index[i])} is out of range for "
                          f"src with {n} rows (must be in [0, {n}))")
     np.take(src, index, axis=0, out=out)
+    return out
+
+
+def read_rows(fd, offset, n, index, out, n_threads=None):
+    """out[i] = row index[i] of the ``n`` rows stored in the open file ``fd`` from byte
+    ``offset`` on (os.preadv, one call a row); the same arguments and errors as the C kernel."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"read_rows: out must be a numpy array, got {type(out).__name__}")
+    if out.dtype.kind not in "biufc":
+        raise TypeError(f"read_rows: out must have a numeric dtype, got {out.dtype}")
+    if out.ndim < 1 or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("read_rows: out must be a writable C-contiguous array with a row axis")
+    if not isinstance(index, np.ndarray):
+        raise TypeError(f"read_rows: index must be an int64 numpy array, got {type(index).__name__}")
+    if index.dtype != np.int64 or index.ndim != 1:
+        raise TypeError(f"read_rows: index must be 1-D int64, got {index.dtype} of shape {index.shape}")
+    if n < 0 or offset < 0:
+        raise ValueError(f"read_rows: n and offset must be >= 0, got {n} and {offset}")
+    if out.shape[0] != len(index):
+        raise ValueError(f"read_rows: out has {out.shape[0]} rows, index {len(index)}")
+    bad = np.flatnonzero((index < 0) | (index >= n))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"read_rows: index[{i}] = {int(index[i])} is out of range for "
+                         f"a file of {n} rows (must be in [0, {n}))")
+    if not len(index):
+        return out
+    row_bytes = out.nbytes // len(index)
+    flat = out.reshape(len(index), -1).view(np.uint8)
+    for i, r in enumerate(index.tolist()):
+        got = os.preadv(fd, [flat[i]], offset + r * row_bytes)
+        if got < row_bytes:
+            raise OSError(f"read_rows: the file ends before row {r} (index[{i}]): is it "
+                          "shorter than its header says?")
     return out

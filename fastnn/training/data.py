@@ -84,6 +84,52 @@ class MappedPages:
     __del__ = close
 
 
+class FileRows:
+    """The rows of a memory-mapped array read from its file with pread (backend.ops.read_rows)
+    instead of through the mapping: nothing is mapped, so resident memory stays flat, and no
+    row costs a page fault (a batch of 128 shuffled rows of an 8 GiB file: 513 us through
+    the mapping with its pages released, 118 us mapping all of it, 68 us in memory)."""
+
+    def __init__(self, path, offset, n):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.offset, self.n = offset, n
+        self._index = np.empty(0, np.int64)
+
+    def read(self, rows, out):
+        """out[i] = row rows[i] (an int64 index array)."""
+        return backend.ops.read_rows(self.fd, self.offset, self.n, rows, out)
+
+    def read_range(self, lo, hi, out):
+        """Rows lo:hi into out (one read: the kernel joins consecutive rows)."""
+        if len(self._index) < hi - lo:
+            self._index = np.arange(max(hi - lo, 2 * len(self._index)), dtype=np.int64)
+        index = self._index[:hi - lo] + lo
+        return self.read(index, out)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    __del__ = close
+
+
+def file_rows_of(x):
+    """(file name, byte offset of x[0] in it) when ``x`` is a C-contiguous np.memmap (or a
+    view of one) whose file can be read directly, else None. A copy-on-write map
+    (mode="c") is not: the user's changes live only in the mapping."""
+    if not x.flags.c_contiguous or memory_map_of(x) is None:
+        return None
+    root = x
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    name = getattr(root, "filename", None)
+    if not isinstance(root, np.memmap) or not name or not os.path.isfile(name):
+        return None
+    at = x.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return name, int(root.offset) + at
+
+
 def numbers(a):
     """An object array holding only numbers (pandas' df.values of mixed int/float columns) as
     float64; anything else unchanged (the caller names the dtype)."""
@@ -97,7 +143,15 @@ def numbers(a):
 
 def is_array_like(x):
     """True for what ArrayData takes (rather than a generator or a PyDataset)."""
-    return not (isinstance(x, PyDataset) or _is_generator(x))
+    return not (is_py_dataset(x) or _is_generator(x))
+
+
+def is_py_dataset(x):
+    """fastnn's PyDataset, or an object shaped like one (Keras' own PyDataset or Keras 2's
+    Sequence: ``__getitem__``, ``__len__`` or not, ``on_epoch_end``)."""
+    return isinstance(x, PyDataset) or (
+        hasattr(x, "__getitem__") and callable(getattr(x, "on_epoch_end", None))
+        and not isinstance(x, (np.ndarray, list, tuple, dict, str)))
 
 
 def _is_generator(x):
@@ -208,13 +262,12 @@ class ArrayData:
         self.user_batch_size = batch_size
         self.shuffle = shuffle
         self.rng = rng
-        mm = memory_map_of(x)
-        self._pages = MappedPages(mm) if mm is not None else None
+        self._open_source()
         # the fast path of today's arrays: already the model's dtype, contiguous, in memory
-        self.direct = (x.dtype == self.dtype and x.flags.c_contiguous and mm is None)
+        self.direct = x.dtype == self.dtype and x.flags.c_contiguous and not self.mapped
         self._bufs = {}
         self._batch_index = None  # the batch of the current pass, for error messages
-        if self._pages is None and x.dtype.kind == "f":
+        if not self.mapped and x.dtype.kind == "f":
             self._check_finite_in_chunks()
 
     # ---- one pass -------------------------------------------------------------------
@@ -236,9 +289,27 @@ class ArrayData:
     def on_epoch_end(self):
         pass
 
+    def _open_source(self):
+        """A memory map is read from its file with pread when the file can be opened (nothing
+        mapped), else through the mapping, its pages released as they pile up."""
+        self._file = self._pages = None
+        mm = memory_map_of(self.x)
+        self.mapped = mm is not None or isinstance(self.x, np.memmap)
+        if mm is None:
+            return
+        where = file_rows_of(self.x)
+        if where is not None:
+            try:
+                self._file = FileRows(where[0], where[1], len(self.x))
+            except OSError:  # e.g. the file was removed after it was mapped
+                self._file = None
+        if self._file is None:
+            self._pages = MappedPages(mm)
+
     def close(self):
-        if self._pages is not None:
-            self._pages.close()
+        for source in (self._file, self._pages):
+            if source is not None:
+                source.close()
 
     # ---- rows -------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
@@ -270,8 +341,14 @@ class ArrayData:
 
     def _converted_slice(self, rows, nb):
         out = self._buffer("x", (max(self.batch_size, nb),) + self.x.shape[1:], self.dtype)[:nb]
-        src = self.x[rows]
-        np.copyto(out, src, casting="unsafe")
+        if self._file is not None:
+            src = out if self.x.dtype == self.dtype else self._buffer(
+                "src", (max(self.batch_size, nb),) + self.x.shape[1:], self.x.dtype)[:nb]
+            self._file.read_range(rows.start, rows.stop, src)
+        else:
+            src = self.x[rows]
+        if src is not out:
+            np.copyto(out, src, casting="unsafe")
         self._after_read(src, out, rows.start)
         return out
 
@@ -279,17 +356,20 @@ class ArrayData:
         out = self._buffer("x", shape, self.dtype)[:nb]
         same = self.x.dtype == self.dtype
         src_buf = out if same else self._buffer("src", shape, self.x.dtype)[:nb]
-        # a memory map is gathered a few rows at a time: each row may map a 2 MiB page of
-        # the file (transparent huge pages), and the pages are released between chunks
-        step = _MAPPED_ROWS_PER_CHECK if self._pages is not None else nb
-        for lo in range(0, nb, step):
-            part = rows[lo:lo + step]
-            if self.x.flags.c_contiguous:
-                backend.ops.take_rows(self.x, part, src_buf[lo:lo + len(part)])
-            else:
-                np.take(self.x, part, axis=0, out=src_buf[lo:lo + len(part)])
-            if self._pages is not None:
-                self._pages.after_read(len(part))
+        if self._file is not None:
+            self._file.read(rows, src_buf)
+        else:
+            # through a mapping, a few rows at a time: each row may map a 2 MiB page of the
+            # file (transparent huge pages), and the pages are released between chunks
+            step = _MAPPED_ROWS_PER_CHECK if self._pages is not None else nb
+            for lo in range(0, nb, step):
+                part = rows[lo:lo + step]
+                if self.x.flags.c_contiguous:
+                    backend.ops.take_rows(self.x, part, src_buf[lo:lo + len(part)])
+                else:
+                    np.take(self.x, part, axis=0, out=src_buf[lo:lo + len(part)])
+                if self._pages is not None:
+                    self._pages.after_read(len(part))
         if not same:
             np.copyto(out, src_buf, casting="unsafe")
         self._after_read(src_buf, out, None, rows)
@@ -297,12 +377,12 @@ class ArrayData:
 
     def _after_read(self, src, out, start, rows=None):
         """Memory-mapped input: check the converted rows, and hand pages back as needed."""
-        if self._pages is None:
+        if not self.mapped:
             return
         if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
             raise _bad_value_error(self.name, src, out, self.dtype, start if rows is None else rows,
                                    self._batch_index)
-        if rows is None:
+        if rows is None and self._pages is not None:
             self._pages.after_read(len(src))
 
     def release_pages(self):
@@ -352,8 +432,7 @@ class ArrayData:
         self.w = None if other.w is None else other.w[rows]
         self.n = len(self.x)
         self._bufs = {}
-        mm = memory_map_of(self.x)
-        self._pages = MappedPages(mm) if mm is not None else None
+        self._open_source()
         return self
 
 
@@ -413,7 +492,10 @@ class PyDatasetData(_StreamData):
         self.dataset = dataset
         self.shuffle = shuffle
         self.rng = rng
-        self.num_batches = dataset.num_batches
+        n = getattr(dataset, "num_batches", None)
+        if n is None and not isinstance(dataset, PyDataset) and hasattr(dataset, "__len__"):
+            n = len(dataset)  # a Keras 2 Sequence
+        self.num_batches = n
 
     def peek(self):
         if self.num_batches == 0:
@@ -440,7 +522,9 @@ class PyDatasetData(_StreamData):
             gen.close()
 
     def on_epoch_begin(self):
-        self.dataset.on_epoch_begin()
+        hook = getattr(self.dataset, "on_epoch_begin", None)
+        if callable(hook):
+            hook()
 
     def on_epoch_end(self):
         self.dataset.on_epoch_end()

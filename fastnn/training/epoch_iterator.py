@@ -41,6 +41,7 @@ class EpochIterator:
     def epoch(self, epoch=0):
         """The (step, batch) pairs of one epoch."""
         data = self.data
+        self.out_of_data = False
         data.on_epoch_begin()
         steps = self.num_batches
         if self._pass is None or self.steps_per_epoch is None:

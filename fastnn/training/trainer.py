@@ -20,8 +20,8 @@ import numpy as np
 from .. import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
 from ..layers.base import pack_variables
 from . import arguments
-from .data import (ArrayData, GeneratorData, PyDatasetData, PyDataset, convert, input_array,
-                   is_array_like, numbers)
+from .data import (ArrayData, GeneratorData, PyDatasetData, convert, input_array,
+                   is_array_like, is_py_dataset, numbers)
 from .epoch_iterator import EpochIterator
 
 
@@ -95,12 +95,12 @@ class Trainer:
         self._ensure_built(x.shape)
         return x
 
-    def _targets(self, y, n, what, name="y"):
+    def _targets(self, y, n, what, name="y", x_name="x"):
         if y is None:
             raise ValueError(f"{what}() needs targets y")
         y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != n:
-            raise ValueError(f"x has {n} samples but {name} has {len(y)}")
+            raise ValueError(f"{x_name} has {n} samples but {name} has {len(y)}")
         return y
 
     def _array_data(self, x, y, sample_weight, class_weight, what, batch_size, shuffle=False,
@@ -110,16 +110,15 @@ class Trainer:
         if not targets:
             return ArrayData(x, None, None, self._dtype, name, batch_size)
         y_given = y
-        y = self._targets(y, len(x), what)
+        y = self._targets(y, len(x), what, name.replace("x", "y"), name)
         w = self._sample_weights(sample_weight, class_weight, y_given, len(x), what)
         return ArrayData(x, y, w, self._dtype, name, batch_size, shuffle, backend.rng())
 
     def _stream_data(self, x, what, shuffle=False, class_weight=None, targets=True):
         """GeneratorData / PyDatasetData whose batches are prepared as they come; the model
         is built from the first batch when it does not know its input yet."""
-        data = (PyDatasetData(x, shuffle, backend.rng()) if isinstance(x, PyDataset)
-                else GeneratorData(x))
-        source = type(x).__name__ if isinstance(x, PyDataset) else "the generator"
+        data = PyDatasetData(x, shuffle, backend.rng()) if is_py_dataset(x) else GeneratorData(x)
+        source = type(x).__name__ if is_py_dataset(x) else "the generator"
 
         def prepare(raw, index):
             name = f"x (batch {index} of {source})"
@@ -321,7 +320,9 @@ class Trainer:
                     break
                 cb.params["steps"] = train.num_batches  # a generator's, once learned
                 if val is not None and validate_now(epoch):
-                    epoch_logs.update({f"val_{k}": v for k, v in self._evaluate_data(val, cb).items()})
+                    val_logs = self._evaluate_data(val, cb)
+                    if not val.out_of_data:  # a validation generator read to its end
+                        epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
                 cb.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
@@ -391,13 +392,8 @@ class Trainer:
                 vw = validation_data[2] if len(validation_data) == 3 else None
                 if vy is None:
                     raise ValueError("validation_data needs targets: (x_val, y_val)")
-                try:
-                    val = self._array_data(vx, vy, vw, None, "fit (validation_data)", batch_size,
-                                           name="validation x")
-                except ValueError as e:
-                    if str(e).startswith("x has "):  # name the validation arrays
-                        raise ValueError("validation " + str(e).replace("but y", "but validation y")) from None
-                    raise
+                val = self._array_data(vx, vy, vw, None, "fit (validation_data)", batch_size,
+                                       name="validation x")
             else:
                 val = self._stream_data(validation_data, "fit (validation_data)")
         if val is None:
@@ -536,13 +532,7 @@ class Trainer:
             raise ValueError("evaluate() needs targets y")
         batch_size = arguments.batch_size(batch_size, "evaluate")
         data = self._data(x, y, sample_weight, None, "evaluate", batch_size)
-        if isinstance(data, ArrayData):
-            # the weights were checked against every row; now cut to the rows ``steps`` covers
-            data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, "evaluate"))
-            steps = None
-        else:
-            steps = arguments.positive_int_or_none(steps, "steps", "evaluate")
-        it = EpochIterator(data, steps, "evaluate")
+        it = self._steps_iterator(data, steps, batch_size, "evaluate")
         n_steps = it.num_batches
         bar = callbacks_module.Progbar(n_steps, verbose=2 if verbose == 2 else 1)
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": n_steps, "verbose": verbose})
@@ -554,6 +544,17 @@ class Trainer:
         if verbose:  # "auto" means 1, as in Keras
             bar.update(n_steps if n_steps is not None else it.num_batches or 0, logs, finalize=True)
         return self._result(logs, return_dict)
+
+    @staticmethod
+    def _steps_iterator(data, steps, batch_size, what):
+        """One pass over ``data``, or its first ``steps`` batches (Keras: array data is cut
+        to the rows they cover, after the weights were checked against every row)."""
+        if isinstance(data, ArrayData):
+            data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, what))
+            steps = None
+        else:
+            steps = arguments.positive_int_or_none(steps, "steps", what)
+        return EpochIterator(data, steps, what)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None,
                 mc_samples=None):
@@ -571,12 +572,7 @@ class Trainer:
             return mc_predict(self, x, mc_samples, batch_size=batch_size)
         batch_size = arguments.batch_size(batch_size, "predict")
         data = self._data(x, None, None, None, "predict", batch_size, targets=False)
-        if isinstance(data, ArrayData):
-            data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, "predict"))
-            steps = None
-        else:
-            steps = arguments.positive_int_or_none(steps, "steps", "predict")
-        it = EpochIterator(data, steps, "predict")
+        it = self._steps_iterator(data, steps, batch_size, "predict")
         cb = (callbacks_module.CallbackList(callbacks, self, {"steps": it.num_batches,
                                                               "verbose": verbose})
               if callbacks else None)
