@@ -37,7 +37,7 @@ def find_learning_rate(model, x, y, min_lr=1e-6, max_lr=10.0, steps=100, batch_s
     the test stopped early). Plot ``losses`` against ``learning_rates`` on a log x-axis to
     see the curve.
     """
-    if not getattr(model, "_compiled", False):
+    if not getattr(model, "compiled", False):
         raise RuntimeError("find_learning_rate: compile the model first (the test uses its "
                            "optimizer and loss)")
     for name, value in (("min_lr", min_lr), ("max_lr", max_lr)):

@@ -142,7 +142,7 @@ class Sequential(Trainer):
         dts = [np.dtype(getattr(layer, "dtype", None) or self._dtype) for layer in self._layers]
         self._layer_dtypes = dts if len(set(dts)) > 1 else None
         self.built = True
-        if self._compiled:
+        if self.compiled:
             self._make_metrics()
 
     @property

@@ -152,7 +152,7 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
         return meta, arrays
     meta["compile"] = None
     meta["optimizer_state"] = None
-    if getattr(model, "_compiled", False):
+    if getattr(model, "compiled", False):
         opt = model.optimizer
         meta["compile"] = {"optimizer": _serialize_optimizer(opt),
                            "loss": losses.serialize(model.loss),

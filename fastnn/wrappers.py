@@ -42,7 +42,7 @@ def _compiled_clone(model):
     """A model of the same architecture with fresh weights, compiled as ``model`` is (its own
     optimizer from the same config, its own metric objects)."""
     from .models import clone_model
-    if not getattr(model, "_compiled", False):
+    if not getattr(model, "compiled", False):
         raise ValueError("the model given to the scikit-learn wrapper must be compiled (or pass a "
                          "function that builds and compiles one)")
     clone = clone_model(model)
@@ -79,7 +79,7 @@ class _SKLBase(BaseEstimator):
             raise TypeError(f"model must be a compiled fastnn model or a function building one, "
                             f"got {type(self.model).__name__}")
         built = self.model(X=X, y=y, **(self.model_kwargs or {}))
-        if not isinstance(built, Sequential) or not getattr(built, "_compiled", False):
+        if not isinstance(built, Sequential) or not getattr(built, "compiled", False):
             raise TypeError(f"the model function must return a compiled fastnn model, got "
                             f"{type(built).__name__}"
                             + ("" if not isinstance(built, Sequential) else " that is not compiled"))

@@ -3,6 +3,7 @@ dtypes converted per batch, memory-mapped files read batch by batch, Python gene
 PyDatasets (with thread and process workers), and the errors each one gives."""
 import multiprocessing
 import os
+import re
 import warnings
 
 import numpy as np
@@ -188,7 +189,9 @@ def test_file_rows_of_a_memmap_view_points_at_its_first_row(tmp_path):
     x = np.arange(60, dtype=np.float64).reshape(20, 3)
     np.save(tmp_path / "x.npy", x)
     xm = np.load(tmp_path / "x.npy", mmap_mode="r")[5:12]
-    name, offset = data_module.file_rows_of(xm)
+    name, offset, file_id = data_module.file_rows_of(xm)
+    st = os.stat(name)
+    assert file_id == (st.st_dev, st.st_ino)
     with open(name, "rb") as f:
         f.seek(offset)
         assert np.array_equal(np.frombuffer(f.read(7 * 24), np.float64).reshape(7, 3), x[5:12])
@@ -440,3 +443,132 @@ def test_a_validation_generator_read_to_its_end_adds_no_validation_logs():
     history = model.fit(x, y, epochs=3, validation_steps=2, verbose=0,
                         validation_data=batches(x, y, 32, forever=True))
     assert len(history.history["val_loss"]) == 3
+
+
+# ---- edge cases: empty data, bad validation_steps, where a bad value is -------------------
+_RNG = np.random.default_rng(0)
+X = _RNG.normal(size=(200, 4)).astype(np.float32)
+Y = _RNG.integers(0, 3, 200)
+
+
+def small_model(built=True):
+    fastnn.set_seed(1)
+    stack = ([layers.Input(shape=(4,))] if built else []) + [layers.Dense(3, activation="softmax")]
+    m = fastnn.Sequential(stack)
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+class Batches(PyDataset):
+    """Four batches of 10 rows of X, Y; raises ValueError("boom") on batch ``fail_at``."""
+    def __init__(self, n=4, fail_at=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n, self.fail_at = n, fail_at
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i == self.fail_at:
+            raise ValueError("boom")
+        return X[i * 10:(i + 1) * 10], Y[i * 10:(i + 1) * 10]
+
+
+@pytest.mark.parametrize("steps", [0, -1, 2.5, "a"])
+def test_validation_steps_is_checked_for_stream_validation_data(steps):
+    with pytest.raises(ValueError, match="validation_steps"):
+        small_model().fit(X, Y, epochs=1, verbose=0, validation_data=Batches(), validation_steps=steps)
+
+
+def test_empty_py_dataset_is_an_error_not_a_zero_loss():
+    m = small_model()
+    with pytest.raises(ValueError, match="no batches"):
+        m.fit(Batches(0), epochs=2, verbose=0)
+    with pytest.raises(ValueError, match="no batches"):
+        m.evaluate(Batches(0), verbose=0)
+
+
+def test_evaluate_on_an_exhausted_generator_does_not_report_zero_loss():
+    m = small_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="no batch"):
+            m.evaluate((b for b in []), verbose=0)
+
+
+@pytest.fixture
+def nan_npy(tmp_path):
+    xn = X.copy()
+    xn[190, 2] = np.nan
+    np.save(tmp_path / "n.npy", xn)
+    return np.load(tmp_path / "n.npy", mmap_mode="r")
+
+
+def test_nan_in_the_validation_split_of_a_memmap_names_the_users_row(nan_npy):
+    # the split's validation view starts at row 180: the row is counted in the user's array
+    with pytest.raises(ValueError) as e:
+        small_model().fit(nan_npy, Y, batch_size=16, epochs=1, verbose=0, validation_split=0.1)
+    assert "(190, 2)" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("method", ["evaluate", "predict"])
+def test_nan_in_a_memmap_names_the_batch_of_the_users_batch_size(nan_npy, method):
+    # row 190 is in batch 11 of batch_size=16 (not in inference chunk 0 of 4,096 rows)
+    m = small_model()
+    call = (lambda: m.evaluate(nan_npy, Y, batch_size=16, verbose=0)) if method == "evaluate" \
+        else (lambda: m.predict(nan_npy, batch_size=16, verbose=0))
+    with pytest.raises(ValueError) as e:
+        call()
+    assert re.search(r"batch 11\b", str(e.value)), str(e.value)
+
+
+def test_memmap_whose_path_was_replaced_is_read_as_the_user_sees_it(tmp_path):
+    p = tmp_path / "x.npy"
+    np.save(p, X)
+    mm = np.load(p, mmap_mode="r")
+    np.save(tmp_path / "new.npy", np.zeros_like(X))
+    os.replace(tmp_path / "new.npy", p)
+    assert np.array_equal(mm, X)  # the mapping still holds the old file
+    m = small_model()
+    np.testing.assert_array_equal(m.predict(mm, verbose=0), m.predict(X, verbose=0))
+
+
+def test_getitem_error_in_the_peek_names_the_batch():
+    with pytest.raises(ValueError, match=r"batch 0 of Batches"):
+        small_model(built=False).fit(Batches(fail_at=0), epochs=1, verbose=0)
+
+
+def test_validation_split_false_means_no_split():
+    h = small_model().fit(X, Y, epochs=1, verbose=0, validation_split=False)
+    assert "val_loss" not in h.history
+
+
+def test_evaluate_checks_x_before_batch_size_as_before():
+    with pytest.raises(ValueError, match="Input x has shape"):
+        small_model().evaluate(X[:, :3], Y, batch_size=0)
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/fd"), reason="needs Linux /proc")
+def test_no_file_stays_open_after_fit_evaluate_or_an_error(npy_file):
+    path, x, y = npy_file
+    xm = np.load(path, mmap_mode="r")
+    model = make_model()
+    before = open_fds()
+    model.fit(xm, y, epochs=1, validation_split=0.2, verbose=0)
+    model.evaluate(xm, y, steps=2, verbose=0)
+    model.predict(xm, verbose=0)
+    model.train_on_batch(xm[:8], y[:8])
+    model.test_on_batch(xm[:8], y[:8])
+    fastnn.utils.mc_predict(model, xm[:8], 2)
+    assert open_fds() == before
+    # an error after the data was opened: the traceback (kept by pytest) holds the frames,
+    # yet the file is closed
+    with pytest.raises(ValueError, match="validation_data must be a tuple") as info:
+        model.fit(xm, y, validation_data=x, verbose=0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer") as info2:
+        model.evaluate(xm, y, batch_size=0, verbose=0)
+    assert open_fds() == before and info and info2

@@ -19,7 +19,8 @@ def describe(value, method="fit"):
     """A short description of a bad argument for an error message (never a whole array),
     with a hint for the positional mistake that puts an array there in ``method``."""
     if isinstance(value, np.ndarray) and value.ndim:
-        return f"an array of shape {value.shape} ({_ARRAY_HINTS.get(method, _ARRAY_HINTS['fit'])})"
+        hint = f" ({_ARRAY_HINTS[method]})" if method in _ARRAY_HINTS else ""
+        return f"an array of shape {value.shape}{hint}"
     return repr(value)
 
 
@@ -74,7 +75,7 @@ def verbosity(value):
 
 def validation_split(value):
     """A fraction in [0, 1); None or 0 mean no split (Keras: falsy)."""
-    value = 0.0 if value is None else value
+    value = 0.0 if value is None or value is False else value
     if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
         raise TypeError(f"validation_split must be a number in [0, 1), got {value!r}")
     if not 0.0 <= value < 1.0:

@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from .. import backend
-from .py_dataset import PyDataset, iterate_batches
+from .py_dataset import PyDataset, _batch_error, iterate_batches
 
 # Rows of an in-memory array converted or checked at a time: big enough to stream at memory
 # speed, small enough that the temporary stays in the cache.
@@ -90,8 +90,13 @@ class FileRows:
     row costs a page fault (a batch of 128 shuffled rows of an 8 GiB file: 513 us through
     the mapping with its pages released, 118 us mapping all of it, 68 us in memory)."""
 
-    def __init__(self, path, offset, n):
+    def __init__(self, path, offset, n, file_id):
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        st = os.fstat(self.fd)
+        if file_id is None or (st.st_dev, st.st_ino) != file_id:
+            os.close(self.fd)
+            self.fd = None
+            raise OSError(f"{path} is not the file mapped (replaced since?)")
         self.offset, self.n = offset, n
         self._index = np.empty(0, np.int64)
 
@@ -127,7 +132,23 @@ def file_rows_of(x):
     if not isinstance(root, np.memmap) or not name or not os.path.isfile(name):
         return None
     at = x.__array_interface__["data"][0] - root.__array_interface__["data"][0]
-    return name, int(root.offset) + at
+    return name, int(root.offset) + at, _mapped_file_id(x.__array_interface__["data"][0])
+
+
+def _mapped_file_id(address):
+    """(device, inode) of the file mapped at ``address`` (/proc/self/maps), or None: the
+    file to read must be the one mapped, not another saved under the same name since."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split()
+                lo, hi = (int(a, 16) for a in fields[0].split("-"))
+                if lo <= address < hi and len(fields) >= 5:
+                    major, minor = (int(v, 16) for v in fields[3].split(":"))
+                    return os.makedev(major, minor), int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def numbers(a):
@@ -235,9 +256,19 @@ def _bad_value_error(name, source, converted, dtype, row_of=0, batch=None):
     return ValueError(f"Input {name} contains NaN or inf{in_batch} (first at index {where})")
 
 
-def convert(x, dtype, name="x", batch=None):
-    """``x`` (one batch) as a C-contiguous array of ``dtype``, checked finite."""
-    out = np.ascontiguousarray(x, dtype=dtype)
+def convert(x, dtype, name="x", batch=None, buffers=None):
+    """``x`` (one batch) as a C-contiguous array of ``dtype``, checked finite: ``x`` itself
+    when it already is one, else converted into ``buffers`` (a dict kept by the caller, one
+    buffer reused for every batch of the same row shape) or a new array."""
+    with np.errstate(over="ignore"):  # an overflow is named below
+        if x.dtype == dtype and x.flags.c_contiguous or buffers is None:
+            out = np.ascontiguousarray(x, dtype=dtype)
+        else:
+            buf = buffers.get("x")
+            if buf is None or buf.shape[1:] != x.shape[1:] or len(buf) < len(x):
+                buf = buffers["x"] = np.empty(x.shape, dtype)
+            out = buf[:len(x)]
+            np.copyto(out, x, casting="unsafe")
     if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
         raise _bad_value_error(name, x, out, dtype, 0, batch)
     return out
@@ -262,6 +293,7 @@ class ArrayData:
         self.user_batch_size = batch_size
         self.shuffle = shuffle
         self.rng = rng
+        self.row0 = 0  # where this view starts in the user's array (validation_split)
         self._open_source()
         # the fast path of today's arrays: already the model's dtype, contiguous, in memory
         self.direct = x.dtype == self.dtype and x.flags.c_contiguous and not self.mapped
@@ -300,8 +332,8 @@ class ArrayData:
         where = file_rows_of(self.x)
         if where is not None:
             try:
-                self._file = FileRows(where[0], where[1], len(self.x))
-            except OSError:  # e.g. the file was removed after it was mapped
+                self._file = FileRows(*where[:2], len(self.x), where[2])
+            except OSError:  # removed or replaced since it was mapped: read the mapping
                 self._file = None
         if self._file is None:
             self._pages = MappedPages(mm)
@@ -348,7 +380,8 @@ class ArrayData:
         else:
             src = self.x[rows]
         if src is not out:
-            np.copyto(out, src, casting="unsafe")
+            with np.errstate(over="ignore"):  # an overflow is named in _after_read
+                np.copyto(out, src, casting="unsafe")
         self._after_read(src, out, rows.start)
         return out
 
@@ -371,7 +404,8 @@ class ArrayData:
                 if self._pages is not None:
                     self._pages.after_read(len(part))
         if not same:
-            np.copyto(out, src_buf, casting="unsafe")
+            with np.errstate(over="ignore"):  # an overflow is named in _after_read
+                np.copyto(out, src_buf, casting="unsafe")
         self._after_read(src_buf, out, None, rows)
         return out
 
@@ -380,7 +414,11 @@ class ArrayData:
         if not self.mapped:
             return
         if out.dtype.kind == "f" and not backend.ops.all_finite(out.reshape(-1)):
-            raise _bad_value_error(self.name, src, out, self.dtype, start if rows is None else rows,
+            if rows is None:  # in order: the user's batch holding the row (not the chunk)
+                at = start + _first_bad(out)[0]
+                raise _bad_value_error(self.name, src, out, self.dtype, self.row0 + start,
+                                       at // self.user_batch_size)
+            raise _bad_value_error(self.name, src, out, self.dtype, self.row0 + rows,
                                    self._batch_index)
         if rows is None and self._pages is not None:
             self._pages.after_read(len(src))
@@ -400,7 +438,8 @@ class ArrayData:
                 return
         for lo in range(0, self.n, step):
             chunk = x[lo:lo + step]
-            conv = np.ascontiguousarray(chunk, dtype=self.dtype)
+            with np.errstate(over="ignore"):  # an overflow is named below
+                conv = np.ascontiguousarray(chunk, dtype=self.dtype)
             if not backend.ops.all_finite(conv.reshape(-1)):
                 raise _bad_value_error(self.name, chunk, conv, self.dtype, lo)
 
@@ -412,21 +451,28 @@ class ArrayData:
         return self._converted_slice(slice(lo, hi), hi - lo)
 
     def take(self, n):
-        """The first ``n`` rows as a new ArrayData (validation_steps, evaluate's steps)."""
+        """The first ``n`` rows as an ArrayData (validation_steps, evaluate's steps); a new
+        one replaces (and closes) this one."""
         if n >= self.n:
             return self
-        return ArrayData.__new__(ArrayData)._init_like(self, slice(0, n))
+        first = ArrayData.__new__(ArrayData)._init_like(self, slice(0, n))
+        self.close()
+        return first
 
     def split(self, n_val):
-        """(first n - n_val rows, last n_val rows), as Keras' validation_split."""
+        """(first n - n_val rows, last n_val rows), as Keras' validation_split; the two
+        replace (and close) this one."""
         cut = self.n - n_val
         val = ArrayData.__new__(ArrayData)._init_like(self, slice(cut, self.n))
         val.shuffle = False  # validation reads in order (and draws nothing from the RNG)
-        return ArrayData.__new__(ArrayData)._init_like(self, slice(0, cut)), val
+        train = ArrayData.__new__(ArrayData)._init_like(self, slice(0, cut))
+        self.close()
+        return train, val
 
     def _init_like(self, other, rows):
         """A view of ``other``'s rows, without checking again what ``other`` checked."""
         vars(self).update(vars(other))
+        self.row0 = other.row0 + rows.start
         self.x = other.x[rows]
         self.y = None if other.y is None else other.y[rows]
         self.w = None if other.w is None else other.w[rows]
@@ -441,6 +487,9 @@ class _StreamData:
     ``(x, y)`` or ``(x, y, sample_weight)`` (or ``x`` alone for predict), is prepared by
     ``prepare(raw, batch_index)`` supplied by the trainer."""
     prepare = None
+
+    def __init__(self):
+        self.buffers = {}  # the batches converted to the model's dtype go here
 
     def on_epoch_begin(self):
         pass
@@ -457,6 +506,7 @@ class GeneratorData(_StreamData):
     learns the number of batches, as Keras 3 does."""
 
     def __init__(self, generator):
+        super().__init__()
         self._it = iter(generator)
         self._peeked = []
         self.num_batches = None
@@ -489,18 +539,24 @@ class PyDatasetData(_StreamData):
     order (``shuffle``, a new one each pass), fetched ahead by its workers when it has any."""
 
     def __init__(self, dataset, shuffle=False, rng=None):
+        super().__init__()
         self.dataset = dataset
-        self.shuffle = shuffle
         self.rng = rng
         n = getattr(dataset, "num_batches", None)
         if n is None and not isinstance(dataset, PyDataset) and hasattr(dataset, "__len__"):
             n = len(dataset)  # a Keras 2 Sequence
         self.num_batches = n
+        # a dataset without a length runs in order (Keras: an endless one); learning the
+        # length of its first pass does not make later passes shuffle
+        self.shuffle = shuffle and n is not None
 
     def peek(self):
         if self.num_batches == 0:
             raise ValueError(f"{type(self.dataset).__name__} has no batches (len() is 0)")
-        return self.dataset[0]
+        try:
+            return self.dataset[0]
+        except Exception as e:  # named as the workers name it
+            raise _batch_error(self.dataset, 0, e) from e
 
     def pass_batches(self):
         n = self.num_batches

@@ -15,10 +15,13 @@ class EpochIterator:
     ``on_epoch_begin/end()``). ``out_of_data`` is set when an epoch got no batch at all
     (a generator read to its end in an earlier epoch): the trainer stops there."""
 
-    def __init__(self, data, steps_per_epoch=None, what="fit"):
+    def __init__(self, data, steps_per_epoch=None, what="fit", steps_name="steps_per_epoch"):
+        if data.num_batches == 0:
+            raise ValueError(f"{what}: the data has no batches (a PyDataset of length 0?)")
         self.data = data
         self.steps_per_epoch = steps_per_epoch
         self.what = what
+        self.steps_name = steps_name
         self._pass = None  # the current pass (a generator of batches)
         self._seen = 0     # its batches so far
         self.out_of_data = False
@@ -54,9 +57,9 @@ class EpochIterator:
                 if per_pass is not None and self._seen >= per_pass:
                     if self.steps_per_epoch:
                         warnings.warn(
-                            f"{self.what}: the data ran out after {step} of steps_per_epoch="
+                            f"{self.what}: the data ran out after {step} of {self.steps_name}="
                             f"{steps} batches in epoch {epoch + 1} ({self._describe()}); the epoch "
-                            "ends here and the next one starts a new pass. Use steps_per_epoch "
+                            f"ends here and the next one starts a new pass. Use {self.steps_name} "
                             "<= the batches per pass to avoid short epochs.",
                             UserWarning, stacklevel=4)
                     break
@@ -70,7 +73,7 @@ class EpochIterator:
                         warnings.warn(
                             f"{self.what}: your input ran out of data after {step} batches in "
                             f"epoch {epoch + 1}; a Python generator can be read once: make it "
-                            "loop (while True: ... yield) and pass steps_per_epoch, or use a "
+                            f"loop (while True: ... yield) and pass {self.steps_name}, or use a "
                             "fastnn.utils.PyDataset (see the README).", UserWarning, stacklevel=4)
                     self._end_pass()
                     break

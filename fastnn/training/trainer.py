@@ -68,6 +68,7 @@ class Trainer:
 
     @property
     def compiled(self):
+        """True once compile() was called (fastnn: what save() and the tools check)."""
         return self._compiled
 
     def _make_metrics(self):
@@ -86,7 +87,7 @@ class Trainer:
             self.build()
 
     def _input_where(self):
-        first = self._layers[0].name if self._layers else self.name
+        first = self.layers[0].name if self.layers else self.name
         return f"layer {first!r} of model {self.name!r}"
 
     def _inputs(self, x, name="x"):
@@ -132,7 +133,7 @@ class Trainer:
             if not 1 <= len(raw) <= 3:
                 raise ValueError(f"{what}: batch {index} of {source} has {len(raw)} elements; "
                                  "expected (x,), (x, y) or (x, y, sample_weight)")
-            xb = convert(self._inputs(raw[0], name), self._dtype, name, index)
+            xb = convert(self._inputs(raw[0], name), self._dtype, name, buffers=data.buffers)
             if not targets:
                 return xb, None, None
             if len(raw) < 2 or raw[1] is None:
@@ -304,33 +305,37 @@ class Trainer:
         validate_now = arguments.validation_freq(validation_freq)
         verbose = arguments.verbosity(verbose)
         data = self._data(x, y, sample_weight, class_weight, "fit", batch_size, shuffle)
-        data, val = self._validation(data, split, validation_data, sample_weight, y,
-                                     validation_steps, val_batch or batch_size)
-        train = EpochIterator(data, steps_per_epoch)
-        self._prepare_training()
-        cb, history = self._fit_callbacks(callbacks, verbose, epochs, train.num_batches)
-        self.stop_training, self.history = False, history
-        cb.on_train_begin()
-        epoch_logs = {}
-        try:
+        train = val = None
+        try:  # whatever happens, the data's files and workers are closed
+            data, val = self._validation(data, split, validation_data, sample_weight, y,
+                                         validation_steps, val_batch or batch_size)
+            train = EpochIterator(data, steps_per_epoch)
+            self._prepare_training()
+            cb, history = self._fit_callbacks(callbacks, verbose, epochs, train.num_batches)
+            self.stop_training, self.history = False, history
+            cb.on_train_begin()
+            epoch_logs = {}
             for epoch in range(initial_epoch, epochs):
                 cb.on_epoch_begin(epoch)
                 epoch_logs = self._fit_epoch(train, epoch, cb)
                 if train.out_of_data:
+                    if epoch == initial_epoch:
+                        raise ValueError("fit: the data yielded no batch (an empty or "
+                                         "exhausted generator?)")
                     break
                 cb.params["steps"] = train.num_batches  # a generator's, once learned
                 if val is not None and validate_now(epoch):
                     val_logs = self._evaluate_data(val, cb)
-                    if not val.out_of_data:  # a validation generator read to its end
+                    if val_logs is not None:  # None: a validation generator read to its end
                         epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 epoch_logs["learning_rate"] = float(self.optimizer.learning_rate)
                 cb.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
         finally:
-            train.close()
-            if val is not None:
-                val.close()
+            for source in (train or data, val):
+                if source is not None:
+                    source.close()
         cb.on_train_end(epoch_logs)
         return history
 
@@ -403,7 +408,9 @@ class Trainer:
             val = val.take(arguments.rows_for_steps(steps, batch_size, val.n,
                                                     "fit (validation_steps)"))
             steps = None
-        return data, EpochIterator(val, steps, "fit (validation)")
+        else:
+            steps = arguments.positive_int_or_none(steps, "validation_steps")
+        return data, EpochIterator(val, steps, "fit (validation)", "validation_steps")
 
     # ---- batches --------------------------------------------------------------------------
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -412,9 +419,12 @@ class Trainer:
         if y is None:
             raise ValueError("train_on_batch() needs targets y")
         data = self._array_data(x, y, sample_weight, class_weight, "train_on_batch", 1)
-        xb, yb, wb = data.batch(slice(0, data.n))
-        self._prepare_training()
-        loss, out = self._train_step(xb, yb, wb)
+        try:
+            xb, yb, wb = data.batch(slice(0, data.n))
+            self._prepare_training()
+            loss, out = self._train_step(xb, yb, wb)
+        finally:
+            data.close()
         for m in self.compiled_metrics:
             m.reset_state()
             m.update_state(yb, out)
@@ -427,7 +437,11 @@ class Trainer:
             raise ValueError("test_on_batch() needs targets y")
         data = self._array_data(x, y, sample_weight, None, "test_on_batch", 1)
         data.user_batch_size = data.n
-        return self._result(self._evaluate_data(EpochIterator(data)), return_dict)
+        it = EpochIterator(data, what="test_on_batch")
+        try:
+            return self._result(self._evaluate_data(it), return_dict)
+        finally:
+            it.close()
 
     def predict_on_batch(self, x):
         """The outputs for one batch ``x`` in inference mode (a NumPy array)."""
@@ -486,7 +500,9 @@ class Trainer:
                 m.update_state(yb, out2)
             if batch_logs:
                 cb.on_test_batch_end(step, self._logs(total / seen + reg, mets))
-        logs = self._logs(total / max(seen, 1) + self._regularization_loss(), mets)
+        if not seen:  # a generator read to its end: nothing was evaluated
+            return None
+        logs = self._logs(total / seen + self._regularization_loss(), mets)
         if cb is not None:
             cb.on_test_end(logs)
         return logs
@@ -528,21 +544,26 @@ class Trainer:
         generator or a PyDataset (as in fit)."""
         self._check_compiled("evaluate")
         if is_array_like(x) and y is None:
-            input_array(x, "x", self._input_shape, self._input_where())
+            self._inputs(x)  # the inputs are checked (and the model built) first, as before
             raise ValueError("evaluate() needs targets y")
-        batch_size = arguments.batch_size(batch_size, "evaluate")
-        data = self._data(x, y, sample_weight, None, "evaluate", batch_size)
-        it = self._steps_iterator(data, steps, batch_size, "evaluate")
-        n_steps = it.num_batches
-        bar = callbacks_module.Progbar(n_steps, verbose=2 if verbose == 2 else 1)
-        cb = (callbacks_module.CallbackList(callbacks, self, {"steps": n_steps, "verbose": verbose})
-              if callbacks else None)
+        data = self._data(x, y, sample_weight, None, "evaluate", 32)
+        it = None
         try:
+            batch_size = arguments.batch_size(batch_size, "evaluate")
+            it = self._steps_iterator(data, steps, batch_size, "evaluate")
+            n_steps = it.num_batches
+            bar = callbacks_module.Progbar(n_steps, verbose=2 if verbose == 2 else 1)
+            cb = (callbacks_module.CallbackList(callbacks, self, {"steps": n_steps,
+                                                                  "verbose": verbose})
+                  if callbacks else None)
             logs = self._evaluate_data(it, cb)
         finally:
-            it.close()
+            (it or data).close()
+        if logs is None:
+            raise ValueError("evaluate: the data yielded no batch (an empty or exhausted generator?)")
         if verbose:  # "auto" means 1, as in Keras
-            bar.update(n_steps if n_steps is not None else it.num_batches or 0, logs, finalize=True)
+            bar.target = it.num_batches  # a generator's, now known
+            bar.update(bar.target, logs, finalize=True)
         return self._result(logs, return_dict)
 
     @staticmethod
@@ -550,6 +571,7 @@ class Trainer:
         """One pass over ``data``, or its first ``steps`` batches (Keras: array data is cut
         to the rows they cover, after the weights were checked against every row)."""
         if isinstance(data, ArrayData):
+            data.batch_size = data.user_batch_size = batch_size
             data = data.take(arguments.rows_for_steps(steps, batch_size, data.n, what))
             steps = None
         else:
@@ -570,16 +592,17 @@ class Trainer:
         BatchNormalization stays in inference mode (see fastnn.utils.mc_predict)."""
         if mc_samples is not None:
             return mc_predict(self, x, mc_samples, batch_size=batch_size)
-        batch_size = arguments.batch_size(batch_size, "predict")
-        data = self._data(x, None, None, None, "predict", batch_size, targets=False)
-        it = self._steps_iterator(data, steps, batch_size, "predict")
-        cb = (callbacks_module.CallbackList(callbacks, self, {"steps": it.num_batches,
-                                                              "verbose": verbose})
-              if callbacks else None)
+        data = self._data(x, None, None, None, "predict", 32, targets=False)
+        it = None
         try:
+            batch_size = arguments.batch_size(batch_size, "predict")
+            it = self._steps_iterator(data, steps, batch_size, "predict")
+            cb = (callbacks_module.CallbackList(callbacks, self, {"steps": it.num_batches,
+                                                                  "verbose": verbose})
+                  if callbacks else None)
             return self._predict_data(it, cb)
         finally:
-            it.close()
+            (it or data).close()
 
     def _predict_data(self, it, cb):
         if cb is not None:
@@ -633,13 +656,20 @@ def mc_predict(model, x, n, batch_size=None):
     available as ``model.predict(x, mc_samples=n)``.
     """
     arguments.positive_int(n, "mc_predict: the number of samples")
-    data = model._array_data(x, None, None, None, "mc_predict", 1, targets=False)
     batch_size = 32 if batch_size is None else arguments.positive_int(batch_size, "mc_predict: batch_size")
+    data = model._array_data(x, None, None, None, "mc_predict", 1, targets=False)
+    try:
+        return _mc_passes(model, data, int(n), batch_size)
+    finally:
+        data.close()
+
+
+def _mc_passes(model, data, n, batch_size):
     shape = (data.n,) + tuple(model.output_shape[1:])
     mean = np.zeros(shape, np.float64)
     m2 = np.zeros(shape, np.float64)
     d = np.empty((min(batch_size, data.n),) + shape[1:], np.float64)
-    for k in range(1, int(n) + 1):
+    for k in range(1, n + 1):
         for lo in range(0, data.n, batch_size):
             hi = min(lo + batch_size, data.n)
             out = model._forward(data.rows(lo, hi), "mc")
