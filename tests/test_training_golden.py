@@ -12,6 +12,7 @@ from golden_training import CASES, machine_fingerprint
 GOLDEN = np.load(os.path.join(os.path.dirname(__file__), "data", "golden_training.npz"))
 
 
+@pytest.mark.filterwarnings("ignore:fit. the data ran out")  # the carry-over case's, on purpose
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_training_gives_the_weights_recorded_before_the_trainer_split(name):
     import fastnn
