@@ -18,6 +18,26 @@ from ..backend import unique_name  # noqa: F401  (layers and models name themsel
 # architecture is refused before add_weight allocates what it asks for (thread-local: other
 # threads building models are unaffected).
 _WEIGHT_GUARD = threading.local()
+# The work arrays the layers of a model write during one inference call: None (the layers'
+# own buffers, what training uses) or a dict {id(layer): {key: array}} handed to this
+# thread by the model, so that threads predicting with one model never share a buffer.
+_BUFFER_SET = threading.local()
+
+
+class buffer_set:
+    """``with buffer_set(store):`` makes the layers' forward passes in this thread write
+    their work arrays into ``store`` (a dict kept by the caller; None: the layers' own)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        self.previous = getattr(_BUFFER_SET, "store", None)
+        _BUFFER_SET.store = self.store
+        return self.store
+
+    def __exit__(self, *exc):
+        _BUFFER_SET.store = self.previous
 
 
 def _snake_case(name):
@@ -342,11 +362,13 @@ class Layer:
     def _buffer(self, key, shape, dtype=None):
         """A work array of ``shape`` reused across steps: allocated once for the largest batch
         seen, then returned as a view of its first rows."""
-        buf = self._buffers.get(key)
+        store = getattr(_BUFFER_SET, "store", None)
+        buffers = self._buffers if store is None else store.setdefault(id(self), {})
+        buf = buffers.get(key)
         if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] \
                 or (dtype is not None and buf.dtype != dtype):
             buf = np.empty(shape, dtype or self.dtype)
-            self._buffers[key] = buf
+            buffers[key] = buf
         return buf if buf.shape[0] == shape[0] else buf[:shape[0]]
 
     def call(self, x, training=False):

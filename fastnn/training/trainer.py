@@ -12,14 +12,17 @@ predict_on_batch and the training step, as Keras 3's ``Trainer`` (keras/src/trai
 and the trainer runs the loop: batches from fastnn.training.data through
 fastnn.training.epoch_iterator, the loss kernel, the optimizer, metrics and callbacks.
 """
+import copy
 import math
+import threading
 import time
 
 import numpy as np
 
 from .. import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
-from ..layers.base import pack_variables
+from ..layers.base import buffer_set, pack_variables
 from . import arguments
+from .concurrency import Pool, RWLock, StepGuard
 from .data import (ArrayData, GeneratorData, PyDatasetData, convert, input_array,
                    is_array_like, is_py_dataset, numbers)
 from .epoch_iterator import EpochIterator
@@ -37,6 +40,40 @@ class Trainer:
         self._compiled = False
         self._metric_specs = []
         self._buffers = {}
+        self._init_concurrency()
+
+    def _init_concurrency(self):
+        """The model's guards for use from several threads (fastnn.training.concurrency)."""
+        self._state_lock = RWLock()       # steps write, inference chunks read
+        self._buffer_sets = Pool(None, dict)  # work arrays: the layers' own, then one a thread
+        self._metric_sets = Pool(self.compiled_metrics, self._metric_copies)
+        self._trainer_thread = None       # the thread training this model, and its depth
+        self._trainer_depth = 0
+        self._step_guard = None
+
+    def _metric_copies(self):
+        return [copy.deepcopy(m) for m in self.compiled_metrics]
+
+    _TRAINING_CLAIM = threading.Lock()
+
+    def _claim_training(self, what):
+        """Only one thread trains a model at a time (its optimizer state, gradients and
+        training buffers are one set): another thread's fit/train_on_batch is a clear error."""
+        me = threading.get_ident()
+        with Trainer._TRAINING_CLAIM:
+            if self._trainer_thread not in (None, me):
+                raise RuntimeError(
+                    f"{what}: model {self.name!r} is being trained in another thread; fastnn "
+                    "trains one model from one thread at a time (predict and evaluate may run "
+                    "in other threads meanwhile). Train a copy (copy.deepcopy) in parallel.")
+            self._trainer_thread = me
+            self._trainer_depth += 1
+
+    def _release_training(self):
+        with Trainer._TRAINING_CLAIM:
+            self._trainer_depth -= 1
+            if not self._trainer_depth:
+                self._trainer_thread = None
 
     # ---- compile ------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
@@ -74,6 +111,7 @@ class Trainer:
     def _make_metrics(self):
         out_dim = self.output_shape[-1]
         self.compiled_metrics = [metrics_module.get(m, self.loss, out_dim) for m in self._metric_specs]
+        self._metric_sets = Pool(self.compiled_metrics, self._metric_copies)
 
     def _check_compiled(self, what):
         if not self._compiled:
@@ -227,7 +265,12 @@ class Trainer:
 
     def _prepare_training(self):
         """Per fit: the trainable variables, the fused softmax/cross-entropy decision,
-        optimizer state, and the model's backward plan. Nothing here runs per step."""
+        optimizer state, and the model's backward plan. Nothing here runs per step.
+        (Packing moves the weights into one buffer: inference in other threads waits.)"""
+        with self._state_lock.writing():
+            self._prepare_locked()
+
+    def _prepare_locked(self):
         self._prepare_backward()
         last = self._output_layer
         act = getattr(last, "activation", None)
@@ -252,6 +295,21 @@ class Trainer:
         self.optimizer.build(self._train_vars)
 
     def _train_step(self, xb, yb, wb=None):
+        """One step, whole or not at all for anyone watching: other threads' inference waits
+        for it (the state lock), and a Ctrl-C during it is raised when it is done."""
+        guard = self._step_guard
+        if guard is not None:
+            guard.in_step = True
+        self._state_lock.acquire_write()
+        try:
+            result = self._step(xb, yb, wb)
+        finally:
+            self._state_lock.release_write()
+        if guard is not None:
+            guard.end_step()
+        return result
+
+    def _step(self, xb, yb, wb=None):
         """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs).
         ``wb``: per-sample weights (Keras: the loss is sum(w_i * loss_i) / batch size)."""
         out = self._forward(xb, True)
@@ -304,9 +362,11 @@ class Trainer:
         steps_per_epoch = arguments.positive_int_or_none(steps_per_epoch, "steps_per_epoch")
         validate_now = arguments.validation_freq(validation_freq)
         verbose = arguments.verbosity(verbose)
-        data = self._data(x, y, sample_weight, class_weight, "fit", batch_size, shuffle)
-        train = val = None
+        self._claim_training("fit")
+        guard, self._step_guard = self._step_guard, StepGuard()
+        train = val = data = None
         try:  # whatever happens, the data's files and workers are closed
+            data = self._data(x, y, sample_weight, class_weight, "fit", batch_size, shuffle)
             data, val = self._validation(data, split, validation_data, sample_weight, y,
                                          validation_steps, val_batch or batch_size)
             train = EpochIterator(data, steps_per_epoch)
@@ -315,6 +375,7 @@ class Trainer:
             self.stop_training, self.history = False, history
             cb.on_train_begin()
             epoch_logs = {}
+            self._step_guard.__enter__()
             for epoch in range(initial_epoch, epochs):
                 cb.on_epoch_begin(epoch)
                 epoch_logs = self._fit_epoch(train, epoch, cb)
@@ -333,6 +394,9 @@ class Trainer:
                 if self.stop_training:
                     break
         finally:
+            self._step_guard.__exit__()
+            self._step_guard = guard
+            self._release_training()
             for source in (train or data, val):
                 if source is not None:
                     source.close()
@@ -350,7 +414,10 @@ class Trainer:
 
     def _fit_epoch(self, train, epoch, cb):
         """One epoch of training steps; returns its logs (loss and metrics)."""
-        mets = self.compiled_metrics
+        with self._metric_sets.take() as mets:
+            return self._fit_epoch_with(train, epoch, cb, mets)
+
+    def _fit_epoch_with(self, train, epoch, cb, mets):
         for m in mets:
             m.reset_state()
         loss_total, seen = 0.0, 0
@@ -419,16 +486,20 @@ class Trainer:
         if y is None:
             raise ValueError("train_on_batch() needs targets y")
         data = self._array_data(x, y, sample_weight, class_weight, "train_on_batch", 1)
+        self._claim_training("train_on_batch")
         try:
             xb, yb, wb = data.batch(slice(0, data.n))
             self._prepare_training()
             loss, out = self._train_step(xb, yb, wb)
+            with self._metric_sets.take() as mets:
+                for m in mets:
+                    m.reset_state()
+                    m.update_state(yb, out)
+                logs = self._logs(loss, mets)
         finally:
+            self._release_training()
             data.close()
-        for m in self.compiled_metrics:
-            m.reset_state()
-            m.update_state(yb, out)
-        return self._result(self._logs(loss, self.compiled_metrics), return_dict)
+        return self._result(logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch in inference mode, as Keras: no weight changes."""
@@ -451,7 +522,11 @@ class Trainer:
         """Forward pass on ``x`` (one batch); ``training=True`` uses training-mode behaviour
         (dropout masks, batch statistics), as Keras."""
         x = convert(self._inputs(x), self._dtype)
-        return np.array(self._forward(x, bool(training)), copy=True)
+        if training:  # training-mode statistics (BatchNormalization's) change: a writer
+            with self._state_lock.writing():
+                return np.array(self._forward(x, True), copy=True)
+        with self._buffer_sets.take() as store, buffer_set(store), self._state_lock.reading():
+            return np.array(self._forward(x, False), copy=True)
 
     @staticmethod
     def _result(logs, return_dict):
@@ -470,7 +545,11 @@ class Trainer:
         gets the on_test_* hooks, with running logs per batch as in Keras 3 (fit's validation
         calls them too). Per-sample weights weigh the loss (metrics stay unweighted, as
         Keras' ``metrics``)."""
-        mets = self.compiled_metrics
+        with self._metric_sets.take() as mets, self._buffer_sets.take() as store, \
+                buffer_set(store):
+            return self._evaluate_with(it, cb, mets)
+
+    def _evaluate_with(self, it, cb, mets):
         for m in mets:
             m.reset_state()
         if cb is not None:
@@ -480,24 +559,26 @@ class Trainer:
             it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs, mets)
         reg = self._regularization_loss() if batch_logs else 0.0
         fused = self._fused_eval()
-        total, seen = 0.0, 0
+        total, seen, row_loss = 0.0, 0, np.empty(0)
         for step, (xb, yb, wb) in it.epoch():
             if batch_logs:
                 cb.on_test_batch_begin(step)
-            out = self._forward(xb, False)
-            out2 = out.reshape(out.shape[0], -1)
-            if wb is None:
-                total += self.loss.compute(out2, yb, None, fused)
-            else:
-                rows = self._buffer("row_loss", (len(xb),), np.float64)
-                self.loss.compute(out2, yb, None, fused, rows)
-                total += float(np.dot(rows, wb))
-            for layer in self._unique_layers():  # activity penalties count too (Keras 3)
-                if getattr(layer, "activity_regularizer", None) is not None:
-                    total += layer._activity_loss * len(xb)
+            with self._state_lock.reading():  # the outputs are used up inside
+                out = self._forward(xb, False)
+                out2 = out.reshape(out.shape[0], -1)
+                if wb is None:
+                    total += self.loss.compute(out2, yb, None, fused)
+                else:
+                    if len(row_loss) < len(xb):
+                        row_loss = np.empty(len(xb))
+                    self.loss.compute(out2, yb, None, fused, row_loss[:len(xb)])
+                    total += float(np.dot(row_loss[:len(xb)], wb))
+                for layer in self._unique_layers():  # activity penalties count (Keras 3)
+                    if getattr(layer, "activity_regularizer", None) is not None:
+                        total += layer._activity_loss * len(xb)
+                for m in mets:
+                    m.update_state(yb, out2)
             seen += len(xb)
-            for m in mets:
-                m.update_state(yb, out2)
             if batch_logs:
                 cb.on_test_batch_end(step, self._logs(total / seen + reg, mets))
         if not seen:  # a generator read to its end: nothing was evaluated
@@ -605,6 +686,10 @@ class Trainer:
             (it or data).close()
 
     def _predict_data(self, it, cb):
+        with self._buffer_sets.take() as store, buffer_set(store):
+            return self._predict_with(it, cb)
+
+    def _predict_with(self, it, cb):
         if cb is not None:
             cb.on_predict_begin()
         batch_logs = cb is not None and cb.wants_predict_batches
@@ -617,12 +702,14 @@ class Trainer:
         for step, (xb, _, _) in it.epoch():
             if batch_logs:
                 cb.on_predict_batch_begin(step)
-            out = self._forward(xb, False)
-            if arrays:
-                result[lo:lo + len(xb)] = out
-                out = result[lo:lo + len(xb)]
-            else:
-                out = np.array(out, dtype=self._out_dtype, copy=True)
+            with self._state_lock.reading():  # copied out inside
+                out = self._forward(xb, False)
+                if arrays:
+                    result[lo:lo + len(xb)] = out
+                    out = result[lo:lo + len(xb)]
+                else:
+                    out = np.array(out, dtype=self._out_dtype, copy=True)
+            if not arrays:
                 parts.append(out)
             lo += len(xb)
             if batch_logs:  # as Keras 3: the batch's outputs
@@ -659,7 +746,8 @@ def mc_predict(model, x, n, batch_size=None):
     batch_size = 32 if batch_size is None else arguments.positive_int(batch_size, "mc_predict: batch_size")
     data = model._array_data(x, None, None, None, "mc_predict", 1, targets=False)
     try:
-        return _mc_passes(model, data, int(n), batch_size)
+        with model._buffer_sets.take() as store, buffer_set(store):
+            return _mc_passes(model, data, int(n), batch_size)
     finally:
         data.close()
 
@@ -672,10 +760,11 @@ def _mc_passes(model, data, n, batch_size):
     for k in range(1, n + 1):
         for lo in range(0, data.n, batch_size):
             hi = min(lo + batch_size, data.n)
-            out = model._forward(data.rows(lo, hi), "mc")
-            dk, mk = d[:hi - lo], mean[lo:hi]
-            np.subtract(out, mk, out=dk)          # delta = x - mean_old
-            mk += dk / k                          # mean_new
-            m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
+            with model._state_lock.reading():
+                out = model._forward(data.rows(lo, hi), "mc")
+                dk, mk = d[:hi - lo], mean[lo:hi]
+                np.subtract(out, mk, out=dk)          # delta = x - mean_old
+                mk += dk / k                          # mean_new
+                m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
     std = np.sqrt(m2 / n)
     return mean.astype(model._out_dtype), std.astype(model._out_dtype)
