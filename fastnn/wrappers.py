@@ -24,8 +24,30 @@ activation="softmax")`` with ``categorical_crossentropy``; ``y`` as the callable
 already one-hot) and maps predictions back to the original labels; the regressor trains on a
 2-D target and returns predictions in the shape of the ``y`` it was fitted on.
 scikit-learn is needed only when these classes are used.
+
+``random_state`` (a fastnn extra, as scikit-learn's MLPClassifier has it) decides the random
+choices of each fit: the model's initial weights, the shuffling and the dropout masks.
+
+- ``None`` (default): no seeding; the fit draws from fastnn's global generator as it stands
+  (seed it with ``fastnn.set_seed`` yourself). Results then depend on what ran before in the
+  process, so a search with ``n_jobs=2`` can score differently from one with ``n_jobs=1``.
+- an int: every fit seeds fastnn with it, so every fit starts from the same weights and
+  shuffles alike, in whichever process or thread joblib runs it: a search gives the same
+  scores for any ``n_jobs`` and joblib backend.
+- a ``np.random.RandomState``: each fit draws its seed from it, so successive fits differ
+  in a reproducible sequence. As scikit-learn's ``clone`` does, a clone gets a copy of it, so
+  the clones of a search all draw the same seed.
+
+A seeded fit runs under ``fastnn.set_seed``, which is process-wide: the wrapper saves fastnn's
+global generator (and numpy's legacy global state, which ``set_seed`` also seeds) before the
+fit and puts them back after it, so the fit neither reseeds nor advances the caller's random
+stream. For the same reason seeded fits in one process run one at a time: under joblib's
+threading backend they take turns instead of running in parallel.
 """
+import contextlib
 import copy
+import numbers
+import threading
 
 import numpy as np
 
@@ -52,19 +74,62 @@ def _compiled_clone(model):
     return clone
 
 
+def _seed_from(random_state):
+    """The seed a fit runs under: None (no seeding), the int itself, or one drawn from a
+    RandomState."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))  # as scikit-learn draws seeds
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) \
+            and random_state >= 0:
+        return int(random_state)
+    raise ValueError(f"random_state must be None, a non-negative int or a "
+                     f"np.random.RandomState, got {random_state!r}")
+
+
+# fastnn's generator is process-wide, so two threads seeding it at once would draw from each
+# other's streams; reentrant for a build function that itself fits a seeded wrapper
+_SEED_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def _seeded(seed):
+    """fastnn seeded with ``seed`` inside the block, and its random state as it was outside."""
+    if seed is None:
+        yield
+        return
+    from . import backend
+    with _SEED_LOCK:
+        # set_seed replaces the generator object, so keeping the old object keeps its state
+        # (and anyone's reference to it) intact
+        saved = backend._rng, backend._seed, np.random.get_state()
+        backend.set_seed(seed)
+        try:
+            yield
+        finally:
+            backend._rng, backend._seed = saved[0], saved[1]
+            np.random.set_state(saved[2])
+
+
 class _SKLBase(BaseEstimator):
-    def __init__(self, model, warm_start=False, model_kwargs=None, fit_kwargs=None):
+    def __init__(self, model, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                 random_state=None):
         if not _HAVE_SKLEARN:
             raise ImportError(f"{type(self).__name__} needs scikit-learn: pip install scikit-learn")
         self.model = model
         self.warm_start = warm_start
         self.model_kwargs = model_kwargs
         self.fit_kwargs = fit_kwargs
+        self.random_state = random_state
 
     def __sklearn_clone__(self):
-        # a model instance is copied by cloning its architecture, not deep-copied with state
+        # a model instance is copied by cloning its architecture, not deep-copied with state;
+        # random_state is deep-copied as scikit-learn's clone does, so a RandomState is not
+        # shared (and advanced) by all the clones of a search
         return type(self)(model=self.model, warm_start=self.warm_start,
-                          model_kwargs=self.model_kwargs, fit_kwargs=self.fit_kwargs)
+                          model_kwargs=self.model_kwargs, fit_kwargs=self.fit_kwargs,
+                          random_state=copy.deepcopy(self.random_state))
 
     def _build(self, X, y):
         from .models import Sequential
@@ -97,13 +162,15 @@ class _SKLBase(BaseEstimator):
 
     def fit(self, X, y, **kwargs):
         """Build (or reuse, with warm_start) the model and fit it on (X, y); keyword arguments
-        go to the model's ``fit`` and override ``fit_kwargs``. Returns self."""
+        go to the model's ``fit`` and override ``fit_kwargs``. Both the build and the fit run
+        under the seed ``random_state`` gives (see the module docstring). Returns self."""
         X = self._check_X(X, reset=True)
         target = self._encode_target(np.asarray(y), reset=True)
-        model = self._build(X, target)
         args = dict(self.fit_kwargs or {})
         args.update(kwargs)
-        self.history_ = model.fit(X, target, **args).history
+        with _seeded(_seed_from(self.random_state)):
+            model = self._build(X, target)
+            self.history_ = model.fit(X, target, **args).history
         self.model_ = model
         return self
 
@@ -119,13 +186,17 @@ class _SKLBase(BaseEstimator):
 
 
 class SKLearnClassifier(ClassifierMixin, _SKLBase):
-    """SKLearnClassifier(model, warm_start=False, model_kwargs=None, fit_kwargs=None)
+    """SKLearnClassifier(model, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                     random_state=None)
 
     A scikit-learn classifier around a fastnn model (Keras 3: ``keras.wrappers``). Labels of
     any kind (ints, strings) are one-hot encoded for the model; ``predict`` returns labels,
     ``predict_proba`` the model's outputs, ``classes_`` the sorted labels, ``score`` the
     accuracy. Binary and multiclass targets only. Attributes after fit: ``model_``,
     ``history_`` (the History dict), ``classes_``, ``n_features_in_``.
+
+    fastnn extra: ``random_state`` (None, an int or a ``np.random.RandomState``) seeds each
+    fit, e.g. for a search that scores the same for any ``n_jobs``; see the module docstring.
     """
 
     def _encode_target(self, y, reset):
@@ -160,12 +231,15 @@ class SKLearnClassifier(ClassifierMixin, _SKLBase):
 
 
 class SKLearnRegressor(RegressorMixin, _SKLBase):
-    """SKLearnRegressor(model, warm_start=False, model_kwargs=None, fit_kwargs=None)
+    """SKLearnRegressor(model, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                    random_state=None)
 
     A scikit-learn regressor around a fastnn model (Keras 3: ``keras.wrappers``). The model
     trains on a 2-D target (a 1-D ``y`` becomes one column); ``predict`` returns the shape of
     the fitted ``y``; ``score`` is R^2. Attributes after fit: ``model_``, ``history_``,
     ``n_features_in_``.
+
+    fastnn extra: ``random_state`` seeds each fit, as for SKLearnClassifier.
     """
 
     def _encode_target(self, y, reset):
@@ -181,11 +255,14 @@ class SKLearnRegressor(RegressorMixin, _SKLBase):
 
 
 class SKLearnTransformer(TransformerMixin, _SKLBase):
-    """SKLearnTransformer(model, warm_start=False, model_kwargs=None, fit_kwargs=None)
+    """SKLearnTransformer(model, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                      random_state=None)
 
     A scikit-learn transformer around a fastnn model (Keras 3: ``keras.wrappers``):
     ``transform(X)`` returns the model's outputs, e.g. an autoencoder's codes in a Pipeline.
     The target is passed to the model unchanged.
+
+    fastnn extra: ``random_state`` seeds each fit, as for SKLearnClassifier.
     """
 
     def _encode_target(self, y, reset):

@@ -1,9 +1,14 @@
 """scikit-learn wrappers (Keras 3's keras.wrappers): fastnn models in GridSearchCV,
 cross_val_score and Pipeline."""
+import threading
+import time
+
+import joblib
 import numpy as np
 import pytest
 
 sklearn = pytest.importorskip("sklearn")
+from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
@@ -132,3 +137,124 @@ def test_clear_errors(digits):
     clf.fit(x, y)
     with pytest.raises(ValueError, match="features"):
         clf.predict(x[:, :10])
+
+
+def test_random_state_gives_the_same_search_scores_for_any_n_jobs_and_backend(digits):
+    x, y = digits
+    x, y = x[:300], y[:300]
+    # a real 2x2 grid; log loss rather than accuracy, so that "equal" means equal weights
+    grid = {"model_kwargs": [{"units": 8}, {"units": 16}],
+            "fit_kwargs": [{"epochs": 2, "verbose": 0}, {"epochs": 2, "batch_size": 64, "verbose": 0}]}
+
+    def scores(n_jobs, joblib_backend):
+        search = GridSearchCV(SKLearnClassifier(build_classifier, random_state=0), grid, cv=2,
+                              scoring="neg_log_loss", n_jobs=n_jobs, refit=False)
+        with joblib.parallel_backend(joblib_backend):
+            search.fit(x, y)
+        return search.cv_results_["mean_test_score"]
+    fastnn.set_seed(5)  # the global stream must not matter
+    serial = scores(1, "loky")
+    assert len(set(serial)) == 4
+    np.testing.assert_array_equal(scores(2, "loky"), serial)
+    np.testing.assert_array_equal(scores(2, "threading"), serial)
+
+
+def test_same_random_state_same_predictions_and_different_states_differ(digits):
+    x, y = digits
+
+    def proba(random_state):
+        clf = SKLearnClassifier(build_classifier, random_state=random_state,
+                                fit_kwargs={"epochs": 2, "verbose": 0})
+        return clf.fit(x, y).predict_proba(x)
+    np.testing.assert_array_equal(proba(0), proba(0))
+    assert not np.array_equal(proba(0), proba(1))
+    # a RandomState: the same sequence of seeds from the same state, a new seed for each fit
+    np.testing.assert_array_equal(proba(np.random.RandomState(7)), proba(np.random.RandomState(7)))
+    clf = SKLearnClassifier(build_classifier, random_state=np.random.RandomState(7),
+                            fit_kwargs={"epochs": 2, "verbose": 0})
+    assert not np.array_equal(clf.fit(x, y).predict_proba(x), clf.fit(x, y).predict_proba(x))
+
+
+def test_random_state_none_draws_from_fastnn_global_generator(digits):
+    x, y = digits
+
+    def weights():
+        clf = SKLearnClassifier(build_classifier, fit_kwargs={"epochs": 1, "verbose": 0})
+        assert clf.random_state is None  # the default: today's behaviour
+        return clf.fit(x, y).model_.get_weights()
+    fastnn.set_seed(3)
+    first = weights()
+    second = weights()  # the global stream moved on
+    fastnn.set_seed(3)
+    again = weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_seeded_fit_leaves_global_random_state_as_it_was(digits):
+    x, y = digits
+    fastnn.set_seed(4)
+    gen = fastnn.backend.rng()
+    state, np_state = gen.bit_generator.state, np.random.get_state()
+    SKLearnClassifier(build_classifier, random_state=0, fit_kwargs={"epochs": 1, "verbose": 0}).fit(x, y)
+    assert fastnn.backend.rng() is gen and gen.bit_generator.state == state
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
+    assert after[2:] == np_state[2:]
+    with pytest.raises(RuntimeError):  # restored on the way out of a failing fit too
+        SKLearnClassifier(build_classifier, random_state=0,
+                          fit_kwargs={"epochs": 1, "verbose": 0, "callbacks": [_Boom()]}).fit(x, y)
+    assert fastnn.backend.rng() is gen and gen.bit_generator.state == state
+
+
+class _Boom(fastnn.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        raise RuntimeError("boom")
+
+
+def test_seeded_fits_in_threads_do_not_draw_from_each_others_stream():
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 5)), np.arange(64) % 2
+
+    def slow_build(X, y):
+        model = fastnn.Sequential([layers.Input(shape=(5,)), layers.Dense(8, activation="relu")])
+        time.sleep(0.1)  # the other thread's fit seeds the generator here, if it may
+        model.add(layers.Dense(2, activation="softmax"))
+        model.compile(optimizer="adam", loss="categorical_crossentropy")
+        return model
+
+    def weights():
+        clf = SKLearnClassifier(slow_build, random_state=0, fit_kwargs={"epochs": 1, "verbose": 0})
+        return clf.fit(x, y).model_.get_weights()
+    expected = weights()
+    got = [None, None]
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(i, weights()))
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for w in got:
+        assert all(np.array_equal(a, b) for a, b in zip(expected, w))
+
+
+def test_random_state_is_a_constructor_parameter_that_clone_keeps():
+    from sklearn.utils.estimator_checks import (check_get_params_invariance,
+                                                check_no_attributes_set_in_init, check_set_params)
+    clf = SKLearnClassifier(build_classifier, random_state=3)
+    assert clf.get_params()["random_state"] == 3
+    assert clone(clf).random_state == 3
+    assert clf.set_params(random_state=4).random_state == 4
+    for check in (check_get_params_invariance, check_set_params, check_no_attributes_set_in_init):
+        check("SKLearnClassifier", clf)
+    # as scikit-learn's clone does: a copy of a RandomState, so the clones do not share one
+    state = np.random.RandomState(0)
+    copied = clone(SKLearnRegressor(build_regressor, random_state=state)).random_state
+    assert copied is not state and copied.randint(1000) == state.randint(1000)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True, np.random.default_rng(0)])
+def test_invalid_random_state_is_refused_at_fit(digits, bad):
+    x, y = digits
+    with pytest.raises(ValueError, match="random_state"):
+        SKLearnClassifier(build_classifier, random_state=bad).fit(x[:20], y[:20])
