@@ -13,6 +13,37 @@ from fastnn._kernels cimport *
 
 cdef int _n_threads = 1
 
+cdef extern from *:
+    """
+    #include "fastnn.h"
+    /* The OpenMP runtime's thread limit for the calling thread (0 in a serial build). */
+    static int fastnn_omp_max_threads(void)
+    {
+    #if FASTNN_HAVE_OPENMP
+        return omp_get_max_threads();
+    #else
+        return 0;
+    #endif
+    }
+    """
+    int fastnn_omp_max_threads() noexcept nogil
+
+import os as _os
+
+# The runtime's limit as it loaded without OMP_NUM_THREADS is its default, the CPU count:
+# not a limit anyone gave, so it must not cap set_num_threads(n) asking for more. -1 when
+# OMP_NUM_THREADS was given: then even its value at load is the user's.
+cdef int _omp_default = -1 if _os.environ.get("OMP_NUM_THREADS") else fastnn_omp_max_threads()
+
+
+cdef inline int _user_limit() noexcept nogil:
+    """The thread limit the user gave the OpenMP runtime for the calling thread
+    (OMP_NUM_THREADS, threadpoolctl.threadpool_limits, omp_set_num_threads), or 0 for none.
+    The kernels pass num_threads to OpenMP, which overrides this limit, so they read it here:
+    one call that reads a thread-local value, a few ns against the ~1 us of a wrapper call."""
+    cdef int limit = fastnn_omp_max_threads()
+    return 0 if limit == _omp_default else limit
+
 
 def set_num_threads(int n):
     """Set the thread count of fastnn's own kernels (BLAS is set by fastnn.set_num_threads)."""
@@ -23,7 +54,15 @@ def set_num_threads(int n):
 
 
 def get_num_threads():
+    """The thread count set by set_num_threads (before openmp_limit() caps it)."""
     return _n_threads
+
+
+def openmp_limit():
+    """The thread limit the user gave the OpenMP runtime for the calling thread, which caps
+    the kernels' default thread count, or None when there is none (see _user_limit)."""
+    cdef int limit = _user_limit()
+    return limit if limit > 0 else None
 
 
 def have_openmp():
@@ -32,8 +71,12 @@ def have_openmp():
 
 
 cdef inline int _nt(n_threads) except -1:
+    # The default honours the user's OpenMP limit; an explicit n_threads is taken as given
+    # (the tests use it to run both paths of a kernel).
+    cdef int limit
     if n_threads is None:
-        return _n_threads
+        limit = _user_limit()
+        return limit if 0 < limit < _n_threads else _n_threads
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     return <int>n_threads

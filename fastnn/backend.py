@@ -118,8 +118,19 @@ def _default_threads():
 _blas_limiter = None
 
 
+def _user_limit(n):
+    """``n`` capped by the thread limit the user gave the OpenMP runtime for the calling
+    thread (OMP_NUM_THREADS, threadpoolctl.threadpool_limits): the ceiling of both fastnn's
+    kernels (the C wrappers apply it on every call) and the BLAS that set_num_threads sets."""
+    ck = _ops_module._ckernels
+    limit = ck.openmp_limit() if ck is not None else None
+    return n if limit is None else min(n, limit)
+
+
 def set_num_threads(n):
-    """One knob for fastnn's kernels and the BLAS behind numpy's matrix products."""
+    """One knob for fastnn's kernels and the BLAS behind numpy's matrix products, each capped
+    by a thread limit the user gave OpenMP (OMP_NUM_THREADS, threadpoolctl.threadpool_limits);
+    the knob comes back in full when such a limit is lifted."""
     global _blas_limiter
     try:
         k = int(n)
@@ -134,7 +145,7 @@ def set_num_threads(n):
         _ops_module._ckernels.set_num_threads(kernel_threads(n))
     try:
         from threadpoolctl import threadpool_limits
-        _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+        _blas_limiter = threadpool_limits(limits=_user_limit(n), user_api="blas")
     except ImportError:  # threadpoolctl is a dependency, but fastnn still runs without it
         pass
     global _n_threads
@@ -145,14 +156,17 @@ _n_threads = None
 
 
 def get_num_threads():
-    """The thread count set by set_num_threads (default: the CPUs this process may use)."""
-    return _n_threads
+    """The thread count fastnn runs with: set_num_threads's (default: the CPUs this process
+    may use), capped by a limit the user gave OpenMP for the calling thread (OMP_NUM_THREADS,
+    or inside a threadpoolctl.threadpool_limits block)."""
+    return _user_limit(_n_threads)
 
 
 def kernel_threads(n=None):
-    """The thread count fastnn's own kernels use for the knob ``n`` (default: the current
-    one): ``n``, or 1 when OpenMP was loaded before fastnn with workers that spin (see the
-    top of fastnn/backend.py and the warning fastnn gives then)."""
+    """The thread count fastnn's own kernels are set to for the knob ``n`` (default: the
+    current one): ``n``, or 1 when OpenMP was loaded before fastnn with workers that spin (see
+    the top of fastnn/backend.py and the warning fastnn gives then). The user's OpenMP limit
+    caps it on each kernel call (fastnn/_ckernels.pyx, ``_nt``)."""
     n = _n_threads if n is None else n
     return 1 if _SPINNING_OPENMP else n
 
@@ -183,7 +197,7 @@ set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None
 _n_threads = _default_threads()
 if _ops_module._ckernels is not None:
     _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
-    if _SPINNING_OPENMP and _n_threads > 1 and _ops_module._ckernels.have_openmp() \
+    if _SPINNING_OPENMP and get_num_threads() > 1 and _ops_module._ckernels.have_openmp() \
             and ops.name == "c":
         warnings.warn(
             "fastnn: OpenMP (libgomp) was loaded before fastnn, e.g. by importing torch first, "

@@ -1,5 +1,6 @@
 """The thread policy: one knob for fastnn's kernels and the BLAS; kernels that give the same
 bits for any thread count; OpenMP workers that sleep instead of spinning."""
+import ast
 import os
 import subprocess
 import sys
@@ -105,7 +106,8 @@ def test_openmp_loaded_first_without_a_policy_gives_serial_kernels_and_a_warning
     except OSError:
         pytest.skip("no libgomp.so.1 to preload")
     # the C backend's guard: a suite run with FASTNN_BACKEND=numpy must not leak into the child
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "FASTNN_BACKEND")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "FASTNN_BACKEND", "OMP_NUM_THREADS")}
     # warned (when fastnn would have used 2+ threads), the knob (BLAS) at 2, the kernels at 1
     assert _run(_PRELOAD + _IMPORT, env) == [int(len(os.sched_getaffinity(0)) > 1), 2, 1]
     # on the NumPy backend the kernels are not used: serial all the same, but no warning
@@ -146,5 +148,107 @@ def test_small_optimizer_updates_run_on_one_thread_in_fit(monkeypatch):
             weights.append(m.get_weights())
         for a, b in zip(*weights):
             assert np.array_equal(a, b)
+    finally:
+        fastnn.set_num_threads(old)
+
+
+
+# A child process tells whether fastnn's kernels ran on more than one thread: libgomp starts
+# its worker threads the first time a parallel region asks for them and keeps them, so the
+# first kernel call that runs in parallel adds threads to /proc/self/task.
+_PROBE = """
+import os
+import numpy as np
+import threadpoolctl
+import fastnn
+from fastnn import _ckernels
+
+x = np.arange(512 * 512, dtype=np.float32).reshape(512, 512)  # above FASTNN_PARALLEL_MIN
+sums = _ckernels.col_sum(x, n_threads=1)
+
+def kernel_went_parallel():
+    before = len(os.listdir("/proc/self/task"))
+    same = np.array_equal(_ckernels.col_sum(x), sums)  # same bits for any thread count
+    assert same
+    return len(os.listdir("/proc/self/task")) > before
+
+def blas_threads():
+    return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+"""
+
+
+def _probe(code, **env_overrides):
+    """Run _PROBE + code in a fresh process and return what it prints (a Python literal)."""
+    if not fastnn.have_openmp():
+        pytest.skip("built without OpenMP: the kernels are serial whatever the limits")
+    pytest.importorskip("threadpoolctl")
+    # the limits of the process running the tests must not leak into the child
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FASTNN_BACKEND")}
+    out = subprocess.run([sys.executable, "-c", _PROBE + code], capture_output=True, text=True,
+                         check=True, **same_fastnn_env(dict(env, **env_overrides)))
+    return ast.literal_eval(out.stdout.strip())
+
+
+_proc_tasks = pytest.mark.skipif(not os.path.isdir("/proc/self/task"),
+                                 reason="counts threads in /proc/self/task (Linux)")
+
+
+@requires_c
+@_proc_tasks
+def test_omp_num_threads_caps_the_kernels_the_blas_and_get_num_threads():
+    code = """
+at_import = fastnn.get_num_threads()
+fastnn.set_num_threads(2)
+print((at_import, fastnn.get_num_threads(), kernel_went_parallel(), blas_threads()))
+"""
+    assert _probe(code, OMP_NUM_THREADS="1") == (1, 1, False, {1})
+    # without the limit the same code runs 2 threads (so the probe does see a parallel kernel)
+    assert _probe(code)[1:] == (2, True, {2})
+
+
+@requires_c
+def test_omp_num_threads_above_the_knob_does_not_raise_it():
+    assert _probe("fastnn.set_num_threads(2); print(fastnn.get_num_threads())",
+                  OMP_NUM_THREADS="8") == 2
+
+
+@requires_c
+@_proc_tasks
+def test_threadpool_limits_caps_the_kernels_inside_the_block_only():
+    code = """
+fastnn.set_num_threads(2)
+with threadpoolctl.threadpool_limits(1):
+    inside = (fastnn.get_num_threads(), kernel_went_parallel())
+print(inside + (fastnn.get_num_threads(), kernel_went_parallel()))
+"""
+    assert _probe(code) == (1, False, 2, True)
+
+
+@requires_c
+@_proc_tasks
+def test_openmp_only_threadpool_limits_caps_the_kernels_and_blas_only_does_not():
+    code = """
+fastnn.set_num_threads(2)
+with threadpoolctl.threadpool_limits(1, user_api="blas"):
+    blas_only = fastnn.get_num_threads()
+with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+    fastnn.set_num_threads(2)  # asks for 2 inside the block: the limit still holds
+    openmp = (fastnn.get_num_threads(), kernel_went_parallel(), blas_threads())
+print((blas_only,) + openmp + (fastnn.get_num_threads(),))
+"""
+    assert _probe(code) == (2, 1, False, {1}, 2)
+
+
+@requires_c
+def test_set_num_threads_above_the_cpu_count_is_honoured_without_a_limit():
+    """The OpenMP runtime's default (the CPU count) is not a limit the user gave."""
+    from fastnn import _ckernels
+    if "OMP_NUM_THREADS" in os.environ:
+        pytest.skip("the environment limits OpenMP")
+    old = fastnn.get_num_threads()
+    try:
+        n = fastnn.backend._default_threads() + 1
+        fastnn.set_num_threads(n)
+        assert _ckernels.openmp_limit() is None and fastnn.get_num_threads() == n
     finally:
         fastnn.set_num_threads(old)
