@@ -24,10 +24,28 @@ allocate absurd memory); every array's dtype and shape is checked against the re
 before anything is assigned. Problems raise :class:`InvalidModelFileError` (a ValueError)
 naming the file and what is wrong.
 
+Only what fastnn writes is read: a regular file (a FIFO or a device is refused before it can
+block or stream forever), entries stored uncompressed (a compressed entry is refused before it
+is inflated, so a small file cannot expand into gigabytes), metadata of at most
+``MAX_METADATA_BYTES`` (1 MB; a 100-layer model with regularizers and constraints on every
+Dense layer needs about 85 KB), at most ``MAX_LAYERS`` layers, and no entry that is neither the
+metadata nor an array of the manifest.
+
 Saving is atomic: the archive is written to a temporary file in the destination directory,
 flushed and fsync'ed, renamed over the destination with ``os.replace`` and the directory is
-fsync'ed, so a crash or kill during ``save`` leaves the previous file intact (at worst a
-stray ``.<name>.*.tmp`` file remains).
+fsync'ed, so a crash or kill during ``save`` leaves the previous file intact. The temporary
+file is named ``.<name>.fastnn-<pid>-<host>.<random>.tmp``; one left behind by a killed save is
+removed by the next save into that directory once its process is gone (or, if it was made on
+another host, once it is an hour old). A failed write (e.g. a full disk) raises an OSError
+naming the destination file.
+
+Pickling: ``pickle``, ``cloudpickle``, joblib and ``copy.deepcopy`` of a Sequential go
+through this format, as Keras 3's ``Model.__reduce__`` does: the model is saved to bytes (no
+scratch buffers: a pickle is the size of the saved file) and rebuilt from them by the same
+checked loader. Unpickling restores the layers' own random generators but never fastnn's
+global one (``restore_rng=False``): copying a model must not rewind the process's stream. A
+pickle refers to the custom classes it uses (layers, losses, ...) by module and name, so the
+unpickling process needs no registration, only the module that defines them.
 
 Resuming: ``load_model`` restores weights, optimizer state, ``optimizer.iterations`` (hence a
 schedule's position) and, by default (``restore_rng=True``), the state fastnn's global random
@@ -36,12 +54,19 @@ the same weights bit for bit as ``fit(10 epochs)`` with the same seed and thread
 that restoring the RNG is a process-wide effect: draws made between save and load are
 "rewound". Pass ``restore_rng=False`` to leave the global generator alone.
 """
+import collections
+import io
 import json
 import math
 import os
+import re
+import socket
+import stat
 import tempfile
+import time
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -53,10 +78,19 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights", "InvalidM
 FORMAT_NAME = "fastnn"
 FORMAT_VERSION = 1
 METADATA_ENTRY = "fastnn.json"
-MAX_METADATA_BYTES = 64 << 20       # the JSON: architecture + manifest, far below this
+# The JSON (architecture + manifest + RNG state): a 100-layer model whose Dense layers all
+# carry initializer, regularizer and constraint configs takes about 85 KB, so 1 MB holds
+# MAX_LAYERS such layers and still bounds what parsing a hostile file costs (~25 MB at worst).
+MAX_METADATA_BYTES = 1 << 20
 MAX_NPY_HEADER_BYTES = 10000        # numpy's own default limit for .npy headers
 MAX_ARRAY_NDIM = 32                 # numpy's limit
-MAX_LAYERS = 100_000                # far beyond any real MLP; bounds the Python objects built
+# Far beyond any real MLP (100 blocks of Dense, BatchNormalization, activation and Dropout
+# are 400 layers). Bounds the objects a file makes fastnn build, and the time: Sequential.add
+# rebuilds the whole stack at each layer, so rebuilding n layers is O(n^2) (1000: ~0.8 s).
+MAX_LAYERS = 1000
+# A temporary file whose saving process is gone is stale at once; one from another host (a
+# shared file system, where its pid means nothing here) once untouched for this long.
+STALE_TEMP_SECONDS = 3600
 # dtypes an array in a saved model may have (weights are float32/float64; optimizer state
 # may hold integer or boolean slots). Everything else, object arrays in particular, is refused.
 _ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in
@@ -144,8 +178,12 @@ def _metadata_and_arrays(model, kind, include_optimizer=True):
         arrays.append((entry, v.value))
         weights.append({"entry": entry, "path": v.path, "shape": list(v.value.shape),
                         "dtype": v.value.dtype.name, "layer": owner.get(id(v))})
+    config = model.get_config()
+    if len(config["layers"]) > MAX_LAYERS:  # the loader would refuse the file
+        raise ValueError(f"save: model {model.name!r} has {len(config['layers'])} layers "
+                         f"(counting its input), more than the {MAX_LAYERS} a fastnn file holds")
     meta = {"format": FORMAT_NAME, "kind": kind, "format_version": FORMAT_VERSION,
-            "fastnn_version": __version__, "model": model.get_config(), "built": bool(model.built),
+            "fastnn_version": __version__, "model": config, "built": bool(model.built),
             "input_shape": list(model.input_shape) if model.input_shape is not None else None,
             "weights": weights}
     if kind != "model":
@@ -226,16 +264,83 @@ def _serialize_metric(m):
     raise TypeError(f"save: cannot save metric {m!r}; use a name or a fastnn.metrics class")
 
 
-def _write_archive(f, meta, arrays):
+def _encode_metadata(meta):
+    """The metadata as compact JSON bytes, refused here if the loader would refuse it."""
+    raw = json.dumps(meta, default=_json_default, separators=(",", ":")).encode("utf-8")
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ValueError(f"save: the model's metadata (architecture, manifest) takes {len(raw)} "
+                         f"bytes, more than the {MAX_METADATA_BYTES} a fastnn file may hold")
+    return raw
+
+
+def _write_archive(f, raw_meta, arrays):
+    """The zip archive into the binary file ``f``: the encoded metadata, then the arrays."""
     stamp = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same model gives the same bytes
     with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        zf.writestr(zipfile.ZipInfo(METADATA_ENTRY, stamp),
-                    json.dumps(meta, default=_json_default, indent=1).encode("utf-8"))
+        zf.writestr(zipfile.ZipInfo(METADATA_ENTRY, stamp), raw_meta)
         for entry, arr in arrays:
             arr = np.ascontiguousarray(arr)
             with zf.open(zipfile.ZipInfo(entry, stamp), "w",
                          force_zip64=arr.nbytes > (1 << 30)) as out:
                 np.lib.format.write_array(out, arr, allow_pickle=False)
+
+
+def _host_tag():
+    """8 hex digits for this host: a temporary file's pid is only checked on the host that
+    made it (on a shared file system another host's pid means nothing here)."""
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')):08x}"
+
+
+# .<destination name>.fastnn-<pid>-<host>.<mkstemp's random part>.tmp
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.fastnn-(?P<pid>[0-9]{1,10})-(?P<host>[0-9a-f]{8})"
+                        r"\.[A-Za-z0-9_]+\.tmp\Z", re.DOTALL)
+
+
+def _pid_alive(pid):
+    if os.name != "posix":
+        return True  # no safe probe (os.kill on Windows terminates): rely on the age rule
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or a pid we cannot probe): not ours to judge
+    return True
+
+
+def _remove_stale_temps(directory):
+    """Remove the temporary files killed saves left in ``directory``: only regular files named
+    as _atomic_write names them, whose process is gone (made on this host) or that have not
+    been written to for STALE_TEMP_SECONDS. A save in progress keeps its file fresh and its
+    process alive, so it is never touched; nothing else in the directory is either."""
+    host, now = _host_tag(), time.time()
+    try:
+        entries = os.scandir(directory)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            m = _TEMP_NAME.match(entry.name)
+            if m is None:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                gone = m["host"] == host and not _pid_alive(int(m["pid"]))
+                if gone or now - st.st_mtime > STALE_TEMP_SECONDS:
+                    os.unlink(entry.path)
+            except OSError:  # removed meanwhile by another saver, or not ours to remove
+                continue
+
+
+def _error_naming(err, path):
+    """The OSError ``err`` (same errno, hence same subclass) naming the file being saved: a
+    full disk fails in write(), whose error names no file at all."""
+    what = f"while saving {path!r} (the previous file there, if any, is unchanged)"
+    if err.errno is None:
+        return OSError(f"{err} {what}")
+    return OSError(err.errno, f"{err.strerror or err} {what}")
 
 
 def _atomic_write(filepath, write, overwrite=True):
@@ -247,14 +352,18 @@ def _atomic_write(filepath, write, overwrite=True):
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"save: {os.fspath(filepath)!r} exists and overwrite=False")
     directory = os.path.dirname(path)
+    _remove_stale_temps(directory)
     try:
         mode = os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
+    prefix = f".{os.path.basename(path)}.fastnn-{os.getpid()}-{_host_tag()}."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise _error_naming(err, path) from err
     try:
         with os.fdopen(fd, "w+b") as f:
             write(f)
@@ -262,11 +371,13 @@ def _atomic_write(filepath, write, overwrite=True):
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(err, OSError):
+            raise _error_naming(err, path) from err
         raise
     try:  # make the rename itself durable
         dfd = os.open(directory, os.O_RDONLY)
@@ -283,14 +394,69 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True):
     weights, compile settings, optimizer state and RNG state in one file, written atomically
     (``model.save(filepath)`` calls this). Any file name works; Keras' ``.keras`` is fine."""
     meta, arrays = _metadata_and_arrays(model, "model", include_optimizer)
-    _atomic_write(filepath, lambda f: _write_archive(f, meta, arrays), overwrite)
+    raw = _encode_metadata(meta)  # refused before any file is created
+    _atomic_write(filepath, lambda f: _write_archive(f, raw, arrays), overwrite)
 
 
 def save_weights(model, filepath, overwrite=True):
     """save_weights(model, filepath, overwrite=True): only the variables (and the
     architecture, for checking), written atomically."""
     meta, arrays = _metadata_and_arrays(model, "weights")
-    _atomic_write(filepath, lambda f: _write_archive(f, meta, arrays), overwrite)
+    raw = _encode_metadata(meta)
+    _atomic_write(filepath, lambda f: _write_archive(f, raw, arrays), overwrite)
+
+
+# ------------------------------------------------------------------------------------------
+# pickling and copying: Sequential.__reduce__
+# ------------------------------------------------------------------------------------------
+def _reduce_model(model):
+    """``(rebuild, args)`` for pickle, cloudpickle and copy.deepcopy: the model saved to bytes
+    in this file format (no scratch buffers), plus the custom classes it uses."""
+    try:
+        meta, arrays = _metadata_and_arrays(model, "model")
+        raw = _encode_metadata(meta)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"cannot pickle or copy model {getattr(model, 'name', '?')!r}: fastnn "
+                        f"pickles a model in its saving format, which refuses it: {err}") from err
+    buf = io.BytesIO()
+    _write_archive(buf, raw, arrays)
+    return _unpickle_model, (buf.getvalue(), _custom_classes(model))
+
+
+def _custom_classes(model):
+    """{class name: class} for the non-fastnn classes the model's file names. The pickle
+    carries them by reference (module and name), so a process that unpickles the model (a
+    joblib worker) imports their module and needs no registration."""
+    from . import layers, losses, metrics, optimizers
+    from .optimizers import schedules
+    bases = (layers.Layer, losses.Loss, metrics.Metric, optimizers.Optimizer,
+             schedules.LearningRateSchedule)
+    objects = list(model.layers)
+    if getattr(model, "compiled", False):
+        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None), model.loss]
+        objects += model.get_compile_config()["metrics"]
+    out = {}
+    for obj in objects:
+        cls = obj if isinstance(obj, type) else type(obj)
+        if issubclass(cls, bases) and not cls.__module__.startswith("fastnn."):
+            out[cls.__name__] = cls
+    return out
+
+
+def _unpickle_model(data, custom_objects=None):
+    """Rebuild a model from Sequential.__reduce__'s bytes, through the same checks as
+    load_model. Existing pickles refer to this function by name: keep it.
+
+    The global random generator is left alone (restore_rng=False): unpickling or copying a
+    model must not rewind the process's stream. The layers' own generators are restored."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"unpickling a fastnn model: expected the bytes of a saved model, got "
+                        f"{type(data).__name__}")
+    if custom_objects is not None and not isinstance(custom_objects, dict):
+        raise TypeError(f"unpickling a fastnn model: custom_objects must be a dict, got "
+                        f"{type(custom_objects).__name__}")
+    return _load(lambda: _Archive(None, "unpickling a fastnn model", data=bytes(data)),
+                 custom_objects, compile=True, restore_rng=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -299,13 +465,12 @@ def save_weights(model, filepath, overwrite=True):
 class _Archive:
     """A validated view of a saved file: its metadata and size-checked array reads."""
 
-    def __init__(self, filepath, expect):
-        self.name = os.fspath(filepath)
+    def __init__(self, filepath, expect, data=None):
+        """Read the file ``filepath``, or the bytes ``data`` (a pickled model; ``filepath`` is
+        then None) through exactly the same checks. ``expect`` names the caller in errors."""
+        self.name = None if data is not None else os.fspath(filepath)
         self.expect = expect
-        try:
-            self._file = open(filepath, "rb")
-        except IsADirectoryError:
-            raise IsADirectoryError(f"{self.name!r} is a directory, not a fastnn model file") from None
+        self._file = io.BytesIO(data) if data is not None else self._open_regular_file()
         try:
             self._open()
         except BaseException:
@@ -313,13 +478,45 @@ class _Archive:
             raise
 
     def error(self, what):
-        return InvalidModelFileError(f"{self.expect}({self.name!r}): {what}")
+        where = self.expect if self.name is None else f"{self.expect}({self.name!r})"
+        return InvalidModelFileError(f"{where}: {what}")
+
+    def _open_regular_file(self):
+        """The file opened for reading, if it is a regular file. A FIFO would block open() and
+        read() until a writer comes, a device (/dev/zero, a tty) stream forever: checked with
+        stat before opening, and with fstat after an O_NONBLOCK open (which a FIFO swapped in
+        meanwhile cannot block), so what is read is what was checked."""
+        st = os.stat(self.name)  # FileNotFoundError, PermissionError as they are
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"{self.name!r} is a directory, not a fastnn model file")
+        self._check_regular(st)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) \
+            | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.name, flags)
+        try:
+            self._check_regular(os.fstat(fd))
+            if hasattr(os, "O_NONBLOCK"):
+                os.set_blocking(fd, True)  # no effect on a regular file; plain reads from here
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _check_regular(self, st):
+        if stat.S_ISREG(st.st_mode):
+            return
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else
+                "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        raise self.error(f"this is {kind}; fastnn reads models only from regular files")
 
     def _open(self):
         f = self._file
         head = f.read(8)
+        self.size = f.seek(0, os.SEEK_END)
         f.seek(0)
-        self.size = os.fstat(f.fileno()).st_size
         if head.startswith(b"\x89HDF"):
             raise self.error("this is an HDF5 file (a Keras 2 .h5 file?); fastnn reads only "
                              "files written by fastnn's model.save / save_weights")
@@ -332,6 +529,11 @@ class _Archive:
                              f"directory: {e})") from None
         except (OSError, ValueError, EOFError, OverflowError) as e:
             raise self.error(f"corrupted zip structure ({type(e).__name__}: {e})") from None
+        # The same name twice: readers (numpy.load, zipfile) may each take a different one.
+        twice = [n for n, k in collections.Counter(self.zf.namelist()).items() if k > 1]
+        if twice:
+            raise self.error(f"entry {twice[0]!r:.80} appears {self.zf.namelist().count(twice[0])} "
+                             "times in the zip directory (not written by fastnn)")
         self.meta = self._read_metadata()
 
     def close(self):
@@ -352,11 +554,21 @@ class _Archive:
         except KeyError:
             raise self.error(f"entry {entry!r} is missing (truncated or not a fastnn file)") from None
 
+    def _check_stored(self, info, what):
+        """fastnn never compresses: refuse a compressed entry before inflating a byte of it
+        (inflating is what a zip bomb costs: a 64 KB entry can expand to 63 MB)."""
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise self.error(f"{what}: entry {info.filename!r:.80} is compressed (zip method "
+                             f"{info.compress_type}); fastnn stores every entry uncompressed, "
+                             "so this file was not written by fastnn")
+
     def _read_metadata(self):
         info = self._info(METADATA_ENTRY)
-        if info.file_size > MAX_METADATA_BYTES:
-            raise self.error(f"metadata entry declares {info.file_size} bytes, more than the "
-                             f"{MAX_METADATA_BYTES} allowed")
+        self._check_stored(info, "the metadata")
+        if max(info.file_size, info.compress_size) > MAX_METADATA_BYTES:
+            raise self.error(f"the metadata entry holds {max(info.file_size, info.compress_size)} "
+                             f"bytes, more than the {MAX_METADATA_BYTES} fastnn allows (a 100-layer "
+                             "model needs under 100 KB): corrupted or hostile")
         try:
             with self.zf.open(info) as e:
                 raw = e.read(MAX_METADATA_BYTES + 1)
@@ -413,9 +625,7 @@ class _Archive:
                 raise self.error(f"{what}: entry {entry!r} is used twice in the manifest")
             seen.add(entry)
             info = self._info(entry)
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise self.error(f"{what}: entry {entry!r} is compressed; fastnn files store "
-                                 "arrays uncompressed")
+            self._check_stored(info, what)
             nbytes = math.prod(shape) * dtype.itemsize
             if info.file_size < nbytes:
                 raise self.error(f"{what}: entry {entry!r} holds {info.file_size} bytes, too few "
@@ -425,11 +635,20 @@ class _Archive:
         if total > self.size:
             raise self.error(f"the manifest declares {total} bytes of arrays but the file has only "
                              f"{self.size} bytes (truncated or hostile)")
+        # Anything else in the archive is neither read nor checked: refuse it rather than
+        # carry data nobody can see (numpy.load would show it).
+        extra = sorted(set(self.zf.namelist()) - seen - {METADATA_ENTRY})
+        if extra:
+            names = ", ".join(repr(n[:80]) for n in extra[:5])
+            more = f" and {len(extra) - 5} more" if len(extra) > 5 else ""
+            raise self.error(f"entries not in the manifest: {names}{more}; a fastnn file holds "
+                             "only its metadata and the arrays it lists")
 
     def read_array(self, entry, shape, dtype, what):
         """Read one .npy entry whose header must say exactly ``shape`` and ``dtype``; never
         unpickles, never allocates more than the expected array."""
         info = self._info(entry)
+        self._check_stored(info, what)
         fmt = np.lib.format
         try:
             with self.zf.open(info) as f:
@@ -779,13 +998,20 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     safe (``safe_mode`` is accepted for Keras compatibility: nothing is ever unpickled).
     Raises InvalidModelFileError (a ValueError) for a corrupted, truncated, wrong-version
     or hostile file."""
+    return _load(lambda: _Archive(filepath, "load_model"), custom_objects, compile, restore_rng)
+
+
+def _load(open_archive, custom_objects, compile, restore_rng):
+    """load_model's work on the archive ``open_archive()`` returns (a file or pickled bytes)."""
     from . import backend
     # Rebuilding draws initial weights from the global generator (they are overwritten at
     # once): put its state back so that loading itself consumes no randomness.
     gen = backend.rng()
     snapshot = gen.bit_generator.state
     try:
-        model, values, installs = _load_model_checked(filepath, custom_objects, compile, restore_rng)
+        with open_archive() as archive:
+            model, values, installs = _load_model_checked(archive, custom_objects, compile,
+                                                          restore_rng)
     finally:
         gen.bit_generator.state = snapshot
     # Everything was read and checked: only now is anything assigned.
@@ -796,24 +1022,23 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     return model
 
 
-def _load_model_checked(filepath, custom_objects, compile, restore_rng):
-    with _Archive(filepath, "load_model") as archive:
-        if archive.meta["kind"] != "model":
-            raise archive.error("this is a weights file (written by save_weights); load it with "
-                                "model.load_weights() into a model of the same architecture")
-        expected = _weight_specs(archive)
-        ostate, ospecs = _optimizer_specs(archive, len(expected))
-        archive.check_budget(expected + ospecs)
-        model = _rebuild_model(archive, custom_objects, expected)
-        if not model.built:
-            if expected:
-                raise archive.error("the architecture has no input shape but the file holds weights")
-        values = _check_and_read_weights(archive, model, expected)
-        installs = []
-        if compile and _restore_compile(archive, model, custom_objects) and ostate is not None:
-            installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
-        installs += _rng_restorers(archive, model, restore_rng)
-        installs += _layer_attribute_restorers(archive, model)
+def _load_model_checked(archive, custom_objects, compile, restore_rng):
+    if archive.meta["kind"] != "model":
+        raise archive.error("this is a weights file (written by save_weights); load it with "
+                            "model.load_weights() into a model of the same architecture")
+    expected = _weight_specs(archive)
+    ostate, ospecs = _optimizer_specs(archive, len(expected))
+    archive.check_budget(expected + ospecs)
+    model = _rebuild_model(archive, custom_objects, expected)
+    if not model.built:
+        if expected:
+            raise archive.error("the architecture has no input shape but the file holds weights")
+    values = _check_and_read_weights(archive, model, expected)
+    installs = []
+    if compile and _restore_compile(archive, model, custom_objects) and ostate is not None:
+        installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
+    installs += _rng_restorers(archive, model, restore_rng)
+    installs += _layer_attribute_restorers(archive, model)
     return model, values, installs
 
 
@@ -847,7 +1072,8 @@ def load_weights(model, filepath, skip_mismatch=False):
     ``skip_mismatch=True`` skips layers whose weight shapes differ instead of raising."""
     with _Archive(filepath, "load_weights") as archive:
         expected = _weight_specs(archive)
-        archive.check_budget(expected)
+        _, ospecs = _optimizer_specs(archive, len(expected))  # a model file's: not read here
+        archive.check_budget(expected + ospecs)
         if not model.built and model.input_shape is not None:
             model.build()  # the model's own architecture: nothing here comes from the file
         elif not model.built:

@@ -1,15 +1,19 @@
 """Saving and loading: round trips of architecture / weights / compile settings / optimizer
 and RNG state, bit-for-bit resume, atomic saves (a killed saver leaves the old file), and
 clean refusal of corrupted, truncated, wrong-version and hostile files (never unpickling)."""
+import errno
 import io
 import json
 import os
 import pickle
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -327,9 +331,17 @@ def test_plain_callable_learning_rate_is_saved_as_its_value_with_a_warning(tmp_p
 
 
 def test_many_layers_limit(saved):
-    _edit_meta(saved, lambda m: m["model"].update(layers=[{"class_name": "ReLU"}] * 100_001))
-    with pytest.raises(InvalidModelFileError, match="100001 layers"):
+    # Sequential.add rebuilds the stack at each layer: the limit also bounds that O(n^2) time
+    _edit_meta(saved, lambda m: m["model"].update(layers=[{"class_name": "ReLU"}] * 1001))
+    with pytest.raises(InvalidModelFileError, match="1001 layers"):
         fastnn.load_model(saved)
+
+
+def test_save_refuses_a_model_the_loader_would_refuse(tmp_path):
+    model = fastnn.Sequential([layers.ReLU() for _ in range(saving.MAX_LAYERS + 1)])
+    with pytest.raises(ValueError, match="1001 layers.*1000"):
+        model.save(tmp_path / "m")
+    assert os.listdir(tmp_path) == []
 
 
 def test_restore_rng_false_leaves_global_generator(tmp_path):
@@ -356,6 +368,44 @@ def test_failed_save_keeps_previous_file_and_leaves_no_temp(tmp_path, monkeypatc
         model.save(target)
     assert target.read_bytes() == good
     assert os.listdir(tmp_path) == ["m"]
+
+
+def test_disk_full_error_names_the_file_being_saved(tmp_path, monkeypatch):
+    model = small_model()
+    target = tmp_path / "m.keras"
+
+    def full(f, raw_meta, arrays):
+        f.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() raises it: no name
+    monkeypatch.setattr(saving, "_write_archive", full)
+    with pytest.raises(OSError, match="No space left on device while saving .*m.keras") as info:
+        model.save(target)
+    assert info.value.errno == errno.ENOSPC
+    assert os.listdir(tmp_path) == []
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_next_save_removes_stale_temp_files_and_nothing_else(tmp_path):
+    host = saving._host_tag()
+    dead, alive = _dead_pid(), os.getpid()
+    stale = [f".m.keras.fastnn-{dead}-{host}.k2j3h4g5.tmp",        # its saver was killed
+             f".other.fastnn-{alive}-{'0' * 8}.abcdefgh.tmp"]      # untouched for two hours
+    kept = [f".m.keras.fastnn-{alive}-{host}.x7y8z9w0.tmp",        # a save in progress
+            f".m.keras.fastnn-{dead}-{'f' * 8}.k2j3h4g5.tmp",      # another host's, still fresh
+            f".m.keras.{dead}.k2j3h4g5.tmp", "notes.tmp", ".m.keras.tmp", "m.keras.bak"]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(tmp_path / stale[1], (two_hours_ago, two_hours_ago))
+    os.mkdir(tmp_path / f".d.fastnn-{dead}-{host}.abcdefgh.tmp")  # not a regular file: kept
+    kept.append(f".d.fastnn-{dead}-{host}.abcdefgh.tmp")
+    small_model().save(tmp_path / "m.keras")
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["m.keras"])
 
 
 SAVER = textwrap.dedent("""
@@ -578,6 +628,147 @@ def test_absurd_architecture_is_refused_before_allocation(saved):
         fastnn.load_model(saved)
 
 
+def _refusal_cost(path, match):
+    """(seconds, peak bytes) load_model takes to refuse ``path``."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidModelFileError, match=match):
+            fastnn.load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidModelFileError, match=match):
+        fastnn.load_model(path)
+    return time.perf_counter() - t0, peak
+
+
+def _bomb_metadata(nbytes):
+    meta = {"format": "fastnn", "kind": "model", "format_version": 1, "weights": [],
+            "model": {"name": "m", "layers": []}, "pad": ""}
+    return json.dumps(meta).replace('"pad": ""', '"pad": "' + "a" * nbytes + '"').encode()
+
+
+def test_compressed_metadata_bomb_is_refused_before_inflating(tmp_path):
+    path = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        zf.writestr("fastnn.json", _bomb_metadata(63 << 20))  # 63 MB of JSON in ~64 KB
+    assert path.stat().st_size < 100_000
+    seconds, peak = _refusal_cost(path, "metadata.*compressed.*not written by fastnn")
+    assert seconds < 0.1 and peak < 50 << 20
+
+
+def test_oversized_metadata_is_refused_before_reading(tmp_path):
+    path = tmp_path / "big.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("fastnn.json", _bomb_metadata(saving.MAX_METADATA_BYTES))
+    seconds, peak = _refusal_cost(path, r"metadata entry holds \d+ bytes, more than the 1048576")
+    assert seconds < 0.1 and peak < 10 << 20
+
+
+def test_metadata_cap_leaves_a_wide_margin_for_real_models(tmp_path):
+    """A 100-layer model whose Dense layers all carry initializer, regularizer and constraint
+    configs, with Adam: its metadata is a small fraction of the cap; and the largest model the
+    loader accepts (MAX_LAYERS such layers) still fits under it."""
+    def block():
+        return [layers.Dense(8, kernel_initializer=initializers.VarianceScaling(2.0, "fan_out"),
+                             kernel_regularizer=regularizers.L1L2(1e-5, 1e-4),
+                             bias_regularizer="l2", activity_regularizer="l1",
+                             kernel_constraint=constraints.MinMaxNorm(), bias_constraint="non_neg"),
+                layers.BatchNormalization(), layers.Dropout(0.1), layers.PReLU()]
+    model = fastnn.Sequential([layers.Input(shape=(8,))] + [l for _ in range(25) for l in block()])
+    model.compile(optimizer=optimizers.Adam(clipnorm=1.0), loss="mse", metrics=["mae"])
+    model.fit(np.zeros((4, 8)), np.zeros((4, 8)), verbose=0)
+    model.save(tmp_path / "m")
+    with zipfile.ZipFile(tmp_path / "m") as zf:
+        size = zf.getinfo("fastnn.json").file_size
+    assert size * saving.MAX_LAYERS / 100 < saving.MAX_METADATA_BYTES
+    assert_same_weights(fastnn.load_model(tmp_path / "m"), model)
+
+
+def test_compressed_array_entry_is_refused(saved):
+    entries = _entries(saved)
+    with zipfile.ZipFile(saved, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == "w00001.npy"
+                        else zipfile.ZIP_STORED)
+    with pytest.raises(InvalidModelFileError, match="'w00001.npy' is compressed"):
+        fastnn.load_model(saved)
+    with pytest.raises(InvalidModelFileError, match="'w00001.npy' is compressed"):
+        small_model().load_weights(saved)
+
+
+@pytest.mark.parametrize("extra", ["payload.pkl", "w00099.npy", "dir/"])
+def test_entries_not_in_the_manifest_are_refused(saved, extra):
+    entries = _entries(saved)
+    entries[extra] = b"" if extra.endswith("/") else _npy(np.zeros(3, np.float32))
+    _rewrite(saved, entries)
+    with pytest.raises(InvalidModelFileError, match=f"not in the manifest: '{extra}'"):
+        fastnn.load_model(saved)
+    with pytest.raises(InvalidModelFileError, match=f"not in the manifest: '{extra}'"):
+        small_model().load_weights(saved)
+
+
+def test_an_entry_named_twice_is_refused(saved):
+    entries = _entries(saved)
+    with zipfile.ZipFile(saved, "a") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        zf.writestr("w00000.npy", entries["w00000.npy"])
+    with pytest.raises(InvalidModelFileError, match="'w00000.npy' appears 2 times"):
+        fastnn.load_model(saved)
+
+
+def _load_in_thread(load, path):
+    """The exception ``load(path)`` raises, or the test fails if it blocks (then unblocked)."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(_raised(load, path)), daemon=True)
+    thread.start()
+    thread.join(10)
+    if thread.is_alive():  # a reader blocked on the FIFO: give it a writer, then EOF
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+        pytest.fail(f"loading {path} blocked")
+    return result[0]
+
+
+def _raised(load, path):
+    try:
+        load(path)
+    except Exception as err:  # noqa: BLE001 - returned to the test to check
+        return err
+    return None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_is_refused_without_blocking(tmp_path):
+    fifo = str(tmp_path / "m.keras")
+    os.mkfifo(fifo)
+    for load in (fastnn.load_model, small_model().load_weights):
+        err = _load_in_thread(load, fifo)
+        assert isinstance(err, InvalidModelFileError), err
+        assert "FIFO" in str(err) and "regular file" in str(err) and "m.keras" in str(err)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_fifo_swapped_in_after_the_check_is_refused_without_blocking(tmp_path, monkeypatch):
+    """stat() said regular file, then the path became a FIFO: the O_NONBLOCK open returns at
+    once and fstat refuses what was actually opened."""
+    regular, fifo = tmp_path / "real", str(tmp_path / "m.keras")
+    regular.write_bytes(b"x")
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if os.fspath(p) == fifo
+                                                                 else p, *a, **k))
+    err = _load_in_thread(fastnn.load_model, fifo)
+    assert isinstance(err, InvalidModelFileError) and "FIFO" in str(err), err
+
+
+@pytest.mark.skipif(not (os.path.exists("/dev/null") and stat.S_ISCHR(os.stat("/dev/null").st_mode)),
+                    reason="no /dev/null character device")
+def test_device_is_refused():
+    with pytest.raises(InvalidModelFileError, match="character device.*regular file"):
+        fastnn.load_model("/dev/null")
+
+
 def test_overlapping_or_compressed_entries_are_refused(saved):
     entries = _entries(saved)
     _rewrite(saved, entries, compress=zipfile.ZIP_DEFLATED)
@@ -605,7 +796,7 @@ def test_overlapping_or_compressed_entries_are_refused(saved):
     (lambda m: m["weights"][0].update(shape=[64, -16]), "bad shape"),
     (lambda m: m["weights"][0].update(shape=[64.0, 16]), "bad shape"),
     (lambda m: m["weights"][0].update(entry={"a": 1}), "bad entry"),
-    (lambda m: (m["weights"].pop(), m.update(optimizer_state=None)), "more weights than the file"),
+    (lambda m: (m["weights"].pop(), m.update(optimizer_state=None)), "not in the manifest"),
     (lambda m: m["rng"]["global"].update(bit_generator="Evil"), "random-generator"),
     (lambda m: m["rng"]["global"]["state"].update(state="x"), "random-generator"),
     (lambda m: m.update(kind="pickle"), "unknown kind"),
@@ -613,6 +804,19 @@ def test_overlapping_or_compressed_entries_are_refused(saved):
 def test_hostile_metadata_is_refused(saved, edit, match):
     _edit_meta(saved, edit)
     with pytest.raises(InvalidModelFileError, match=match):
+        fastnn.load_model(saved)
+
+
+def test_architecture_creating_more_weights_than_the_file_is_refused(saved):
+    entries = _entries(saved)
+    meta = json.loads(entries["fastnn.json"])
+    dropped = [meta["weights"].pop()["entry"]]
+    dropped += [a["entry"] for slot in meta.pop("optimizer_state")["variables"]
+                for a in slot["arrays"].values()]
+    entries = {n: d for n, d in entries.items() if n not in dropped}
+    entries["fastnn.json"] = json.dumps(dict(meta, optimizer_state=None)).encode()
+    _rewrite(saved, entries)
+    with pytest.raises(InvalidModelFileError, match="more weights than the file"):
         fastnn.load_model(saved)
 
 
