@@ -20,6 +20,7 @@ from .backend import (floatx, get_num_threads, have_openmp, set_backend, set_flo
                       set_num_threads, set_seed)
 from .layers import Input
 from .models import Model, Sequential, clone_model, load_model
+from . import functional  # noqa: F401  (Model(inputs, outputs); layers called on Input)
 from . import pretrain, saving
 from . import config
 

@@ -7,12 +7,47 @@ the lowest trainable layer).
 import numpy as np
 
 from . import backend
-from .layers.base import Layer, _check_initialized, _weight_list, unique_name
+from .layers.base import Layer, _check_initialized, _weight_list, is_symbolic, unique_name
 from .layers.core import InputLayer
 from .training.trainer import Trainer
 
 
-class Sequential(Trainer):
+class Model(Trainer):
+    """Model(inputs, outputs, name=None): a graph of layers (the functional API, see
+    fastnn.functional); Model(layers) or Model() without inputs: a Sequential, as fastnn's
+    Model has always been. Both are Models (``isinstance(m, fastnn.Model)``).
+
+    Keras' model subclassing (a subclass defining ``call``) is refused: fastnn's trainer
+    runs its own forward and backward passes, it would never run a ``call``."""
+
+    _kinds = {}  # "sequential" / "functional" -> the class (each registers itself)
+
+    def __new__(cls, *args, **kwargs):
+        if cls is not Model:
+            return super().__new__(cls)
+        # a graph: inputs/outputs given, or Model(Input, output) / Model([Inputs], [outputs]);
+        # a list holding layers (Model([Input(...), Dense(1)])) is a Sequential's
+        first = args[0] if args else None
+        graph = "inputs" in kwargs or "outputs" in kwargs or is_symbolic(first) or (
+            len(args) >= 2 and isinstance(first, (list, tuple)) and bool(first)
+            and all(is_symbolic(t) for t in first))
+        # Python then runs the chosen class' __init__ with these arguments
+        return super().__new__(Model._kinds["functional" if graph else "sequential"])
+
+    def __init_subclass__(cls, kind=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            Model._kinds[kind] = cls
+        custom = sorted(m for m in ("call", "train_step", "test_step", "predict_step")
+                        if m in cls.__dict__)
+        if custom:
+            raise TypeError(f"{cls.__name__}: fastnn supports Sequential and functional models "
+                            f"(Model(inputs, outputs)); a subclass defining {', '.join(custom)}() "
+                            "(Keras model subclassing) is not supported: build the same graph "
+                            "with layers called on Input(...) and Model(inputs, outputs)")
+
+
+class Sequential(Model, kind="sequential"):
     """Sequential(layers=None, name=None): a linear stack of layers.
 
     ``Sequential(model_a.layers[:-1])`` shares those layer objects and their weights, as Keras.
@@ -20,10 +55,8 @@ class Sequential(Trainer):
 
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         if "inputs" in kwargs or "outputs" in kwargs:
-            raise NotImplementedError(
-                "fastnn has no functional API (Model(inputs=..., outputs=...)): build a "
-                "Sequential model, e.g. Sequential([Input(shape=(8,)), Dense(30, "
-                "activation='relu'), Dense(1)])")
+            raise TypeError("Sequential takes layers, not inputs/outputs: for a graph of "
+                            "layers use fastnn.Model(inputs=..., outputs=...)")
         if kwargs:
             raise TypeError(f"Sequential: unexpected keyword argument(s) {sorted(kwargs)}")
         self.name = name or unique_name("sequential")
@@ -37,17 +70,6 @@ class Sequential(Trainer):
         self._layer_dtypes = None
         for layer in layers or []:
             self.add(layer)
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # Keras' model subclassing runs the subclass' call()/train_step(); fastnn's training
-        # loop never would, so refuse at class creation rather than silently ignore them.
-        custom = sorted(m for m in ("call", "train_step", "test_step", "predict_step")
-                        if m in cls.__dict__)
-        if custom:
-            raise TypeError(f"{cls.__name__}: fastnn supports Sequential models only; a subclass "
-                            f"defining {', '.join(custom)}() (Keras model subclassing) is not "
-                            "supported: stack layers in a Sequential instead")
 
     # ---- structure ------------------------------------------------------------------
     @property
@@ -307,6 +329,17 @@ class Sequential(Trainer):
         from . import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
+    # ---- pickling and copying (fastnn/saving.py) ---------------------------------------------
+    def __reduce__(self):
+        """pickle, cloudpickle, joblib, ``copy.deepcopy`` and ``copy.copy`` go through fastnn's
+        saving format, as Keras 3's Model.__reduce__: the model is saved to bytes and rebuilt
+        from them, so a copy resumes training exactly as ``save``/``load_model`` does (optimizer
+        state and step, layer RNGs) and carries no scratch buffers. Rebuilding leaves fastnn's
+        global random generator as it is. A subclass is rebuilt as a Sequential (as load_model
+        does)."""
+        from . import saving
+        return saving._reduce_model(self)
+
     # ---- config -------------------------------------------------------------------------------
     def to_json(self, **kwargs):
         """The architecture as a JSON string (no weights); rebuild with model_from_json.
@@ -376,6 +409,3 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     from . import saving
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile,
                              safe_mode=safe_mode, restore_rng=restore_rng)
-
-
-Model = Sequential

@@ -3,6 +3,7 @@ from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
 from .core import Activation, Dense, Flatten, Input, InputLayer, Rescaling, Reshape
 from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
+from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .normalization import BatchNormalization, LayerNormalization, Normalization
 
 _REGISTRY = {}
@@ -26,6 +27,8 @@ for _cls in (InputLayer, Dense, Activation, Flatten, Reshape, Rescaling, ReLU, L
 for _cls in (Dropout, AlphaDropout, GaussianDropout, GaussianNoise, DropConnectDense,
              BatchNormalization, LayerNormalization, Normalization):
     register(_cls)
+for _cls in (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract):
+    register(_cls)
 
 
 def __getattr__(name):
@@ -33,8 +36,8 @@ def __getattr__(name):
     if name[:1].isupper():
         raise AttributeError(
             f"fastnn.layers has no {name}: fastnn trains multilayer perceptrons (Sequential stacks "
-            f"of these layers: {', '.join(sorted(n for n in _REGISTRY if n != 'InputLayer'))}; "
-            "no convolutional, recurrent, embedding or merge layers)")
+            f"or graphs of these layers: {', '.join(sorted(n for n in _REGISTRY if n != 'InputLayer'))}; "
+            "no convolutional, recurrent or embedding layers)")
     raise AttributeError(f"module 'fastnn.layers' has no attribute {name!r}")
 
 

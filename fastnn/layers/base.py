@@ -40,6 +40,17 @@ class buffer_set:
         _BUFFER_SET.store = self.previous
 
 
+def is_symbolic(x):
+    """An Input, or the output of a layer called on one (fastnn.functional.KerasTensor)."""
+    return getattr(type(x), "_symbolic", False) is True
+
+
+def symbolic_call(layer, x):
+    """``layer(x)`` on symbolic inputs; fastnn.functional installs the real one (it records
+    a node of a graph) when it is imported, which ``import fastnn`` does."""
+    raise RuntimeError("fastnn.functional is not imported")
+
+
 def _snake_case(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -402,11 +413,13 @@ class Layer:
 
     def __call__(self, x, training=False):
         _check_initialized(self)
-        if isinstance(x, Layer):  # Keras' functional API: Dense(30)(keras.Input(shape=...))
+        if is_symbolic(x) or (isinstance(x, (list, tuple)) and x and is_symbolic(x[0])):
+            return symbolic_call(self, x)  # the functional API: a node of a graph
+        if isinstance(x, Layer):
             raise TypeError(
-                f"Layer {self.name!r} was called on the layer {x.name!r}: fastnn has no "
-                "functional API; build a Sequential model instead, e.g. Sequential([Input("
-                "shape=(8,)), Dense(30, activation='relu'), Dense(1)]). (Calling a layer on a "
+                f"Layer {self.name!r} was called on the layer {x.name!r}: call layers on "
+                "Input(...) or on other layers' outputs (the functional API), e.g. "
+                "h = Dense(30)(Input(shape=(8,))), or stack them in a Sequential. (Calling a layer on a "
                 "NumPy array works.)")
         x = np.asarray(x)
         if x.dtype != self.dtype:

@@ -8,7 +8,10 @@ from ..training import arguments
 
 class InputLayer(Layer):
     """InputLayer(shape=None, batch_size=None, dtype=None, name=None): declares the input shape
-    of a Sequential model. ``fastnn.Input(shape=...)`` returns one."""
+    of a Sequential model, or the input of a graph (``fastnn.Input(shape=...)`` returns one:
+    layers called on it record the nodes of a functional Model)."""
+
+    _symbolic = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, input_shape=None,
                  batch_shape=None, **kwargs):
@@ -46,7 +49,8 @@ class InputLayer(Layer):
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, **kwargs):
     """Input(shape, batch_size=None, dtype=None, name=None): the input of a Sequential model,
-    as ``Sequential([Input(shape=(784,)), Dense(10)])`` (fastnn has no functional API)."""
+    as ``Sequential([Input(shape=(784,)), Dense(10)])``, or of a graph: ``inp = Input(shape=
+    (8,)); out = Dense(1)(Dense(30)(inp)); Model(inp, out)`` (see fastnn.functional)."""
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, **kwargs)
 
 

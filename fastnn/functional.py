@@ -1,0 +1,408 @@
+"""The functional API: models that are graphs of layers (Keras 3's ``keras.Model(inputs,
+outputs)``), e.g. a residual MLP or Hands-On ML's Wide & Deep network:
+
+    inp = fastnn.Input(shape=(8,))
+    h = layers.Dense(30, activation="relu")(inp)
+    h = layers.Dense(30, activation="relu")(h)
+    out = layers.Dense(1)(layers.Concatenate()([inp, h]))
+    model = fastnn.Model(inputs=inp, outputs=out)
+
+Calling a layer on an ``Input`` (or on what such a call returned) records a node instead of
+computing: ``KerasTensor`` carries the shape and the layer that made it. ``Model`` orders the
+nodes once (topologically, from the output back to the inputs), runs them forward in that
+order and backward in reverse, adding up the gradients of a tensor that feeds several
+layers. Training is fastnn.training.Trainer's, as for Sequential.
+
+fastnn's graphs have one input and one output (several of either are not supported yet:
+a clear error says so).
+"""
+import numpy as np
+
+from . import backend
+from .backend import unique_name
+from .layers import base as layer_base
+from .layers.base import _check_initialized, _weight_list, is_symbolic
+from .layers.core import InputLayer
+from .layers.merging import Merge
+from .models import Model
+
+
+class KerasTensor:
+    """A symbolic tensor: the output of ``layer`` called on ``inputs`` (symbolic tensors or
+    Input layers). ``shape`` has None for the batch axis, as Keras'."""
+
+    _symbolic = True
+
+    def __init__(self, shape, dtype, layer, inputs):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.layer = layer
+        self.inputs = list(inputs)
+        self.name = f"{layer.name}_output"
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+def _shape(t):
+    return (None,) + tuple(t.shape[1:])
+
+
+def call_symbolic(layer, x):
+    """``layer(x)`` on symbolic inputs: build the layer for their shapes, return its output
+    tensor. A layer called twice (shared weights) must get the same input shape."""
+    _check_initialized(layer)
+    inputs = list(x) if isinstance(x, (list, tuple)) else [x]
+    for t in inputs:
+        if not is_symbolic(t):
+            raise TypeError(f"Layer {layer.name!r}: mixed symbolic and concrete inputs "
+                            f"({type(t).__name__}); call it on Input() or on layer outputs")
+    if isinstance(layer, Merge):
+        layer._maybe_build([_shape(t) for t in inputs])
+        out_shape = layer.compute_output_shape([_shape(t) for t in inputs])
+    else:
+        if len(inputs) != 1:
+            raise ValueError(f"Layer {layer.name!r} takes one input, got a list of {len(inputs)} "
+                             "(merge them first, e.g. Concatenate()([a, b]))")
+        shape = _shape(inputs[0])
+        if layer.built and layer.input_shape is not None \
+                and tuple(layer.input_shape[1:]) != shape[1:]:
+            raise ValueError(f"Layer {layer.name!r} was built for inputs of shape "
+                             f"{(None,) + tuple(layer.input_shape[1:])} but is called on {shape}")
+        layer._maybe_build(shape)
+        out_shape = (None,) + tuple(layer.compute_output_shape(shape)[1:])
+    return KerasTensor(out_shape, layer.dtype, layer, inputs)
+
+
+class _Node:
+    __slots__ = ("layer", "inputs", "output", "merge", "need_dx", "grad_inputs")
+
+    def __init__(self, layer, inputs, output, merge):
+        self.layer, self.inputs, self.output, self.merge = layer, inputs, output, merge
+
+
+class Functional(Model, kind="functional"):
+    """Model(inputs, outputs, name=None): a graph of layers from ``inputs`` (an Input, or a
+    list of one) to ``outputs`` (a layer output, or a list of one)."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        self.name = name or unique_name("functional")
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if isinstance(inputs, dict) or isinstance(outputs, dict):
+            raise NotImplementedError("Model: dicts of inputs or outputs are not supported yet; "
+                                      "pass one Input and one output tensor")
+        if len(ins) != 1 or len(outs) != 1:
+            raise NotImplementedError(
+                f"Model {self.name!r}: fastnn graphs have one input and one output for now "
+                f"(got {len(ins)} inputs and {len(outs)} outputs); merge inputs into one array "
+                "and split it with layers, or train one model per output")
+        for t in ins:
+            if not isinstance(t, InputLayer):
+                raise TypeError(f"Model {self.name!r}: inputs must be Input(...) objects, got "
+                                f"{type(t).__name__}")
+        for t in outs:
+            if not is_symbolic(t):
+                raise TypeError(f"Model {self.name!r}: outputs must be layer outputs (symbolic "
+                                f"tensors), got {type(t).__name__}")
+        self._inputs_list, self._outputs_list = ins, outs
+        self._nodes = self._order(ins, outs)
+        self._input_layer = ins[0]
+        self._input_shape = (None,) + tuple(ins[0].shape[1:])
+        self.output_shape = _shape(outs[0])
+        self._layers = []
+        for node in self._nodes:
+            if all(node.layer is not seen for seen in self._layers):
+                self._layers.append(node.layer)
+        self.built = True
+        self._trainable = bool(trainable)
+        if not trainable:
+            self.trainable = False
+        self._init_trainer()
+        dts = [np.dtype(layer.dtype) for layer in self._layers] or [np.dtype(backend.floatx())]
+        self._layer_dtypes = dts if len(set(dts)) > 1 else None
+
+    @staticmethod
+    def _order(ins, outs):
+        """The nodes from the inputs to the outputs, each after the nodes it reads."""
+        order, state = [], {}  # id(tensor) -> 1 visiting, 2 done
+        inputs = {id(t) for t in ins}
+
+        def visit(t, path):
+            if id(t) in inputs:
+                return
+            if isinstance(t, InputLayer):
+                raise ValueError(f"Model: the output depends on the Input {t.name!r}, which is "
+                                 "not among the model's inputs (outputs must be computed from "
+                                 "the inputs given)")
+            if state.get(id(t)) == 1:
+                raise ValueError(f"Model: the graph has a cycle through layer {t.layer.name!r}")
+            if state.get(id(t)) == 2:
+                return
+            state[id(t)] = 1
+            for parent in t.inputs:
+                visit(parent, path + [t])
+            state[id(t)] = 2
+            order.append(_Node(t.layer, t.inputs, t, isinstance(t.layer, Merge)))
+        for t in outs:
+            if isinstance(t, InputLayer) and id(t) in inputs:
+                raise ValueError("Model: the output is the input itself: add a layer")
+            visit(t, [])
+        return order
+
+    # ---- structure ----------------------------------------------------------------------
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for layer in getattr(self, "_layers", []):
+            layer.trainable = value
+
+    @property
+    def layers(self):
+        """The Input layer, then every layer in the order the graph runs them (Keras)."""
+        return [self._input_layer] + list(self._layers)
+
+    @property
+    def inputs(self):
+        return list(self._inputs_list)
+
+    @property
+    def outputs(self):
+        return list(self._outputs_list)
+
+    @property
+    def input_shape(self):
+        return self._input_shape
+
+    def build(self, input_shape=None):
+        """A graph is built when it is made (its Input gives every shape)."""
+
+    def _unique_layers(self):
+        return list(self._layers)
+
+    @property
+    def weights(self):
+        return [v for layer in self._layers for v in layer.weights]
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [v for layer in self._layers for v in layer.trainable_weights]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [v for layer in self._layers for v in layer.non_trainable_weights]
+
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights):
+        weights = _weight_list(weights, f"Model {self.name!r}")
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"Model {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
+        checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
+        with self._state_lock.writing():
+            for v, w in zip(own, checked):
+                np.copyto(v.value, w)
+
+    def count_params(self):
+        return int(sum(v.value.size for v in self.weights))
+
+    def get_layer(self, name=None, index=None):
+        layers = self.layers
+        if index is not None:
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No layer named {name!r} in {self.name!r}")
+
+    def summary(self, print_fn=None):
+        """A table of layers, output shapes, parameter counts and what each is connected to."""
+        print_fn = print_fn or print
+        rows = [(f"{self._input_layer.name} (InputLayer)", str(self._input_shape), "0", "-")]
+        names = {id(self._input_layer): self._input_layer.name}
+        for node in self._nodes:
+            names[id(node.output)] = node.layer.name
+            rows.append((f"{node.layer.name} ({type(node.layer).__name__})", str(node.output.shape),
+                         f"{node.layer.count_params():,}",
+                         ", ".join(names.get(id(t), "?") for t in node.inputs)))
+        heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        w = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(heads)]
+        line = "\u2500" * sum(w)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        print_fn("".join(f"{h:<{w[i]}}" for i, h in enumerate(heads)))
+        print_fn(line)
+        for r in rows:
+            print_fn("".join(f"{c:<{w[i]}}" for i, c in enumerate(r)))
+        print_fn(line)
+        trainable = sum(v.value.size for v in self.trainable_weights)
+        total = self.count_params()
+        print_fn(f" Total params: {total:,}")
+        print_fn(f" Trainable params: {trainable:,}")
+        print_fn(f" Non-trainable params: {total - trainable:,}")
+
+    # ---- what the trainer runs ------------------------------------------------------------
+    @property
+    def _dtype(self):
+        return self._layers[0].dtype if self._layers else backend.floatx()
+
+    @property
+    def _out_dtype(self):
+        return self._nodes[-1].layer.dtype
+
+    @property
+    def _output_layer(self):
+        return self._nodes[-1].layer
+
+    def _forward(self, x, training):
+        values = {id(self._input_layer): x}
+        casts = self._layer_dtypes is not None
+        for node in self._nodes:
+            args = [values[id(t)] for t in node.inputs]
+            if casts:
+                dt = node.layer.dtype
+                args = [a if a.dtype == dt else a.astype(dt) for a in args]
+            values[id(node.output)] = node.layer.forward(args if node.merge else args[0], training)
+        return values[id(self._nodes[-1].output)]
+
+    def _prepare_backward(self):
+        """Per fit: which nodes backprop must reach (those with trainable weights and all
+        after them), and shared layers refused (one forward cache per layer)."""
+        counted = {}
+        for node in self._nodes:
+            counted[id(node.layer)] = counted.get(id(node.layer), 0) + 1
+        twice = next((n.layer for n in self._nodes if counted[id(n.layer)] > 1), None)
+        if twice is not None:
+            raise NotImplementedError(
+                f"Model {self.name!r}: layer {twice.name!r} is called at several places of the "
+                "graph; fastnn cannot train a shared layer (predict works). Use separate layers")
+        needs = {id(self._input_layer): False}
+        for node in self._nodes:
+            layer = node.layer
+            layer._scratch_dy = True  # every gradient handed to a layer is its own (below)
+            if hasattr(layer, "fused_output_grad"):
+                layer.fused_output_grad = False
+            node.grad_inputs = [needs[id(t)] for t in node.inputs]
+            node.need_dx = any(node.grad_inputs)
+            needs[id(node.output)] = node.need_dx or bool(self.trainable and layer.trainable_weights)
+        self._needs_grad = needs
+
+    def _backward(self, d):
+        """The output gradient back through the nodes in reverse order; a tensor read by
+        several layers gets the sum of their gradients (added into the first one, which is
+        a buffer nobody reads again in this step)."""
+        grads = {id(self._nodes[-1].output): d}
+        needs = self._needs_grad
+        casts = self._layer_dtypes is not None
+        for node in reversed(self._nodes):
+            if not needs[id(node.output)]:
+                continue
+            dy = grads.pop(id(node.output))
+            if casts and dy.dtype != node.layer.dtype:
+                dy = dy.astype(node.layer.dtype)
+            dx = node.layer.backward(dy, node.need_dx)
+            if not node.need_dx:
+                continue
+            for t, g, wanted in zip(node.inputs, dx if node.merge else [dx], node.grad_inputs):
+                if not wanted:
+                    continue
+                have = grads.get(id(t))
+                if have is None:
+                    grads[id(t)] = g
+                elif have.dtype == g.dtype:
+                    have += g
+                else:
+                    grads[id(t)] = have + g.astype(have.dtype)
+
+    # ---- config and saving --------------------------------------------------------------
+    def get_config(self):
+        """The graph as JSON-able data: each layer's config and the layers it reads."""
+        names = {id(self._input_layer): self._input_layer.name}
+        layers = [{"class_name": "InputLayer", "name": self._input_layer.name,
+                   "config": self._input_layer.get_config(), "inbound": []}]
+        for node in self._nodes:
+            names[id(node.output)] = node.layer.name
+            layers.append({"class_name": type(node.layer).__name__, "name": node.layer.name,
+                           "config": node.layer.get_config(),
+                           "inbound": [names[id(t)] for t in node.inputs]})
+        return {"name": self.name, "layers": layers, "input_layers": [self._input_layer.name],
+                "output_layers": [self._nodes[-1].layer.name], "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A new graph (fresh weights) from ``get_config()``'s output."""
+        from .layers import get as layer_class
+        tensors = {}
+        specs = config.get("layers")
+        if not isinstance(specs, list) or not specs:
+            raise ValueError("Model.from_config: the config has no layers")
+        pending = list(specs)
+        while pending:  # in order, but tolerate any order whose inputs come first
+            progressed = False
+            for spec in list(pending):
+                inbound = spec.get("inbound", [])
+                if any(name not in tensors for name in inbound):
+                    continue
+                layer = layer_class(spec["class_name"]).from_config(dict(spec["config"]))
+                if isinstance(layer, InputLayer):
+                    tensors[spec["name"]] = layer
+                else:
+                    args = [tensors[name] for name in inbound]
+                    tensors[spec["name"]] = layer(args if len(args) > 1 or _is_merge(layer)
+                                                  else args[0])
+                pending.remove(spec)
+                progressed = True
+            if not progressed:
+                raise ValueError("Model.from_config: layers "
+                                 f"{[s.get('name') for s in pending]} read layers that are not "
+                                 "in the config, or the graph has a cycle")
+        try:
+            ins = [tensors[n] for n in config["input_layers"]]
+            outs = [tensors[n] for n in config["output_layers"]]
+        except KeyError as e:
+            raise ValueError(f"Model.from_config: unknown input or output layer {e}") from None
+        return cls(ins, outs, name=config.get("name"), trainable=config.get("trainable", True))
+
+    def to_json(self, **kwargs):
+        import json
+        return json.dumps({"class_name": "Functional", "config": self.get_config()}, **kwargs)
+
+    def save(self, filepath, overwrite=True, zipped=None, include_optimizer=True):
+        """save(filepath, overwrite=True): as Sequential.save."""
+        from . import saving
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True):
+        from . import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath, skip_mismatch=False):
+        from . import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+
+def _is_merge(layer):
+    return isinstance(layer, Merge)
+
+
+layer_base.symbolic_call = call_symbolic  # Layer.__call__ on an Input or a KerasTensor

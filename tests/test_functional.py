@@ -1,0 +1,226 @@
+"""The functional API: graphs of layers (residual MLPs, Wide & Deep with one input), merge
+layers, their gradients (float64 finite differences, fan-out included), a chain graph giving
+Sequential's bits, config round trips and clear errors for bad graphs."""
+import io
+import contextlib
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import layers
+from fastnn.functional import Functional, KerasTensor
+
+from conftest import numeric_grad
+
+MERGES = [layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,
+          layers.Minimum, layers.Concatenate]
+
+
+def model_of(inputs, outputs, **kw):
+    return fastnn.Model(inputs=inputs, outputs=outputs, **kw)
+
+
+def gradient_check(model, x, y, rtol=1e-5, training=False):
+    """Every trainable weight's gradient from one step (learning rate 0) against central
+    differences of the loss (in training mode for BatchNormalization's batch statistics)."""
+    model.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse")
+    t = model.loss.prepare_targets(y, model.output_shape, np.float64)
+    model._prepare_training()
+    model._train_step(x, t)
+    assert model.trainable_weights
+    for v in model.trainable_weights:
+        f = lambda: model.loss.compute(np.array(model._forward(x, training)), t) / len(x)
+        np.testing.assert_allclose(v.grad, numeric_grad(f, v.value), rtol=rtol, atol=1e-8,
+                                   err_msg=v.path)
+
+
+@pytest.mark.parametrize("merge", MERGES, ids=lambda c: c.__name__)
+def test_merge_layer_gradients_match_finite_differences(float64_model, merge):
+    rng = np.random.default_rng(1)
+    inp = fastnn.Input(shape=(5,))
+    a = layers.Dense(4, activation="tanh")(inp)
+    b = layers.Dense(4, activation="sigmoid")(inp)  # inp feeds two layers (fan-out)
+    m = merge()([a, b])
+    out = layers.Dense(2)(m)
+    model = model_of(inp, out)
+    x = rng.standard_normal((7, 5))
+    gradient_check(model, x, rng.standard_normal((7, 2)))
+
+
+def test_three_way_merges_and_a_tensor_read_three_times(float64_model):
+    rng = np.random.default_rng(2)
+    inp = fastnn.Input(shape=(4,))
+    h = layers.Dense(6, activation="elu")(inp)
+    parts = [layers.Dense(3)(h), layers.Dense(3, activation="tanh")(h), layers.Dense(3)(h)]
+    s = layers.Add()(parts)
+    mul = layers.Multiply()(parts)
+    cat = layers.Concatenate()([inp, h, s, mul])  # inp and h reach the output two ways
+    out = layers.Dense(2)(cat)
+    gradient_check(model_of(inp, out), rng.standard_normal((6, 4)), rng.standard_normal((6, 2)))
+
+
+def test_residual_block_with_batch_norm_gradients(float64_model):
+    rng = np.random.default_rng(3)
+    inp = fastnn.Input(shape=(6,))
+    h = layers.Dense(6)(inp)
+    h = layers.BatchNormalization()(h)
+    h = layers.Activation("relu")(h)
+    h = layers.Dense(6)(h)
+    out = layers.Dense(1)(layers.Add()([inp, h]))
+    gradient_check(model_of(inp, out), rng.standard_normal((8, 6)), rng.standard_normal((8, 1)),
+                   rtol=1e-4, training=True)
+
+
+def chain(seed, graph):
+    fastnn.set_seed(seed)
+    inp = fastnn.Input(shape=(12,))
+    stack = [layers.Dense(16, activation="relu"), layers.BatchNormalization(),
+             layers.Dropout(0.2), layers.Dense(3, activation="softmax")]
+    if graph:
+        h = inp
+        for layer in stack:
+            h = layer(h)
+        model = model_of(inp, h)
+    else:
+        model = fastnn.Sequential([inp] + stack)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_chain_graph_gives_the_bits_of_the_same_sequential():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((96, 12)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    seq = chain(0, graph=False)
+    h1 = seq.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0).history
+    graph = chain(0, graph=True)
+    h2 = graph.fit(x, y, batch_size=16, epochs=3, validation_split=0.25, verbose=0).history
+    assert h1 == h2
+    for a, b in zip(seq.get_weights(), graph.get_weights()):
+        assert np.array_equal(a, b)
+    assert np.array_equal(seq.predict(x, verbose=0), graph.predict(x, verbose=0))
+
+
+def residual_mlp(width=32, blocks=2, seed=0):
+    fastnn.set_seed(seed)
+    inp = fastnn.Input(shape=(64,))
+    h = layers.Dense(width, activation="relu")(inp)
+    for _ in range(blocks):
+        z = layers.Dense(width)(h)
+        z = layers.BatchNormalization()(z)
+        z = layers.Activation("relu")(z)
+        z = layers.Dropout(0.1)(z)
+        z = layers.Dense(width)(z)
+        h = layers.Add()([h, z])
+    out = layers.Dense(10, activation="softmax")(h)
+    model = model_of(inp, out, name="resmlp")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_residual_mlp_learns_the_digits():
+    (x, y), (xt, yt) = fastnn.datasets.load_digits()
+    model = residual_mlp()
+    history = model.fit(x, y, epochs=5, batch_size=32, verbose=0, validation_data=(xt, yt))
+    assert history.history["val_accuracy"][-1] > 0.9
+    assert model.evaluate(xt, yt, verbose=0)[1] == pytest.approx(history.history["val_accuracy"][-1])
+
+
+def test_wide_and_deep_with_one_input_as_in_hands_on_ml():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (x[:, 0] * 2 - x[:, 1] + 0.5 * np.tanh(x[:, 2])).astype(np.float32)
+    fastnn.set_seed(0)
+    norm = layers.Normalization()
+    norm.adapt(x)
+    inp = fastnn.Input(shape=x.shape[1:])
+    normalized = norm(inp)
+    hidden1 = layers.Dense(30, activation="relu")(normalized)
+    hidden2 = layers.Dense(30, activation="relu")(hidden1)
+    concat = layers.Concatenate()([normalized, hidden2])
+    output = layers.Dense(1)(concat)
+    model = fastnn.Model(inputs=[inp], outputs=[output])
+    model.compile(loss="mse", optimizer=fastnn.optimizers.Adam(learning_rate=1e-3), metrics=["RootMeanSquaredError"])
+    history = model.fit(x, y, epochs=20, verbose=0, validation_split=0.2)
+    assert history.history["loss"][-1] < history.history["loss"][0] / 3
+    assert model.predict(x[:3], verbose=0).shape == (3, 1)
+
+
+def test_summary_shows_what_each_layer_reads():
+    model = residual_mlp(blocks=1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        model.summary()
+    text = out.getvalue()
+    assert "Connected to" in text and "Add" in text
+    add_row = next(line for line in text.splitlines() if "(Add)" in line)
+    assert "dense" in add_row and ", " in add_row  # reads two layers
+    assert f"Total params: {model.count_params():,}" in text
+
+
+def test_config_round_trip_rebuilds_the_same_graph():
+    model = residual_mlp(blocks=2)
+    again = Functional.from_config(model.get_config())
+    assert [type(layer).__name__ for layer in again.layers] == \
+        [type(layer).__name__ for layer in model.layers]
+    again.set_weights(model.get_weights())
+    x = np.random.default_rng(6).standard_normal((5, 64)).astype(np.float32)
+    assert np.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_layer_calls_on_inputs_record_symbolic_tensors():
+    inp = fastnn.Input(shape=(3,))
+    dense = layers.Dense(4)
+    t = dense(inp)
+    assert isinstance(t, KerasTensor) and t.shape == (None, 4) and t.layer is dense
+    with pytest.raises(ValueError, match="was built for inputs of shape"):
+        dense(fastnn.Input(shape=(5,)))
+    # eager calls still compute
+    assert layers.Add()([np.ones((2, 3)), np.ones((2, 3))]).tolist() == [[2.0] * 3] * 2
+
+
+def test_bad_graphs_get_clear_errors():
+    a, b = fastnn.Input(shape=(4,)), fastnn.Input(shape=(4,))
+    out = layers.Dense(1)(b)
+    with pytest.raises(ValueError, match="not among the model's inputs"):
+        model_of(a, out)
+    with pytest.raises(ValueError, match="the inputs must have the same shape"):
+        layers.Add()([layers.Dense(3)(a), layers.Dense(4)(a)])
+    with pytest.raises(ValueError, match="same shape except along axis"):
+        layers.Concatenate(axis=-1)([fastnn.Input(shape=(2, 3)), fastnn.Input(shape=(3, 3))])
+    with pytest.raises(ValueError, match="takes one input"):
+        layers.Dense(2)([a, b])
+    with pytest.raises(NotImplementedError, match="one input and one output"):
+        model_of([a, b], layers.Dense(1)(layers.Add()([a, b])))
+    with pytest.raises(TypeError, match="inputs must be Input"):
+        model_of(layers.Dense(2)(a), out)
+    with pytest.raises(ValueError, match="output is the input itself"):
+        model_of(a, a)
+
+
+def test_a_shared_layer_predicts_but_is_refused_for_training():
+    inp = fastnn.Input(shape=(4,))
+    shared = layers.Dense(4, activation="tanh")
+    out = layers.Dense(1)(shared(shared(inp)))
+    model = model_of(inp, out)
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.ones((3, 4), np.float32)
+    assert model.predict(x, verbose=0).shape == (3, 1)
+    with pytest.raises(NotImplementedError, match="called at several places"):
+        model.fit(x, np.zeros(3), verbose=0)
+
+
+def test_frozen_branch_gets_no_gradient_and_trains_the_rest():
+    rng = np.random.default_rng(7)
+    inp = fastnn.Input(shape=(5,))
+    frozen = layers.Dense(5, activation="relu")
+    frozen.trainable = False
+    h = frozen(inp)
+    out = layers.Dense(1)(layers.Concatenate()([inp, h]))
+    model = model_of(inp, out)
+    model.compile(optimizer="sgd", loss="mse")
+    before = frozen.get_weights()
+    model.fit(rng.standard_normal((32, 5)).astype(np.float32), rng.standard_normal(32), verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, frozen.get_weights()))
+    assert len(model.trainable_weights) == 2
