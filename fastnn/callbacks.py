@@ -2,6 +2,7 @@
 import csv
 import math
 import sys
+import threading
 import time
 
 import numpy as np
@@ -614,6 +615,490 @@ class ModelCheckpoint(_MonitorCallback):
             self.model.save_weights(filepath)
         else:
             self.model.save(filepath)
+
+
+
+# ---- watching training (fastnn extras and Keras' TensorBoard) ----------------------------
+class StopOnDivergence(Callback):
+    """StopOnDivergence(factor=3.0, monitor="loss", verbose=0) (fastnn extra)
+
+    Stops a run whose ``monitor`` exceeds ``factor`` times its first value, or stops being
+    finite (NaN / inf): a diverging run (learning rate too high, regularization too weak)
+    stops at once instead of wasting its remaining epochs, which is what makes a coarse
+    random search over learning rates cheap. For a training quantity (``"loss"`` or a
+    metric) the check runs after every batch (on the running epoch mean that the batch logs
+    carry; the first value is the first batch's); for a ``val_*`` one after every epoch.
+
+    Every epoch's logs get ``"diverged"``: 0.0, or 1.0 for the epoch the run was stopped in
+    (so ``history.history["diverged"]`` marks it); afterwards ``diverged`` (bool),
+    ``stopped_epoch`` (or None), ``first_value`` and ``reason`` (plain language). Meant for
+    losses and other quantities that should fall; the first value must be positive
+    (otherwise only non-finite values count as divergence).
+    """
+
+    def __init__(self, factor=3.0, monitor="loss", verbose=0):
+        super().__init__()
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)) \
+                or not math.isfinite(factor) or factor <= 1:
+            raise ValueError(f"StopOnDivergence: factor must be a finite number > 1, got {factor!r}")
+        if not isinstance(monitor, str) or not monitor:
+            raise ValueError(f"StopOnDivergence: monitor must be a log key such as 'loss' or "
+                             f"'val_loss', got {monitor!r}")
+        self.factor, self.monitor, self.verbose = float(factor), monitor, verbose
+        self._per_batch = not monitor.startswith("val_")
+        self._reset()
+
+    def _reset(self):
+        self.diverged = False
+        self.stopped_epoch = None
+        self.first_value = None
+        self.reason = None
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _check(self, value, where):
+        if value is None or self.diverged:
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            self.reason = f"{self.monitor} became {value} ({where})"
+        elif self.first_value is None:
+            self.first_value = value
+            return
+        elif self.first_value > 0 and value > self.factor * self.first_value:
+            self.reason = (f"{self.monitor} {value:.4g} exceeds {self.factor:g} x its first "
+                           f"value {self.first_value:.4g} ({where})")
+        else:
+            return
+        self.diverged = True
+        self.stopped_epoch = self._epoch
+        self.model.stop_training = True
+        if self.verbose:
+            print(f"\nEpoch {self._epoch + 1}: StopOnDivergence: {self.reason}; stopping")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._per_batch:
+            self._check((logs or {}).get(self.monitor), f"epoch {self._epoch + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self.monitor not in logs and self.first_value is None and not self.diverged:
+            import warnings
+            warnings.warn(f"StopOnDivergence: the metric {self.monitor!r} is not in the epoch "
+                          f"logs (available: {', '.join(sorted(logs))})", stacklevel=2)
+        if not self._per_batch or self.monitor in logs:
+            self._check(logs.get(self.monitor), f"end of epoch {epoch + 1}")
+        logs["diverged"] = 1.0 if self.diverged and self.stopped_epoch == epoch else 0.0
+
+
+class TensorBoard(Callback):
+    """TensorBoard(log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+    write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,
+    embeddings_metadata=None)
+
+    Writes event files that TensorBoard reads (``tensorboard --logdir logs``), laid out as
+    Keras 3 lays them out: ``log_dir/train`` and ``log_dir/validation`` run folders; per
+    epoch (step = epoch, from 0) the scalars ``epoch_<name>`` for each training log (loss,
+    metrics, ``epoch_learning_rate``, with ``write_steps_per_second`` also
+    ``epoch_steps_per_second``) in train/ and for each ``val_<name>`` in validation/;
+    after every validation pass ``evaluation_<name>_vs_iterations`` in validation/ (step =
+    the optimizer's iterations); with ``update_freq="batch"`` or N, ``batch_<name>`` every
+    N training batches (step = the global batch count from 1; ``batch_steps_per_second``
+    with ``write_steps_per_second``); every ``histogram_freq`` epochs (epochs 0, f, 2f...) a
+    histogram of every weight, tagged ``<layer>/<weight>/histogram`` (Keras 3 tags
+    ``<weight>/histogram``, which collides between layers in fastnn), and with
+    ``write_images`` the weight as an image (``<layer>/<weight>/image``, min-max scaled);
+    with ``write_graph`` the model's JSON config as Keras' "keras" graph summary (the
+    Graphs tab's conceptual graph).
+
+    Needs the ``tensorboard`` package (``pip install fastnn[tensorboard]``): an ImportError
+    naming it at construction otherwise. ``profile_batch`` and ``embeddings_freq`` must
+    stay 0 (no profiler, no Embedding layer in fastnn).
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0,
+                 embeddings_freq=0, embeddings_metadata=None):
+        super().__init__()
+        import os
+        from .integration import tensorboard as tb_files
+        tb_files.check_installed()
+        self.log_dir = os.fspath(log_dir)
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, (int, np.integer)) \
+                or histogram_freq < 0:
+            raise ValueError(f"TensorBoard: histogram_freq must be an integer >= 0, got "
+                             f"{histogram_freq!r}")
+        if update_freq == "batch":
+            update_freq = 1
+        if update_freq != "epoch" and (isinstance(update_freq, bool) or not isinstance(
+                update_freq, (int, np.integer)) or update_freq < 1):
+            raise ValueError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive "
+                             f"integer, got {update_freq!r}")
+        if profile_batch not in (0, None, "0", (0, 0)):
+            raise ValueError(f"TensorBoard: profiling is not available in fastnn (no "
+                             f"profiler), got profile_batch={profile_batch!r} (must be 0)")
+        if embeddings_freq:
+            raise ValueError(f"TensorBoard: fastnn has no Embedding layer to visualize, got "
+                             f"embeddings_freq={embeddings_freq!r} (must be 0)")
+        self.histogram_freq = int(histogram_freq)
+        self.write_graph = bool(write_graph)
+        self.write_images = bool(write_images)
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.update_freq = update_freq if update_freq == "epoch" else int(update_freq)
+        self.embeddings_freq, self.embeddings_metadata = embeddings_freq, embeddings_metadata
+        self._files = tb_files
+        self._writers = {}
+        self._global_train_batch = 0
+        self._graph_written = False
+
+    # The writers open lazily (as Keras'): an evaluate() call writes only validation/.
+    def _writer(self, run):
+        if run not in self._writers:
+            import os
+            self._writers[run] = self._files.EventWriter(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def _close_writers(self):
+        for w in self._writers.values():
+            w.close()
+        self._writers = {}
+
+    def _train_writer(self):
+        return self._writer("train")
+
+    def _val_writer(self):
+        return self._writer("validation")
+
+    def on_train_begin(self, logs=None):
+        self._global_train_batch = 0
+        if self.write_graph and not self._graph_written:
+            try:
+                config = self.model.to_json()
+            except Exception as e:  # as Keras: a model that cannot be serialized is skipped
+                import warnings
+                warnings.warn(f"TensorBoard: the model failed to serialize as JSON; no graph "
+                              f"is written ({e})", stacklevel=2)
+            else:
+                self._train_writer().keras_model("keras", config, 0)
+            self._graph_written = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.write_steps_per_second:
+            self._epoch_start = time.perf_counter()
+            self._epoch_start_iterations = int(getattr(self.model.optimizer, "iterations", 0))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._global_train_batch += 1
+        if self.write_steps_per_second:
+            self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq == "epoch" or self._global_train_batch % self.update_freq:
+            return
+        writer, step = self._train_writer(), self._global_train_batch
+        if self.write_steps_per_second:
+            writer.scalar("batch_steps_per_second",
+                          1.0 / max(time.perf_counter() - self._batch_start, 1e-9), step)
+        for name, value in (logs or {}).items():
+            if _is_number(value):
+                writer.scalar("batch_" + name, value, step)
+
+    def on_test_end(self, logs=None):
+        iterations = getattr(getattr(self.model, "optimizer", None), "iterations", None)
+        if iterations is None or not logs:
+            return
+        writer = self._val_writer()
+        for name, value in logs.items():
+            if _is_number(value):
+                writer.scalar(f"evaluation_{name}_vs_iterations", value, int(iterations))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        train = {k: v for k, v in logs.items() if not k.startswith("val_") and _is_number(v)}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_") and _is_number(v)}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "learning_rate"):
+            train["learning_rate"] = float(optimizer.learning_rate)
+        if self.write_steps_per_second:
+            steps = int(getattr(optimizer, "iterations", 0)) - self._epoch_start_iterations
+            train["steps_per_second"] = steps / max(time.perf_counter() - self._epoch_start, 1e-9)
+        for run, values in (("train", train), ("validation", val)):
+            if values:
+                writer = self._writer(run)
+                for name, value in values.items():
+                    writer.scalar("epoch_" + name, value, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._log_weights(epoch)
+        for w in self._writers.values():  # TensorBoard shows the epoch as soon as it ends
+            w.flush()
+
+    def _log_weights(self, epoch):
+        writer = self._train_writer()
+        for layer in self.model.layers:
+            for weight in layer.weights:
+                tag = f"{layer.name}/{weight.name}".replace(":", "_")
+                writer.histogram(tag + "/histogram", weight.value, epoch)
+                if self.write_images:
+                    image = self._files.weight_image(weight.value)
+                    if image is not None:
+                        writer.image(tag + "/image", image, epoch)
+
+    def on_train_end(self, logs=None):
+        self._close_writers()
+
+    def __del__(self):
+        try:  # an evaluate()-only or interrupted run still gets its files closed
+            self._close_writers()
+        except Exception:
+            pass
+
+
+
+class TrainingMonitorWarning(UserWarning):
+    """A layer looks unhealthy during training (TrainingMonitor's plain-language warnings)."""
+
+
+# Activations whose output is exactly 0 for negative inputs (a unit can die) and those that
+# flatten out at both ends (a unit can saturate), by the name fastnn's activations carry.
+_DYING = ("relu",)
+_SATURATING = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "hard_sigmoid": (0.0, 1.0)}
+MONITOR_STATS = ("activation_mean", "activation_std", "dead_fraction", "saturated_fraction",
+                 "grad_norm", "update_ratio")
+
+
+class TrainingMonitor(Callback):
+    """TrainingMonitor(batches=2, saturation=0.97, dead_threshold=0.5,
+    saturated_threshold=0.5, vanishing_ratio=1e-3, exploding_ratio=1e3, in_logs=False,
+    warn=True) (fastnn extra)
+
+    Per layer and per epoch, measured on ``batches`` training batches spread evenly over the
+    epoch (the last one always among them; reductions only, so the cost is a few passes
+    over activations and weights that are in memory anyway):
+
+    - ``<layer>/activation_mean`` and ``<layer>/activation_std``: of the layer's output in
+      the training step's forward pass;
+    - ``<layer>/dead_fraction`` (ReLU layers): the fraction of units that output 0 for every
+      example of the batch;
+    - ``<layer>/saturated_fraction`` (tanh, sigmoid, hard_sigmoid): the fraction of outputs
+      within ``1 - saturation`` of the activation's bounds relative to its range (tanh:
+      ``|y| > 0.97``; sigmoid: ``y < 0.015`` or ``y > 0.985``), where the gradient
+      nearly vanishes;
+    - ``<layer>/grad_norm`` (layers with trainable weights): the L2 norm of the gradients of
+      all the layer's trainable weights in that step;
+    - ``<layer>/update_ratio``: ``||W_after - W_before|| / ||W_before||`` over the layer's
+      trainable weights in that step (around 1e-3 is the healthy rule of thumb; much lower:
+      the learning rate is too low, much higher: too high).
+
+    Each is the mean over the sampled batches, appended once per epoch to
+    ``history.history`` (``in_logs=True``: to the epoch logs too, where CSVLogger and
+    TensorBoard see them; off by default to keep the progress bar readable), and kept in
+    ``monitor.history`` (same keys). With ``warn``, a ``TrainingMonitorWarning`` in plain
+    language (once per layer and problem per fit; all of them also in ``monitor.problems``)
+    when a layer is dead (``dead_fraction >= dead_threshold``), saturated
+    (``saturated_fraction >= saturated_threshold``), or when the first trainable layer's
+    gradient norm is below ``vanishing_ratio`` (vanishing) or above ``exploding_ratio``
+    (exploding) times the last one's, or a gradient is not finite.
+
+    How: on a sampled batch the monitor wraps each layer's ``forward`` for that one step
+    (the wrapper removes itself after its call) and copies the trainable weights before the
+    step; it reads the gradient buffers and the updated weights after it.
+    """
+
+    def __init__(self, batches=2, saturation=0.97, dead_threshold=0.5, saturated_threshold=0.5,
+                 vanishing_ratio=1e-3, exploding_ratio=1e3, in_logs=False, warn=True):
+        super().__init__()
+        if isinstance(batches, bool) or not isinstance(batches, (int, np.integer)) or batches < 1:
+            raise ValueError(f"TrainingMonitor: batches must be a positive integer, got {batches!r}")
+        for name, value in (("saturation", saturation), ("dead_threshold", dead_threshold),
+                            ("saturated_threshold", saturated_threshold)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not 0 < value < 1:
+                raise ValueError(f"TrainingMonitor: {name} must be a number in (0, 1), got {value!r}")
+        if not (isinstance(vanishing_ratio, (int, float)) and isinstance(exploding_ratio, (int, float))
+                and 0 < vanishing_ratio < 1 < exploding_ratio):
+            raise ValueError(f"TrainingMonitor: expected 0 < vanishing_ratio < 1 < exploding_ratio, "
+                             f"got {vanishing_ratio!r} and {exploding_ratio!r}")
+        self.batches = int(batches)
+        self.saturation = float(saturation)
+        self.dead_threshold, self.saturated_threshold = float(dead_threshold), float(saturated_threshold)
+        self.vanishing_ratio, self.exploding_ratio = float(vanishing_ratio), float(exploding_ratio)
+        self.in_logs, self.warn = bool(in_logs), bool(warn)
+        self.history = {}
+        self.problems = []
+        self._warned = set()
+        self._sampled = set()
+        self._epoch_stats = {}
+        self._before = None
+        self._wrapped = []
+
+    # ---- which batches ----
+    def _choose_batches(self):
+        steps = self.params.get("steps")
+        if not steps:  # a generator's first epoch: its length is not known yet
+            return set(range(self.batches))
+        k = min(self.batches, steps)
+        # evenly spread, the last batch always in: the epoch's numbers end where it ends
+        return {round((i + 1) * steps / k) - 1 for i in range(k)}
+
+    def on_train_begin(self, logs=None):
+        self.history = {}
+        self.problems = []
+        self._warned = set()
+        self._unwrap()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._sampled = self._choose_batches()
+        self._epoch_stats = {}
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch not in self._sampled:
+            return
+        self._thread = threading.get_ident()
+        self._current = {}
+        self._before = {}
+        for layer in self.model.layers:
+            weights = layer.trainable_weights
+            if weights:
+                self._before[layer.name] = [np.array(v.value, dtype=np.float64) for v in weights]
+            self._wrap(layer)
+
+    def _wrap(self, layer):
+        original = layer.forward  # the bound method (or a user's instance attribute)
+        monitor = self
+
+        def forward(x, training=False):
+            y = original(x, training)
+            if training is True and threading.get_ident() == monitor._thread:
+                layer.__dict__.pop("forward", None)  # one step only
+                monitor._record_output(layer, y)
+            return y
+        layer.forward = forward
+        self._wrapped.append((layer, forward))
+
+    def _unwrap(self):
+        for layer, wrapper in self._wrapped:
+            if layer.__dict__.get("forward") is wrapper:
+                del layer.__dict__["forward"]
+        self._wrapped = []
+
+    def _record_output(self, layer, y):
+        y = np.asarray(y)
+        flat = y.reshape(len(y), -1) if y.ndim else y.reshape(1, 1)
+        stats = {"activation_mean": float(flat.mean(dtype=np.float64)),
+                 "activation_std": float(flat.std(dtype=np.float64))}
+        act = getattr(getattr(layer, "activation", None), "name", None)
+        if act in _DYING:
+            stats["dead_fraction"] = float(np.mean(~np.any(flat != 0, axis=0)))
+        elif act in _SATURATING:
+            lo, hi = _SATURATING[act]
+            margin = (1 - self.saturation) * (hi - lo) / 2
+            stats["saturated_fraction"] = float(np.mean((flat < lo + margin) | (flat > hi - margin)))
+        self._current[layer.name] = stats
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch not in self._sampled or self._before is None:
+            return
+        self._unwrap()
+        for layer in self.model.layers:
+            stats = self._current.setdefault(layer.name, {})
+            before = self._before.get(layer.name)
+            weights = layer.trainable_weights
+            if before is None or len(before) != len(weights):
+                continue
+            grad2 = sum(float(np.sum(np.square(v.grad, dtype=np.float64)))
+                        for v in weights if v.grad is not None)
+            delta2 = sum(float(np.sum(np.square(np.asarray(v.value, np.float64) - b)))
+                         for v, b in zip(weights, before))
+            norm2 = sum(float(np.sum(np.square(b))) for b in before)
+            stats["grad_norm"] = math.sqrt(grad2)
+            stats["update_ratio"] = math.sqrt(delta2 / norm2) if norm2 > 0 else math.inf
+        for name, stats in self._current.items():
+            per_layer = self._epoch_stats.setdefault(name, {})
+            for key, value in stats.items():
+                per_layer.setdefault(key, []).append(value)
+        self._before = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._unwrap()
+        values = {}
+        for layer in self.model.layers:  # in layer order, so plots list them top-down
+            for stat in MONITOR_STATS:
+                seen = self._epoch_stats.get(layer.name, {}).get(stat)
+                if seen:
+                    values[f"{layer.name}/{stat}"] = float(np.mean(seen))
+        for key, value in values.items():
+            self.history.setdefault(key, []).append(value)
+        history = getattr(self.model, "history", None)
+        target = getattr(history, "history", None)
+        if self.in_logs and logs is not None:
+            logs.update(values)
+        elif isinstance(target, dict):
+            for key, value in values.items():
+                target.setdefault(key, []).append(value)
+        if self.warn:
+            self._findings(epoch, values)
+
+    def _findings(self, epoch, values):
+        def say(key, text):
+            if key in self._warned:
+                return
+            self._warned.add(key)
+            message = f"epoch {epoch + 1}: {text}"
+            self.problems.append(message)
+            import warnings
+            warnings.warn(message, TrainingMonitorWarning, stacklevel=3)
+        grads = []
+        for layer in self.model.layers:
+            name = layer.name
+            act = getattr(getattr(layer, "activation", None), "name", None)
+            dead = values.get(f"{name}/dead_fraction")
+            if dead is not None and dead >= self.dead_threshold:
+                say((name, "dead"), f"layer {name!r} is dying: {dead:.0%} of its ReLU units "
+                    "output 0 for every example of the sampled batches and no longer learn "
+                    "(lower the learning rate, use He initialization, LeakyReLU or ELU)")
+            sat = values.get(f"{name}/saturated_fraction")
+            if sat is not None and sat >= self.saturated_threshold:
+                say((name, "saturated"), f"layer {name!r} is saturated: {sat:.0%} of its {act} "
+                    "outputs sit at the flat ends of the curve, where almost no gradient passes "
+                    "(Glorot/Xavier initialization, standardized inputs, batch normalization, "
+                    "or ReLU-family activations)")
+            g = values.get(f"{name}/grad_norm")
+            if g is not None:
+                grads.append((name, g))
+        if not grads:
+            return
+        bad = [n for n, g in grads if not math.isfinite(g)]
+        if bad:
+            say(("model", "exploding"), f"the gradients of layer {bad[0]!r} are not finite: "
+                "exploding gradients (lower the learning rate, gradient clipping with "
+                "clipnorm, batch normalization)")
+            return
+        if len(grads) < 2:
+            return
+        (first, g0), (last, g1) = grads[0], grads[-1]
+        if g1 > 0 and g0 / g1 < self.vanishing_ratio:
+            size = "zero, against" if g0 == 0 else f"{g1 / g0:.2g}x smaller than"
+            say(("model", "vanishing"), f"vanishing gradients: the first layer's gradient "
+                f"({first!r}, norm {g0:.2g}) is {size} the last layer's ({last!r}, "
+                f"{g1:.2g}), so the lower layers barely learn (He/Glorot initialization, "
+                "ReLU/ELU instead of sigmoid/tanh, batch normalization)")
+        elif g1 > 0 and g0 / g1 > self.exploding_ratio:
+            say(("model", "exploding"), f"exploding gradients: the first layer's gradient "
+                f"({first!r}, norm {g0:.2g}) is {g0 / g1:.2g}x larger than the last layer's "
+                f"({last!r}, {g1:.2g}) (smaller initial weights, gradient clipping, batch "
+                "normalization)")
+
+    def on_train_end(self, logs=None):
+        self._unwrap()
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def __getattr__(name):
