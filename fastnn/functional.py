@@ -349,9 +349,11 @@ class Functional(Model, kind="functional"):
                 "output_layers": [self._nodes[-1].layer.name], "trainable": self.trainable}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
-        """A new graph (fresh weights) from ``get_config()``'s output."""
-        from .layers import get as layer_class
+    def from_config(cls, config, layer_class=None):
+        """A new graph (fresh weights) from ``get_config()``'s output; ``layer_class`` maps a
+        class name to its class (default: the registered layers)."""
+        if layer_class is None:
+            from .layers import get as layer_class
         tensors = {}
         specs = config.get("layers")
         if not isinstance(specs, list) or not specs:
@@ -363,7 +365,10 @@ class Functional(Model, kind="functional"):
                 inbound = spec.get("inbound", [])
                 if any(name not in tensors for name in inbound):
                     continue
-                layer = layer_class(spec["class_name"]).from_config(dict(spec["config"]))
+                cfg = dict(spec["config"])
+                if spec["class_name"] == "InputLayer":
+                    cfg = {"shape": cfg.get("shape"), "name": cfg.get("name")}
+                layer = layer_class(spec["class_name"]).from_config(cfg)
                 if isinstance(layer, InputLayer):
                     tensors[spec["name"]] = layer
                 else:
@@ -388,7 +393,8 @@ class Functional(Model, kind="functional"):
         return json.dumps({"class_name": "Functional", "config": self.get_config()}, **kwargs)
 
     def save(self, filepath, overwrite=True, zipped=None, include_optimizer=True):
-        """save(filepath, overwrite=True): as Sequential.save."""
+        """save(filepath, overwrite=True): the graph, weights, compile settings, optimizer and
+        RNG state in one file, written atomically, as Sequential.save."""
         from . import saving
         saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
 

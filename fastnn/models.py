@@ -46,6 +46,17 @@ class Model(Trainer):
                             "(Keras model subclassing) is not supported: build the same graph "
                             "with layers called on Input(...) and Model(inputs, outputs)")
 
+    # ---- pickling and copying (fastnn/saving.py) ---------------------------------------------
+    def __reduce__(self):
+        """pickle, cloudpickle, joblib, ``copy.deepcopy`` and ``copy.copy`` go through fastnn's
+        saving format, as Keras 3's Model.__reduce__: the model is saved to bytes and rebuilt
+        from them, so a copy resumes training exactly as ``save``/``load_model`` does (optimizer
+        state and step, layer RNGs) and carries no scratch buffers. Rebuilding leaves fastnn's
+        global random generator as it is. A subclass of Sequential is rebuilt as a Sequential (as
+        load_model does)."""
+        from . import saving
+        return saving.reduce_model(self)
+
 
 class Sequential(Model, kind="sequential"):
     """Sequential(layers=None, name=None): a linear stack of layers.
@@ -210,8 +221,9 @@ class Sequential(Model, kind="sequential"):
         if len(weights) != len(own):
             raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
         checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
-        for v, w in zip(own, checked):
-            np.copyto(v.value, w)
+        with self._state_lock.writing():  # predictions in other threads: before or after
+            for v, w in zip(own, checked):
+                np.copyto(v.value, w)
 
     def count_params(self):
         return int(sum(v.value.size for v in self.weights))
@@ -329,17 +341,6 @@ class Sequential(Model, kind="sequential"):
         from . import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
-    # ---- pickling and copying (fastnn/saving.py) ---------------------------------------------
-    def __reduce__(self):
-        """pickle, cloudpickle, joblib, ``copy.deepcopy`` and ``copy.copy`` go through fastnn's
-        saving format, as Keras 3's Model.__reduce__: the model is saved to bytes and rebuilt
-        from them, so a copy resumes training exactly as ``save``/``load_model`` does (optimizer
-        state and step, layer RNGs) and carries no scratch buffers. Rebuilding leaves fastnn's
-        global random generator as it is. A subclass is rebuilt as a Sequential (as load_model
-        does)."""
-        from . import saving
-        return saving._reduce_model(self)
-
     # ---- config -------------------------------------------------------------------------------
     def to_json(self, **kwargs):
         """The architecture as a JSON string (no weights); rebuild with model_from_json.
@@ -379,7 +380,10 @@ class Sequential(Model, kind="sequential"):
 
 
 def clone_model(model):
-    """A new Sequential with the same architecture and freshly initialized weights."""
+    """A new model with the same architecture and freshly initialized weights (a Sequential,
+    or a graph whose layers keep their names, as Keras' clone_model)."""
+    if not isinstance(model, Sequential):
+        return type(model).from_config(model.get_config())
     config = model.get_config()
     config = dict(config, name=unique_name(model.name + "_clone"))
     for spec in config["layers"]:
@@ -392,14 +396,16 @@ def model_from_json(json_string, custom_objects=None):
     """A new, uncompiled Sequential (fresh weights) from ``model.to_json()``'s output."""
     import json
     spec = json.loads(json_string)
-    if not isinstance(spec, dict) or spec.get("class_name") != "Sequential" \
-            or not isinstance(spec.get("config"), dict):
-        raise ValueError("model_from_json: expected the output of a fastnn Sequential's to_json() "
-                         "(fastnn builds Sequential models only)")
+    kind = spec.get("class_name") if isinstance(spec, dict) else None
+    if kind not in ("Sequential", "Functional") or not isinstance(spec.get("config"), dict):
+        raise ValueError("model_from_json: expected the output of a fastnn model's to_json() "
+                         "(class_name 'Sequential' or 'Functional')")
     if custom_objects:
         from .layers import register
         for name, cls in custom_objects.items():
             register(cls, name)
+    if kind == "Functional":
+        return Model._kinds["functional"].from_config(spec["config"])
     return Sequential.from_config(spec["config"])
 
 

@@ -151,11 +151,13 @@ def _json_default(obj):
 
 
 def _check_saveable(model):
-    from .models import Sequential
-    if not isinstance(model, Sequential):
-        raise TypeError(f"save: expected a fastnn Sequential model, got {type(model).__name__}")
+    from .models import Model
+    if not isinstance(model, Model):
+        raise TypeError(f"save: expected a fastnn model (Sequential or Model(inputs, outputs)), "
+                        f"got {type(model).__name__}")
     ids = [id(layer) for layer in model.layers]
-    if len(set(ids)) != len(ids):
+    nodes = getattr(model, "_nodes", None)  # a graph: a layer called at two places is shared
+    if len(set(ids)) != len(ids) or (nodes is not None and len(nodes) != len(ids) - 1):
         raise ValueError(f"save: model {model.name!r} uses the same layer object more than once; "
                          "fastnn cannot save such a model (save the weights with get_weights())")
     if not model.built and model.input_shape is not None and model.layers:
@@ -409,7 +411,7 @@ def save_weights(model, filepath, overwrite=True):
 # ------------------------------------------------------------------------------------------
 # pickling and copying: Sequential.__reduce__
 # ------------------------------------------------------------------------------------------
-def _reduce_model(model):
+def reduce_model(model):
     """``(rebuild, args)`` for pickle, cloudpickle and copy.deepcopy: the model saved to bytes
     in this file format (no scratch buffers), plus the custom classes it uses."""
     try:
@@ -802,6 +804,17 @@ def _rebuild_layers(archive, config, specs, custom_objects):
     from .layers.core import InputLayer
     from .models import Sequential
     name = config.get("name")
+    if "input_layers" in config:  # a graph (fastnn.functional)
+        from .functional import Functional
+
+        def layer_class(class_name):
+            return _lookup(class_name, custom_objects, layers_module.get, layers_module.Layer)
+        for i, spec in enumerate(specs):
+            if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
+                    or not isinstance(spec.get("config", {}), dict) \
+                    or not isinstance(spec.get("inbound", []), list):
+                raise archive.error(f"layer {i} of the architecture is malformed")
+        return Functional.from_config(config, layer_class=layer_class)
     # trainable given before the layers exist: each layer keeps its own saved flag
     model = Sequential(name=name if isinstance(name, str) else None,
                        trainable=bool(config.get("trainable", True)))

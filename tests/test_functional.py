@@ -224,3 +224,42 @@ def test_frozen_branch_gets_no_gradient_and_trains_the_rest():
     model.fit(rng.standard_normal((32, 5)).astype(np.float32), rng.standard_normal(32), verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(before, frozen.get_weights()))
     assert len(model.trainable_weights) == 2
+
+
+def test_graph_saves_loads_and_resumes_training_bit_for_bit(tmp_path):
+    (x, y), _ = fastnn.datasets.load_digits()
+    x, y = x[:256], y[:256]
+    full = residual_mlp(seed=3)
+    full.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    model = residual_mlp(seed=3)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    model.save(tmp_path / "g.keras")
+    loaded = fastnn.load_model(tmp_path / "g.keras")
+    assert type(loaded) is Functional and [type(a) for a in loaded.layers] == [type(a) for a in model.layers]
+    loaded.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    for a, b in zip(full.get_weights(), loaded.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_graph_pickles_copies_clones_and_round_trips_through_json():
+    import copy
+    import pickle
+    model = residual_mlp(blocks=1)
+    x = np.random.default_rng(8).standard_normal((4, 64)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert type(twin) is Functional
+        assert np.array_equal(twin.predict(x, verbose=0), want)
+    clone = fastnn.clone_model(model)
+    assert type(clone) is Functional and clone.count_params() == model.count_params()
+    again = fastnn.models.model_from_json(model.to_json())
+    again.set_weights(model.get_weights())
+    assert np.array_equal(again.predict(x, verbose=0), want)
+
+
+def test_a_graph_with_a_shared_layer_is_not_saved(tmp_path):
+    inp = fastnn.Input(shape=(4,))
+    shared = layers.Dense(4)
+    model = model_of(inp, shared(shared(inp)))
+    with pytest.raises(ValueError, match="same layer object more than once"):
+        model.save(tmp_path / "s.keras")
