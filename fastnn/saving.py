@@ -804,8 +804,9 @@ def _rebuild_layers(archive, config, specs, custom_objects):
     from .layers.core import InputLayer
     from .models import Sequential
     name = config.get("name")
-    if "input_layers" in config:  # a graph (fastnn.functional)
-        from .functional import Functional
+    if "input_layers" in config:  # a graph (fastnn.functional, registered with Model)
+        from .models import Model
+        Functional = Model._kinds["functional"]
 
         def layer_class(class_name):
             return _lookup(class_name, custom_objects, layers_module.get, layers_module.Layer)
