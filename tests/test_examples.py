@@ -44,3 +44,12 @@ def test_babysitting_example_runs_small():
     assert 1e-6 < results["learning_rate"] < 1.0
     assert 0.0 <= results["test_accuracy"] <= 1.0
     assert "suggested learning rate" in out.getvalue()
+
+
+def test_graphs_example_runs_small():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = load("graphs").main(small=True)
+    assert set(results) == {"wide_and_deep", "residual_mlp", "plain_mlp"}
+    for name, mae in results.items():
+        assert 0.0 < mae < 5.0 and f"{name:14s} test MAE {mae:.3f}" in out.getvalue()
