@@ -13,8 +13,9 @@ nodes once (topologically, from the output back to the inputs), runs them forwar
 order and backward in reverse, adding up the gradients of a tensor that feeds several
 layers. Training is fastnn.training.Trainer's, as for Sequential.
 
-fastnn's graphs have one input and one output (several of either are not supported yet:
-a clear error says so).
+A graph may have several inputs (``fit([x_wide, x_deep], y)`` or ``fit({"wide": x_wide,
+"deep": x_deep}, y)``, by the Inputs' names) and one output (several outputs are not
+supported yet: a clear error says so).
 """
 import numpy as np
 
@@ -96,11 +97,13 @@ class Functional(Model, kind="functional"):
         if isinstance(inputs, dict) or isinstance(outputs, dict):
             raise NotImplementedError("Model: dicts of inputs or outputs are not supported yet; "
                                       "pass one Input and one output tensor")
-        if len(ins) != 1 or len(outs) != 1:
+        if len(outs) != 1 or not ins:
             raise NotImplementedError(
-                f"Model {self.name!r}: fastnn graphs have one input and one output for now "
-                f"(got {len(ins)} inputs and {len(outs)} outputs); merge inputs into one array "
-                "and split it with layers, or train one model per output")
+                f"Model {self.name!r}: fastnn graphs have one output for now (got {len(outs)} "
+                "outputs); train one model per output, or concatenate the outputs")
+        names = [t.name for t in ins]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Model {self.name!r}: the inputs' names must differ, got {names}")
         for t in ins:
             if not isinstance(t, InputLayer):
                 raise TypeError(f"Model {self.name!r}: inputs must be Input(...) objects, got "
@@ -113,6 +116,9 @@ class Functional(Model, kind="functional"):
         self._nodes = self._order(ins, outs)
         self._input_layer = ins[0]
         self._input_shape = (None,) + tuple(ins[0].shape[1:])
+        if len(ins) > 1:  # the trainer takes a list or a dict of arrays (Trainer._inputs)
+            self._input_names = names
+            self._input_shapes = [(None,) + tuple(t.shape[1:]) for t in ins]
         self.output_shape = _shape(outs[0])
         self._layers = []
         for node in self._nodes:
@@ -167,8 +173,8 @@ class Functional(Model, kind="functional"):
 
     @property
     def layers(self):
-        """The Input layer, then every layer in the order the graph runs them (Keras)."""
-        return [self._input_layer] + list(self._layers)
+        """The Input layers, then every layer in the order the graph runs them (Keras)."""
+        return list(self._inputs_list) + list(self._layers)
 
     @property
     def inputs(self):
@@ -180,7 +186,8 @@ class Functional(Model, kind="functional"):
 
     @property
     def input_shape(self):
-        return self._input_shape
+        """(None, features...), or a list of them for several inputs (Keras)."""
+        return list(self._input_shapes) if self._input_shapes else self._input_shape
 
     def build(self, input_shape=None):
         """A graph is built when it is made (its Input gives every shape)."""
@@ -238,8 +245,9 @@ class Functional(Model, kind="functional"):
     def summary(self, print_fn=None):
         """A table of layers, output shapes, parameter counts and what each is connected to."""
         print_fn = print_fn or print
-        rows = [(f"{self._input_layer.name} (InputLayer)", str(self._input_shape), "0", "-")]
-        names = {id(self._input_layer): self._input_layer.name}
+        rows = [(f"{t.name} (InputLayer)", str((None,) + tuple(t.shape[1:])), "0", "-")
+                for t in self._inputs_list]
+        names = {id(t): t.name for t in self._inputs_list}
         for node in self._nodes:
             names[id(node.output)] = node.layer.name
             rows.append((f"{node.layer.name} ({type(node.layer).__name__})", str(node.output.shape),
@@ -275,7 +283,10 @@ class Functional(Model, kind="functional"):
         return self._nodes[-1].layer
 
     def _forward(self, x, training):
-        values = {id(self._input_layer): x}
+        if self._input_names is None:
+            values = {id(self._input_layer): x}
+        else:  # a list in the inputs' order (the trainer made it so)
+            values = {id(t): xi for t, xi in zip(self._inputs_list, x)}
         casts = self._layer_dtypes is not None
         for node in self._nodes:
             args = [values[id(t)] for t in node.inputs]
@@ -296,7 +307,7 @@ class Functional(Model, kind="functional"):
             raise NotImplementedError(
                 f"Model {self.name!r}: layer {twice.name!r} is called at several places of the "
                 "graph; fastnn cannot train a shared layer (predict works). Use separate layers")
-        needs = {id(self._input_layer): False}
+        needs = {id(t): False for t in self._inputs_list}
         for node in self._nodes:
             layer = node.layer
             layer._scratch_dy = True  # every gradient handed to a layer is its own (below)
@@ -337,15 +348,16 @@ class Functional(Model, kind="functional"):
     # ---- config and saving --------------------------------------------------------------
     def get_config(self):
         """The graph as JSON-able data: each layer's config and the layers it reads."""
-        names = {id(self._input_layer): self._input_layer.name}
-        layers = [{"class_name": "InputLayer", "name": self._input_layer.name,
-                   "config": self._input_layer.get_config(), "inbound": []}]
+        names = {id(t): t.name for t in self._inputs_list}
+        layers = [{"class_name": "InputLayer", "name": t.name, "config": t.get_config(),
+                   "inbound": []} for t in self._inputs_list]
         for node in self._nodes:
             names[id(node.output)] = node.layer.name
             layers.append({"class_name": type(node.layer).__name__, "name": node.layer.name,
                            "config": node.layer.get_config(),
                            "inbound": [names[id(t)] for t in node.inputs]})
-        return {"name": self.name, "layers": layers, "input_layers": [self._input_layer.name],
+        return {"name": self.name, "layers": layers,
+                "input_layers": [t.name for t in self._inputs_list],
                 "output_layers": [self._nodes[-1].layer.name], "trainable": self.trainable}
 
     @classmethod

@@ -157,7 +157,8 @@ def _check_saveable(model):
                         f"got {type(model).__name__}")
     ids = [id(layer) for layer in model.layers]
     nodes = getattr(model, "_nodes", None)  # a graph: a layer called at two places is shared
-    if len(set(ids)) != len(ids) or (nodes is not None and len(nodes) != len(ids) - 1):
+    if len(set(ids)) != len(ids) or (nodes is not None
+                                     and len(nodes) != len(ids) - len(model.inputs)):
         raise ValueError(f"save: model {model.name!r} uses the same layer object more than once; "
                          "fastnn cannot save such a model (save the weights with get_weights())")
     if not model.built and model.input_shape is not None and model.layers:

@@ -191,8 +191,11 @@ def test_bad_graphs_get_clear_errors():
         layers.Concatenate(axis=-1)([fastnn.Input(shape=(2, 3)), fastnn.Input(shape=(3, 3))])
     with pytest.raises(ValueError, match="takes one input"):
         layers.Dense(2)([a, b])
-    with pytest.raises(NotImplementedError, match="one input and one output"):
-        model_of([a, b], layers.Dense(1)(layers.Add()([a, b])))
+    with pytest.raises(NotImplementedError, match="one output for now"):
+        model_of([a, b], [layers.Dense(1)(a), layers.Dense(1)(b)])
+    with pytest.raises(ValueError, match="names must differ"):
+        model_of([fastnn.Input(shape=(2,), name="x"), fastnn.Input(shape=(2,), name="x")],
+                 layers.Dense(1)(b))
     with pytest.raises(TypeError, match="inputs must be Input"):
         model_of(layers.Dense(2)(a), out)
     with pytest.raises(ValueError, match="output is the input itself"):
@@ -263,3 +266,112 @@ def test_a_graph_with_a_shared_layer_is_not_saved(tmp_path):
     model = model_of(inp, shared(shared(inp)))
     with pytest.raises(ValueError, match="same layer object more than once"):
         model.save(tmp_path / "s.keras")
+
+
+def homl_wide_and_deep(seed=0):
+    """Hands-On ML chapter 10's Wide & Deep with two inputs (the code as written there)."""
+    fastnn.set_seed(seed)
+    keras = fastnn
+    input_wide = keras.layers.Input(shape=[5], name="wide")
+    input_deep = keras.layers.Input(shape=[6], name="deep")
+    norm_layer_wide = keras.layers.Normalization()
+    norm_layer_deep = keras.layers.Normalization()
+    norm_wide = norm_layer_wide(input_wide)
+    norm_deep = norm_layer_deep(input_deep)
+    hidden1 = keras.layers.Dense(30, activation="relu")(norm_deep)
+    hidden2 = keras.layers.Dense(30, activation="relu")(hidden1)
+    concat = keras.layers.concatenate([norm_wide, hidden2])
+    output = keras.layers.Dense(1)(concat)
+    model = keras.Model(inputs=[input_wide, input_deep], outputs=[output])
+    model.compile(loss="mse", optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                  metrics=["RootMeanSquaredError"])
+    return model, norm_layer_wide, norm_layer_deep
+
+
+def housing_like(n=400, seed=9):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    y = (x[:, 0] - 0.5 * x[:, 3] + np.tanh(x[:, 5] * x[:, 6])).astype(np.float32)
+    return x, y
+
+
+def test_two_input_wide_and_deep_as_in_hands_on_ml():
+    x, y = housing_like()
+    X_train, X_valid, X_test = x[:240], x[240:320], x[320:]
+    y_train, y_valid, y_test = y[:240], y[240:320], y[320:]
+    model, norm_wide, norm_deep = homl_wide_and_deep()
+    X_train_wide, X_train_deep = X_train[:, :5], X_train[:, 2:]
+    X_valid_wide, X_valid_deep = X_valid[:, :5], X_valid[:, 2:]
+    X_test_wide, X_test_deep = X_test[:, :5], X_test[:, 2:]
+    X_new_wide, X_new_deep = X_test_wide[:3], X_test_deep[:3]
+    norm_wide.adapt(X_train_wide)
+    norm_deep.adapt(X_train_deep)
+    history = model.fit((X_train_wide, X_train_deep), y_train, epochs=20, verbose=0,
+                        validation_data=((X_valid_wide, X_valid_deep), y_valid))
+    assert history.history["val_loss"][-1] < history.history["val_loss"][0] / 2
+    mse_test = model.evaluate((X_test_wide, X_test_deep), y_test, verbose=0)
+    y_pred = model.predict((X_new_wide, X_new_deep), verbose=0)
+    assert y_pred.shape == (3, 1) and np.isfinite(mse_test).all()
+    # by name, as a dict; and model(x) on a list
+    by_name = model.predict({"wide": X_new_wide, "deep": X_new_deep}, verbose=0)
+    assert np.array_equal(by_name, y_pred)
+    assert np.array_equal(model([X_new_wide, X_new_deep]), y_pred)
+    assert model.input_shape == [(None, 5), (None, 6)]
+
+
+def test_two_inputs_train_like_the_same_rows_in_one_order():
+    """Shuffled batches take the same rows from both inputs: splitting the features of a
+    one-input model into two inputs gives the same training as feeding them together."""
+    x, y = housing_like()
+
+    def build(two):
+        fastnn.set_seed(1)
+        if two:
+            a, b = fastnn.Input(shape=(3,), name="a"), fastnn.Input(shape=(5,), name="b")
+            h = layers.concatenate([a, b])
+            ins = [a, b]
+        else:
+            ins = h = fastnn.Input(shape=(8,))
+        out = layers.Dense(1)(layers.Dense(16, activation="relu")(h))
+        model = model_of(ins, out)
+        model.compile(optimizer="adam", loss="mse")
+        return model
+    one = build(False)
+    one.fit(x, y, batch_size=16, epochs=2, validation_split=0.2, verbose=0)
+    two = build(True)
+    two.fit([x[:, :3], x[:, 3:]], y, batch_size=16, epochs=2, validation_split=0.2, verbose=0)
+    for p, q in zip(one.get_weights(), two.get_weights()):
+        assert np.array_equal(p, q)
+
+
+def test_two_input_graph_from_a_generator_and_saved(tmp_path):
+    x, y = housing_like()
+    model, norm_wide, norm_deep = homl_wide_and_deep()
+    norm_wide.adapt(x[:, :5])
+    norm_deep.adapt(x[:, 2:])
+
+    def batches():
+        while True:
+            for lo in range(0, 400, 50):
+                yield (x[lo:lo + 50, :5], x[lo:lo + 50, 2:]), y[lo:lo + 50]
+    model.fit(batches(), steps_per_epoch=8, epochs=2, verbose=0)
+    assert model.optimizer.iterations == 16
+    model.save(tmp_path / "wd.keras")
+    loaded = fastnn.load_model(tmp_path / "wd.keras")
+    want = model.predict([x[:5, :5], x[:5, 2:]], verbose=0)
+    assert np.array_equal(loaded.predict([x[:5, :5], x[:5, 2:]], verbose=0), want)
+
+
+def test_inputs_given_wrongly_to_a_two_input_graph_are_named():
+    model, _, _ = homl_wide_and_deep()
+    x, y = housing_like(40)
+    with pytest.raises(ValueError, match=r"has 2 inputs \['wide', 'deep'\]: pass a list"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match=r"no data for \['deep'\]"):
+        model.fit({"wide": x[:, :5]}, y, verbose=0)
+    with pytest.raises(ValueError, match=r"unknown name\(s\) \['dep'\]"):
+        model.fit({"wide": x[:, :5], "deep": x[:, 2:], "dep": x}, y, verbose=0)
+    with pytest.raises(ValueError, match=r"input 'deep' of model .* expects \(batch, 6\)"):
+        model.fit([x[:, :5], x[:, 3:]], y, verbose=0)
+    with pytest.raises(ValueError, match="different numbers of rows"):
+        model.fit([x[:, :5], x[:30, 2:]], y, verbose=0)

@@ -3,7 +3,8 @@ from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
 from .core import Activation, Dense, Flatten, Input, InputLayer, Rescaling, Reshape
 from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
-from .merging import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                      average, concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization, Normalization
 
 _REGISTRY = {}

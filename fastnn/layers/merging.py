@@ -217,3 +217,39 @@ class Concatenate(Merge):
 
     def get_config(self):
         return dict(super().get_config(), axis=self.axis)
+
+
+# Keras' functional forms: concatenate([a, b]) is Concatenate()([a, b]), and so on.
+def concatenate(inputs, axis=-1, **kwargs):
+    """concatenate(inputs, axis=-1): ``Concatenate(axis=axis)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def add(inputs, **kwargs):
+    """add(inputs): ``Add()(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """subtract(inputs): ``Subtract()(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    """multiply(inputs): ``Multiply()(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """average(inputs): ``Average()(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """maximum(inputs): ``Maximum()(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """minimum(inputs): ``Minimum()(inputs)``."""
+    return Minimum(**kwargs)(inputs)

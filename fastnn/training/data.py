@@ -482,6 +482,65 @@ class ArrayData:
         return self
 
 
+class ArraysData(ArrayData):
+    """The arrays of a graph's several inputs, read with one row order: batches are
+    ``([x_1, ..., x_k], y, w)``. ``parts`` are ArrayData objects; the first holds y and w."""
+
+    def __init__(self, parts):  # noqa: D107  (no ArrayData.__init__: the parts did the checks)
+        self.parts = list(parts)
+        first = self.parts[0]
+        self.n, self.shuffle, self.rng, self.name = first.n, first.shuffle, first.rng, first.name
+
+    def _each(name):  # noqa: N805  (a property factory: the value lives in every part)
+        return property(lambda self: getattr(self.parts[0], name),
+                        lambda self, v: [setattr(p, name, v) for p in self.parts] and None)
+    batch_size = _each("batch_size")
+    user_batch_size = _each("user_batch_size")
+    del _each
+
+    @property
+    def y(self):
+        return self.parts[0].y
+
+    @property
+    def w(self):
+        return self.parts[0].w
+
+    @w.setter
+    def w(self, value):
+        self.parts[0].w = value
+
+    def pass_batches(self):
+        order = self.rng.permutation(self.n) if self.shuffle else None
+        for index, lo in enumerate(range(0, self.n, self.batch_size)):
+            hi = min(lo + self.batch_size, self.n)
+            rows = order[lo:hi] if order is not None else slice(lo, hi)
+            batches = []
+            for p in self.parts:
+                p._batch_index = index
+                batches.append(p.batch(rows))
+            yield [b[0] for b in batches], batches[0][1], batches[0][2]
+
+    def rows(self, lo, hi):
+        return [p.rows(lo, hi) for p in self.parts]
+
+    def take(self, n):
+        return self if n >= self.n else ArraysData([p.take(n) for p in self.parts])
+
+    def split(self, n_val):
+        pairs = [p.split(n_val) for p in self.parts]
+        return ArraysData([a for a, _ in pairs]), ArraysData([b for _, b in pairs])
+
+    def close(self):
+        for p in self.parts:
+            p.close()
+
+
+def batch_rows(xb):
+    """The number of rows of a batch of inputs (an array, or a list of one per input)."""
+    return len(xb[0]) if isinstance(xb, list) else len(xb)
+
+
 class _StreamData:
     """Common part of the generator and PyDataset adapters: each raw batch, a tuple ``(x,)``,
     ``(x, y)`` or ``(x, y, sample_weight)`` (or ``x`` alone for predict), is prepared by

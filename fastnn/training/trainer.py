@@ -23,8 +23,8 @@ from .. import backend, callbacks as callbacks_module, losses, metrics as metric
 from ..layers.base import buffer_set, pack_variables
 from . import arguments
 from .concurrency import Pool, RWLock, StepGuard
-from .data import (ArrayData, GeneratorData, PyDatasetData, convert, input_array,
-                   is_array_like, is_py_dataset, numbers)
+from .data import (ArrayData, ArraysData, GeneratorData, PyDatasetData, batch_rows, convert,
+                   input_array, is_array_like, is_py_dataset, numbers)
 from .epoch_iterator import EpochIterator
 
 
@@ -128,11 +128,44 @@ class Trainer:
         first = self.layers[0].name if self.layers else self.name
         return f"layer {first!r} of model {self.name!r}"
 
+    # A graph with several inputs sets these: the inputs' names (the order of a list of
+    # arrays; the keys of a dict) and shapes.
+    _input_names = None
+    _input_shapes = None
+
     def _inputs(self, x, name="x"):
-        """``x`` checked as this model's input (model built from it), dtype unchanged."""
+        """``x`` checked as this model's input (model built from it), dtype unchanged; for a
+        model with several inputs, a list of arrays in the inputs' order."""
+        if self._input_names is not None:
+            return self._several_inputs(x, name)
         x = input_array(x, name, self._input_shape, self._input_where())
         self._ensure_built(x.shape)
         return x
+
+    def _several_inputs(self, x, name):
+        names = self._input_names
+        if isinstance(x, dict):
+            missing = [n for n in names if n not in x]
+            unknown = [k for k in x if k not in names]
+            if missing or unknown:
+                raise ValueError(f"{name}: model {self.name!r} has the inputs {names}; "
+                                 + (f"no data for {missing}" if missing else "")
+                                 + ("; " if missing and unknown else "")
+                                 + (f"unknown name(s) {unknown}" if unknown else ""))
+            parts = [x[n] for n in names]
+        elif isinstance(x, (list, tuple)) and len(x) == len(names):
+            parts = list(x)
+        else:
+            what = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(f"{name}: model {self.name!r} has {len(names)} inputs {names}: "
+                             f"pass a list (or tuple) of {len(names)} arrays in that order, or a "
+                             f"dict {{input name: array}}; got {what}")
+        xs = [input_array(p, f"{name}[{n!r}]", shape, f"input {n!r} of model {self.name!r}")
+              for p, n, shape in zip(parts, names, self._input_shapes)]
+        if len({len(p) for p in xs}) > 1:
+            raise ValueError(f"{name}: the inputs have different numbers of rows "
+                             f"{dict(zip(names, (len(p) for p in xs)))}")
+        return xs
 
     def _targets(self, y, n, what, name="y", x_name="x"):
         if y is None:
@@ -146,12 +179,16 @@ class Trainer:
                     name="x", targets=True):
         """ArrayData for arrays: inputs checked (not converted), targets and weights prepared."""
         x = self._inputs(x, name)
-        if not targets:
-            return ArrayData(x, None, None, self._dtype, name, batch_size)
+        n = batch_rows(x)
         y_given = y
-        y = self._targets(y, len(x), what, name.replace("x", "y"), name)
-        w = self._sample_weights(sample_weight, class_weight, y_given, len(x), what)
-        return ArrayData(x, y, w, self._dtype, name, batch_size, shuffle, backend.rng())
+        y = self._targets(y, n, what, name.replace("x", "y"), name) if targets else None
+        w = self._sample_weights(sample_weight, class_weight, y_given, n, what) if targets else None
+        if not isinstance(x, list):
+            return ArrayData(x, y, w, self._dtype, name, batch_size, shuffle, backend.rng())
+        return ArraysData([ArrayData(xi, y if i == 0 else None, w if i == 0 else None,
+                                     self._dtype, f"{name}[{self._input_names[i]!r}]",
+                                     batch_size, shuffle, backend.rng())
+                           for i, xi in enumerate(x)])
 
     def _stream_data(self, x, what, shuffle=False, class_weight=None, targets=True):
         """GeneratorData / PyDatasetData whose batches are prepared as they come; the model
@@ -171,15 +208,20 @@ class Trainer:
             if not 1 <= len(raw) <= 3:
                 raise ValueError(f"{what}: batch {index} of {source} has {len(raw)} elements; "
                                  "expected (x,), (x, y) or (x, y, sample_weight)")
-            xb = convert(self._inputs(raw[0], name), self._dtype, name, buffers=data.buffers)
+            xb = self._inputs(raw[0], name)
+            if isinstance(xb, list):
+                xb = [convert(xi, self._dtype, f"{name}[{i}]", buffers=data.buffers.setdefault(i, {}))
+                      for i, xi in enumerate(xb)]
+            else:
+                xb = convert(xb, self._dtype, name, buffers=data.buffers)
             if not targets:
                 return xb, None, None
             if len(raw) < 2 or raw[1] is None:
                 raise ValueError(f"{what}() needs targets: batch {index} of {source} has none")
             try:
-                yb = self._targets(raw[1], len(xb), what, f"y (batch {index} of {source})")
+                yb = self._targets(raw[1], batch_rows(xb), what, f"y (batch {index} of {source})")
                 wb = self._sample_weights(raw[2] if len(raw) == 3 else None, class_weight,
-                                          raw[1], len(xb), f"{what} (batch {index} of {source})")
+                                          raw[1], batch_rows(xb), f"{what} (batch {index} of {source})")
             except (ValueError, TypeError) as e:
                 raise type(e)(f"batch {index} of {source}: {e}") from e
             return xb, yb, wb
@@ -315,7 +357,7 @@ class Trainer:
         out = self._forward(xb, True)
         out2 = out.reshape(out.shape[0], -1)
         grad = self._buffer("grad", out2.shape, out2.dtype)
-        n = xb.shape[0]
+        n = batch_rows(xb)
         if wb is None:
             loss = self.loss.compute(out2, yb, grad, self._fused) / n
         else:
@@ -426,7 +468,7 @@ class Trainer:
             if cb.wants_batches:
                 cb.on_train_batch_begin(step)
             loss, out = self._train_step(xb, yb, wb)
-            nb = len(xb)
+            nb = batch_rows(xb)
             loss_total += loss * nb
             seen += nb
             for m in mets:
@@ -521,7 +563,9 @@ class Trainer:
     def __call__(self, x, training=False):
         """Forward pass on ``x`` (one batch); ``training=True`` uses training-mode behaviour
         (dropout masks, batch statistics), as Keras."""
-        x = convert(self._inputs(x), self._dtype)
+        x = self._inputs(x)
+        x = ([convert(xi, self._dtype) for xi in x] if isinstance(x, list)
+             else convert(x, self._dtype))
         if training:  # training-mode statistics (BatchNormalization's) change: a writer
             with self._state_lock.writing():
                 return np.array(self._forward(x, True), copy=True)
@@ -569,16 +613,17 @@ class Trainer:
                 if wb is None:
                     total += self.loss.compute(out2, yb, None, fused)
                 else:
-                    if len(row_loss) < len(xb):
-                        row_loss = np.empty(len(xb))
-                    self.loss.compute(out2, yb, None, fused, row_loss[:len(xb)])
-                    total += float(np.dot(row_loss[:len(xb)], wb))
+                    nb = batch_rows(xb)
+                    if len(row_loss) < nb:
+                        row_loss = np.empty(nb)
+                    self.loss.compute(out2, yb, None, fused, row_loss[:nb])
+                    total += float(np.dot(row_loss[:nb], wb))
                 for layer in self._unique_layers():  # activity penalties count (Keras 3)
                     if getattr(layer, "activity_regularizer", None) is not None:
-                        total += layer._activity_loss * len(xb)
+                        total += layer._activity_loss * batch_rows(xb)
                 for m in mets:
                     m.update_state(yb, out2)
-            seen += len(xb)
+            seen += batch_rows(xb)
             if batch_logs:
                 cb.on_test_batch_end(step, self._logs(total / seen + reg, mets))
         if not seen:  # a generator read to its end: nothing was evaluated
@@ -614,9 +659,14 @@ class Trainer:
                    for layer in layers) or not all(own(m) for m in metrics):
             return batch_size
         widest = max([int(np.prod(layer.output_shape[1:])) for layer in layers
-                      if layer.output_shape is not None] + [int(np.prod(self._input_shape[1:]))])
+                      if layer.output_shape is not None] + [self._input_width()])
         rows = self._INFERENCE_CHUNK_BYTES // max(1, widest * np.dtype(self._dtype).itemsize)
         return int(min(4096, max(256, rows)))
+
+    def _input_width(self):
+        """Values in one row of the inputs (all of them, for a graph with several)."""
+        shapes = self._input_shapes or [self._input_shape]
+        return sum(int(np.prod(s[1:])) for s in shapes)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -705,13 +755,14 @@ class Trainer:
             with self._state_lock.reading():  # copied out inside
                 out = self._forward(xb, False)
                 if arrays:
-                    result[lo:lo + len(xb)] = out
-                    out = result[lo:lo + len(xb)]
+                    nb = batch_rows(xb)
+                    result[lo:lo + nb] = out
+                    out = result[lo:lo + nb]
                 else:
                     out = np.array(out, dtype=self._out_dtype, copy=True)
             if not arrays:
                 parts.append(out)
-            lo += len(xb)
+            lo += batch_rows(xb)
             if batch_logs:  # as Keras 3: the batch's outputs
                 cb.on_predict_batch_end(step, {"outputs": out.copy()})
         if cb is not None:
@@ -724,6 +775,9 @@ class Trainer:
 def prepare_inputs(model, x, name="x"):
     """``x`` checked as ``model``'s input and converted whole to its dtype (the model is
     built from it): for tools that work on a few rows (sanity_check, the range test)."""
+    if model._input_names is not None:
+        raise NotImplementedError(f"model {model.name!r} has several inputs: this tool takes "
+                                  "models with one input")
     return convert(model._inputs(x, name), model._dtype, name)
 
 
