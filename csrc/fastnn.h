@@ -178,6 +178,47 @@ void adagrad_update_f32(float *p, const float *g, float *acc, double lr, double 
 void adagrad_update_f64(double *p, const double *g, double *acc, double lr, double epsilon,
                         double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
 
+/* Lion: p -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g. */
+void lion_update_f32(float *p, const float *g, float *m, double lr, double beta_1, double beta_2,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
+void lion_update_f64(double *p, const double *g, double *m, double lr, double beta_1, double beta_2,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
+/* Adadelta: ag = rho ag + (1 - rho) g^2; d = -sqrt(ad + eps) g / sqrt(ag + eps);
+ * ad = rho ad + (1 - rho) d^2; p += lr d. */
+void adadelta_update_f32(float *p, const float *g, float *acc_grad, float *acc_delta, double lr,
+                         double rho, double epsilon, double decay, double gscale, double clipvalue,
+                         ptrdiff_t n, int n_threads);
+void adadelta_update_f64(double *p, const double *g, double *acc_grad, double *acc_delta, double lr,
+                         double rho, double epsilon, double decay, double gscale, double clipvalue,
+                         ptrdiff_t n, int n_threads);
+/* FTRL (Keras 3): na = acc + g^2; linear += g + 2 l2s p - (na^-pw - acc^-pw) / lr p;
+ * p = (clip(linear, -l1, l1) - linear) / (na^-pw / lr + 2 (l2 + beta / (2 lr))); acc = na. */
+void ftrl_update_f32(float *p, const float *g, float *acc, float *linear, double lr,
+                     double lr_power, double l1, double l2, double l2_shrinkage, double beta,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
+void ftrl_update_f64(double *p, const double *g, double *acc, double *linear, double lr,
+                     double lr_power, double l1, double l2, double l2_shrinkage, double beta,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
+/* Lamb: m, v as Adam; u = (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps);
+ * p -= (||p|| / ||u||, or 1 if either is 0) lr u. Returns -1 if out of memory. */
+int lamb_update_f32(float *p, const float *g, float *m, float *v, double lr, double beta_1,
+                    double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                    double clipvalue, ptrdiff_t n, int n_threads);
+int lamb_update_f64(double *p, const double *g, double *m, double *v, double lr, double beta_1,
+                    double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                    double clipvalue, ptrdiff_t n, int n_threads);
+/* Adafactor (Keras 3) on n_mats rows x cols matrices, r (n_mats, rows) and c (n_mats, cols)
+ * factored second moments; v != NULL: not factored (r, c unused). -1 if out of memory. */
+int adafactor_update_f32(float *p, const float *g, float *r, float *c, float *v, double lr,
+                         double beta_2_decay, double epsilon_1, double epsilon_2,
+                         double clip_threshold, int64_t step, double decay, double gscale,
+                         double clipvalue, ptrdiff_t n_mats, ptrdiff_t rows, ptrdiff_t cols,
+                         int n_threads);
+int adafactor_update_f64(double *p, const double *g, double *r, double *c, double *v, double lr,
+                         double beta_2_decay, double epsilon_1, double epsilon_2,
+                         double clip_threshold, int64_t step, double decay, double gscale,
+                         double clipvalue, ptrdiff_t n_mats, ptrdiff_t rows, ptrdiff_t cols,
+                         int n_threads);
 /* ---- normalization (normalization.c) --------------------------------------------- */
 /* Batch norm, training: per column of X (n, m), mean and biased variance in one pass,
  * invstd = 1 / sqrt(var + eps), moving_* = moving_* * momentum + batch * (1 - momentum)

@@ -25,6 +25,7 @@
 #include <float.h>
 #include <math.h>
 #include "fastnn.h"
+#include <stdlib.h>
 #include "parallel.h"
 
 /* state values below REAL_MIN_NORMAL * this are stored as 0 (see FLUSH) */
@@ -288,8 +289,393 @@ void FN(adagrad_update)(REAL *p, const REAL *g, REAL *acc, double lr, double eps
                                    (REAL)gscale, (REAL)clipvalue, lo, hi));
 }
 
+/* ---- Lion ------------------------------------------------------------------------ */
+/* sign keeping NaN, as numpy.sign / Keras' ops.sign */
+static inline REAL FN(sign_keep_nan)(REAL x)
+{
+    return x != x ? x : (REAL)((x > 0) - (x < 0));
+}
+
+FASTNN_CLONES
+static void FN(lion_range)(REAL *restrict p, const REAL *restrict g, REAL *restrict m, REAL lr,
+                           REAL b1, REAL one_b1, REAL b2, REAL one_b2, REAL dec, REAL gs,
+                           REAL cv, ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        REAL gi = GRAD(i);
+        REAL c = m[i] * b1 + gi * one_b1;
+        p[i] = DECAYED(i) - lr * FN(sign_keep_nan)(c);
+        m[i] = FLUSH(m[i] * b2 + gi * one_b2);
+    }
+}
+
+void FN(lion_update)(REAL *p, const REAL *g, REAL *m, double lr, double beta_1, double beta_2,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads)
+{
+    FASTNN_SPLIT(n, n, n_threads,
+                 FN(lion_range)(p, g, m, (REAL)lr, (REAL)beta_1, (REAL)(1.0 - beta_1),
+                                (REAL)beta_2, (REAL)(1.0 - beta_2), (REAL)decay, (REAL)gscale,
+                                (REAL)clipvalue, lo, hi));
+}
+
+/* ---- Adadelta -------------------------------------------------------------------- */
+FASTNN_CLONES
+static void FN(adadelta_range)(REAL *restrict p, const REAL *restrict g, REAL *restrict ag,
+                               REAL *restrict ad, REAL lr, REAL rho, REAL one_rho, REAL eps,
+                               REAL dec, REAL gs, REAL cv, ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        REAL gi = GRAD(i);
+        REAL agi = FLUSH(rho * ag[i] + one_rho * (gi * gi));
+        REAL delta = -((M(sqrt)(ad[i] + eps) * gi) / M(sqrt)(agi + eps));
+        ag[i] = agi;
+        ad[i] = FLUSH(rho * ad[i] + one_rho * (delta * delta));
+        p[i] = DECAYED(i) + lr * delta;
+    }
+}
+
+void FN(adadelta_update)(REAL *p, const REAL *g, REAL *acc_grad, REAL *acc_delta, double lr,
+                         double rho, double epsilon, double decay, double gscale,
+                         double clipvalue, ptrdiff_t n, int n_threads)
+{
+    FASTNN_SPLIT(n, n, n_threads,
+                 FN(adadelta_range)(p, g, acc_grad, acc_delta, (REAL)lr, (REAL)rho,
+                                    (REAL)(1.0 - rho), (REAL)epsilon, (REAL)decay, (REAL)gscale,
+                                    (REAL)clipvalue, lo, hi));
+}
+
+/* ---- FTRL ------------------------------------------------------------------------ */
+/* One loop per power: n^0.5 is sqrt (the default learning_rate_power = -0.5: exact and
+ * fast), n^0 is 1, anything else pow. */
+#define FTRL_LOOP(POW)                                                                  \
+    for (ptrdiff_t i = lo; i < hi; i++) {                                               \
+        REAL gi = GRAD(i);                                                              \
+        REAL pi = DECAYED(i);                                                           \
+        REAL a = acc[i];                                                                \
+        REAL na = a + gi * gi;                                                          \
+        REAL na_p = POW(na), a_p = POW(a);                                              \
+        REAL lin = lin_[i] + ((gi + shrink2 * pi) - ((na_p - a_p) / lr) * pi);          \
+        REAL quad = na_p / lr + l2x2;                                                   \
+        lin_[i] = lin;                                                                  \
+        acc[i] = na;                                                                    \
+        p[i] = (FN(clip_keep_nan)(lin, l1) - lin) / quad;                               \
+    }
+#define FTRL_SQRT(x) M(sqrt)(x)
+#define FTRL_ONE(x) ((void)(x), (REAL)1)
+#define FTRL_POW(x) M(pow)(x, power)
+
+FASTNN_CLONES
+static void FN(ftrl_range)(REAL *restrict p, const REAL *restrict g, REAL *restrict acc,
+                           REAL *restrict lin_, REAL lr, REAL power, int mode, REAL l1,
+                           REAL l2x2, REAL shrink2, REAL dec, REAL gs, REAL cv,
+                           ptrdiff_t lo, ptrdiff_t hi)
+{
+    if (mode == 1) {
+        FTRL_LOOP(FTRL_SQRT)
+    } else if (mode == 2) {
+        FTRL_LOOP(FTRL_ONE)
+    } else {
+        FTRL_LOOP(FTRL_POW)
+    }
+}
+#undef FTRL_LOOP
+#undef FTRL_SQRT
+#undef FTRL_ONE
+#undef FTRL_POW
+
+void FN(ftrl_update)(REAL *p, const REAL *g, REAL *acc, REAL *linear, double lr,
+                     double lr_power, double l1, double l2, double l2_shrinkage, double beta,
+                     double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads)
+{
+    int mode = lr_power == -0.5 ? 1 : (lr_power == 0.0 ? 2 : 0);
+    /* Keras: quadratic = n^-lr_power / lr + 2 * (l2 + beta / (2 lr)) */
+    double l2x2 = 2.0 * (l2 + beta / (2.0 * lr));
+    FASTNN_SPLIT(n, n, n_threads,
+                 FN(ftrl_range)(p, g, acc, linear, (REAL)lr, (REAL)(-lr_power), mode, (REAL)l1,
+                                (REAL)l2x2, (REAL)(2.0 * l2_shrinkage), (REAL)decay,
+                                (REAL)gscale, (REAL)clipvalue, lo, hi));
+}
+
+/* ---- Lamb ------------------------------------------------------------------------ */
+/* Lamb scales each variable's Adam-like step by ||w|| / ||step||: two passes. The first
+ * updates m, v and the decayed p and sums w^2 and step^2 over fixed blocks (in double,
+ * the same partial sums for any thread count); the second recomputes the step from the
+ * stored m, v (the same bits) and applies it. */
+#define OPT_BLOCK 4096
+
+static inline REAL FN(lamb_step)(REAL mi, REAL vi, REAL bc1, REAL bc2, REAL eps)
+{
+    return (mi / bc1) / (M(sqrt)(vi / bc2) + eps);
+}
+
+FASTNN_CLONES
+static void FN(lamb_pass1)(REAL *restrict p, const REAL *restrict g, REAL *restrict m,
+                           REAL *restrict v, REAL one_b1, REAL one_b2, REAL bc1, REAL bc2,
+                           REAL eps, REAL dec, REAL gs, REAL cv, ptrdiff_t lo, ptrdiff_t hi,
+                           double *sw, double *su)
+{
+    double w2 = 0.0, u2 = 0.0;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        REAL gi = GRAD(i);
+        REAL pi = DECAYED(i);
+        REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
+        REAL vi = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
+        REAL u = FN(lamb_step)(mi, vi, bc1, bc2, eps);
+        p[i] = pi;
+        m[i] = mi;
+        v[i] = vi;
+        w2 += (double)pi * (double)pi;
+        u2 += (double)u * (double)u;
+    }
+    *sw = w2;
+    *su = u2;
+}
+
+FASTNN_CLONES
+static void FN(lamb_pass2)(REAL *restrict p, const REAL *restrict m, const REAL *restrict v,
+                           REAL scale, REAL bc1, REAL bc2, REAL eps, ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++)
+        p[i] = p[i] - scale * FN(lamb_step)(m[i], v[i], bc1, bc2, eps);
+}
+
+int FN(lamb_update)(REAL *p, const REAL *g, REAL *m, REAL *v, double lr, double beta_1,
+                    double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                    double clipvalue, ptrdiff_t n, int n_threads)
+{
+    double t = (double)step;
+    REAL bc1 = (REAL)(1.0 - pow(beta_1, t)), bc2 = (REAL)(1.0 - pow(beta_2, t));
+    REAL one_b1 = (REAL)(1.0 - beta_1), one_b2 = (REAL)(1.0 - beta_2), eps = (REAL)epsilon;
+    REAL dec = (REAL)decay, gs = (REAL)gscale, cv = (REAL)clipvalue;
+    ptrdiff_t nb = (n + OPT_BLOCK - 1) / OPT_BLOCK;
+    double stack[2 * 64];
+    double *part = nb <= 64 ? stack : (double *)malloc(sizeof(double) * 2 * nb);
+    if (!part)
+        return -1;
+    FASTNN_SPLIT(nb, n, n_threads,
+        for (ptrdiff_t b = lo; b < hi; b++) {
+            ptrdiff_t e = (b + 1) * OPT_BLOCK < n ? (b + 1) * OPT_BLOCK : n;
+            FN(lamb_pass1)(p, g, m, v, one_b1, one_b2, bc1, bc2, eps, dec, gs, cv,
+                           b * OPT_BLOCK, e, &part[2 * b], &part[2 * b + 1]);
+        });
+    double sw = 0.0, su = 0.0;
+    for (ptrdiff_t b = 0; b < nb; b++) {
+        sw += part[2 * b];
+        su += part[2 * b + 1];
+    }
+    if (part != stack)
+        free(part);
+    double w_norm = sqrt(sw), g_norm = sqrt(su);
+    /* Keras: ratio = w_norm / g_norm if both > 0, else 1 (a NaN norm compares false: 1) */
+    REAL ratio = (w_norm > 0 && g_norm > 0) ? (REAL)(w_norm / g_norm) : (REAL)1;
+    REAL scale = ratio * (REAL)lr;
+    FASTNN_SPLIT(n, n, n_threads, FN(lamb_pass2)(p, m, v, scale, bc1, bc2, eps, lo, hi));
+    return 0;
+}
+
+/* ---- Adafactor ------------------------------------------------------------------- */
+/* Keras 3's Adafactor on n_mats matrices of rows x cols (a variable of rank >= 2: its last
+ * two axes are factored, the leading ones are a batch of matrices); r is (n_mats, rows), c
+ * (n_mats, cols). With v != NULL the variable is not factored (rank < 2: v has its size,
+ * n_mats * rows * cols elements, r and c unused). rms(p) and rms(u) are over the whole
+ * variable. Row sums run in parallel over rows, column sums over columns, each summed in
+ * a fixed order in double (the same bits for any thread count); the per-element u is
+ * recomputed in each pass from the stored statistics (the same bits each time). */
+static inline REAL FN(max_keep_nan)(REAL a, REAL b)  /* a if a > b or a is NaN */
+{
+    return ((a > b) | (a != a)) ? a : b;
+}
+
+FASTNN_CLONES
+static void FN(adafactor_plain_pass1)(REAL *restrict p, const REAL *restrict g,
+                                      REAL *restrict v, REAL b2t, REAL one_b2t, REAL eps1,
+                                      REAL dec, REAL gs, REAL cv, ptrdiff_t lo, ptrdiff_t hi,
+                                      double *sw, double *su)
+{
+    double w2 = 0.0, u2 = 0.0;
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        REAL gi = GRAD(i);
+        REAL pi = DECAYED(i);
+        REAL vi = b2t * v[i] + one_b2t * (gi * gi + eps1);
+        REAL u = gi / M(sqrt)(vi);
+        p[i] = pi;
+        v[i] = vi;
+        w2 += (double)pi * (double)pi;
+        u2 += (double)u * (double)u;
+    }
+    *sw = w2;
+    *su = u2;
+}
+
+FASTNN_CLONES
+static void FN(adafactor_plain_pass2)(REAL *restrict p, const REAL *restrict g,
+                                      const REAL *restrict v, REAL alpha, REAL den, REAL gs,
+                                      REAL cv, ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++) {
+        REAL gi = GRAD(i);
+        p[i] = p[i] - alpha * ((gi / M(sqrt)(v[i])) / den);
+    }
+}
+
+/* rows [lo, hi) of all matrices (row index over n_mats * rows): decay p, new r, row w^2 */
+FASTNN_CLONES
+static void FN(adafactor_rows)(REAL *restrict p, const REAL *restrict g, REAL *restrict r,
+                               ptrdiff_t cols, REAL b2t, REAL one_b2t, REAL eps1, REAL dec,
+                               REAL gs, REAL cv, double *restrict row_w2,
+                               ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t row = lo; row < hi; row++) {
+        double sg = 0.0, w2 = 0.0;
+        ptrdiff_t base = row * cols;
+        for (ptrdiff_t j = 0; j < cols; j++) {
+            ptrdiff_t i = base + j;
+            REAL gi = GRAD(i);
+            REAL pi = DECAYED(i);
+            p[i] = pi;
+            sg += (double)(gi * gi + eps1);
+            w2 += (double)pi * (double)pi;
+        }
+        r[row] = b2t * r[row] + one_b2t * (REAL)(sg / (double)cols);
+        row_w2[row] = w2;
+    }
+}
+
+/* columns [lo, hi) of every matrix: new c (column means of g^2 + eps1, rows summed in order) */
+FASTNN_CLONES
+static void FN(adafactor_cols)(const REAL *restrict g, REAL *restrict c, ptrdiff_t n_mats,
+                               ptrdiff_t rows, ptrdiff_t cols, REAL b2t, REAL one_b2t,
+                               REAL eps1, REAL gs, REAL cv, double *restrict col_sum,
+                               ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t k = 0; k < n_mats; k++) {
+        double *cs = col_sum + k * cols;
+        for (ptrdiff_t j = lo; j < hi; j++)
+            cs[j] = 0.0;
+        for (ptrdiff_t row = 0; row < rows; row++) {
+            ptrdiff_t base = (k * rows + row) * cols;
+            for (ptrdiff_t j = lo; j < hi; j++) {
+                REAL gi = GRAD(base + j);
+                cs[j] += (double)(gi * gi + eps1);
+            }
+        }
+        for (ptrdiff_t j = lo; j < hi; j++)
+            c[k * cols + j] = b2t * c[k * cols + j] + one_b2t * (REAL)(cs[j] / (double)rows);
+    }
+}
+
+/* rows [lo, hi): row sums of u^2 (apply == 0), or p -= alpha * (u / den) (apply == 1) */
+FASTNN_CLONES
+static void FN(adafactor_apply)(REAL *restrict p, const REAL *restrict g, const REAL *restrict r,
+                                const REAL *restrict c, const REAL *restrict r_mean,
+                                ptrdiff_t rows, ptrdiff_t cols, REAL alpha, REAL den, REAL gs,
+                                REAL cv, int apply, double *restrict row_u2,
+                                ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t row = lo; row < hi; row++) {
+        ptrdiff_t k = row / rows;
+        REAL f = r[row] / r_mean[k];
+        const REAL *ck = c + k * cols;
+        ptrdiff_t base = row * cols;
+        if (apply) {
+            for (ptrdiff_t j = 0; j < cols; j++) {
+                REAL gi = GRAD(base + j);
+                p[base + j] = p[base + j] - alpha * ((gi / M(sqrt)(f * ck[j])) / den);
+            }
+        } else {
+            double u2 = 0.0;
+            for (ptrdiff_t j = 0; j < cols; j++) {
+                REAL gi = GRAD(base + j);
+                REAL u = gi / M(sqrt)(f * ck[j]);
+                u2 += (double)u * (double)u;
+            }
+            row_u2[row] = u2;
+        }
+    }
+}
+
+int FN(adafactor_update)(REAL *p, const REAL *g, REAL *r, REAL *c, REAL *v, double lr,
+                         double beta_2_decay, double epsilon_1, double epsilon_2,
+                         double clip_threshold, int64_t step, double decay, double gscale,
+                         double clipvalue, ptrdiff_t n_mats, ptrdiff_t rows, ptrdiff_t cols,
+                         int n_threads)
+{
+    double t = (double)step;
+    double rho = fmin(lr, 1.0 / sqrt(t));  /* Keras: rho_t = min(lr, 1 / sqrt(t)) */
+    double b2t_d = 1.0 - pow(t, beta_2_decay);
+    REAL b2t = (REAL)b2t_d, one_b2t = (REAL)(1.0 - b2t_d), eps1 = (REAL)epsilon_1;
+    REAL dec = (REAL)decay, gs = (REAL)gscale, cv = (REAL)clipvalue;
+    ptrdiff_t n = n_mats * rows * cols, nrows = n_mats * rows;
+    double sw = 0.0, su = 0.0;
+    if (v) {
+        ptrdiff_t nb = (n + OPT_BLOCK - 1) / OPT_BLOCK;
+        double stack[2 * 64];
+        double *part = nb <= 64 ? stack : (double *)malloc(sizeof(double) * 2 * nb);
+        if (!part)
+            return -1;
+        FASTNN_SPLIT(nb, n, n_threads,
+            for (ptrdiff_t b = lo; b < hi; b++) {
+                ptrdiff_t e = (b + 1) * OPT_BLOCK < n ? (b + 1) * OPT_BLOCK : n;
+                FN(adafactor_plain_pass1)(p, g, v, b2t, one_b2t, eps1, dec, gs, cv,
+                                          b * OPT_BLOCK, e, &part[2 * b], &part[2 * b + 1]);
+            });
+        for (ptrdiff_t b = 0; b < nb; b++) {
+            sw += part[2 * b];
+            su += part[2 * b + 1];
+        }
+        if (part != stack)
+            free(part);
+    } else {
+        /* scratch: per-row sums (nrows), column sums (n_mats * cols), row means of r */
+        double *scratch = (double *)malloc(sizeof(double) * (nrows + n_mats * cols));
+        REAL *r_mean = (REAL *)malloc(sizeof(REAL) * n_mats);
+        if (!scratch || !r_mean) {
+            free(scratch);
+            free(r_mean);
+            return -1;
+        }
+        double *row_part = scratch, *col_sum = scratch + nrows;
+        FASTNN_SPLIT(nrows, n, n_threads,
+                     FN(adafactor_rows)(p, g, r, cols, b2t, one_b2t, eps1, dec, gs, cv,
+                                        row_part, lo, hi));
+        for (ptrdiff_t i = 0; i < nrows; i++)
+            sw += row_part[i];
+        FASTNN_SPLIT(cols, n, n_threads,
+                     FN(adafactor_cols)(g, c, n_mats, rows, cols, b2t, one_b2t, eps1, gs, cv,
+                                        col_sum, lo, hi));
+        for (ptrdiff_t k = 0; k < n_mats; k++) {
+            double s = 0.0;
+            for (ptrdiff_t i = 0; i < rows; i++)
+                s += (double)r[k * rows + i];
+            r_mean[k] = (REAL)(s / (double)rows);
+        }
+        FASTNN_SPLIT(nrows, n, n_threads,
+                     FN(adafactor_apply)(p, g, r, c, r_mean, rows, cols, 0, 1, gs, cv, 0,
+                                         row_part, lo, hi));
+        for (ptrdiff_t i = 0; i < nrows; i++)
+            su += row_part[i];
+        free(scratch);
+        /* the final pass below needs r_mean: freed after it */
+        double rms_p = sqrt(sw / (double)n), rms_u = sqrt(su / (double)n);
+        REAL alpha = (REAL)FN(max_keep_nan)((REAL)rms_p, (REAL)epsilon_2) * (REAL)rho;
+        REAL den = FN(max_keep_nan)((REAL)(rms_u / clip_threshold), (REAL)1);
+        FASTNN_SPLIT(nrows, n, n_threads,
+                     FN(adafactor_apply)(p, g, r, c, r_mean, rows, cols, alpha, den, gs, cv, 1,
+                                         NULL, lo, hi));
+        free(r_mean);
+        return 0;
+    }
+    double rms_p = sqrt(sw / (double)n), rms_u = sqrt(su / (double)n);
+    REAL alpha = (REAL)FN(max_keep_nan)((REAL)rms_p, (REAL)epsilon_2) * (REAL)rho;
+    REAL den = FN(max_keep_nan)((REAL)(rms_u / clip_threshold), (REAL)1);
+    FASTNN_SPLIT(n, n, n_threads,
+                 FN(adafactor_plain_pass2)(p, g, v, alpha, den, gs, cv, lo, hi));
+    return 0;
+}
+
 #undef GRAD
 #undef DECAYED
 #undef FLUSH
+#undef OPT_BLOCK
 
 #endif /* template body */

@@ -252,3 +252,200 @@ def adagrad_update(param, grad, accumulator, double learning_rate, double epsilo
     else:
         _adagrad_update[double](p, g, acc, learning_rate, epsilon, dec, grad_scale, cv, nt)
     return param
+
+
+# ---- Lion -------------------------------------------------------------------------------
+cdef void _lion_update(floating[::1] p, const floating[::1] g, floating[::1] m, double lr,
+                       double b1, double b2, double dec, double gs, double cv,
+                       int nt) noexcept nogil:
+    if floating is float:
+        lion_update_f32(&p[0], &g[0], &m[0], lr, b1, b2, dec, gs, cv, p.shape[0], nt)
+    else:
+        lion_update_f64(&p[0], &g[0], &m[0], lr, b1, b2, dec, gs, cv, p.shape[0], nt)
+
+
+def lion_update(param, grad, momentum, double learning_rate, double beta_1, double beta_2,
+                double weight_decay=0.0, double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Lion: param -= lr * sign(beta_1 m + (1 - beta_1) g);
+    momentum = beta_2 m + (1 - beta_2) g."""
+    cdef int k = _param_kind(param, grad, (momentum,), "Lion"), nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if momentum is None:
+        raise ValueError("Lion: momentum state is required")
+    if param.size == 0:
+        return param
+    p, g, m = param.reshape(-1), _gflat(grad), momentum.reshape(-1)
+    if k == 0:
+        _lion_update[float](p, g, m, learning_rate, beta_1, beta_2, dec, grad_scale, cv, nt)
+    else:
+        _lion_update[double](p, g, m, learning_rate, beta_1, beta_2, dec, grad_scale, cv, nt)
+    return param
+
+
+# ---- Adadelta ---------------------------------------------------------------------------
+cdef void _adadelta_update(floating[::1] p, const floating[::1] g, floating[::1] ag,
+                           floating[::1] ad, double lr, double rho, double eps, double dec,
+                           double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        adadelta_update_f32(&p[0], &g[0], &ag[0], &ad[0], lr, rho, eps, dec, gs, cv, p.shape[0], nt)
+    else:
+        adadelta_update_f64(&p[0], &g[0], &ag[0], &ad[0], lr, rho, eps, dec, gs, cv, p.shape[0], nt)
+
+
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, double learning_rate,
+                    double rho, double epsilon, double weight_decay=0.0, double grad_scale=1.0,
+                    clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adadelta: accumulated_grad = rho a + (1 - rho) g^2;
+    delta = -sqrt(accumulated_delta_var + eps) g / sqrt(accumulated_grad + eps);
+    accumulated_delta_var = rho d + (1 - rho) delta^2; param += lr * delta."""
+    cdef int k = _param_kind(param, grad, (accumulated_grad, accumulated_delta_var), "Adadelta")
+    cdef int nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if accumulated_grad is None or accumulated_delta_var is None:
+        raise ValueError("Adadelta: accumulated_grad and accumulated_delta_var state are required")
+    if param.size == 0:
+        return param
+    p, g = param.reshape(-1), _gflat(grad)
+    ag, ad = accumulated_grad.reshape(-1), accumulated_delta_var.reshape(-1)
+    if k == 0:
+        _adadelta_update[float](p, g, ag, ad, learning_rate, rho, epsilon, dec, grad_scale, cv, nt)
+    else:
+        _adadelta_update[double](p, g, ag, ad, learning_rate, rho, epsilon, dec, grad_scale, cv, nt)
+    return param
+
+
+# ---- FTRL -------------------------------------------------------------------------------
+cdef void _ftrl_update(floating[::1] p, const floating[::1] g, floating[::1] acc,
+                       floating[::1] lin, double lr, double pw, double l1, double l2,
+                       double l2s, double beta, double dec, double gs, double cv,
+                       int nt) noexcept nogil:
+    if floating is float:
+        ftrl_update_f32(&p[0], &g[0], &acc[0], &lin[0], lr, pw, l1, l2, l2s, beta, dec, gs, cv,
+                        p.shape[0], nt)
+    else:
+        ftrl_update_f64(&p[0], &g[0], &acc[0], &lin[0], lr, pw, l1, l2, l2s, beta, dec, gs, cv,
+                        p.shape[0], nt)
+
+
+def ftrl_update(param, grad, accumulator, linear, double learning_rate, double learning_rate_power,
+                double l1_regularization_strength, double l2_regularization_strength,
+                double l2_shrinkage_regularization_strength, double beta, double weight_decay=0.0,
+                double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 FTRL: new = accumulator + g^2;
+    linear += g + 2 l2_shrinkage param - (new^-power - accumulator^-power) / lr * param;
+    param = (clip(linear, -l1, l1) - linear) / (new^-power / lr + 2 (l2 + beta / (2 lr)));
+    accumulator = new."""
+    cdef int k = _param_kind(param, grad, (accumulator, linear), "Ftrl"), nt = _nt(n_threads)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    if accumulator is None or linear is None:
+        raise ValueError("Ftrl: accumulator and linear state are required")
+    if param.size == 0:
+        return param
+    p, g, acc, lin = param.reshape(-1), _gflat(grad), accumulator.reshape(-1), linear.reshape(-1)
+    if k == 0:
+        _ftrl_update[float](p, g, acc, lin, learning_rate, learning_rate_power,
+                            l1_regularization_strength, l2_regularization_strength,
+                            l2_shrinkage_regularization_strength, beta, dec, grad_scale, cv, nt)
+    else:
+        _ftrl_update[double](p, g, acc, lin, learning_rate, learning_rate_power,
+                             l1_regularization_strength, l2_regularization_strength,
+                             l2_shrinkage_regularization_strength, beta, dec, grad_scale, cv, nt)
+    return param
+
+
+# ---- Lamb -------------------------------------------------------------------------------
+cdef int _lamb_update(floating[::1] p, const floating[::1] g, floating[::1] m, floating[::1] v,
+                      double lr, double b1, double b2, double eps, int64_t t, double dec,
+                      double gs, double cv, int nt) noexcept nogil:
+    if floating is float:
+        return lamb_update_f32(&p[0], &g[0], &m[0], &v[0], lr, b1, b2, eps, t, dec, gs, cv,
+                               p.shape[0], nt)
+    else:
+        return lamb_update_f64(&p[0], &g[0], &m[0], &v[0], lr, b1, b2, eps, t, dec, gs, cv,
+                               p.shape[0], nt)
+
+
+def lamb_update(param, grad, momentum, velocity, double learning_rate, double beta_1,
+                double beta_2, double epsilon, step, double weight_decay=0.0,
+                double grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Lamb at 1-based ``step``: m, v as Adam;
+    u = (m / (1 - beta_1^step)) / (sqrt(v / (1 - beta_2^step)) + epsilon);
+    param -= ratio * lr * u, ratio = ||param|| / ||u|| (1 when either norm is 0)."""
+    cdef int k = _param_kind(param, grad, (momentum, velocity), "Lamb"), nt = _nt(n_threads)
+    cdef int64_t t = _step(step)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    cdef int rc
+    if momentum is None or velocity is None:
+        raise ValueError("Lamb: momentum and velocity state are required")
+    if param.size == 0:
+        return param
+    p, g, m, v = param.reshape(-1), _gflat(grad), momentum.reshape(-1), velocity.reshape(-1)
+    if k == 0:
+        rc = _lamb_update[float](p, g, m, v, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                                 grad_scale, cv, nt)
+    else:
+        rc = _lamb_update[double](p, g, m, v, learning_rate, beta_1, beta_2, epsilon, t, dec,
+                                  grad_scale, cv, nt)
+    if rc != 0:
+        raise MemoryError("Lamb: out of memory for the norm partial sums")
+    return param
+
+
+# ---- Adafactor --------------------------------------------------------------------------
+cdef int _adafactor_update(floating[::1] p, const floating[::1] g, floating[::1] r,
+                           floating[::1] c, floating[::1] v, double lr, double decay2,
+                           double eps1, double eps2, double clip, int64_t t, double dec,
+                           double gs, double cv, Py_ssize_t n_mats, Py_ssize_t rows,
+                           Py_ssize_t cols, int nt) noexcept nogil:
+    if floating is float:
+        return adafactor_update_f32(&p[0], &g[0], _ptr(r), _ptr(c), _ptr(v), lr, decay2, eps1,
+                                    eps2, clip, t, dec, gs, cv, n_mats, rows, cols, nt)
+    else:
+        return adafactor_update_f64(&p[0], &g[0], _ptr(r), _ptr(c), _ptr(v), lr, decay2, eps1,
+                                    eps2, clip, t, dec, gs, cv, n_mats, rows, cols, nt)
+
+
+def adafactor_update(param, grad, r, c, velocity, double learning_rate, double beta_2_decay,
+                     double epsilon_1, double epsilon_2, double clip_threshold, step,
+                     double weight_decay=0.0, double grad_scale=1.0, clipvalue=None,
+                     n_threads=None):
+    """In place, Keras 3 Adafactor at 1-based ``step``. A parameter of rank >= 2 is factored
+    over its last two axes: ``r`` (shape[:-1]) and ``c`` (shape[:-2] + shape[-1:]) are its
+    row and column second moments and ``velocity`` is None; a parameter of rank < 2 passes
+    ``velocity`` (its shape) and r = c = None. With G = g^2 + epsilon_1,
+    b = 1 - step^beta_2_decay: r = b r + (1 - b) mean(G, -1); c = b c + (1 - b) mean(G, -2);
+    v = (r / mean(r, -1))[..., None] * c[..., None, :] (or v = b v + (1 - b) G);
+    u = g / sqrt(v); param -= max(epsilon_2, rms(param)) * min(lr, 1 / sqrt(step)) *
+    u / max(1, rms(u) / clip_threshold)."""
+    cdef int k = _param_kind(param, grad, (velocity,), "Adafactor"), nt = _nt(n_threads)
+    cdef int64_t t = _step(step)
+    cdef double dec = _decay(weight_decay, learning_rate), cv = _clipv(clipvalue)
+    cdef Py_ssize_t n_mats = 1, rows = 1, cols = param.size
+    cdef int rc
+    if param.ndim >= 2:
+        if velocity is not None or r is None or c is None:
+            raise ValueError("Adafactor: a parameter of rank >= 2 takes r and c, not velocity")
+        _out(r, k, param.shape[:-1], "Adafactor state r")
+        _out(c, k, param.shape[:-2] + param.shape[-1:], "Adafactor state c")
+        shape = param.shape
+        rows = shape[len(shape) - 2]
+        cols = shape[len(shape) - 1]
+        n_mats = param.size // (rows * cols) if rows * cols else 0
+    elif velocity is None or r is not None or c is not None:
+        raise ValueError("Adafactor: a parameter of rank < 2 takes velocity, not r and c")
+    if param.size == 0:
+        return param
+    p, g = param.reshape(-1), _gflat(grad)
+    rf, cf, vf = _flat(r), _flat(c), _flat(velocity)
+    if k == 0:
+        rc = _adafactor_update[float](p, g, rf, cf, vf, learning_rate, beta_2_decay, epsilon_1,
+                                      epsilon_2, clip_threshold, t, dec, grad_scale, cv,
+                                      n_mats, rows, cols, nt)
+    else:
+        rc = _adafactor_update[double](p, g, rf, cf, vf, learning_rate, beta_2_decay, epsilon_1,
+                                       epsilon_2, clip_threshold, t, dec, grad_scale, cv,
+                                       n_mats, rows, cols, nt)
+    if rc != 0:
+        raise MemoryError("Adafactor: out of memory for the row and column sums")
+    return param
+

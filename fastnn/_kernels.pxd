@@ -87,6 +87,39 @@ cdef extern from "fastnn.h" nogil:
     void adagrad_update_f64(double *p, const double *g, double *acc, double lr, double epsilon,
                             double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
 
+    void lion_update_f32(float *p, const float *g, float *m, double lr, double beta_1, double beta_2,
+                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void lion_update_f64(double *p, const double *g, double *m, double lr, double beta_1, double beta_2,
+                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void adadelta_update_f32(float *p, const float *g, float *acc_grad, float *acc_delta, double lr,
+                             double rho, double epsilon, double decay, double gscale, double clipvalue,
+                             Py_ssize_t n, int n_threads)
+    void adadelta_update_f64(double *p, const double *g, double *acc_grad, double *acc_delta, double lr,
+                             double rho, double epsilon, double decay, double gscale, double clipvalue,
+                             Py_ssize_t n, int n_threads)
+    void ftrl_update_f32(float *p, const float *g, float *acc, float *linear, double lr,
+                         double lr_power, double l1, double l2, double l2_shrinkage, double beta,
+                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    void ftrl_update_f64(double *p, const double *g, double *acc, double *linear, double lr,
+                         double lr_power, double l1, double l2, double l2_shrinkage, double beta,
+                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)
+    int lamb_update_f32(float *p, const float *g, float *m, float *v, double lr, double beta_1,
+                        double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                        double clipvalue, Py_ssize_t n, int n_threads)
+    int lamb_update_f64(double *p, const double *g, double *m, double *v, double lr, double beta_1,
+                        double beta_2, double epsilon, int64_t step, double decay, double gscale,
+                        double clipvalue, Py_ssize_t n, int n_threads)
+    int adafactor_update_f32(float *p, const float *g, float *r, float *c, float *v, double lr,
+                             double beta_2_decay, double epsilon_1, double epsilon_2,
+                             double clip_threshold, int64_t step, double decay, double gscale,
+                             double clipvalue, Py_ssize_t n_mats, Py_ssize_t rows, Py_ssize_t cols,
+                             int n_threads)
+    int adafactor_update_f64(double *p, const double *g, double *r, double *c, double *v, double lr,
+                             double beta_2_decay, double epsilon_1, double epsilon_2,
+                             double clip_threshold, int64_t step, double decay, double gscale,
+                             double clipvalue, Py_ssize_t n_mats, Py_ssize_t rows, Py_ssize_t cols,
+                             int n_threads)
+
     # normalization.c
     void batchnorm_forward_train_f32(const float *X, const float *gamma, const float *beta, double eps,
                                      double momentum, float *moving_mean, float *moving_var, float *Y,

@@ -31,11 +31,26 @@ CONFIGS = [
     ("RMSprop", dict(learning_rate=0.01, momentum=0.8)),
     ("RMSprop", dict(learning_rate=0.01, momentum=0.8, centered=True)),
     ("Adagrad", dict(learning_rate=0.05)),
+    ("Lion", dict(learning_rate=0.01)),
+    ("Lion", dict(learning_rate=0.01, beta_1=0.5, beta_2=0.9)),
+    ("Adadelta", dict(learning_rate=1.0)),
+    ("Adadelta", dict(learning_rate=0.5, rho=0.9, epsilon=1e-4)),
+    ("Ftrl", dict(learning_rate=0.05)),
+    ("Ftrl", dict(learning_rate=0.05, learning_rate_power=-0.3, l1_regularization_strength=0.01,
+                  l2_regularization_strength=0.02, l2_shrinkage_regularization_strength=0.03,
+                  beta=0.5)),
+    ("Ftrl", dict(learning_rate=0.05, learning_rate_power=0.0, initial_accumulator_value=0.5)),
+    ("Lamb", dict(learning_rate=0.01)),
+    ("Adafactor", dict(learning_rate=0.05)),
+    ("Adafactor", dict(learning_rate=0.5, clip_threshold=0.5, epsilon_2=0.01, beta_2_decay=-0.5)),
 ]
 EXTRAS = [{}, {"clipnorm": 1.0}, {"global_clipnorm": 2.0}, {"clipvalue": 0.5},
           {"weight_decay": 0.02}, {"clipvalue": 0.5, "clipnorm": 1.5}]
 
 TOL = {np.float32: 1e-6, np.float64: 1e-12}
+
+# Keras 3 optimizers added after the first six
+NEW_KINDS = ("Lion", "Adadelta", "Ftrl", "Lamb", "Adafactor")
 
 
 @contextlib.contextmanager
@@ -157,6 +172,58 @@ def formula_trajectory(kind, cfg, extra, init, grads):
                 acc = acc + g * g
                 s["accumulator"] = acc
                 p = p - lr * g / np.sqrt(acc + eps)
+            elif kind == "Lion":
+                b1, b2 = cfg.get("beta_1", 0.9), cfg.get("beta_2", 0.99)
+                m = s.get("momentum", np.zeros_like(p))
+                p = p - lr * np.sign(m * b1 + g * (1 - b1))
+                s["momentum"] = m * b2 + g * (1 - b2)
+            elif kind == "Adadelta":
+                rho = cfg.get("rho", 0.95)
+                a = rho * s.get("accumulated_grad", np.zeros_like(p)) + (1 - rho) * g * g
+                d = s.get("accumulated_delta_var", np.zeros_like(p))
+                delta = -(np.sqrt(d + eps) * g) / np.sqrt(a + eps)
+                s["accumulated_grad"] = a
+                s["accumulated_delta_var"] = rho * d + (1 - rho) * delta * delta
+                p = p + lr * delta
+            elif kind == "Ftrl":
+                pw = cfg.get("learning_rate_power", -0.5)
+                l1 = cfg.get("l1_regularization_strength", 0.0)
+                l2 = cfg.get("l2_regularization_strength", 0.0) + cfg.get("beta", 0.0) / (2 * lr)
+                acc = s.get("accumulator", np.full_like(p, cfg.get("initial_accumulator_value", 0.1)))
+                lin = s.get("linear", np.zeros_like(p))
+                new = acc + g * g
+                lin = lin + (g + 2 * cfg.get("l2_shrinkage_regularization_strength", 0.0) * p) \
+                    - (new ** -pw - acc ** -pw) / lr * p
+                quad = new ** -pw / lr + 2 * l2
+                p = (np.clip(lin, -l1, l1) - lin) / quad
+                s["accumulator"], s["linear"] = new, lin
+            elif kind == "Lamb":
+                m = s.get("momentum", np.zeros_like(p))
+                v = s.get("velocity", np.zeros_like(p))
+                m = m + (g - m) * (1 - b1)
+                v = v + (g * g - v) * (1 - b2)
+                s["momentum"], s["velocity"] = m, v
+                u = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+                w_norm, u_norm = np.sqrt(np.sum(p * p)), np.sqrt(np.sum(u * u))
+                ratio = w_norm / u_norm if w_norm > 0 and u_norm > 0 else 1.0
+                p = p - ratio * lr * u
+            elif kind == "Adafactor":
+                rms = lambda x: np.sqrt(np.mean(x * x))  # noqa: E731
+                rho_t = min(lr, 1 / math.sqrt(t))
+                alpha = max(cfg.get("epsilon_2", 1e-3), rms(p)) * rho_t
+                G = g * g + cfg.get("epsilon_1", 1e-30)
+                b = 1 - t ** cfg.get("beta_2_decay", -0.8)
+                if p.ndim >= 2:
+                    r = b * s.get("r", np.zeros(p.shape[:-1])) + (1 - b) * G.mean(axis=-1)
+                    c = b * s.get("c", np.zeros(p.shape[:-2] + p.shape[-1:])) + \
+                        (1 - b) * G.mean(axis=-2)
+                    s["r"], s["c"] = r, c
+                    v = (r / r.mean(axis=-1, keepdims=True))[..., None] * c[..., None, :]
+                else:
+                    v = b * s.get("velocity", np.zeros_like(p)) + (1 - b) * G
+                    s["velocity"] = v
+                u = g / np.sqrt(v)
+                p = p - alpha * (u / max(1.0, rms(u) / cfg.get("clip_threshold", 1.0)))
             ps[i] = p
     return ps, st
 
@@ -240,12 +307,36 @@ def _kernel_calls(n_shape, dtype, rng):
         ("rmsprop_update", lambda: ([st(0.5), None, None], dict(learning_rate=0.01, rho=0.9,
                                     momentum=0.0, epsilon=1e-7))),
         ("adagrad_update", lambda: ([st(0.1)], dict(learning_rate=0.1, epsilon=1e-7, **common))),
+        ("lion_update", lambda: ([st(0.1)], dict(learning_rate=0.1, beta_1=0.9, beta_2=0.99, **common))),
+        ("adadelta_update", lambda: ([st(0.3), st(0.2)], dict(learning_rate=1.0, rho=0.95,
+                                     epsilon=1e-7, **common))),
+        ("ftrl_update", lambda: ([st(0.3), st(0.2)], dict(
+            learning_rate=0.1, learning_rate_power=-0.5, l1_regularization_strength=0.05,
+            l2_regularization_strength=0.1, l2_shrinkage_regularization_strength=0.05,
+            beta=0.2, **common))),
+        ("ftrl_update", lambda: ([st(0.3), st(0.2)], dict(
+            learning_rate=0.1, learning_rate_power=-0.7, l1_regularization_strength=0.0,
+            l2_regularization_strength=0.0, l2_shrinkage_regularization_strength=0.0,
+            beta=0.0))),
+        ("lamb_update", lambda: ([st(0.1), st(0.2)], dict(learning_rate=0.01, beta_1=0.9,
+                                 beta_2=0.999, epsilon=1e-7, step=4, **common))),
+        ("adafactor_update", lambda: (_adafactor_state(n_shape, dtype), dict(
+            learning_rate=0.05, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3,
+            clip_threshold=1.0, step=3, **common))),
     ]
+
+
+def _adafactor_state(shape, dtype):
+    """[r, c, velocity] for a parameter of ``shape``: factored from rank 2 on."""
+    if len(shape) >= 2:
+        return [np.full(shape[:-1], 0.4, dtype), np.full(shape[:-2] + shape[-1:], 0.3, dtype),
+                None]
+    return [None, None, np.full(shape, 0.2, dtype)]
 
 
 @requires_c
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1,), (1, 1), (7,), (3, 17), (1001,)])
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (7,), (3, 17), (1001,), (2, 3, 5)])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_kernels_match_reference(dtype, shape, n_threads):
     rng = np.random.default_rng(1)
@@ -269,12 +360,14 @@ def test_kernels_match_reference(dtype, shape, n_threads):
 
 @requires_c
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_kernels_same_bits_for_any_thread_count(dtype):
-    n = 300_001  # above FASTNN_PARALLEL_MIN: the parallel path runs
+@pytest.mark.parametrize("shape", [(300_001,), (601, 503)], ids=["flat", "matrix"])
+def test_kernels_same_bits_for_any_thread_count(dtype, shape):
+    # above FASTNN_PARALLEL_MIN: the parallel path runs (the matrix: Adafactor's row and
+    # column passes, Lamb's blocked norms)
     rng = np.random.default_rng(2)
-    p0 = rng.standard_normal(n).astype(dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    for name, make in _kernel_calls((n,), dtype, rng):
+    p0 = rng.standard_normal(shape).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    for name, make in _kernel_calls(shape, dtype, rng):
         out = []
         for nt in (1, 2):
             state, kw = make()
@@ -309,7 +402,7 @@ def test_zero_size_variable_and_empty_kernels():
     v = Variable(np.zeros((0, 3), np.float32), "empty")
     w = Variable(np.ones(3, np.float32), "w")
     w.grad[...] = 1.0
-    for kind in ("SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Adagrad"):
+    for kind in ("SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Adagrad") + NEW_KINDS:
         opt = getattr(optimizers, kind)(global_clipnorm=1.0)
         opt.apply([v, w])
         assert v.value.shape == (0, 3) and opt.state_of(v) is not None
@@ -462,7 +555,7 @@ def _digits_model(opt, seed=0):
 
 
 @requires_c
-@pytest.mark.parametrize("kind", ["SGD", "Adam", "RMSprop"])
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "RMSprop"] + list(NEW_KINDS))
 def test_frozen_layer_weights_and_state_untouched(kind):
     (x, y), _ = fastnn.datasets.load_digits()
     x, y = x[:256], y[:256]
@@ -598,9 +691,10 @@ def test_names_defaults_and_config_round_trip():
     lambda: optimizers.Adam(0.005), lambda: optimizers.Adam(0.005, amsgrad=True),
     lambda: optimizers.AdamW(0.005), lambda: optimizers.Adamax(0.01), lambda: optimizers.Nadam(0.005),
     lambda: optimizers.RMSprop(0.003), lambda: optimizers.RMSprop(0.002, momentum=0.5, centered=True),
-    lambda: optimizers.Adagrad(0.1)],
+    lambda: optimizers.Adagrad(0.1), lambda: optimizers.Lion(0.01),
+    lambda: optimizers.Lamb(0.01), lambda: optimizers.Adafactor(0.1)],
     ids=["sgd", "nesterov", "adam", "amsgrad", "adamw", "adamax", "nadam", "rmsprop",
-         "rmsprop_centered", "adagrad"])
+         "rmsprop_centered", "adagrad", "lion", "lamb", "adafactor"])
 def test_convergence_on_digits(opt):
     (x, y), (xt, yt) = fastnn.datasets.load_digits()
     m = _digits_model(opt())
@@ -608,6 +702,20 @@ def test_convergence_on_digits(opt):
     loss = h.history["loss"]
     assert loss[-1] < 0.5 * loss[0]
     assert m.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"] > 0.9
+
+
+@requires_c
+@pytest.mark.parametrize("opt", [lambda: optimizers.Adadelta(1.0), lambda: optimizers.Ftrl(0.5)],
+                         ids=["adadelta", "ftrl"])
+def test_slow_starters_learn_on_digits(opt):
+    """Adadelta (its steps start at sqrt(epsilon)) and FTRL (made for shallow sparse models)
+    are slower on an MLP: 4 epochs halve the loss, and the test accuracy is well above
+    chance, not yet above 0.9."""
+    (x, y), (xt, yt) = fastnn.datasets.load_digits()
+    m = _digits_model(opt())
+    loss = m.fit(x, y, epochs=4, batch_size=32, verbose=0).history["loss"]
+    assert loss[-1] < 0.5 * loss[0]
+    assert m.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"] > 0.7
 
 
 # ---- torch.optim where the rules coincide -----------------------------------------------------
@@ -632,6 +740,9 @@ TORCH_CASES = [
     # Keras' Nadam schedule is torch's with momentum_decay=1 (0.96^t), epsilon placed alike
     ("Nadam", dict(learning_rate=0.01), lambda t, p: t.optim.NAdam(p, lr=0.01, eps=1e-7,
                                                                     momentum_decay=1.0)),
+    # torch's Adadelta is Keras' (epsilon inside both square roots, lr scaling the step)
+    ("Adadelta", dict(learning_rate=1.0, rho=0.9, epsilon=1e-6),
+     lambda t, p: t.optim.Adadelta(p, lr=1.0, rho=0.9, eps=1e-6)),
 ]
 
 
@@ -712,6 +823,15 @@ def test_kernels_match_reference_hypothesis(n, f64, seed, lr, b1, b2, eps, wd, g
                                  u_product=u_product)),
         ("rmsprop_update", 3, dict(learning_rate=lr, rho=b2, momentum=b1, epsilon=eps)),
         ("adagrad_update", 1, dict(learning_rate=lr, epsilon=eps)),
+        ("lion_update", 1, dict(learning_rate=lr, beta_1=max(b1, 0.01), beta_2=b2)),
+        ("adadelta_update", 2, dict(learning_rate=lr, rho=b2, epsilon=eps + 1e-7)),
+        ("ftrl_update", 2, dict(learning_rate=lr, learning_rate_power=-b1,
+                                l1_regularization_strength=eps, l2_regularization_strength=wd,
+                                l2_shrinkage_regularization_strength=wd, beta=b2)),
+        ("lamb_update", 2, dict(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps + 1e-7,
+                                step=step)),
+        ("adafactor_update", 0, dict(learning_rate=lr, beta_2_decay=-b1, epsilon_1=1e-30,
+                                     epsilon_2=eps, clip_threshold=b2, step=step)),
     ]
     for name, k, kw in calls:
         if name == "nadam_update" and (b1 == 0.0 or step > 50):
@@ -719,20 +839,24 @@ def test_kernels_match_reference_hypothesis(n, f64, seed, lr, b1, b2, eps, wd, g
         res = []
         for ops in (C, REF):
             p, st = p0.copy(), [s.copy() for s in s0[:k]]
+            if name == "adafactor_update":  # rank 1: not factored
+                st = [None, None, s0[0].copy()]
             with np.errstate(invalid="ignore"):  # centered RMSprop on random state may go NaN
                 getattr(ops, name)(p, g, *st, **kw, **common)
-            res.append([p] + st)
+            res.append([p] + [s for s in st if s is not None])
         for a, b in zip(*res):
             np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
 
 
 @requires_c
 @pytest.mark.parametrize("backend_name", ["c", "numpy"])
-@pytest.mark.parametrize("kind", ["SGD", "Adam", "Adamax", "Nadam", "RMSprop"])
+@pytest.mark.parametrize("kind", ["SGD", "Adam", "Adamax", "Nadam", "RMSprop", "Lion",
+                                  "Adadelta", "Lamb"])
 def test_state_of_an_always_zero_gradient_reaches_zero_not_a_subnormal(kind, backend_name):
     """A decaying state would otherwise stick at a subnormal fixed point (0.9 times the
     smallest subnormal rounds back to it), which makes the C loops 10x slower."""
-    cfg = {"SGD": dict(momentum=0.9), "RMSprop": dict(momentum=0.9, centered=True)}.get(kind, {})
+    cfg = {"SGD": dict(momentum=0.9), "RMSprop": dict(momentum=0.9, centered=True),
+           "Lion": dict(beta_2=0.9)}.get(kind, {})
     with using_backend(backend_name):
         opt = getattr(optimizers, kind)(0.01, **cfg)
         v = Variable(np.ones(4, np.float32), "w")
@@ -746,5 +870,143 @@ def test_state_of_an_always_zero_gradient_reaches_zero_not_a_subnormal(kind, bac
         tiny = np.finfo(np.float32).tiny * 2.0 ** 24
         for name, arr in opt.state_of(v).items():
             assert not np.any((arr != 0) & (np.abs(arr) < tiny)), (name, arr)
-            if name in ("momentum", "average_gradient") or kind == "RMSprop":
+            if name in ("momentum", "average_gradient") or kind in ("RMSprop", "Adadelta"):
                 assert np.all(arr == 0), (name, arr)  # decays by 0.9 a step: long gone
+
+
+# ---- the Keras 3 optimizers added later: names, NaN, packing, resume -------------------------
+def test_new_optimizers_names_defaults_and_config_round_trip():
+    expect = {"lion": (optimizers.Lion, dict(beta_1=0.9, beta_2=0.99)),
+              "adadelta": (optimizers.Adadelta, dict(rho=0.95, epsilon=1e-7)),
+              "ftrl": (optimizers.Ftrl, dict(learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                                             l1_regularization_strength=0.0, beta=0.0)),
+              "lamb": (optimizers.Lamb, dict(beta_1=0.9, beta_2=0.999, epsilon=1e-7)),
+              "adafactor": (optimizers.Adafactor, dict(beta_2_decay=-0.8, epsilon_1=1e-30,
+                                                       epsilon_2=1e-3, clip_threshold=1.0,
+                                                       relative_step=True))}
+    for name, (cls, defaults) in expect.items():
+        opt = optimizers.get(name)
+        assert type(opt) is cls and opt.learning_rate == 0.001 and opt.name == name
+        for k, v in defaults.items():
+            assert getattr(opt, k) == v, (name, k)
+        again = optimizers.deserialize(optimizers.serialize(opt))
+        assert type(again) is cls and again.get_config() == opt.get_config()
+        assert name.capitalize() in optimizers.__all__ or cls.__name__ in optimizers.__all__
+    with pytest.raises(ValueError, match="beta_1"):
+        optimizers.Lion(beta_1=0.0)  # Keras: SignSGD, refused
+    with pytest.raises(ValueError, match="learning_rate_power"):
+        optimizers.Ftrl(learning_rate_power=0.5)
+    with pytest.raises(ValueError, match="l1_regularization_strength"):
+        optimizers.Ftrl(l1_regularization_strength=-1.0)
+    with pytest.raises(ValueError, match="rho"):
+        optimizers.Adadelta(rho=2.0)
+    with pytest.raises(ValueError, match="clip_threshold"):
+        optimizers.Adafactor(clip_threshold=0.0)
+
+
+def test_adafactor_state_is_factored_for_matrices_only():
+    opt = optimizers.Adafactor()
+    w = Variable(np.zeros((2, 4, 5), np.float32), "w")
+    m = Variable(np.zeros((4, 5), np.float64), "m")
+    b = Variable(np.zeros(5, np.float32), "b")
+    opt.build([w, m, b])
+    assert {k: a.shape for k, a in opt.state_of(w).items()} == {"r": (2, 4), "c": (2, 5)}
+    assert {k: a.shape for k, a in opt.state_of(m).items()} == {"r": (4,), "c": (5,)}
+    assert opt.state_of(m)["r"].dtype == np.float64
+    assert {k: a.shape for k, a in opt.state_of(b).items()} == {"velocity": (5,)}
+
+
+@requires_c
+@pytest.mark.parametrize("backend_name", ["c", "numpy"])
+@pytest.mark.parametrize("kind", NEW_KINDS)
+def test_new_optimizers_nonfinite_gradients(kind, backend_name):
+    """Nothing is repaired: a NaN gradient makes NaN weights. Elementwise rules (Lion,
+    Adadelta, Ftrl) confine it to its element; Lamb's norm goes NaN, and Keras then takes a
+    ratio of 1, so it stays in its element too; Adafactor's rms(u) is NaN, so the whole
+    variable goes NaN (as in Keras). Other variables are untouched."""
+    nan = float("nan")
+    with using_backend(backend_name), np.errstate(invalid="ignore"):
+        vs = _vars([([[1.0, 1.0], [1.0, 1.0]], [[nan, 0.5], [0.25, -0.5]]), ([1.0, 2.0], [0.5, 0.1])])
+        getattr(optimizers, kind)(0.1).apply(vs)
+        w = vs[0].value
+        assert np.isnan(w[0, 0])
+        if kind == "Adafactor":
+            assert np.isnan(w).all()
+        else:
+            assert np.isfinite(w.reshape(-1)[1:]).all()
+        assert np.isfinite(vs[1].value).all()
+
+
+def _digits_mlp(opt, seed=0):
+    fastnn.set_seed(seed)
+    m = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(32, activation="relu"),
+                           layers.BatchNormalization(), layers.Dense(16, activation="tanh"),
+                           layers.Dense(10, activation="softmax")])
+    m.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
+    return m
+
+
+NEW_FACTORIES = [
+    ("lion", lambda: optimizers.Lion(0.003, weight_decay=0.01)),
+    ("adadelta", lambda: optimizers.Adadelta(1.0)),
+    ("ftrl", lambda: optimizers.Ftrl(0.2, l1_regularization_strength=0.001, beta=0.1)),
+    ("lamb", lambda: optimizers.Lamb(0.01, global_clipnorm=1.0)),
+    ("adafactor", lambda: optimizers.Adafactor(0.1, clipvalue=0.5)),
+]
+
+
+@requires_c
+@pytest.mark.parametrize("name,make_opt", NEW_FACTORIES, ids=[n for n, _ in NEW_FACTORIES])
+def test_packed_training_matches_per_variable_updates(name, make_opt, monkeypatch):
+    """The model packs its weights into one buffer; the elementwise optimizers then update
+    it in one call per step, Lamb and Adafactor variable by variable: the same bits as a
+    model that does not pack (weights and every state slot)."""
+    from fastnn.layers.base import is_packed
+    from fastnn.training import trainer as trainer_module
+    (x, y), _ = fastnn.datasets.load_digits()
+    x, y = x[:600], y[:600]
+    packed = _digits_mlp(make_opt())
+    packed.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    assert is_packed(packed._train_vars)
+    monkeypatch.setattr(trainer_module, "pack_variables", lambda vs: None)
+    plain = _digits_mlp(make_opt())
+    plain.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    assert not is_packed(plain._train_vars)
+    assert packed.optimizer.iterations == plain.optimizer.iterations
+    for a, b in zip(packed.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for v, w in zip(packed._train_vars, plain._train_vars):
+        sa, sb = packed.optimizer.state_of(v), plain.optimizer.state_of(w)
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+
+
+@requires_c
+@pytest.mark.parametrize("name,make_opt", NEW_FACTORIES, ids=[n for n, _ in NEW_FACTORIES])
+def test_resume_from_saved_model_is_bit_for_bit(tmp_path, name, make_opt):
+    """save at an epoch's end, load, continue: the same weights, state and iterations as an
+    uninterrupted run (state slots round-trip through saving.py's generic state dicts)."""
+    (x, y), _ = fastnn.datasets.load_digits()
+    x, y = x[:640], y[:640]
+    straight = _digits_mlp(make_opt(), seed=3)
+    straight.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    first = _digits_mlp(make_opt(), seed=3)
+    first.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    first.save(tmp_path / "ckpt.keras")
+    resumed = fastnn.load_model(tmp_path / "ckpt.keras")
+    assert type(resumed.optimizer) is type(straight.optimizer)
+    assert resumed.optimizer.get_config() == straight.optimizer.get_config()
+    assert resumed.optimizer.iterations == first.optimizer.iterations
+    resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=64, verbose=0)
+    assert resumed.optimizer.iterations == straight.optimizer.iterations
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(straight.weights, resumed.weights):
+        sa, sb = straight.optimizer.state_of(a), resumed.optimizer.state_of(b)
+        if sa is None:
+            assert sb is None
+            continue
+        assert sorted(sa) == sorted(sb)
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)

@@ -1,16 +1,23 @@
 """Optimizers (Keras 3 names, defaults and update rules), each a C kernel per variable."""
 from . import schedules
+from .adadelta import Adadelta
+from .adafactor import Adafactor
 from .adagrad import Adagrad
 from .adam import Adam, Adamax, AdamW, Nadam
 from .base import Optimizer
+from .ftrl import Ftrl
+from .lamb import Lamb
+from .lion import Lion
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "adamax": Adamax, "nadam": Nadam,
-            "rmsprop": RMSprop, "adagrad": Adagrad}
+            "rmsprop": RMSprop, "adagrad": Adagrad, "adadelta": Adadelta, "adafactor": Adafactor,
+            "ftrl": Ftrl, "lamb": Lamb, "lion": Lion}
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad",
-           "schedules", "get", "serialize", "deserialize"]
+           "Adadelta", "Adafactor", "Ftrl", "Lamb", "Lion", "schedules", "get", "serialize",
+           "deserialize"]
 
 
 def get(identifier):

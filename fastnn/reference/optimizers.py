@@ -21,7 +21,8 @@ import math
 import numpy as np
 
 __all__ = ["sgd_update", "adam_update", "adamax_update", "nadam_update", "rmsprop_update",
-           "adagrad_update"]
+           "adagrad_update", "lion_update", "adadelta_update", "ftrl_update", "lamb_update",
+           "adafactor_update"]
 
 
 def _prologue(name, param, grad, state, learning_rate, weight_decay, grad_scale, clipvalue):
@@ -199,3 +200,160 @@ def adagrad_update(param, grad, accumulator, learning_rate, epsilon, weight_deca
     accumulator += g * g
     param[...] = p - (dt(learning_rate) * g) / np.sqrt(accumulator + dt(epsilon))
     return param
+
+
+def lion_update(param, grad, momentum, learning_rate, beta_1, beta_2, weight_decay=0.0,
+                grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Lion: param -= lr * sign(beta_1 m + (1 - beta_1) g);
+    momentum = beta_2 m + (1 - beta_2) g."""
+    dt, g, dec = _prologue("Lion", param, grad, (momentum,), learning_rate, weight_decay,
+                           grad_scale, clipvalue)
+    if momentum is None:
+        raise ValueError("Lion: momentum state is required")
+    p = _decayed(param, dec)
+    c = momentum * dt(beta_1) + g * dt(1.0 - beta_1)
+    param[...] = p - dt(learning_rate) * np.sign(c)
+    momentum[...] = momentum * dt(beta_2) + g * dt(1.0 - beta_2)
+    _flush(momentum)
+    return param
+
+
+def adadelta_update(param, grad, accumulated_grad, accumulated_delta_var, learning_rate, rho,
+                    epsilon, weight_decay=0.0, grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adadelta: accumulated_grad = rho a + (1 - rho) g^2;
+    delta = -sqrt(accumulated_delta_var + eps) g / sqrt(accumulated_grad + eps);
+    accumulated_delta_var = rho d + (1 - rho) delta^2; param += lr * delta."""
+    dt, g, dec = _prologue("Adadelta", param, grad, (accumulated_grad, accumulated_delta_var),
+                           learning_rate, weight_decay, grad_scale, clipvalue)
+    if accumulated_grad is None or accumulated_delta_var is None:
+        raise ValueError("Adadelta: accumulated_grad and accumulated_delta_var state are required")
+    rho_, one_rho, eps = dt(rho), dt(1.0 - rho), dt(epsilon)
+    p = _decayed(param, dec)
+    accumulated_grad[...] = rho_ * accumulated_grad + one_rho * (g * g)
+    _flush(accumulated_grad)
+    delta = -((np.sqrt(accumulated_delta_var + eps) * g) / np.sqrt(accumulated_grad + eps))
+    accumulated_delta_var[...] = rho_ * accumulated_delta_var + one_rho * (delta * delta)
+    _flush(accumulated_delta_var)
+    param[...] = p + dt(learning_rate) * delta
+    return param
+
+
+def ftrl_update(param, grad, accumulator, linear, learning_rate, learning_rate_power,
+                l1_regularization_strength, l2_regularization_strength,
+                l2_shrinkage_regularization_strength, beta, weight_decay=0.0, grad_scale=1.0,
+                clipvalue=None, n_threads=None):
+    """In place, Keras 3 FTRL: new = accumulator + g^2;
+    linear += g + 2 l2_shrinkage param - (new^-power - accumulator^-power) / lr * param;
+    param = (clip(linear, -l1, l1) - linear) / (new^-power / lr + 2 (l2 + beta / (2 lr)));
+    accumulator = new. (x^0.5 is computed as sqrt, x^0 as 1, as the C kernel does.)"""
+    dt, g, dec = _prologue("Ftrl", param, grad, (accumulator, linear), learning_rate,
+                           weight_decay, grad_scale, clipvalue)
+    if accumulator is None or linear is None:
+        raise ValueError("Ftrl: accumulator and linear state are required")
+    if learning_rate_power == -0.5:
+        power = np.sqrt
+    elif learning_rate_power == 0.0:
+        def power(x):
+            return np.ones_like(x)
+    else:
+        def power(x):
+            return np.power(x, dt(-learning_rate_power))
+    lr = dt(learning_rate)
+    try:  # Keras: quadratic = new^-power / lr + 2 * (l2 + beta / (2 lr))
+        l2x2 = dt(2.0 * (l2_regularization_strength + beta / (2.0 * learning_rate)))
+    except ZeroDivisionError:  # lr = 0: IEEE division, as in C (NaN weights, as Keras)
+        l2x2 = dt(math.nan if beta == 0 else math.copysign(math.inf, beta))
+    p = _decayed(param, dec)
+    new = accumulator + g * g
+    new_p, old_p = power(new), power(accumulator)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        linear += (g + dt(2.0 * l2_shrinkage_regularization_strength) * p) - \
+            ((new_p - old_p) / lr) * p
+        quadratic = new_p / lr + l2x2
+        l1 = dt(l1_regularization_strength)
+        param[...] = (np.clip(linear, -l1, l1) - linear) / quadratic
+    accumulator[...] = new
+    return param
+
+
+def _sum_sq(x):
+    # float64 accumulation, as the C kernels (the order differs: last-bit differences only)
+    x = x.astype(np.float64, copy=False).reshape(-1)
+    return float(np.dot(x, x))
+
+
+def lamb_update(param, grad, momentum, velocity, learning_rate, beta_1, beta_2, epsilon, step,
+                weight_decay=0.0, grad_scale=1.0, clipvalue=None, n_threads=None):
+    """In place, Keras 3 Lamb at 1-based ``step``: m, v as Adam;
+    u = (m / (1 - beta_1^step)) / (sqrt(v / (1 - beta_2^step)) + epsilon);
+    param -= ratio * lr * u, ratio = ||param|| / ||u|| (1 when either norm is 0)."""
+    dt, g, dec = _prologue("Lamb", param, grad, (momentum, velocity), learning_rate,
+                           weight_decay, grad_scale, clipvalue)
+    if momentum is None or velocity is None:
+        raise ValueError("Lamb: momentum and velocity state are required")
+    t = _check_step(step)
+    bc1, bc2 = dt(1.0 - beta_1 ** t), dt(1.0 - beta_2 ** t)
+    p = _decayed(param, dec)
+    momentum += (g - momentum) * dt(1.0 - beta_1)
+    velocity += (g * g - velocity) * dt(1.0 - beta_2)
+    _flush(momentum), _flush(velocity)
+    u = (momentum / bc1) / (np.sqrt(velocity / bc2) + dt(epsilon))
+    w_norm, u_norm = math.sqrt(_sum_sq(p)), math.sqrt(_sum_sq(u))
+    ratio = dt(w_norm / u_norm) if w_norm > 0 and u_norm > 0 else dt(1.0)
+    param[...] = p - (ratio * dt(learning_rate)) * u
+    return param
+
+
+def _max_keep_nan(a, b):
+    return a if (a > b or a != a) else b
+
+
+def adafactor_update(param, grad, r, c, velocity, learning_rate, beta_2_decay, epsilon_1,
+                     epsilon_2, clip_threshold, step, weight_decay=0.0, grad_scale=1.0,
+                     clipvalue=None, n_threads=None):
+    """In place, Keras 3 Adafactor at 1-based ``step``. A parameter of rank >= 2 is factored
+    over its last two axes: ``r`` (shape[:-1]) and ``c`` (shape[:-2] + shape[-1:]) are its
+    row and column second moments and ``velocity`` is None; a parameter of rank < 2 passes
+    ``velocity`` (its shape) and r = c = None. With G = g^2 + epsilon_1,
+    b = 1 - step^beta_2_decay: r = b r + (1 - b) mean(G, -1); c = b c + (1 - b) mean(G, -2);
+    v = (r / mean(r, -1))[..., None] * c[..., None, :] (or v = b v + (1 - b) G);
+    u = g / sqrt(v); param -= max(epsilon_2, rms(param)) * min(lr, 1 / sqrt(step)) *
+    u / max(1, rms(u) / clip_threshold)."""
+    factored = param.ndim >= 2
+    dt, g, dec = _prologue("Adafactor", param, grad, () if factored else (velocity,),
+                           learning_rate, weight_decay, grad_scale, clipvalue)
+    if factored:
+        if velocity is not None or r is None or c is None:
+            raise ValueError("Adafactor: a parameter of rank >= 2 takes r and c, not velocity")
+        for s, shape, what in ((r, param.shape[:-1], "r"),
+                               (c, param.shape[:-2] + param.shape[-1:], "c")):
+            if not isinstance(s, np.ndarray) or s.dtype != param.dtype or s.shape != shape:
+                raise ValueError(f"Adafactor state {what} must be a {param.dtype} array of "
+                                 f"shape {shape}, got {getattr(s, 'shape', None)}")
+    elif velocity is None or r is not None or c is not None:
+        raise ValueError("Adafactor: a parameter of rank < 2 takes velocity, not r and c")
+    t = _check_step(step)
+    if param.size == 0:
+        return param
+    rho = min(learning_rate, 1.0 / math.sqrt(t))
+    b_ = 1.0 - t ** beta_2_decay
+    b, one_b = dt(b_), dt(1.0 - b_)
+    p = _decayed(param, dec)
+    G = g * g + dt(epsilon_1)
+    if factored:
+        G64 = G.astype(np.float64)
+        r[...] = b * r + one_b * (G64.sum(axis=-1) / param.shape[-1]).astype(dt)
+        c[...] = b * c + one_b * (G64.sum(axis=-2) / param.shape[-2]).astype(dt)
+        r_mean = (r.astype(np.float64).sum(axis=-1) / param.shape[-2]).astype(dt)
+        v = (r / r_mean[..., None])[..., None] * c[..., None, :]
+    else:
+        velocity[...] = b * velocity + one_b * G
+        v = velocity
+    u = g / np.sqrt(v)
+    n = param.size
+    rms_p, rms_u = math.sqrt(_sum_sq(p) / n), math.sqrt(_sum_sq(u) / n)
+    alpha = _max_keep_nan(dt(rms_p), dt(epsilon_2)) * dt(rho)
+    den = _max_keep_nan(dt(rms_u / clip_threshold), dt(1.0))
+    param[...] = p - alpha * (u / den)
+    return param
+
