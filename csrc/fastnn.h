@@ -219,6 +219,13 @@ int adafactor_update_f64(double *p, const double *g, double *r, double *c, doubl
                          double clip_threshold, int64_t step, double decay, double gscale,
                          double clipvalue, ptrdiff_t n_mats, ptrdiff_t rows, ptrdiff_t cols,
                          int n_threads);
+
+/* Moving average of the weights: average = m average + (1 - m) value, 1 - m in REAL. */
+void ema_update_f32(float *average, const float *value, double momentum, ptrdiff_t n,
+                    int n_threads);
+void ema_update_f64(double *average, const double *value, double momentum, ptrdiff_t n,
+                    int n_threads);
+
 /* ---- normalization (normalization.c) --------------------------------------------- */
 /* Batch norm, training: per column of X (n, m), mean and biased variance in one pass,
  * invstd = 1 / sqrt(var + eps), moving_* = moving_* * momentum + batch * (1 - momentum)

@@ -673,6 +673,24 @@ int FN(adafactor_update)(REAL *p, const REAL *g, REAL *r, REAL *c, REAL *v, doub
     return 0;
 }
 
+/* ---- moving average of the weights (use_ema) ------------------------------------ */
+/* Keras 3: average = momentum * average + (1 - momentum) * value, (1 - momentum) taken in
+ * the variable's dtype. Not flushed: an average of weights is not a decaying state. */
+FASTNN_CLONES
+static void FN(ema_range)(REAL *restrict avg, const REAL *restrict x, REAL mo, REAL one_mo,
+                          ptrdiff_t lo, ptrdiff_t hi)
+{
+    for (ptrdiff_t i = lo; i < hi; i++)
+        avg[i] = mo * avg[i] + one_mo * x[i];
+}
+
+void FN(ema_update)(REAL *average, const REAL *value, double momentum, ptrdiff_t n,
+                    int n_threads)
+{
+    REAL mo = (REAL)momentum;
+    FASTNN_SPLIT(n, n, n_threads, FN(ema_range)(average, value, mo, (REAL)1 - mo, lo, hi));
+}
+
 #undef GRAD
 #undef DECAYED
 #undef FLUSH

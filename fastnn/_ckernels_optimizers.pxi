@@ -449,3 +449,28 @@ def adafactor_update(param, grad, r, c, velocity, double learning_rate, double b
         raise MemoryError("Adafactor: out of memory for the row and column sums")
     return param
 
+
+# ---- moving average of the weights ------------------------------------------------------
+cdef void _ema_update(floating[::1] a, const floating[::1] x, double mo, int nt) noexcept nogil:
+    if floating is float:
+        ema_update_f32(&a[0], &x[0], mo, a.shape[0], nt)
+    else:
+        ema_update_f64(&a[0], &x[0], mo, a.shape[0], nt)
+
+
+def ema_update(average, value, double momentum, n_threads=None):
+    """In place, Keras 3's use_ema: average = momentum * average + (1 - momentum) * value,
+    with (1 - momentum) computed in the arrays' dtype. Returns ``average``."""
+    cdef int k = _kind(average, "average"), nt = _nt(n_threads)
+    _out(average, k, average.shape, "average")
+    if _kind(value, "value") != k or value.size != average.size:
+        raise ValueError(f"ema_update: value ({value.dtype}, {value.shape}) does not match "
+                         f"average ({average.dtype}, {average.shape})")
+    if average.size == 0:
+        return average
+    a, x = average.reshape(-1), _gflat(value)
+    if k == 0:
+        _ema_update[float](a, x, momentum, nt)
+    else:
+        _ema_update[double](a, x, momentum, nt)
+    return average

@@ -120,6 +120,11 @@ cdef extern from "fastnn.h" nogil:
                              double clipvalue, Py_ssize_t n_mats, Py_ssize_t rows, Py_ssize_t cols,
                              int n_threads)
 
+    void ema_update_f32(float *average, const float *value, double momentum, Py_ssize_t n,
+                        int n_threads)
+    void ema_update_f64(double *average, const double *value, double momentum, Py_ssize_t n,
+                        int n_threads)
+
     # normalization.c
     void batchnorm_forward_train_f32(const float *X, const float *gamma, const float *beta, double eps,
                                      double momentum, float *moving_mean, float *moving_var, float *Y,

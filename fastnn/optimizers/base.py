@@ -9,7 +9,25 @@ One step (``apply``) follows Keras 3's ``Optimizer.apply`` order exactly:
    (elementwise clip to ``[-clipvalue, clipvalue]``); norms are C reductions (``sum_squares``);
 2. decoupled weight decay ``w = w - w * weight_decay * lr`` (``weight_decay`` not None);
 3. the optimizer's update rule;
-4. ``iterations += 1``, then each variable's constraint.
+4. the exponential moving average of the weights (``use_ema=True``);
+5. ``iterations += 1``, then each variable's constraint.
+
+With ``gradient_accumulation_steps=k`` (Keras 3 semantics), steps 1-3 run on every k-th call
+only, with the mean of the k gradients (``(g + sum of the k - 1 before) / k``, summed in the
+state slot ``"gradient_accumulator"``); the other calls only add their gradient to it. The raw
+call count is ``_iterations``; ``iterations`` is ``_iterations // k``, the number of updates
+(the step number of bias corrections), as in Keras; a learning-rate schedule is evaluated at
+``_iterations``, as in Keras. Weight decay and constraints follow Keras too: decay on the
+update calls, constraints after every call.
+
+With ``use_ema=True`` (Keras 3 semantics) every call then updates each variable's average
+(state slot ``"average"``): ``average = m * average + (1 - m) * w``, m = ema_momentum (0 while
+``iterations`` is 0, so the first average is the weights); with ``ema_overwrite_frequency=f``
+the weights are replaced by their averages whenever ``(iterations + 1) % f == 0`` (before the
+increment); ``finalize_variable_values(variables)`` copies the averages into the weights (Keras'
+``fit`` calls it at the end of training). The averages are kept for the variables passed to
+``apply`` (a frozen variable's average, like the rest of its state, stays as it was; Keras
+keeps averaging it towards its unchanged value).
 
 The built-in optimizers fuse 1-3 into one C pass per variable (``update`` receives the clip
 scale, clip value and weight decay); the gradient buffers are never modified.
@@ -28,6 +46,7 @@ state, lr)`` instead and gets the clipped gradient (clipped in place in ``var.gr
 already-decayed weights from this base class.
 """
 import contextlib
+import functools
 import inspect
 import math
 import re
@@ -97,15 +116,27 @@ def _learning_rate_value(lr, optimizer):
     return value
 
 
+def _checked_int(name, value, low, cls_name):
+    if value is None or (value is False) or (not isinstance(value, bool) and value == 0):
+        return None  # Keras: falsy disables
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{cls_name}: `{name}` must be an integer >= {low} or None, got "
+                         f"{value!r}")
+    return int(value)
+
+
 class Optimizer:
     """Optimizer(learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-    global_clipnorm=None, name=None)
+    global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+    gradient_accumulation_steps=None, name=None)
 
-    ``learning_rate``: a float, a ``LearningRateSchedule`` (called with ``iterations``) or a
-    callable (no argument, as in Keras, or one argument: the iteration count). It can be
-    read (a float) and assigned during training: ``optimizer.learning_rate = 1e-4``.
-    ``iterations``: the number of steps taken. Per-variable state: ``state_of(var)``, a dict
-    of named arrays of the variable's shape and dtype, allocated once.
+    ``learning_rate``: a float, a ``LearningRateSchedule`` (called with the raw call count
+    ``_iterations``, as Keras) or a callable (no argument, as in Keras, or one argument: the
+    call count). It can be read (a float) and assigned during training:
+    ``optimizer.learning_rate = 1e-4``. ``iterations``: the number of updates taken.
+    Per-variable state: ``state_of(var)``, a dict of named arrays, allocated once.
+    ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency`` and
+    ``gradient_accumulation_steps``: see the module docstring (Keras 3 semantics).
     """
 
     #: the subclass' update() takes (lr, weight_decay, grad_scale, clipvalue) and fuses them
@@ -114,13 +145,37 @@ class Optimizer:
     #: run of packed variables can be updated as one flat array
     elementwise = False
 
+    def __init_subclass__(cls, **kwargs):
+        # A subclass' build_variable gets the slots this class adds (gradient accumulator,
+        # EMA average) however it is called: by build(), by _packed_groups, or by
+        # saving.load_model, which compares the slots in a file with build_variable's.
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("build_variable")
+        if own is not None and not getattr(own, "_adds_base_slots", False):
+            @functools.wraps(own)
+            def build_variable(self, var, _own=own):
+                return self._add_base_slots(var, _own(self, var))
+            build_variable._adds_base_slots = True
+            cls.build_variable = build_variable
+
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **kwargs):
-        for k in ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                  "gradient_accumulation_steps"):
-            default = 0.99 if k == "ema_momentum" else None
-            if kwargs.pop(k, default) not in (None, False, default):
-                raise NotImplementedError(f"{type(self).__name__}: {k} is not supported by fastnn")
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, gradient_accumulation_steps=None, name=None,
+                 **kwargs):
+        if kwargs.pop("loss_scale_factor", None) is not None:
+            raise NotImplementedError(f"{type(self).__name__}: loss_scale_factor is not "
+                                      "supported by fastnn (it computes in float32/float64)")
+        cls_name = type(self).__name__
+        self.gradient_accumulation_steps = _checked_int(
+            "gradient_accumulation_steps", gradient_accumulation_steps, 2, cls_name)
+        self.use_ema = bool(use_ema)
+        if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float, np.number)) \
+                or not 0 <= ema_momentum <= 1:
+            raise ValueError(f"{cls_name}: `ema_momentum` must be in the range [0, 1], got "
+                             f"{ema_momentum!r}")
+        self.ema_momentum = float(ema_momentum)
+        self.ema_overwrite_frequency = _checked_int(
+            "ema_overwrite_frequency", ema_overwrite_frequency, 1, cls_name)
         if kwargs.pop("decay", None) is not None:  # Keras 2's argument (HOML's power scheduling)
             import warnings
             warnings.warn("Argument `decay` is no longer supported and will be ignored (as in "
@@ -143,8 +198,8 @@ class Optimizer:
         self.clipvalue = None if clipvalue is None else float(clipvalue)
         self.global_clipnorm = None if global_clipnorm is None else float(global_clipnorm)
         self._learning_rate = None
+        self._iterations = 0  # apply() calls; iterations counts updates (see the docstring)
         self.learning_rate = learning_rate
-        self.iterations = 0
         self._state = {}     # id(variable) -> dict of named state arrays
         self._tracked = {}   # id(variable) -> variable (keeps ids unique while state lives)
         self._exclude_ids = set()
@@ -152,16 +207,35 @@ class Optimizer:
         self._wd_cache = {}
         self._packed_cache = None
 
+    # -- step count ---------------------------------------------------------------------
+    @property
+    def iterations(self):
+        """The number of updates taken: the number of ``apply`` calls, divided (floor) by
+        ``gradient_accumulation_steps`` when set, as Keras 3 counts."""
+        k = self.gradient_accumulation_steps
+        return self._iterations // k if k else self._iterations
+
+    @iterations.setter
+    def iterations(self, value):
+        # with accumulation: the first call of update number `value` (an accumulation cycle
+        # starts there; whatever is in the accumulators is carried over)
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"iterations must be >= 0, got {value}")
+        k = self.gradient_accumulation_steps
+        self._iterations = value * k if k else value
+
     # -- learning rate ------------------------------------------------------------------
     @property
     def learning_rate(self):
-        """The current learning rate as a float (a schedule is evaluated at ``iterations``);
-        Keras' ``optimizer.learning_rate.numpy()`` and ``.assign(v)`` work on it too."""
+        """The current learning rate as a float (a schedule is evaluated at the call count
+        ``_iterations``, which is ``iterations`` unless gradients are accumulated); Keras'
+        ``optimizer.learning_rate.numpy()`` and ``.assign(v)`` work on it too."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
-            lr = lr(self.iterations)
+            lr = lr(self._iterations)
         elif callable(lr):
-            lr = lr(self.iterations) if self._lr_wants_step else lr()
+            lr = lr(self._iterations) if self._lr_wants_step else lr()
         else:
             return _learning_rate_value(lr, self)  # checked when it was set
         try:
@@ -171,7 +245,7 @@ class Optimizer:
                             f"return a number, got {lr!r}") from None
         if not 0.0 <= value < math.inf:  # checked before the step: the weights stay intact
             raise ValueError(f"{type(self).__name__}: the learning-rate schedule or callable "
-                             f"returned {value!r} at step {int(self.iterations)}; a learning rate "
+                             f"returned {value!r} at step {int(self._iterations)}; a learning rate "
                              f"must be a finite number >= 0, got {value!r}")
         return _learning_rate_value(value, self)
 
@@ -223,8 +297,19 @@ class Optimizer:
                 self._tracked[id(v)] = v
 
     def build_variable(self, var):
-        """A dict of named state arrays for ``var`` (empty by default)."""
-        return {}
+        """A dict of named state arrays for ``var`` (empty by default; a subclass' own
+        slots, plus ``"gradient_accumulator"`` and ``"average"`` when those are on)."""
+        return self._add_base_slots(var, {})
+
+    def _add_base_slots(self, var, state):
+        if self.gradient_accumulation_steps and "gradient_accumulator" not in state:
+            state["gradient_accumulator"] = np.zeros_like(var.value)
+        if self.use_ema and "average" not in state:
+            # Keras starts from zeros and takes the weights at the first step (momentum 0
+            # while iterations is 0); starting from the weights gives the same, and a
+            # sensible average for a variable first seen later
+            state["average"] = var.value.copy()
+        return state
 
     def state_of(self, var):
         """The dict of named state arrays of ``var`` (None before the optimizer saw it)."""
@@ -297,39 +382,72 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.apply: no gradients provided for any "
                                  "variable (every gradient is None)")
         lr = float(self.learning_rate)
+        clipnorm = self.clipnorm if self.clipnorm else None
+        fused = self.fuses_clip_and_decay
+        packed = (self._packed_groups(variables)
+                  if fused and self.elementwise and clipnorm is None else None)
+        k = self.gradient_accumulation_steps
+        units = None
+        if k or self.use_ema:
+            # (value, gradient, state) of each run of packed variables, or of each variable
+            if packed is not None:
+                units = [(run.value, run.grad, run.state) for run in packed]
+            else:
+                self.build(variables)
+                units = [(v.value, v.grad, self._state[id(v)]) for v in variables]
+        update_now = True
+        if k:
+            update_now = (self._iterations + 1) % k == 0
+            for _, grad, state in units:
+                acc = state["gradient_accumulator"]
+                np.add(acc, grad, out=acc)
+                if update_now:  # Keras: (g + accumulated) / k, divided (not times 1/k)
+                    np.divide(acc, acc.dtype.type(k), out=acc)
+        if update_now:
+            self._update(variables, packed, lr, clipnorm, fused,
+                         "gradient_accumulator" if k else None)
+            if k:
+                for _, _, state in units:
+                    state["gradient_accumulator"].fill(0)
+        if self.use_ema:
+            self._update_averages(units)
+        self._iterations += 1
+        for v in variables:
+            if v.constraint is not None:
+                v.constraint.apply_(v.value)
+
+    def _update(self, variables, packed, lr, clipnorm, fused, grad_key):
+        """Clip, decay and update (Keras' order) from each variable's gradient buffer, or
+        from its state slot ``grad_key`` (the accumulated mean gradient)."""
         self._prepare_step()
         ops = backend.ops
-        clipnorm = self.clipnorm if self.clipnorm else None
         scale = 1.0
         clipvalue = None
         if clipnorm is None:
             if self.global_clipnorm:
                 total = 0.0
                 for v in variables:
-                    total += ops.sum_squares(v.grad)
+                    total += ops.sum_squares(self._grad_of(v, grad_key))
                 scale = _norm_scale(math.sqrt(total), self.global_clipnorm, global_norm=True)
             elif self.clipvalue:
                 clipvalue = self.clipvalue
         wd = self.weight_decay or 0.0
-        fused = self.fuses_clip_and_decay
-        packed = (self._packed_groups(variables)
-                  if fused and self.elementwise and clipnorm is None else None)
         if packed is not None:
             # one C call per run of variables sharing one buffer: same bits as per variable
             threads = (backend.serial_kernels() if self._packed_size < PARALLEL_UPDATE_MIN
                        else contextlib.nullcontext())
             with threads:
                 for run in packed:
-                    self.update(run, run.grad, run.state, lr, wd if run.decay else 0.0, scale,
+                    grad = run.grad if grad_key is None else run.state[grad_key]
+                    self.update(run, grad, run.state, lr, wd if run.decay else 0.0, scale,
                                 clipvalue)
         else:
-            self._apply_each(variables, lr, scale, clipnorm, clipvalue, wd, fused)
-        self.iterations += 1
-        for v in variables:
-            if v.constraint is not None:
-                v.constraint.apply_(v.value)
+            self._apply_each(variables, lr, scale, clipnorm, clipvalue, wd, fused, grad_key)
 
-    def _apply_each(self, variables, lr, scale, clipnorm, clipvalue, wd, fused):
+    def _grad_of(self, v, grad_key):
+        return v.grad if grad_key is None else self._state[id(v)][grad_key]
+
+    def _apply_each(self, variables, lr, scale, clipnorm, clipvalue, wd, fused, grad_key=None):
         """One update call per variable (the general path)."""
         ops = backend.ops
         for v in variables:
@@ -337,14 +455,15 @@ class Optimizer:
             if state is None:
                 self.build((v,))
                 state = self._state[id(v)]
+            grad = v.grad if grad_key is None else state[grad_key]
             s = scale
             if clipnorm is not None:
-                s = _norm_scale(math.sqrt(ops.sum_squares(v.grad)), clipnorm)
+                s = _norm_scale(math.sqrt(ops.sum_squares(grad)), clipnorm)
             vwd = wd if wd and self._use_weight_decay(v) else 0.0
             if fused:
-                self.update(v, v.grad, state, lr, vwd, s, clipvalue)
+                self.update(v, grad, state, lr, vwd, s, clipvalue)
             else:
-                g = v.grad
+                g = grad
                 if s != 1.0:
                     g *= g.dtype.type(s)
                 if clipvalue is not None:
@@ -352,6 +471,28 @@ class Optimizer:
                 if vwd:
                     v.value -= v.value * v.value.dtype.type(vwd * lr)
                 self.update(v, g, state, lr)
+
+    # -- exponential moving average of the weights (Keras 3's use_ema) -------------------
+    def _update_averages(self, units):
+        ops = backend.ops
+        momentum = self.ema_momentum if self.iterations != 0 else 0.0
+        for value, _, state in units:
+            ops.ema_update(state["average"], value, momentum)
+        f = self.ema_overwrite_frequency
+        if f and (self.iterations + 1) % f == 0:
+            for value, _, state in units:
+                np.copyto(value, state["average"])
+
+    def finalize_variable_values(self, var_list):
+        """Keras 3: with ``use_ema``, copy each variable's moving average into it (what
+        ``fit`` does at the end of training). A variable the optimizer has no average for
+        (never updated) is left as it is. Without ``use_ema`` nothing happens."""
+        if not self.use_ema:
+            return
+        for v in var_list:
+            state = self._state.get(id(v))
+            if state is not None and "average" in state:
+                np.copyto(v.value, state["average"])
 
     def _packed_groups(self, variables):
         """When the model packed ``variables`` into one buffer (``layers.base.pack_variables``),
@@ -413,7 +554,11 @@ class Optimizer:
             lr = float(self.learning_rate)
         return {"name": self.name, "learning_rate": lr, "weight_decay": self.weight_decay,
                 "clipnorm": self.clipnorm, "clipvalue": self.clipvalue,
-                "global_clipnorm": self.global_clipnorm}
+                "global_clipnorm": self.global_clipnorm, "use_ema": self.use_ema,
+                "ema_momentum": self.ema_momentum,
+                "ema_overwrite_frequency": self.ema_overwrite_frequency,
+                "loss_scale_factor": None,
+                "gradient_accumulation_steps": self.gradient_accumulation_steps}
 
     @classmethod
     def from_config(cls, config):

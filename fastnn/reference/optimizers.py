@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["sgd_update", "adam_update", "adamax_update", "nadam_update", "rmsprop_update",
            "adagrad_update", "lion_update", "adadelta_update", "ftrl_update", "lamb_update",
-           "adafactor_update"]
+           "adafactor_update", "ema_update"]
 
 
 def _prologue(name, param, grad, state, learning_rate, weight_decay, grad_scale, clipvalue):
@@ -357,3 +357,18 @@ def adafactor_update(param, grad, r, c, velocity, learning_rate, beta_2_decay, e
     param[...] = p - alpha * (u / den)
     return param
 
+
+def ema_update(average, value, momentum, n_threads=None):
+    """In place, Keras 3's use_ema: average = momentum * average + (1 - momentum) * value,
+    with (1 - momentum) computed in the arrays' dtype. Returns ``average``."""
+    for a, what in ((average, "average"), (value, "value")):
+        if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"ema_update: {what} must be a float32 or float64 array, got "
+                            f"{getattr(a, 'dtype', type(a).__name__)}")
+    if value.dtype != average.dtype or value.size != average.size:
+        raise ValueError(f"ema_update: value ({value.dtype}, {value.shape}) does not match "
+                         f"average ({average.dtype}, {average.shape})")
+    dt = average.dtype.type
+    m = dt(momentum)
+    average[...] = m * average + (dt(1) - m) * value.reshape(average.shape)
+    return average
