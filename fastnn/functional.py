@@ -192,6 +192,19 @@ class Functional(Model, kind="functional"):
     def build(self, input_shape=None):
         """A graph is built when it is made (its Input gives every shape)."""
 
+    def _call_symbolic(self, x):
+        """``model(tensors)`` in another graph: this graph's nodes again, on the new inputs,
+        with the same layer objects (shared weights)."""
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(self._inputs_list):
+            raise ValueError(f"Model {self.name!r} takes {len(self._inputs_list)} input(s), got "
+                             f"{len(xs)}")
+        values = {id(t): xi for t, xi in zip(self._inputs_list, xs)}
+        for node in self._nodes:
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.output)] = node.layer(args if node.merge else args[0])
+        return values[id(self._nodes[-1].output)]
+
     def _unique_layers(self):
         return list(self._layers)
 

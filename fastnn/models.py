@@ -130,6 +130,14 @@ class Sequential(Model, kind="sequential"):
         if self._input_shape is not None:  # as Keras: a model that knows its input is built
             self.build()
 
+    def _call_symbolic(self, x):
+        """``seq(tensor)`` in a graph: its layers, called in turn (the same objects)."""
+        if isinstance(x, (list, tuple)):
+            raise ValueError(f"Sequential {self.name!r} takes one input, got a list of {len(x)}")
+        for layer in self._layers:
+            x = layer(x)
+        return x
+
     def pop(self):
         """Remove and return the last layer."""
         if not self._layers:

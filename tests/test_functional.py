@@ -375,3 +375,28 @@ def test_inputs_given_wrongly_to_a_two_input_graph_are_named():
         model.fit([x[:, :5], x[:, 3:]], y, verbose=0)
     with pytest.raises(ValueError, match="different numbers of rows"):
         model.fit([x[:, :5], x[:30, 2:]], y, verbose=0)
+
+
+def test_a_sequential_and_a_graph_called_inside_a_graph_share_their_layers():
+    """Transfer learning onto a graph: a pretrained Sequential's layers (frozen) under a new
+    head; a graph called on new inputs inside another graph."""
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = rng.standard_normal(64).astype(np.float32)
+    base = fastnn.Sequential([fastnn.Input(shape=(6,)), layers.Dense(8, activation="relu"),
+                              layers.Dense(4, activation="relu")])
+    base.trainable = False
+    frozen = base.get_weights()
+    inp = fastnn.Input(shape=(6,))
+    features = base(inp)
+    head = layers.Dense(1)(layers.concatenate([inp, features]))
+    model = model_of(inp, head)
+    assert [w.path for w in model.weights[:4]] == [w.path for w in base.weights]
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, base.get_weights()))
+    inner = model_of(inp, head)
+    outer_in = fastnn.Input(shape=(6,))
+    outer = model_of(outer_in, layers.Dense(1)(inner(outer_in)))
+    assert outer.count_params() == model.count_params() + 2
+    assert np.allclose(inner.predict(x, verbose=0), model.predict(x, verbose=0))

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .. import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
-from ..layers.base import buffer_set, pack_variables
+from ..layers.base import buffer_set, is_symbolic, pack_variables
 from . import arguments
 from .concurrency import Pool, RWLock, StepGuard
 from .data import (ArrayData, ArraysData, GeneratorData, PyDatasetData, batch_rows, convert,
@@ -562,7 +562,11 @@ class Trainer:
 
     def __call__(self, x, training=False):
         """Forward pass on ``x`` (one batch); ``training=True`` uses training-mode behaviour
-        (dropout masks, batch statistics), as Keras."""
+        (dropout masks, batch statistics), as Keras. On symbolic inputs (Input(...) or layer
+        outputs) the model's layers are called in turn: the model becomes part of a graph,
+        sharing its layers and weights (transfer learning onto a graph)."""
+        if is_symbolic(x) or (isinstance(x, (list, tuple)) and x and is_symbolic(x[0])):
+            return self._call_symbolic(x)
         x = self._inputs(x)
         x = ([convert(xi, self._dtype) for xi in x] if isinstance(x, list)
              else convert(x, self._dtype))
