@@ -403,6 +403,27 @@ void FN(ftrl_update)(REAL *p, const REAL *g, REAL *acc, REAL *linear, double lr,
  * stored m, v (the same bits) and applies it. */
 #define OPT_BLOCK 4096
 
+/* out = the sum over i in [lo, hi) of the double EXPR (written with i), in 8 interleaved
+ * partial sums added in a fixed order: the loop vectorizes without reassociating anything,
+ * and the order depends on [lo, hi) only (the same bits for any thread count). */
+#define SUM8(lo_, hi_, EXPR, out)                                                      \
+    do {                                                                               \
+        double a_[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                       \
+        ptrdiff_t i_ = (lo_);                                                          \
+        for (; i_ + 8 <= (hi_); i_ += 8)                                               \
+            for (int k_ = 0; k_ < 8; k_++) {                                           \
+                ptrdiff_t i = i_ + k_;                                                 \
+                a_[k_] += (EXPR);                                                      \
+            }                                                                          \
+        double s_ = ((a_[0] + a_[1]) + (a_[2] + a_[3])) + ((a_[4] + a_[5]) + (a_[6] + a_[7])); \
+        for (; i_ < (hi_); i_++) {                                                     \
+            ptrdiff_t i = i_;                                                          \
+            s_ += (EXPR);                                                              \
+        }                                                                              \
+        out = s_;                                                                      \
+    } while (0)
+#define SQ(x) ((double)(x) * (double)(x))
+
 static inline REAL FN(lamb_step)(REAL mi, REAL vi, REAL bc1, REAL bc2, REAL eps)
 {
     return (mi / bc1) / (M(sqrt)(vi / bc2) + eps);
@@ -414,21 +435,15 @@ static void FN(lamb_pass1)(REAL *restrict p, const REAL *restrict g, REAL *restr
                            REAL eps, REAL dec, REAL gs, REAL cv, ptrdiff_t lo, ptrdiff_t hi,
                            double *sw, double *su)
 {
-    double w2 = 0.0, u2 = 0.0;
     for (ptrdiff_t i = lo; i < hi; i++) {
         REAL gi = GRAD(i);
-        REAL pi = DECAYED(i);
-        REAL mi = FLUSH(m[i] + (gi - m[i]) * one_b1);
-        REAL vi = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
-        REAL u = FN(lamb_step)(mi, vi, bc1, bc2, eps);
-        p[i] = pi;
-        m[i] = mi;
-        v[i] = vi;
-        w2 += (double)pi * (double)pi;
-        u2 += (double)u * (double)u;
+        p[i] = DECAYED(i);
+        m[i] = FLUSH(m[i] + (gi - m[i]) * one_b1);
+        v[i] = FLUSH(v[i] + (gi * gi - v[i]) * one_b2);
     }
-    *sw = w2;
-    *su = u2;
+    /* the block is in cache: the sums read it again, the step recomputed from m, v */
+    SUM8(lo, hi, SQ(p[i]), *sw);
+    SUM8(lo, hi, SQ(FN(lamb_step)(m[i], v[i], bc1, bc2, eps)), *su);
 }
 
 FASTNN_CLONES
@@ -492,19 +507,13 @@ static void FN(adafactor_plain_pass1)(REAL *restrict p, const REAL *restrict g,
                                       REAL dec, REAL gs, REAL cv, ptrdiff_t lo, ptrdiff_t hi,
                                       double *sw, double *su)
 {
-    double w2 = 0.0, u2 = 0.0;
     for (ptrdiff_t i = lo; i < hi; i++) {
         REAL gi = GRAD(i);
-        REAL pi = DECAYED(i);
-        REAL vi = b2t * v[i] + one_b2t * (gi * gi + eps1);
-        REAL u = gi / M(sqrt)(vi);
-        p[i] = pi;
-        v[i] = vi;
-        w2 += (double)pi * (double)pi;
-        u2 += (double)u * (double)u;
+        p[i] = DECAYED(i);
+        v[i] = b2t * v[i] + one_b2t * (gi * gi + eps1);
     }
-    *sw = w2;
-    *su = u2;
+    SUM8(lo, hi, SQ(p[i]), *sw);
+    SUM8(lo, hi, SQ(GRAD(i) / M(sqrt)(v[i])), *su);
 }
 
 FASTNN_CLONES
@@ -526,16 +535,12 @@ static void FN(adafactor_rows)(REAL *restrict p, const REAL *restrict g, REAL *r
                                ptrdiff_t lo, ptrdiff_t hi)
 {
     for (ptrdiff_t row = lo; row < hi; row++) {
-        double sg = 0.0, w2 = 0.0;
-        ptrdiff_t base = row * cols;
-        for (ptrdiff_t j = 0; j < cols; j++) {
-            ptrdiff_t i = base + j;
-            REAL gi = GRAD(i);
-            REAL pi = DECAYED(i);
-            p[i] = pi;
-            sg += (double)(gi * gi + eps1);
-            w2 += (double)pi * (double)pi;
-        }
+        double sg, w2;
+        ptrdiff_t base = row * cols, end = base + cols;
+        for (ptrdiff_t i = base; i < end; i++)
+            p[i] = DECAYED(i);
+        SUM8(base, end, (double)(GRAD(i) * GRAD(i) + eps1), sg);
+        SUM8(base, end, SQ(p[i]), w2);
         r[row] = b2t * r[row] + one_b2t * (REAL)(sg / (double)cols);
         row_w2[row] = w2;
     }
@@ -583,13 +588,7 @@ static void FN(adafactor_apply)(REAL *restrict p, const REAL *restrict g, const 
                 p[base + j] = p[base + j] - alpha * ((gi / M(sqrt)(f * ck[j])) / den);
             }
         } else {
-            double u2 = 0.0;
-            for (ptrdiff_t j = 0; j < cols; j++) {
-                REAL gi = GRAD(base + j);
-                REAL u = gi / M(sqrt)(f * ck[j]);
-                u2 += (double)u * (double)u;
-            }
-            row_u2[row] = u2;
+            SUM8(0, cols, SQ(GRAD(base + i) / M(sqrt)(f * ck[i])), row_u2[row]);
         }
     }
 }
@@ -695,5 +694,7 @@ void FN(ema_update)(REAL *average, const REAL *value, double momentum, ptrdiff_t
 #undef DECAYED
 #undef FLUSH
 #undef OPT_BLOCK
+#undef SUM8
+#undef SQ
 
 #endif /* template body */

@@ -79,17 +79,25 @@ def test_finalize_variable_values_after_fit():
         m.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
         return m
 
-    ema = model(optimizers.Adam(0.01, use_ema=True, ema_momentum=0.95))
-    ema.fit(x, y, epochs=2, batch_size=64, verbose=0)
-    plain = model(optimizers.Adam(0.01))  # set_seed again: the same shuffles
-    plain.fit(x, y, epochs=2, batch_size=64, verbose=0)
-    for a, b in zip(ema.get_weights(), plain.get_weights()):  # EMA alone changes no weight
+    seen = {}
+
+    def last_epoch_weights(name):  # the weights before anything fit does after the epochs
+        return fastnn.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: seen.__setitem__(name, seen_model[name].get_weights()))
+
+    seen_model = {}
+    ema = seen_model["ema"] = model(optimizers.Adam(0.01, use_ema=True, ema_momentum=0.95))
+    ema.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[last_epoch_weights("ema")])
+    plain = seen_model["plain"] = model(optimizers.Adam(0.01))  # set_seed again: same shuffles
+    plain.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[last_epoch_weights("plain")])
+    for a, b in zip(seen["ema"], seen["plain"]):  # EMA alone changes no weight
         np.testing.assert_array_equal(a, b)
     averages = [ema.optimizer.state_of(v)["average"].copy() for v in ema.trainable_variables]
+    # (Keras 3's fit also calls it after the last epoch; a second call changes nothing)
     ema.optimizer.finalize_variable_values(ema.trainable_variables)
     for v, a in zip(ema.trainable_variables, averages):
         np.testing.assert_array_equal(v.value, a)
-    assert not np.array_equal(ema.get_weights()[0], plain.get_weights()[0])
+    assert not np.array_equal(ema.get_weights()[0], seen["ema"][0])
     # without use_ema: nothing happens (Keras)
     before = plain.get_weights()
     plain.optimizer.finalize_variable_values(plain.trainable_variables)
