@@ -1019,3 +1019,57 @@ def test_resume_from_saved_model_is_bit_for_bit(tmp_path, name, make_opt):
         assert sorted(sa) == sorted(sb)
         for k in sa:
             np.testing.assert_array_equal(sa[k], sb[k], err_msg=k)
+
+
+@requires_c
+@pytest.mark.parametrize("backend_name", ["c", "numpy"])
+def test_golden_first_step_new_optimizers(backend_name):
+    """One step from zero state, worked by hand from the Keras 3 rules (float64)."""
+    w0, g = np.array([1.0, -2.0, 0.5]), np.array([0.5, -4.0, 0.0])
+    eps = 1e-7
+
+    def step(opt, w=w0):
+        v = Variable(w.copy(), "w")
+        v.grad[...] = g
+        opt.apply([v])
+        return v.value, opt.state_of(v)
+
+    with using_backend(backend_name):
+        # Lion: sign(0.1 g) steps lr against the gradient's sign (0 where g = 0); m = 0.01 g
+        w, s = step(optimizers.Lion(0.1))
+        np.testing.assert_allclose(w, [0.9, -1.9, 0.5], rtol=1e-15)
+        np.testing.assert_allclose(s["momentum"], 0.01 * g, rtol=1e-15)
+        # Adadelta: a = 0.05 g^2, delta = -sqrt(eps) g / sqrt(a + eps), d = 0.05 delta^2
+        w, s = step(optimizers.Adadelta(1.0))
+        delta = -math.sqrt(eps) * g / np.sqrt(0.05 * g * g + eps)
+        np.testing.assert_allclose(w, w0 + delta, rtol=1e-14)
+        np.testing.assert_allclose(s["accumulated_delta_var"], 0.05 * delta ** 2, rtol=1e-14)
+        # Ftrl (l1 = l2 = 0): z = g - (sqrt(n') - sqrt(0.1)) / lr * w, w' = -z / (sqrt(n') / lr)
+        w, s = step(optimizers.Ftrl(0.5))
+        n1 = 0.1 + g * g
+        z = g - (np.sqrt(n1) - math.sqrt(0.1)) / 0.5 * w0
+        np.testing.assert_allclose(w, -z / (np.sqrt(n1) / 0.5), rtol=1e-14)
+        np.testing.assert_allclose(s["linear"], z, rtol=1e-14)
+        # Lamb, t = 1: u = g / (|g| + eps); w -= (||w|| / ||u||) lr u
+        w, _ = step(optimizers.Lamb(0.1))
+        u = g / (np.abs(g) + eps)
+        np.testing.assert_allclose(w, w0 - np.linalg.norm(w0) / np.linalg.norm(u) * 0.1 * u,
+                                   rtol=1e-14)
+        # Adafactor, t = 1, rank 1: v = g^2 + 1e-30, u = g / sqrt(v), rms(u) = sqrt(2/3) < 1,
+        # w -= max(1e-3, rms(w)) * min(lr, 1) * u
+        w, s = step(optimizers.Adafactor(0.1))
+        u = g / np.sqrt(g * g + 1e-30)
+        np.testing.assert_allclose(w, w0 - math.sqrt(np.mean(w0 ** 2)) * 0.1 * u, rtol=1e-14)
+        # rank 2, t = 1: r = row means of G, c = column means, v = r / mean(r) * c
+        w2 = np.array([[1.0, 2.0], [3.0, 4.0]])
+        g2 = np.array([[1.0, 2.0], [2.0, 4.0]])
+        v = Variable(w2.copy(), "k")
+        v.grad[...] = g2
+        opt = optimizers.Adafactor(0.1)
+        opt.apply([v])
+        r, c = np.array([2.5, 10.0]), np.array([2.5, 10.0])
+        np.testing.assert_allclose(opt.state_of(v)["r"], r, rtol=1e-14)
+        np.testing.assert_allclose(opt.state_of(v)["c"], c, rtol=1e-14)
+        u = g2 / np.sqrt((r / r.mean())[:, None] * c[None, :])
+        u = u / max(1.0, math.sqrt(np.mean(u * u)))
+        np.testing.assert_allclose(v.value, w2 - math.sqrt(np.mean(w2 ** 2)) * 0.1 * u, rtol=1e-14)
