@@ -154,5 +154,7 @@ def test_arguments_and_config():
     for bad in (-1, 2.5):
         with pytest.raises(ValueError, match="ema_overwrite_frequency"):
             optimizers.SGD(use_ema=True, ema_overwrite_frequency=bad)
+    # as Keras: the EMA arguments are only checked when EMA is on
+    assert optimizers.SGD(ema_momentum=1.5).get_config()["ema_momentum"] == 1.5
     assert "average" not in optimizers.SGD(momentum=0.9).build_variable(Variable(np.ones(2), "w"))
     assert "average" in optimizers.SGD(use_ema=True).build_variable(Variable(np.ones(2), "w"))

@@ -169,13 +169,15 @@ class Optimizer:
         self.gradient_accumulation_steps = _checked_int(
             "gradient_accumulation_steps", gradient_accumulation_steps, 2, cls_name)
         self.use_ema = bool(use_ema)
-        if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float, np.number)) \
-                or not 0 <= ema_momentum <= 1:
-            raise ValueError(f"{cls_name}: `ema_momentum` must be in the range [0, 1], got "
-                             f"{ema_momentum!r}")
-        self.ema_momentum = float(ema_momentum)
-        self.ema_overwrite_frequency = _checked_int(
-            "ema_overwrite_frequency", ema_overwrite_frequency, 1, cls_name)
+        self.ema_momentum, self.ema_overwrite_frequency = ema_momentum, ema_overwrite_frequency
+        if self.use_ema:  # Keras checks the EMA arguments only when EMA is on
+            if isinstance(ema_momentum, bool) or not isinstance(
+                    ema_momentum, (int, float, np.number)) or not 0 <= ema_momentum <= 1:
+                raise ValueError(f"{cls_name}: `ema_momentum` must be in the range [0, 1], got "
+                                 f"{ema_momentum!r}")
+            self.ema_momentum = float(ema_momentum)
+            self.ema_overwrite_frequency = _checked_int(
+                "ema_overwrite_frequency", ema_overwrite_frequency, 1, cls_name)
         if kwargs.pop("decay", None) is not None:  # Keras 2's argument (HOML's power scheduling)
             import warnings
             warnings.warn("Argument `decay` is no longer supported and will be ignored (as in "
