@@ -80,7 +80,7 @@ def call_symbolic(layer, x):
 
 
 class _Node:
-    __slots__ = ("layer", "inputs", "output", "merge", "need_dx", "grad_inputs")
+    __slots__ = ("layer", "inputs", "output", "merge", "need_dx", "grad_inputs", "shared")
 
     def __init__(self, layer, inputs, output, merge):
         self.layer, self.inputs, self.output, self.merge = layer, inputs, output, merge
@@ -101,13 +101,13 @@ class Functional(Model, kind="functional"):
             raise NotImplementedError(
                 f"Model {self.name!r}: fastnn graphs have one output for now (got {len(outs)} "
                 "outputs); train one model per output, or concatenate the outputs")
-        names = [t.name for t in ins]
-        if len(set(names)) != len(names):
-            raise ValueError(f"Model {self.name!r}: the inputs' names must differ, got {names}")
         for t in ins:
             if not isinstance(t, InputLayer):
                 raise TypeError(f"Model {self.name!r}: inputs must be Input(...) objects, got "
                                 f"{type(t).__name__}")
+        names = [t.name for t in ins]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Model {self.name!r}: the inputs' names must differ, got {names}")
         for t in outs:
             if not is_symbolic(t):
                 raise TypeError(f"Model {self.name!r}: outputs must be layer outputs (symbolic "
@@ -124,6 +124,19 @@ class Functional(Model, kind="functional"):
         for node in self._nodes:
             if all(node.layer is not seen for seen in self._layers):
                 self._layers.append(node.layer)
+        for node in self._nodes:  # a layer at several places: its output buffer is reused
+            node.shared = sum(n.layer is node.layer for n in self._nodes) > 1
+        seen = {}
+        for layer in list(ins) + self._layers:  # configs and files connect layers by name
+            if seen.setdefault(layer.name, layer) is not layer:
+                raise ValueError(f"Model {self.name!r}: two layers are named {layer.name!r}; the "
+                                 "layers of a graph need unique names")
+        used = {id(t) for node in self._nodes for t in node.inputs}
+        unused = [t.name for t in ins if id(t) not in used]
+        if unused:
+            import warnings
+            warnings.warn(f"Model {self.name!r}: the output does not depend on the input(s) "
+                          f"{unused}", UserWarning, stacklevel=2)
         self.built = True
         self._trainable = bool(trainable)
         if not trainable:
@@ -231,7 +244,8 @@ class Functional(Model, kind="functional"):
     non_trainable_variables = non_trainable_weights
 
     def get_weights(self):
-        return [v.numpy() for v in self.weights]
+        with self._state_lock.reading():  # between two steps of a fit in another thread
+            return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
         weights = _weight_list(weights, f"Model {self.name!r}")
@@ -306,7 +320,10 @@ class Functional(Model, kind="functional"):
             if casts:
                 dt = node.layer.dtype
                 args = [a if a.dtype == dt else a.astype(dt) for a in args]
-            values[id(node.output)] = node.layer.forward(args if node.merge else args[0], training)
+            out = node.layer.forward(args if node.merge else args[0], training)
+            # a shared layer's next call writes the same buffer: keep this output (inference
+            # only: training refuses shared layers)
+            values[id(node.output)] = out.copy() if node.shared else out
         return values[id(self._nodes[-1].output)]
 
     def _prepare_backward(self):

@@ -29,15 +29,13 @@ class Model(Trainer):
         # a list holding layers (Model([Input(...), Dense(1)])) is a Sequential's
         first = args[0] if args else None
         graph = "inputs" in kwargs or "outputs" in kwargs or is_symbolic(first) or (
-            len(args) >= 2 and isinstance(first, (list, tuple)) and bool(first)
-            and all(is_symbolic(t) for t in first))
+            len(args) >= 2 and (first is None or isinstance(first, (list, tuple)) and bool(first)
+                                and all(is_symbolic(t) for t in first)))
         # Python then runs the chosen class' __init__ with these arguments
         return super().__new__(Model._kinds["functional" if graph else "sequential"])
 
     def __init_subclass__(cls, kind=None, **kwargs):
         super().__init_subclass__(**kwargs)
-        if kind is not None:
-            Model._kinds[kind] = cls
         custom = sorted(m for m in ("call", "train_step", "test_step", "predict_step")
                         if m in cls.__dict__)
         if custom:
@@ -45,6 +43,12 @@ class Model(Trainer):
                             f"(Model(inputs, outputs)); a subclass defining {', '.join(custom)}() "
                             "(Keras model subclassing) is not supported: build the same graph "
                             "with layers called on Input(...) and Model(inputs, outputs)")
+        if kind is not None:
+            Model._kinds[kind] = cls
+        elif Model in cls.__bases__:
+            raise TypeError(f"{cls.__name__}: fastnn.Model cannot be subclassed directly (a "
+                            "Model is a Sequential or a graph, decided by its arguments); "
+                            "subclass fastnn.Sequential to add methods to a stack of layers")
 
     # ---- pickling and copying (fastnn/saving.py) ---------------------------------------------
     def __reduce__(self):
@@ -221,7 +225,8 @@ class Sequential(Model, kind="sequential"):
     non_trainable_variables = non_trainable_weights
 
     def get_weights(self):
-        return [v.numpy() for v in self.weights]
+        with self._state_lock.reading():  # between two steps of a fit in another thread
+            return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
         weights = _weight_list(weights, f"Sequential {self.name!r}")

@@ -166,7 +166,17 @@ def _check_saveable(model):
 
 
 def _metadata_and_arrays(model, kind, include_optimizer=True):
-    """The JSON-able metadata and the list of (entry name, array) to write."""
+    """The JSON-able metadata and the list of (entry name, array) to write: copies taken
+    between two training steps (another thread may be training the model)."""
+    lock = getattr(model, "_state_lock", None)
+    if lock is None:
+        return _metadata_and_arrays_of(model, kind, include_optimizer)
+    with lock.reading():
+        meta, arrays = _metadata_and_arrays_of(model, kind, include_optimizer)
+        return meta, [(entry, np.array(a, copy=True)) for entry, a in arrays]
+
+
+def _metadata_and_arrays_of(model, kind, include_optimizer=True):
     from . import __version__, backend, losses
     from .optimizers import Optimizer
     _check_saveable(model)
@@ -1030,8 +1040,9 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     finally:
         gen.bit_generator.state = snapshot
     # Everything was read and checked: only now is anything assigned.
-    for v, value in zip(model.weights, values):
-        np.copyto(v.value, value)
+    with model._state_lock.writing():
+        for v, value in zip(model.weights, values):
+            np.copyto(v.value, value)
     for install in installs:
         install()
     return model
@@ -1110,8 +1121,9 @@ def load_weights(model, filepath, skip_mismatch=False):
         else:
             values = _check_and_read_weights(archive, model, expected, cast=True)
             pairs = list(zip(model.weights, values))
-    for v, value in pairs:
-        np.copyto(v.value, value, casting="same_kind")
+    with model._state_lock.writing():  # predictions in other threads: before or after
+        for v, value in pairs:
+            np.copyto(v.value, value, casting="same_kind")
     return model
 
 

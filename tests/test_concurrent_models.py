@@ -2,17 +2,20 @@
 monitor predicting while fit runs), and Ctrl-C during fit: predictions equal the serial ones,
 a prediction sees the model before or after a step (never half-updated), two trainings of one
 model are a clear error, and an interrupted fit leaves the model as after its last step."""
+import copy
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import callbacks, layers
+from fastnn import callbacks, layers, metrics, regularizers
 
 from conftest import same_fastnn_env
 
@@ -208,3 +211,164 @@ def test_ctrl_c_during_fit_leaves_the_model_as_after_its_last_step():
     results = json.loads(out)
     assert all(r["steps"] > 0 for r in results), results
     assert all(r["same"] for r in results), results
+
+
+# ---- found in review: the gaps between the lock and what it guards -------------------------
+def _gate(thread_name, entered, release):
+    """A pass-through user layer that blocks the first time it runs in thread ``thread_name``."""
+    class Gate(layers.Layer):
+        def call(self, x):
+            if threading.current_thread().name == thread_name and not entered.is_set():
+                entered.set()
+                release.wait(10)
+            return x
+
+        def backward(self, dy, need_dx=True):
+            return self.call(dy)
+    return Gate()
+
+
+def test_fit_metrics_see_the_step_output_whatever_other_threads_predict():
+    """fit updates its metrics from the step's output after releasing the state lock:
+    inference in other threads has work arrays of its own, never the training ones."""
+    go, done, unchanged = threading.Event(), threading.Event(), []
+
+    class Probe(metrics.Metric):
+        def values(self, y_true, y_pred):
+            before = np.array(y_pred, copy=True)
+            if not go.is_set():
+                go.set()
+                done.wait(10)   # another thread predicts meanwhile
+            unchanged.append(np.array_equal(before, y_pred))
+            return np.zeros(len(y_true))
+
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Input(shape=(8,)), layers.Dense(16, activation="relu"),
+                           layers.Dense(3, activation="softmax")])
+    m.compile("sgd", "sparse_categorical_crossentropy", metrics=[Probe()])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 8)).astype("float32")
+    y = rng.integers(0, 3, 32)
+    other = (10 * rng.standard_normal((32, 8))).astype("float32")
+
+    def monitor():
+        go.wait(10)
+        m.predict(other, verbose=0)
+        done.set()
+    t = threading.Thread(target=monitor)
+    t.start()
+    m.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    t.join()
+    assert unchanged == [True], "the training metric saw another thread's predictions"
+
+
+def test_concurrent_evaluates_with_activity_regularizer_give_the_serial_loss():
+    """Each thread's activity penalties are kept with its own work arrays (a read lock is
+    shared by concurrent evaluates)."""
+    a_in, b_done = threading.Event(), threading.Event()
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Input(shape=(8,)),
+                           layers.Dense(16, activity_regularizer=regularizers.l2(1.0)),
+                           _gate("A", a_in, b_done), layers.Dense(1)])
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((32, 8)).astype("float32")
+    xb = 100 * xa
+    y = np.zeros((32, 1), "float32")
+    serial = m.evaluate(xa, y, batch_size=32, verbose=0)
+    res = {}
+
+    def a():
+        res["a"] = m.evaluate(xa, y, batch_size=32, verbose=0)
+
+    def b():
+        a_in.wait(10)
+        res["b"] = m.evaluate(xb, y, batch_size=32, verbose=0)
+        b_done.set()
+    ta, tb = threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")
+    ta.start(); tb.start(); ta.join(); tb.join()
+    assert res["a"] == pytest.approx(serial, rel=1e-6)
+
+
+def test_ctrl_c_while_a_writer_waits_leaves_the_lock_free():
+    """A KeyboardInterrupt while a writer (set_weights here) waits for a reader: the lock is
+    left free, the reader finishes, later predictions work."""
+    entered, release = threading.Event(), threading.Event()
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Input(shape=(4,)), layers.Dense(4), _gate("reader", entered, release),
+                           layers.Dense(1)])
+    x = np.ones((8, 4), "float32")
+    w = m.get_weights()
+    r = threading.Thread(target=lambda: m.predict(x, verbose=0), name="reader", daemon=True)
+    r.start()
+    assert entered.wait(10)
+
+    def interrupter():
+        while m._state_lock._writer_waiting == 0:
+            time.sleep(0.001)
+        time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    threading.Thread(target=interrupter, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        m.set_weights(w)
+    release.set()
+    r.join(3)
+    later = threading.Thread(target=lambda: m.predict(x, verbose=0), daemon=True)
+    later.start()
+    later.join(3)
+    assert not r.is_alive() and not later.is_alive(), "model locked for good after Ctrl-C"
+
+
+def test_load_weights_waits_for_a_prediction_in_progress(tmp_path):
+    """load_weights writes under the state lock, as set_weights: a prediction in another
+    thread sees the old weights or the new ones, never half of each."""
+    entered, release = threading.Event(), threading.Event()
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Input(shape=(4,)), layers.Dense(4), _gate("reader", entered, release),
+                           layers.Dense(1)])
+    x = np.ones((2, 4), "float32")
+    old = m.predict(x, verbose=0)
+    w_old = m.get_weights()
+    m.set_weights([2 * w + 1 for w in w_old])
+    new = m.predict(x, verbose=0)
+    path = str(tmp_path / "w.weights.h5")
+    m.save_weights(path)
+    m.set_weights(w_old)
+    out = {}
+    r = threading.Thread(target=lambda: out.update(y=m.predict(x, verbose=0)), name="reader")
+    r.start()
+    assert entered.wait(10)
+    loader = threading.Thread(target=lambda: m.load_weights(path))
+    loader.start()
+    loader.join(1)
+    finished_during_prediction = not loader.is_alive()
+    release.set()
+    r.join(); loader.join()
+    assert not finished_during_prediction, "load_weights wrote while a prediction was reading"
+    assert np.array_equal(out["y"], old) or np.array_equal(out["y"], new)
+
+
+def test_a_copy_made_during_fit_in_another_thread_is_a_state_between_steps():
+    """deepcopy (as pickling, save and get_weights) reads the model between two steps: a
+    copy never mixes a step's BatchNormalization statistics with the weights before it."""
+    in_step, release = threading.Event(), threading.Event()
+    fastnn.set_seed(0)
+    m = fastnn.Sequential([layers.Input(shape=(4,)), layers.Dense(4), layers.BatchNormalization(),
+                           _gate("trainer", in_step, release), layers.Dense(1)])
+    m.compile("sgd", "mse")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype("float32")
+    y = rng.standard_normal((16, 1)).astype("float32")
+    before = m.get_weights()
+    t = threading.Thread(target=lambda: m.fit(x, y, batch_size=16, epochs=1, verbose=0),
+                         name="trainer")
+    t.start()
+    assert in_step.wait(10)          # blocked inside the step's backward (write lock held)
+    snap = copy.deepcopy(m).get_weights()
+    release.set()
+    t.join()
+    after = m.get_weights()
+
+    def same(a, b):
+        return all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert same(snap, before) or same(snap, after), "a copy of a half-made step"

@@ -400,3 +400,75 @@ def test_a_sequential_and_a_graph_called_inside_a_graph_share_their_layers():
     outer = model_of(outer_in, layers.Dense(1)(inner(outer_in)))
     assert outer.count_params() == model.count_params() + 2
     assert np.allclose(inner.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# ---- found in review -------------------------------------------------------------------
+def _wide_deep():
+    fastnn.set_seed(0)
+    a = fastnn.Input(shape=(3,), name="wide")
+    b = fastnn.Input(shape=(5,), name="deep")
+    h = layers.Dense(8, activation="relu")(b)
+    m = fastnn.Model([a, b], layers.Dense(1)(layers.Concatenate()([a, h])))
+    m.compile("sgd", "mse")
+    return m
+
+
+def test_train_on_batch_with_several_inputs():
+    """train_on_batch takes a list of inputs like fit, evaluate and test_on_batch."""
+    m = _wide_deep()
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((8, 3)), rng.standard_normal((8, 5))
+    y = rng.standard_normal((8, 1))
+    loss = m.train_on_batch([xa, xb], y)
+    assert np.isfinite(loss)
+
+
+def test_layer_called_twice_in_a_graph_predicts_correctly():
+    """A layer at two places of a graph writes one output buffer: the graph keeps a copy of
+    the first call's output."""
+    fastnn.set_seed(0)
+    a, b = fastnn.Input(shape=(3,), name="a"), fastnn.Input(shape=(3,), name="b")
+    d = layers.Dense(2)
+    m = fastnn.Model([a, b], layers.Add()([d(a), d(b)]))
+    rng = np.random.default_rng(0)
+    xa = rng.standard_normal((4, 3)).astype("float32")
+    xb = rng.standard_normal((4, 3)).astype("float32")
+    np.testing.assert_allclose(m.predict([xa, xb], verbose=0), d(xa) + d(xb), rtol=1e-5)
+
+
+def test_duplicate_layer_names_in_a_graph_are_refused():
+    """Graph configs and files connect layers by name (Keras refuses non-unique names)."""
+    fastnn.set_seed(0)
+    i = fastnn.Input(shape=(3,), name="x")
+    a = layers.Dense(4, name="d")(i)
+    b = layers.Dense(4, activation="tanh", name="d")(a)
+    with pytest.raises(ValueError, match="two layers are named 'd'"):
+        fastnn.Model(i, layers.Dense(1, name="out")(layers.Concatenate()([a, b])))
+    with pytest.raises(ValueError, match="two layers are named 'x'"):
+        fastnn.Model(i, layers.Dense(1, name="x")(i))
+
+
+def test_subclassing_model_directly_is_a_clear_error_and_sequential_subclasses_work():
+    """fastnn.Model was Sequential's alias; a Model is now a Sequential or a graph, decided
+    by its arguments, so a direct subclass is refused at class creation with the way out."""
+    with pytest.raises(TypeError, match="subclass fastnn.Sequential"):
+        class Net(fastnn.Model):
+            def describe(self):
+                return "net"
+
+    class Stack(fastnn.Sequential):
+        def describe(self):
+            return "stack"
+    m = Stack([layers.Input(shape=(3,)), layers.Dense(1)])
+    m.compile("sgd", "mse")
+    assert m.predict(np.ones((2, 3)), verbose=0).shape == (2, 1) and m.describe() == "stack"
+    assert isinstance(m, fastnn.Model)
+
+
+def test_model_with_inputs_none_is_an_error_and_an_unused_input_warns():
+    out = layers.Dense(1)(fastnn.Input(shape=(2,)))
+    with pytest.raises(TypeError, match="inputs must be Input"):
+        fastnn.Model(None, out)
+    a, b = fastnn.Input(shape=(2,), name="used"), fastnn.Input(shape=(2,), name="unused")
+    with pytest.warns(UserWarning, match=r"does not depend on the input\(s\) \['unused'\]"):
+        fastnn.Model([a, b], layers.Dense(1)(a))

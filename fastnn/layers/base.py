@@ -370,6 +370,24 @@ class Layer:
             return dy
         return self._buffer(key, shape)
 
+    @property
+    def _activity_loss(self):
+        """The activity penalty of the last forward pass, kept where its work arrays are
+        (the thread's inference set, or the layer itself): threads evaluating at once do
+        not read each other's."""
+        store = getattr(_BUFFER_SET, "store", None)
+        if store is None:
+            return self.__dict__.get("_activity_loss_value", 0.0)
+        return store.get(id(self), {}).get("_activity_loss", 0.0)
+
+    @_activity_loss.setter
+    def _activity_loss(self, value):
+        store = getattr(_BUFFER_SET, "store", None)
+        if store is None:
+            self.__dict__["_activity_loss_value"] = value
+        else:
+            store.setdefault(id(self), {})["_activity_loss"] = value
+
     def _buffer(self, key, shape, dtype=None):
         """A work array of ``shape`` reused across steps: allocated once for the largest batch
         seen, then returned as a view of its first rows."""

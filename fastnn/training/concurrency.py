@@ -5,7 +5,7 @@
   inference chunk for reading, so a prediction sees the model before or after a step, never
   half-updated, and predictions run in parallel with each other.
 - ``Pool``: the sets of work arrays (and of metric objects) that concurrent inference calls
-  need one each; the first is the model's own, so a single thread allocates nothing new.
+  need one each, made when every one is taken.
 - ``StepGuard``: a KeyboardInterrupt that arrives during a training step is held until the
   step has finished, so an interrupted fit leaves the model exactly as after its last step.
 """
@@ -37,8 +37,14 @@ class RWLock:
     def acquire_write(self):
         self._cond.acquire()
         self._writer_waiting += 1
-        while self._readers:
-            self._cond.wait()
+        try:
+            while self._readers:
+                self._cond.wait()
+        except BaseException:  # e.g. Ctrl-C while waiting: leave the lock as it was
+            self._writer_waiting -= 1
+            self._cond.notify_all()
+            self._cond.release()
+            raise
 
     def release_write(self):
         self._writer_waiting -= 1

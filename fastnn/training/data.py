@@ -514,12 +514,14 @@ class ArraysData(ArrayData):
         order = self.rng.permutation(self.n) if self.shuffle else None
         for index, lo in enumerate(range(0, self.n, self.batch_size)):
             hi = min(lo + self.batch_size, self.n)
-            rows = order[lo:hi] if order is not None else slice(lo, hi)
-            batches = []
             for p in self.parts:
                 p._batch_index = index
-                batches.append(p.batch(rows))
-            yield [b[0] for b in batches], batches[0][1], batches[0][2]
+            yield self.batch(order[lo:hi] if order is not None else slice(lo, hi))
+
+    def batch(self, rows):
+        """([x_1, ..., x_k], y, w) for ``rows`` (a slice or an int64 index array)."""
+        batches = [p.batch(rows) for p in self.parts]
+        return [b[0] for b in batches], batches[0][1], batches[0][2]
 
     def rows(self, lo, hi):
         return [p.rows(lo, hi) for p in self.parts]

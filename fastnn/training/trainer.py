@@ -45,7 +45,9 @@ class Trainer:
     def _init_concurrency(self):
         """The model's guards for use from several threads (fastnn.training.concurrency)."""
         self._state_lock = RWLock()       # steps write, inference chunks read
-        self._buffer_sets = Pool(None, dict)  # work arrays: the layers' own, then one a thread
+        # inference's work arrays, one set a thread; never the layers' own, which the
+        # training step (and its metrics, computed after the step) use
+        self._buffer_sets = Pool({}, dict)
         self._metric_sets = Pool(self.compiled_metrics, self._metric_copies)
         self._trainer_thread = None       # the thread training this model, and its depth
         self._trainer_depth = 0
