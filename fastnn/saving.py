@@ -228,7 +228,8 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
                         raise TypeError(f"save: optimizer state {key!r} of {v.path!r} is a "
                                         f"{type(value).__name__}; only arrays and numbers can be saved")
                 slots.append(slot)
-            meta["optimizer_state"] = {"iterations": int(opt.iterations), "variables": slots}
+            meta["optimizer_state"] = {"iterations": int(opt.iterations), "variables": slots,
+                                       "apply_calls": int(opt.apply_calls)}
     meta["rng"] = {"global": backend.rng().bit_generator.state,
                    "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
                               for i, attr, g in layer_rngs(model)]}
@@ -961,6 +962,11 @@ def _restore_optimizer_state(archive, model, ostate, read):
                 else:
                     state[k] = value
         opt.iterations = int(ostate["iterations"])
+        calls = ostate.get("apply_calls")  # files before it: the start of the cycle
+        if isinstance(calls, int) and not isinstance(calls, bool) and calls >= 0 \
+                and opt.iterations == (calls // opt.gradient_accumulation_steps
+                                       if opt.gradient_accumulation_steps else calls):
+            opt.apply_calls = calls
     return install
 
 

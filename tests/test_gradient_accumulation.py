@@ -146,9 +146,6 @@ def test_arguments_and_config():
 
 
 @requires_c
-@pytest.mark.xfail(strict=True, reason="saving.py stores optimizer.iterations (updates), not the "
-                   "call count _iterations: a file saved mid-cycle resumes at the cycle's start "
-                   "(see the optimizers' notes: saving.py should save and restore _iterations)")
 def test_resume_mid_accumulation_cycle_is_bit_for_bit(tmp_path):
     (x, y), _ = fastnn.datasets.load_digits()
     x, y = x[:320], y[:320]  # 5 batches an epoch, cycles of 2: epoch 1 ends mid-cycle

@@ -227,6 +227,20 @@ class Optimizer:
         k = self.gradient_accumulation_steps
         self._iterations = value * k if k else value
 
+    @property
+    def apply_calls(self):
+        """fastnn extra: the number of ``apply`` calls (``iterations`` times
+        gradient_accumulation_steps, plus the calls of an unfinished accumulation cycle);
+        saving records it, so a model saved mid-cycle resumes mid-cycle."""
+        return self._iterations
+
+    @apply_calls.setter
+    def apply_calls(self, value):
+        value = int(value)
+        if value < 0:
+            raise ValueError(f"apply_calls must be >= 0, got {value}")
+        self._iterations = value
+
     # -- learning rate ------------------------------------------------------------------
     @property
     def learning_rate(self):

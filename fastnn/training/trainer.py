@@ -437,6 +437,10 @@ class Trainer:
                 cb.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
+            if epochs > initial_epoch and hasattr(self.optimizer, "finalize_variable_values"):
+                # as Keras 3: with use_ema the weights become their moving averages
+                with self._state_lock.writing():
+                    self.optimizer.finalize_variable_values(self.trainable_weights)
         finally:
             self._step_guard.__exit__()
             self._step_guard = guard
