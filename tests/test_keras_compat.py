@@ -168,6 +168,18 @@ def test_on_batch_methods_and_json_round_trip():
     np.testing.assert_array_equal(clone.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_compile_takes_keras_3_positional_order_metrics_fourth(digits):
+    X_train, y_train, X_test, y_test = digits
+    model = keras.Sequential([keras.Input(shape=(64,)), keras.layers.Dense(10, activation="softmax")])
+    # Keras 3: compile(optimizer, loss, loss_weights, metrics, ...)
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy", None, ["accuracy"])
+    assert model.get_compile_config()["metrics"] == ["accuracy"]
+    loss, acc = model.evaluate(X_test / 16, y_test, verbose=0)
+    assert 0.0 <= acc <= 1.0
+    with pytest.raises(NotImplementedError, match="loss_weights"):
+        model.compile("sgd", "mse", ["accuracy"])   # Keras 2's order: a list as loss_weights
+
+
 def test_clear_session_resets_automatic_names():
     keras.layers.Dense(3)
     keras.layers.Dense(3)

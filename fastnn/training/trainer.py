@@ -78,10 +78,19 @@ class Trainer:
                 self._trainer_thread = None
 
     # ---- compile ------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
                 weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
                 auto_scale_loss=True):
-        """Configure training: an optimizer, a loss and metrics (names or objects)."""
+        """compile(optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+        weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+        auto_scale_loss=True)
+
+        Configure training: an optimizer, a loss and metrics (names or objects). The
+        arguments come in Keras 3's order (``loss_weights`` third, ``metrics`` fourth), so
+        positional calls written for Keras 3 mean the same here. ``loss_weights`` and
+        ``weighted_metrics`` must be None (one output); the compilation switches
+        (``run_eagerly``, ``steps_per_execution``, ``jit_compile``, ``auto_scale_loss``)
+        are accepted and have nothing to switch in fastnn."""
         if loss_weights is not None or weighted_metrics is not None:
             raise NotImplementedError("fastnn models have one output: loss_weights and "
                                       "weighted_metrics are not supported")
