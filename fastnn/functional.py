@@ -22,7 +22,7 @@ import numpy as np
 from . import backend
 from .backend import unique_name
 from .layers import base as layer_base
-from .layers.base import _check_initialized, _weight_list, is_symbolic
+from .layers.base import _check_initialized, is_symbolic
 from .layers.core import InputLayer
 from .layers.merging import Merge
 from .models import Model
@@ -88,7 +88,9 @@ class _Node:
 
 class Functional(Model, kind="functional"):
     """Model(inputs, outputs, name=None): a graph of layers from ``inputs`` (an Input, or a
-    list of one) to ``outputs`` (a layer output, or a list of one)."""
+    list of them) to ``outputs`` (a layer output, or a list of one)."""
+
+    _kind_name = "Model"
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         self.name = name or unique_name("functional")
@@ -221,45 +223,6 @@ class Functional(Model, kind="functional"):
     def _unique_layers(self):
         return list(self._layers)
 
-    @property
-    def weights(self):
-        return [v for layer in self._layers for v in layer.weights]
-
-    variables = weights
-
-    @property
-    def trainable_weights(self):
-        if not self.trainable:
-            return []
-        return [v for layer in self._layers for v in layer.trainable_weights]
-
-    trainable_variables = trainable_weights
-
-    @property
-    def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
-        return [v for layer in self._layers for v in layer.non_trainable_weights]
-
-    non_trainable_variables = non_trainable_weights
-
-    def get_weights(self):
-        with self._state_lock.reading():  # between two steps of a fit in another thread
-            return [v.numpy() for v in self.weights]
-
-    def set_weights(self, weights):
-        weights = _weight_list(weights, f"Model {self.name!r}")
-        own = self.weights
-        if len(weights) != len(own):
-            raise ValueError(f"Model {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
-        checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
-        with self._state_lock.writing():
-            for v, w in zip(own, checked):
-                np.copyto(v.value, w)
-
-    def count_params(self):
-        return int(sum(v.value.size for v in self.weights))
-
     def get_layer(self, name=None, index=None):
         layers = self.layers
         if index is not None:
@@ -290,11 +253,7 @@ class Functional(Model, kind="functional"):
         for r in rows:
             print_fn("".join(f"{c:<{w[i]}}" for i, c in enumerate(r)))
         print_fn(line)
-        trainable = sum(v.value.size for v in self.trainable_weights)
-        total = self.count_params()
-        print_fn(f" Total params: {total:,}")
-        print_fn(f" Trainable params: {trainable:,}")
-        print_fn(f" Non-trainable params: {total - trainable:,}")
+        self._print_totals(print_fn)
 
     # ---- what the trainer runs ------------------------------------------------------------
     @property

@@ -50,6 +50,54 @@ class Model(Trainer):
                             "Model is a Sequential or a graph, decided by its arguments); "
                             "subclass fastnn.Sequential to add methods to a stack of layers")
 
+    # ---- weights: every model's are its layers' (each layer once) ------------------------
+    @property
+    def weights(self):
+        return [v for layer in self._unique_layers() for v in layer.weights]
+
+    variables = weights
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        return [v for layer in self._unique_layers() for v in layer.trainable_weights]
+
+    trainable_variables = trainable_weights
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [v for layer in self._unique_layers() for v in layer.non_trainable_weights]
+
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        with self._state_lock.reading():  # between two steps of a fit in another thread
+            return [v.numpy() for v in self.weights]
+
+    def set_weights(self, weights):
+        weights = _weight_list(weights, f"{self._kind_name} {self.name!r}")
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(f"{self._kind_name} {self.name!r} has {len(own)} weight arrays, got "
+                             f"{len(weights)}")
+        checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
+        with self._state_lock.writing():  # predictions in other threads: before or after
+            for v, w in zip(own, checked):
+                np.copyto(v.value, w)
+
+    def count_params(self):
+        return int(sum(v.value.size for v in self.weights))
+
+    def _print_totals(self, print_fn):
+        trainable = sum(v.value.size for v in self.trainable_weights)
+        total = self.count_params()
+        print_fn(f" Total params: {total:,}")
+        print_fn(f" Trainable params: {trainable:,}")
+        print_fn(f" Non-trainable params: {total - trainable:,}")
+
     # ---- pickling and copying (fastnn/saving.py) ---------------------------------------------
     def __reduce__(self):
         """pickle, cloudpickle, joblib, ``copy.deepcopy`` and ``copy.copy`` go through fastnn's
@@ -67,6 +115,8 @@ class Sequential(Model, kind="sequential"):
 
     ``Sequential(model_a.layers[:-1])`` shares those layer objects and their weights, as Keras.
     """
+
+    _kind_name = "Sequential"
 
     def __init__(self, layers=None, name=None, trainable=True, **kwargs):
         if "inputs" in kwargs or "outputs" in kwargs:
@@ -202,45 +252,6 @@ class Sequential(Model, kind="sequential"):
                 out.append(layer)
         return out
 
-    @property
-    def weights(self):
-        return [v for layer in self._unique_layers() for v in layer.weights]
-
-    variables = weights
-
-    @property
-    def trainable_weights(self):
-        if not self.trainable:
-            return []
-        return [v for layer in self._unique_layers() for v in layer.trainable_weights]
-
-    trainable_variables = trainable_weights
-
-    @property
-    def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
-        return [v for layer in self._unique_layers() for v in layer.non_trainable_weights]
-
-    non_trainable_variables = non_trainable_weights
-
-    def get_weights(self):
-        with self._state_lock.reading():  # between two steps of a fit in another thread
-            return [v.numpy() for v in self.weights]
-
-    def set_weights(self, weights):
-        weights = _weight_list(weights, f"Sequential {self.name!r}")
-        own = self.weights
-        if len(weights) != len(own):
-            raise ValueError(f"Sequential {self.name!r} has {len(own)} weight arrays, got {len(weights)}")
-        checked = [v._checked(w) for v, w in zip(own, weights)]  # all first: no half-set model
-        with self._state_lock.writing():  # predictions in other threads: before or after
-            for v, w in zip(own, checked):
-                np.copyto(v.value, w)
-
-    def count_params(self):
-        return int(sum(v.value.size for v in self.weights))
-
     def get_layer(self, name=None, index=None):
         if index is not None:
             if not -len(self._layers) <= index < len(self._layers):
@@ -271,11 +282,7 @@ class Sequential(Model, kind="sequential"):
         for r in rows:
             print_fn(f"{r[0]:<{w[0]}}{r[1]:<{w[1]}}{r[2]:>{w[2]}}")
         print_fn(line)
-        trainable = sum(v.value.size for v in self.trainable_weights)
-        total = self.count_params()
-        print_fn(f" Total params: {total:,}")
-        print_fn(f" Trainable params: {trainable:,}")
-        print_fn(f" Non-trainable params: {total - trainable:,}")
+        self._print_totals(print_fn)
 
     # ---- what the trainer runs (fastnn/training/trainer.py) ---------------------------
     @property
