@@ -143,6 +143,30 @@ def test_progress_bar_output():
     assert out.getvalue() == ""
 
 
+
+def test_predict_shows_the_progress_bar_as_keras_3(capsys):
+    (x, y), _ = datasets.load_digits()
+    model = digits_model()
+    p = model.predict(x[:200], batch_size=50)          # verbose="auto": the bar, as Keras 3
+    out = capsys.readouterr().out
+    assert out.startswith("\r4/4 \u2501") and out.endswith("\n") and "/step" in out
+    np.testing.assert_array_equal(model.predict(x[:200], batch_size=50, verbose=1), p)
+    out = capsys.readouterr().out
+    assert "\n" not in out[:-1] and out.split("\r")[-1].startswith("4/4 ")  # drawn over itself
+    model.predict(x[:200], batch_size=50, verbose=2)  # one line at the end
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("4/4 - ") and "\r" not in out
+    model.predict(x[:200], verbose=0)
+    assert capsys.readouterr().out == ""
+    # the bar counts the user's batches, though arrays run in bigger chunks without callbacks
+    model.predict(x[:1000], steps=3)
+    assert "3/3 " in capsys.readouterr().out
+    # a generator's length is learnt as it runs
+    model.predict((x[i:i + 50] for i in range(0, 150, 50)), verbose=2)
+    assert capsys.readouterr().out.startswith("3/3 - ")
+    with pytest.raises(ValueError, match="verbose"):
+        model.predict(x[:10], verbose="yes")
+
 def test_callbacks_receive_logs_and_can_stop_training():
     (x, y), _ = datasets.load_digits()
     model = digits_model()

@@ -742,6 +742,7 @@ class Trainer:
         BatchNormalization stays in inference mode (see fastnn.utils.mc_predict)."""
         if mc_samples is not None:
             return mc_predict(self, x, mc_samples, batch_size=batch_size)
+        shown = arguments.verbosity(verbose)  # checked before any work, as fit's
         data = self._data(x, None, None, None, "predict", 32, targets=False)
         it = None
         try:
@@ -750,15 +751,18 @@ class Trainer:
             cb = (callbacks_module.CallbackList(callbacks, self, {"steps": it.num_batches,
                                                                   "verbose": verbose})
                   if callbacks else None)
-            return self._predict_data(it, cb)
+            # Keras 3: a bar for 1 ("auto"), one line at the end for 2, nothing for 0
+            bar = (callbacks_module.Progbar(it.num_batches, verbose=2 if shown == 2 else 1)
+                   if shown else None)
+            return self._predict_data(it, cb, bar)
         finally:
             (it or data).close()
 
-    def _predict_data(self, it, cb):
+    def _predict_data(self, it, cb, bar=None):
         with self._buffer_sets.take() as store, buffer_set(store):
-            return self._predict_with(it, cb)
+            return self._predict_with(it, cb, bar)
 
-    def _predict_with(self, it, cb):
+    def _predict_with(self, it, cb, bar=None):
         if cb is not None:
             cb.on_predict_begin()
         batch_logs = cb is not None and cb.wants_predict_batches
@@ -767,7 +771,7 @@ class Trainer:
         if arrays:
             result = np.empty((it.data.n,) + shape, self._out_dtype)
             it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs)
-        parts, lo = [], 0
+        parts, lo, done = [], 0, 0
         for step, (xb, _, _) in it.epoch():
             if batch_logs:
                 cb.on_predict_batch_begin(step)
@@ -784,8 +788,16 @@ class Trainer:
             lo += batch_rows(xb)
             if batch_logs:  # as Keras 3: the batch's outputs
                 cb.on_predict_batch_end(step, {"outputs": out.copy()})
+            # the bar counts the user's batches, also when arrays run in bigger chunks
+            done = -(-lo // it.data.user_batch_size) if arrays else step + 1
+            if bar is not None:
+                bar.update(done)
         if cb is not None:
             cb.on_predict_end()
+        if bar is not None:
+            if bar.target is None:  # a generator's length, now known (an array's counts
+                bar.target = done   # the user's batches, not the chunks it.num_batches has)
+            bar.update(bar.target, finalize=True)
         if arrays:
             return result
         return np.concatenate(parts) if parts else np.empty((0,) + shape, self._out_dtype)
