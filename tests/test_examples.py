@@ -53,3 +53,43 @@ def test_graphs_example_runs_small():
     assert set(results) == {"wide_and_deep", "residual_mlp", "plain_mlp"}
     for name, mae in results.items():
         assert 0.0 < mae < 5.0 and f"{name:14s} test MAE {mae:.3f}" in out.getvalue()
+
+
+def test_search_example_runs_in_parallel_on_dask_as_it_does_serially():
+    pytest.importorskip("dask.distributed", reason="the parallel search needs fastnn[search]")
+    import math
+    import multiprocessing
+    import psutil  # a dependency of distributed
+    from dask.distributed import Client, LocalCluster
+    search = load("search")
+    me = psutil.Process()
+    children_before = {p.pid for p in me.children(recursive=True)}
+    mp_children_before = set(multiprocessing.active_children())
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            assert len(set(multiprocessing.active_children()) - mp_children_before) == 2
+            parallel = search.main(small=True, out=None, client=client)
+        serial = search.main(small=True, out=None, parallel=False)
+    # the cluster's worker processes are gone once it is closed (multiprocessing's resource
+    # tracker, started with the first spawned process, lives as long as this interpreter)
+    assert set(multiprocessing.active_children()) <= mp_children_before
+    new = [p for p in me.children(recursive=True) if p.pid not in children_before]
+    _, alive = psutil.wait_procs(
+        [p for p in new if "resource_tracker" not in " ".join(p.cmdline())], timeout=5)
+    assert alive == []
+    assert "in parallel on the Dask cluster" in out.getvalue()
+    assert "trials run serially" in out.getvalue()
+    coarse, fine, best = parallel["coarse"], parallel["fine"], parallel["best"]
+    assert (len(coarse), len(fine)) == (6, 4)
+    assert len({r["seed"] for r in coarse + fine}) == 10  # a seed per trial
+    assert all(math.isfinite(r["val_loss"]) or r["diverged"] for r in coarse + fine)
+    assert math.isfinite(best["val_loss"]) and best == min(fine, key=lambda r: r["val_loss"])
+    # the fine round searched within 3x of the coarse winner
+    winner = min(coarse, key=lambda r: r["val_loss"])
+    assert winner["learning_rate"] / 3 <= best["learning_rate"] <= winner["learning_rate"] * 3
+    assert winner["l2"] / 3 <= best["l2"] <= winner["l2"] * 3
+    # one thread and a seed per trial: the workers give the serial run's numbers, bit for bit
+    assert (serial["coarse"], serial["fine"]) == (coarse, fine)
+    assert serial["test_accuracy"] == parallel["test_accuracy"]
