@@ -18,10 +18,10 @@ def load(name):
     return module
 
 
-def run(name, tmp_path):
+def run(name, tmp_path, **kwargs):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        results = load(name).main(small=True, out=str(tmp_path))
+        results = load(name).main(small=True, out=str(tmp_path), **kwargs)
     return results, out.getvalue()
 
 
@@ -42,7 +42,7 @@ def test_figures_example_shows_collapse_saturation_and_healthy_initialization(tm
 
 
 def test_search_example_refines_around_the_coarse_winner(tmp_path):
-    results, printed = run("search", tmp_path)
+    results, printed = run("search", tmp_path, parallel=False)  # dask's path: test_examples
     assert sorted(os.listdir(tmp_path)) == ["search_coarse.png", "search_fine.png"]
     coarse_best = min(results["coarse"], key=lambda r: r["val_loss"])
     for r in results["fine"]:  # within 3x of the coarse winner on both axes
