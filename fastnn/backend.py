@@ -103,6 +103,42 @@ def clear_session():
     _NAME_COUNTS.clear()
 
 
+def get_value(x):
+    """get_value(x): the value of ``x`` as NumPy, as Keras 2's ``keras.backend.get_value``.
+
+    fastnn convenience for Keras 2 code (``import fastnn.backend as K``): ``x`` is a weight
+    (``layer.kernel``, anything with ``.numpy()``: a copy of its array) or a learning rate
+    (``K.get_value(model.optimizer.learning_rate)``, or Keras 2's ``optimizer.lr``: a float);
+    plain numbers and arrays are returned as NumPy values too."""
+    if hasattr(x, "numpy"):
+        return x.numpy()
+    value = np.asarray(x)
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"get_value: expected a variable, a learning rate, a number or an "
+                        f"array, got {type(x).__name__}")
+    return value.copy() if value.ndim else value[()]
+
+
+def set_value(x, value):
+    """set_value(x, value): set ``x`` in place, as Keras 2's ``keras.backend.set_value``.
+
+    fastnn convenience for Keras 2 code: ``K.set_value(model.optimizer.learning_rate, 0.01)``
+    (or ``optimizer.lr``) sets the optimizer's rate, exactly as ``optimizer.learning_rate =
+    0.01`` (refused, as in Keras, when the optimizer runs a schedule); ``K.set_value(
+    layer.kernel, array)`` copies the array into the weight (shape and finiteness checked,
+    dtype converted). The rate ``optimizer.learning_rate`` returns is a float that remembers
+    its optimizer (so set_value can reach it); it is a snapshot: read the property again to
+    see the new rate. A plain number or array has nothing to set, so it is refused."""
+    if hasattr(value, "numpy"):  # another variable or learning rate: its value
+        value = value.numpy()
+    assign = getattr(x, "assign", None)
+    if assign is None:
+        raise TypeError(f"set_value: {type(x).__name__} {x!r} cannot be set in place; pass a "
+                        "variable (e.g. layer.kernel) or an optimizer's learning_rate (as "
+                        "returned by model.optimizer.learning_rate)")
+    assign(value)
+
+
 def rng():
     """The global numpy Generator behind initializers and shuffling."""
     return _rng
