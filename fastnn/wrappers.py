@@ -25,6 +25,11 @@ already one-hot) and maps predictions back to the original labels; the regressor
 2-D target and returns predictions in the shape of the ``y`` it was fitted on.
 scikit-learn is needed only when these classes are used.
 
+Keras 2's ``KerasClassifier`` / ``KerasRegressor`` are importable from
+``fastnn.wrappers.scikit_learn`` (as from ``keras.wrappers.scikit_learn``): the classes
+above under their old names, with ``build_fn=`` and Keras 2's ``sk_params``, and a
+DeprecationWarning.
+
 ``random_state`` (a fastnn extra, as scikit-learn's MLPClassifier has it) decides the random
 choices of each fit: the model's initial weights, the shuffling and the dropout masks.
 
@@ -46,8 +51,12 @@ threading backend they take turns instead of running in parallel.
 """
 import contextlib
 import copy
+import inspect
 import numbers
+import sys
 import threading
+import types
+import warnings
 
 import numpy as np
 
@@ -274,3 +283,84 @@ class SKLearnTransformer(TransformerMixin, _SKLBase):
     def transform(self, X):
         """The fitted model's outputs for X."""
         return self.predict(X)
+
+
+# ---- Keras 2's keras.wrappers.scikit_learn ---------------------------------------------------
+# Keras 2's names for the classifier and regressor, as fastnn.wrappers.scikit_learn: build_fn=
+# is accepted as the name of ``model``, a build function need not take X and y, and further
+# keyword arguments (Keras 2's ``sk_params``) go to the model's fit when fit takes them
+# (epochs, batch_size, verbose, ...) and to the build function otherwise. Unlike Keras 2's
+# classifier, the labels are one-hot encoded for the model (Keras 3's rule): the model ends in
+# Dense(n_classes, activation="softmax") with categorical_crossentropy.
+
+class _Keras2BuildFn:
+    """A Keras 2 build function (no X, y arguments) called as Keras 3's are; a class, not a
+    closure, so that joblib's worker processes can unpickle it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, X=None, y=None, **kwargs):
+        return self.fn(**kwargs)
+
+
+def _takes_data(fn):
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return "X" in params or "y" in params or any(p.kind is p.VAR_KEYWORD
+                                                 for p in params.values())
+
+
+class _Keras2Arguments:
+    """Keras 2's constructor on top of a Keras 3 wrapper class."""
+
+    def __init__(self, model=None, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                 random_state=None, build_fn=None, **sk_params):
+        cls_name = type(self).__name__
+        warnings.warn(f"{cls_name} (keras.wrappers.scikit_learn) is Keras 2's name and is "
+                      f"deprecated: use fastnn.wrappers.SKLearn{cls_name[len('Keras'):]}",
+                      DeprecationWarning, stacklevel=2)
+        if build_fn is not None:
+            if model is not None:
+                raise ValueError(f"{cls_name}: pass the model or the function building it as "
+                                 "`model` or as `build_fn` (Keras 2's name), not both")
+            model = build_fn
+        if callable(model) and not hasattr(model, "compiled") and not _takes_data(model):
+            model = _Keras2BuildFn(model)
+        if sk_params:  # those fit takes go to fit, the rest to the build function
+            from .training.trainer import Trainer
+            fit_args = inspect.signature(Trainer.fit).parameters
+            model_kwargs, fit_kwargs = dict(model_kwargs or {}), dict(fit_kwargs or {})
+            for key, value in sk_params.items():
+                (fit_kwargs if key in fit_args and key not in ("self", "x", "y")
+                 else model_kwargs)[key] = value
+        super().__init__(model, warm_start, model_kwargs or None, fit_kwargs or None,
+                         random_state)
+        self.build_fn = None  # now in ``model``; scikit-learn's get_params reads it
+
+
+class KerasClassifier(_Keras2Arguments, SKLearnClassifier):
+    """KerasClassifier(model=None, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                   random_state=None, build_fn=None, **sk_params)
+
+    Keras 2's name for ``SKLearnClassifier`` (deprecated, with a DeprecationWarning);
+    ``build_fn`` is ``model``'s old name and ``sk_params`` are split between the model's
+    fit and the build function (see the comment above these classes)."""
+
+
+class KerasRegressor(_Keras2Arguments, SKLearnRegressor):
+    """KerasRegressor(model=None, warm_start=False, model_kwargs=None, fit_kwargs=None,
+                  random_state=None, build_fn=None, **sk_params)
+
+    Keras 2's name for ``SKLearnRegressor`` (deprecated, with a DeprecationWarning);
+    ``build_fn`` and ``sk_params`` as for KerasClassifier."""
+
+
+# A module object of its own, registered under its dotted name, makes
+# ``import fastnn.wrappers.scikit_learn`` work without turning this module into a package.
+scikit_learn = types.ModuleType(__name__ + ".scikit_learn",
+                                "Keras 2's keras.wrappers.scikit_learn names (deprecated).")
+scikit_learn.KerasClassifier, scikit_learn.KerasRegressor = KerasClassifier, KerasRegressor
+sys.modules[scikit_learn.__name__] = scikit_learn

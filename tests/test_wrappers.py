@@ -258,3 +258,39 @@ def test_invalid_random_state_is_refused_at_fit(digits, bad):
     x, y = digits
     with pytest.raises(ValueError, match="random_state"):
         SKLearnClassifier(build_classifier, random_state=bad).fit(x[:20], y[:20])
+
+
+def build_keras2_classifier(units=32):  # Keras 2's build_fn: no X, y
+    model = fastnn.Sequential([layers.Input(shape=(64,)), layers.Dense(units, activation="relu"),
+                               layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=optimizers.Adam(1e-2), loss="categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def test_keras2_scikit_learn_module_names_warn_and_take_build_fn_and_sk_params(digits):
+    from fastnn.wrappers.scikit_learn import KerasClassifier, KerasRegressor
+    x, y = digits
+    with pytest.warns(DeprecationWarning, match="SKLearnClassifier"):
+        clf = KerasClassifier(build_fn=build_keras2_classifier, units=16, epochs=3,
+                              batch_size=32, verbose=0, random_state=0)
+    assert isinstance(clf, SKLearnClassifier)
+    assert clf.model_kwargs == {"units": 16}
+    assert clf.fit_kwargs == {"epochs": 3, "batch_size": 32, "verbose": 0}
+    clf.fit(x / 16, y)
+    assert clf.model_.layers[0].units == 16 and len(clf.history_["loss"]) == 3
+    # the same fit as Keras 3's wrapper with the same seed
+    new = SKLearnClassifier(build_classifier, model_kwargs={"units": 16}, random_state=0,
+                            fit_kwargs={"epochs": 3, "batch_size": 32, "verbose": 0})
+    np.testing.assert_array_equal(new.fit(x / 16, y).predict_proba(x[:50] / 16),
+                                  clf.predict_proba(x[:50] / 16))
+    with pytest.warns(DeprecationWarning):
+        copy = clone(clf)                        # scikit-learn's clone (searches) keeps it all
+    assert copy.model_kwargs == clf.model_kwargs and copy.fit_kwargs == clf.fit_kwargs
+    with pytest.warns(DeprecationWarning, match="SKLearnRegressor"):
+        reg = KerasRegressor(build_fn=build_regressor, epochs=2, verbose=0)
+    assert isinstance(reg, SKLearnRegressor) and reg.model is build_regressor  # takes X, y
+    reg.fit(x / 16, y.astype(np.float32))
+    assert reg.predict(x[:5] / 16).shape == (5,)
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="not both"):
+        KerasClassifier(build_classifier, build_fn=build_classifier)
