@@ -4,6 +4,7 @@ import numpy as np
 
 from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
 from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
+from .ensembles import SnapshotEnsemble, ensemble_predict  # noqa: F401  (fastnn extras)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 from .plot_model import model_to_dot, plot_model  # noqa: F401  (keras.utils; pydot optional)
 from .training.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
