@@ -93,3 +93,13 @@ def test_search_example_runs_in_parallel_on_dask_as_it_does_serially():
     # one thread and a seed per trial: the workers give the serial run's numbers, bit for bit
     assert (serial["coarse"], serial["fine"]) == (coarse, fine)
     assert serial["test_accuracy"] == parallel["test_accuracy"]
+
+
+def test_ensembles_example_runs_small():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        results = load("ensembles").main(small=True)
+    assert results["snapshots"] >= 2
+    for key in ("single", "independent", "last_snapshot", "snapshot_ensemble"):
+        assert 0.5 < results[key] <= 1.0
+    assert f"snapshot ensemble     {results['snapshot_ensemble']:.3f}" in out.getvalue()
