@@ -9,7 +9,6 @@ GEMM-only floor's, each as a ratio to the floor, all measured in this run.
 import argparse
 import time
 
-import numpy as np
 
 from common import best_of, gemm_floor_epoch, mnist_like
 

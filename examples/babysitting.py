@@ -14,7 +14,6 @@ nets, with fastnn's helpers:
 
 Run: ``python examples/babysitting.py``.
 """
-import numpy as np
 
 import fastnn
 from fastnn import callbacks, initializers, layers, optimizers

@@ -2,14 +2,15 @@
 checks before training."""
 import numpy as np
 
-from .backend import set_seed as set_random_seed  # keras.utils.set_random_seed
+from .backend import set_seed as set_random_seed  # noqa: F401  (keras.utils.set_random_seed)
 from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
 from .ensembles import SnapshotEnsemble, ensemble_predict  # noqa: F401  (fastnn extras)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 from .plot_model import model_to_dot, plot_model  # noqa: F401  (keras.utils; pydot optional)
 from .training.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)
-Sequence = PyDataset  # Keras 3 keeps keras.utils.Sequence as PyDataset's old name
 from .training.trainer import mc_predict  # noqa: F401  (fastnn extra)
+
+Sequence = PyDataset  # Keras 3 keeps keras.utils.Sequence as PyDataset's old name
 
 
 def to_categorical(x, num_classes=None):

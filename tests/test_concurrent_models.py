@@ -286,7 +286,10 @@ def test_concurrent_evaluates_with_activity_regularizer_give_the_serial_loss():
         res["b"] = m.evaluate(xb, y, batch_size=32, verbose=0)
         b_done.set()
     ta, tb = threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")
-    ta.start(); tb.start(); ta.join(); tb.join()
+    for t in (ta, tb):
+        t.start()
+    for t in (ta, tb):
+        t.join()
     assert res["a"] == pytest.approx(serial, rel=1e-6)
 
 
@@ -343,7 +346,8 @@ def test_load_weights_waits_for_a_prediction_in_progress(tmp_path):
     loader.join(1)
     finished_during_prediction = not loader.is_alive()
     release.set()
-    r.join(); loader.join()
+    r.join()
+    loader.join()
     assert not finished_during_prediction, "load_weights wrote while a prediction was reading"
     assert np.array_equal(out["y"], old) or np.array_equal(out["y"], new)
 

@@ -1,5 +1,4 @@
 """integration.OptunaPruningCallback reports every epoch to an Optuna trial and prunes."""
-import numpy as np
 import pytest
 
 import fastnn

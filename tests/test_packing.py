@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import backend, callbacks, datasets, layers, models, optimizers
+from fastnn import backend, callbacks, datasets, layers, optimizers
 from fastnn.layers.base import is_packed, pack_variables
 from fastnn.training import trainer as trainer_module
 

@@ -1,6 +1,5 @@
 """Review findings: inputs where a C kernel and its NumPy reference meant different things, and
 wrapper arguments that crashed the interpreter. Each test failed before its fix."""
-import os
 import subprocess
 import sys
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import layers, losses, optimizers
+from fastnn import layers, optimizers
 
 from conftest import C, REF, numeric_grad
 

@@ -1,7 +1,6 @@
 """callbacks.StopOnDivergence stops a run whose loss blows up and marks it in the logs."""
 import math
 
-import numpy as np
 import pytest
 
 import fastnn

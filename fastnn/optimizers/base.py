@@ -62,8 +62,8 @@ from .. import backend
 # end up in two cores' caches, and the next step's products fetch them across. Results are the
 # same bits either way; above this size the parallel update is kept for bigger machines.
 PARALLEL_UPDATE_MIN = 1 << 20
-from ..layers.base import _offset, is_packed
-from .schedules import LearningRateSchedule
+from ..layers.base import _offset, is_packed  # noqa: E402  (after the constants they explain)
+from .schedules import LearningRateSchedule  # noqa: E402
 
 
 class _PackedRun:

@@ -35,7 +35,6 @@ def batchnorm_forward_train(X, gamma, beta, epsilon, momentum, moving_mean=None,
            moving_variance=moving_variance)
     if X.shape[0] < 1:
         raise ValueError(f"batch normalization needs at least one row, got X of shape {X.shape}")
-    dt = X.dtype.type
     x64 = X.astype(np.float64)
     mu = x64.mean(axis=0)
     var = ((x64 - mu) ** 2).mean(axis=0)
