@@ -257,10 +257,6 @@ class Functional(Model, kind="functional"):
 
     # ---- what the trainer runs ------------------------------------------------------------
     @property
-    def _dtype(self):
-        return self._layers[0].dtype if self._layers else backend.floatx()
-
-    @property
     def _out_dtype(self):
         return self._nodes[-1].layer.dtype
 

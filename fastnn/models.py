@@ -91,6 +91,11 @@ class Model(Trainer):
     def count_params(self):
         return int(sum(v.value.size for v in self.weights))
 
+    @property
+    def _dtype(self):
+        """The inputs' dtype: the first layer's (floatx for a model without layers)."""
+        return self._layers[0].dtype if self._layers else backend.floatx()
+
     def _print_totals(self, print_fn):
         trainable = sum(v.value.size for v in self.trainable_weights)
         total = self.count_params()
@@ -285,10 +290,6 @@ class Sequential(Model, kind="sequential"):
         self._print_totals(print_fn)
 
     # ---- what the trainer runs (fastnn/training/trainer.py) ---------------------------
-    @property
-    def _dtype(self):
-        return self._layers[0].dtype if self._layers else backend.floatx()
-
     @property
     def _out_dtype(self):
         """The model's output (and target) dtype: the last layer's, as Keras."""

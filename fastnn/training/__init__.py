@@ -2,7 +2,7 @@
 
 - ``trainer``: compile / fit / evaluate / predict and the training step (``Trainer``, a base
   class of the models), and the package-internal helpers other fastnn modules use instead
-  of a model's private names (``prepare_inputs``, ``forward``, ``mc_predict``);
+  of a model's private names (``prepare_inputs``, ``mc_predict``);
 - ``data``: adapters from what the user passes (arrays, memory maps, generators, PyDataset)
   to batches; ``epoch_iterator``: epochs cut from passes; ``arguments``: the argument rules;
 - ``py_dataset``: ``PyDataset`` (exported as fastnn.utils.PyDataset) and its workers;

@@ -812,11 +812,6 @@ def prepare_inputs(model, x, name="x"):
     return convert(model._inputs(x, name), model._dtype, name)
 
 
-def forward(model, x, training):
-    """One forward pass of ``model`` on a prepared batch (``training`` may be "mc")."""
-    return model._forward(x, training)
-
-
 def mc_predict(model, x, n, batch_size=None):
     """mc_predict(model, x, n, batch_size=None) -> (mean, std): Monte Carlo dropout.
 
