@@ -33,7 +33,7 @@ def compiler_has_openmp():
 
 
 openmp = compiler_has_openmp()
-cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-function", "-Wno-unknown-pragmas"]
+cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Werror=implicit-function-declaration", "-Wno-unused-function", "-Wno-unknown-pragmas"]
 ldflags = []
 if openmp:
     cflags.append("-fopenmp")

@@ -195,7 +195,7 @@ void FN(act_backward)(const REAL *dY, const REAL *Z, const REAL *Y, int act, dou
         FASTNN_SPLIT(n, n * m * fastnn_act_cost(act), n_threads,
                      FN(act_backward_rows)(dY, Z, Y, act, (REAL)alpha, dZ, lo, hi, m));
     }
-    if (db) FN(col_sum)(dZ, db, n, m, n_threads);
+    if (db) PUBLIC(col_sum)(dZ, db, n, m, n_threads);
 }
 
 FASTNN_CLONES

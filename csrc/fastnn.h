@@ -32,15 +32,31 @@
 /* Row block for reductions: partial sums per block, blocks summed in order. */
 #define FASTNN_BLOCK_ROWS 64
 
-/* Runtime dispatch: hot serial loops are compiled for AVX-512 (x86-64-v4), AVX2/FMA
- * (x86-64-v3) and baseline x86-64, and the loader picks one (no -march=native needed for
- * speed). v4 brings 64-bit vector multiplies: the dropout hash runs 2x faster (measured). */
+/* Runtime dispatch: hot serial loops (the functions marked FASTNN_CLONES) are compiled for
+ * AVX-512 (x86-64-v4), AVX2/FMA (x86-64-v3) and baseline x86-64, and one path is picked when
+ * the extension loads (no -march=native needed for speed). v4 brings 64-bit vector
+ * multiplies: the dropout hash runs 2x faster (measured). csrc/template.h compiles each
+ * kernel family once per path (kernel names get the suffix _v4, _v3 or _base) and
+ * csrc/dispatch.c binds every public kernel name to one of them at load time (GNU ifunc);
+ * the environment variable FASTNN_CPU=baseline|avx2|avx512 forces a path the CPU supports.
+ * FASTNN_DISPATCH is 0 where there is one path only (not GCC on x86-64 Linux, or a
+ * -march=native build, FASTNN_NATIVE=1): then kernels keep their plain names. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
     && !defined(FASTNN_NO_CLONES)
-#define FASTNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTNN_DISPATCH 1
 #else
-#define FASTNN_CLONES
+#define FASTNN_DISPATCH 0
 #endif
+/* FASTNN_CLONES is defined by csrc/template.h for each path (a target attribute). */
+
+/* The CPU path the kernels run on: 2 AVX-512 (x86-64-v4), 1 AVX2/FMA (x86-64-v3),
+ * 0 baseline x86-64, -1 a build without runtime dispatch. */
+int fastnn_cpu_path(void);
+/* The best path this CPU supports (-1 without runtime dispatch). */
+int fastnn_cpu_supported(void);
+/* The path FASTNN_CPU asked for when the extension loaded: -1 not set (or "auto"),
+ * -2 a value that is not a path name (then the best supported path runs). */
+int fastnn_cpu_requested(void);
 
 int fastnn_have_openmp(void);
 

@@ -70,6 +70,30 @@ def have_openmp():
     return bool(fastnn_have_openmp())
 
 
+# fastnn_cpu_path's numbers (csrc/fastnn.h); -1 is a build without runtime dispatch
+CPU_PATHS = ("baseline", "avx2", "avx512")
+
+
+def cpu_path():
+    """The CPU path the kernels were bound to when the extension loaded: "avx512", "avx2",
+    "baseline", or "native" for a build without runtime dispatch (csrc/dispatch.c)."""
+    cdef int path = fastnn_cpu_path()
+    return CPU_PATHS[path] if path >= 0 else "native"
+
+
+def cpu_supported():
+    """The best CPU path this machine supports ("native" without runtime dispatch)."""
+    cdef int path = fastnn_cpu_supported()
+    return CPU_PATHS[path] if path >= 0 else "native"
+
+
+def cpu_requested():
+    """What FASTNN_CPU asked for when the extension loaded, as the loader read it: a path
+    name, None when unset (or "auto"), "invalid" for any other value."""
+    cdef int path = fastnn_cpu_requested()
+    return CPU_PATHS[path] if path >= 0 else (None if path == -1 else "invalid")
+
+
 cdef inline int _nt(n_threads) except -1:
     # The default honours the user's OpenMP limit; an explicit n_threads is taken as given
     # (the tests use it to run both paths of a kernel).

@@ -4,6 +4,9 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     int fastnn_have_openmp()
+    int fastnn_cpu_path()
+    int fastnn_cpu_supported()
+    int fastnn_cpu_requested()
 
     # activations.c
     void bias_act_forward_f32(float *Z, const float *b, int act, double alpha, float *Y,

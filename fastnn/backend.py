@@ -224,6 +224,33 @@ class serial_kernels:
         return False
 
 
+def cpu_path():
+    """The CPU path fastnn's C kernels run on: ``"avx512"`` (x86-64-v4), ``"avx2"``
+    (x86-64-v3: AVX2 and FMA), ``"baseline"`` (x86-64), ``"native"`` for a build without
+    runtime dispatch (``FASTNN_NATIVE=1``, or not GCC on x86-64 Linux), or None when the C
+    extension is not built. fastnn extra.
+
+    The best path the CPU supports is picked when the extension loads; the environment
+    variable ``FASTNN_CPU=baseline|avx2|avx512`` (set before ``import fastnn``) forces a
+    lower one, e.g. to check results against the baseline code. Each path gives the same
+    bits run after run; paths may differ from each other in the last bits (FMA)."""
+    ck = _ops_module._ckernels
+    return None if ck is None else ck.cpu_path()
+
+
+def supported_cpu_paths():
+    """The CPU paths this machine can run, lowest first (the values ``FASTNN_CPU`` may
+    take): ``("baseline", "avx2")`` on an AVX2 CPU without AVX-512; ``("native",)`` for a
+    build without runtime dispatch; ``()`` when the C extension is not built. fastnn extra."""
+    ck = _ops_module._ckernels
+    if ck is None:
+        return ()
+    best = ck.cpu_supported()
+    if best == "native":
+        return ("native",)
+    return ck.CPU_PATHS[:ck.CPU_PATHS.index(best) + 1]
+
+
 def have_openmp():
     """True when the C kernels were compiled with OpenMP."""
     return _ops_module._ckernels is not None and _ops_module._ckernels.have_openmp()
