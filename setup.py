@@ -1,9 +1,10 @@
 """Build fastnn's C extension: the kernels in csrc/ plus their Cython wrappers.
 
 OpenMP is used when the compiler accepts -fopenmp; otherwise the kernels build and run
-serially. No -march=native by default (a wheel must run on any x86-64): hot loops carry
-GCC target_clones for AVX2/FMA with runtime dispatch. FASTNN_NATIVE=1 opts in to
--march=native; FASTNN_NO_OPENMP=1 forces a serial build.
+serially. No -march=native by default (a wheel must run on any x86-64): hot loops are
+compiled for AVX-512, AVX2/FMA and baseline x86-64 and bound at load time
+(csrc/template.h, csrc/dispatch.c; FASTNN_CPU picks a path). FASTNN_NATIVE=1 opts in to
+-march=native (one path); FASTNN_NO_OPENMP=1 forces a serial build.
 """
 import glob
 import os
