@@ -14,7 +14,10 @@ t0=$(date +%s)
 step() { echo "check_no_openmp: $* ($(( $(date +%s) - t0 )) s)"; }
 
 step "building with FASTNN_NO_OPENMP=1"
-FASTNN_NO_OPENMP=1 python -m pip install --quiet --no-deps --target "$work/site" "$root" \
+# built in this environment (no isolated one to fill with numpy and Cython first)
+python -m pip install --quiet "Cython>=3.0" "setuptools>=64" wheel
+FASTNN_NO_OPENMP=1 python -m pip install --quiet --no-deps --no-build-isolation \
+    --target "$work/site" "$root" \
     > "$work/build.log" 2>&1 || { tail -50 "$work/build.log"; exit 1; }
 
 # everything but the package's source, so that the tests import the serial build

