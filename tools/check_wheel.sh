@@ -49,13 +49,27 @@ for c in cc gcc g++ c++ clang clang++ x86_64-linux-gnu-gcc x86_64-linux-gnu-g++;
     printf '#!/bin/sh\necho "check_wheel: no C compiler here ($0)" >&2\nexit 1\n' > "$work/nocc/$c"
     chmod +x "$work/nocc/$c"
 done
+# The optional packages some tests use (scikit-learn, matplotlib, tensorboard, optuna, dask,
+# ...) take minutes to install; by default the new venv borrows them from the environment
+# running this script, through a .pth file that puts that environment's site-packages
+# AFTER the venv's own: the wheel and its dependencies (numpy, threadpoolctl) and pytest
+# are installed fresh and win, and a test asserts that fastnn comes from the venv.
+# FASTNN_WHEEL_FULL_INSTALL=1 installs the wheel's [test] extra into the venv instead.
+outer_site=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 python -m venv "$work/venv"
 export PATH="$work/nocc:$work/venv/bin:$PATH" CC=false CXX=false VIRTUAL_ENV="$work/venv"
 unset PYTHONPATH
 if cc --version > /dev/null 2>&1; then echo "check_wheel: cc still works" >&2; exit 1; fi
 # binaries only: a dependency that would need compiling fails here rather than compiling
-python -m pip install --quiet --only-binary=:all: "$repaired[test]"
+if [ -n "${FASTNN_WHEEL_FULL_INSTALL:-}" ]; then
+    python -m pip install --quiet --only-binary=:all: "$repaired[test]"
+else
+    python -m pip install --quiet --only-binary=:all: "$repaired" pytest hypothesis
+fi
 site=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+[ -n "${FASTNN_WHEEL_FULL_INSTALL:-}" ] || echo "$outer_site" > "$site/zz_check_wheel_borrowed.pth"
+python -c "import fastnn, sys; sys.exit(not fastnn.__file__.startswith('$site'))" \
+    || { echo "check_wheel: fastnn does not come from the venv" >&2; exit 1; }
 
 step "the test suite against the installed wheel"
 # everything but the package's source: tests read README.md, examples/ and pyproject.toml
