@@ -42,6 +42,8 @@ def test_openmp_workers_sleep_unless_the_user_says_otherwise():
 
 
 @requires_c
+@pytest.mark.skipif(bool(os.environ.get("FASTNN_NO_OPENMP")),
+                    reason="a serial build: tests/kernels/test_build_options.py checks it")
 def test_openmp_was_compiled_in():
     # gcc on the CI machine has OpenMP: the build must have found it
     assert fastnn.have_openmp()
