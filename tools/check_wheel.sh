@@ -68,7 +68,8 @@ else
 fi
 site=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 [ -n "${FASTNN_WHEEL_FULL_INSTALL:-}" ] || echo "$outer_site" > "$site/zz_check_wheel_borrowed.pth"
-python -c "import fastnn, sys; sys.exit(not fastnn.__file__.startswith('$site'))" \
+# (from the work directory: in the checkout, python would import its source tree)
+(cd "$work" && python -c "import fastnn, sys; sys.exit(not fastnn.__file__.startswith('$site'))") \
     || { echo "check_wheel: fastnn does not come from the venv" >&2; exit 1; }
 
 step "the test suite against the installed wheel"
