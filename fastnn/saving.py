@@ -205,9 +205,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
     meta["optimizer_state"] = None
     if getattr(model, "compiled", False):
         opt = model.optimizer
-        meta["compile"] = {"optimizer": _serialize_optimizer(opt),
-                           "loss": losses.serialize(model.loss),
-                           "metrics": [_serialize_metric(m) for m in model.get_compile_config()["metrics"]]}
+        comp = model.get_compile_config()
+        if "loss_weights" in comp:  # several outputs: a loss (or None) and metrics per output
+            meta["compile"] = {
+                "optimizer": _serialize_optimizer(opt),
+                "loss": [None if loss is None else losses.serialize(loss) for loss in comp["loss"]],
+                "loss_weights": list(comp["loss_weights"]),
+                "metrics": [[_serialize_metric(m) for m in ms] for ms in comp["metrics"]]}
+        else:
+            meta["compile"] = {"optimizer": _serialize_optimizer(opt),
+                               "loss": losses.serialize(model.loss),
+                               "metrics": [_serialize_metric(m) for m in comp["metrics"]]}
         if include_optimizer and isinstance(opt, Optimizer):
             slots = []
             for i, v in enumerate(variables):
@@ -447,8 +455,13 @@ def _custom_classes(model):
              schedules.LearningRateSchedule)
     objects = list(model.layers)
     if getattr(model, "compiled", False):
-        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None), model.loss]
-        objects += model.get_compile_config()["metrics"]
+        comp = model.get_compile_config()
+        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None)]
+        if "loss_weights" in comp:  # several outputs
+            objects += [loss for loss in comp["loss"] if loss is not None]
+            objects += [m for ms in comp["metrics"] for m in ms]
+        else:
+            objects += [model.loss] + comp["metrics"]
     out = {}
     for obj in objects:
         cls = obj if isinstance(obj, type) else type(obj)
@@ -890,26 +903,45 @@ def _restore_compile(archive, model, custom_objects):
             if scls is not None:
                 ocfg["learning_rate"] = scls.from_config(dict(lr.get("config", {})))
         opt = ocls.from_config(ocfg)
-        lspec = comp.get("loss")
-        if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
-            raise archive.error("the loss config is malformed")
-        lcls = _lookup(lspec["class_name"], custom_objects,
-                       lambda n: losses._BY_NAME[n], losses.Loss)
-        loss = lcls.from_config(dict(lspec.get("config", {})))
-        mets = []
         known = {k: c for k, c in vars(metrics).items()
                  if isinstance(c, type) and issubclass(c, metrics.Metric)}
         known.update(_CUSTOM_METRICS)
-        for m in comp.get("metrics", []) or []:
-            if isinstance(m, str):
-                mets.append(m)
-            elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
-                mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
-                               metrics.Metric)
-                mets.append(mcls(**dict(m.get("config", {}))))
-            else:
-                raise archive.error(f"a metric spec is malformed: {m!r:.80}")
-        model.compile(optimizer=opt, loss=loss, metrics=mets)
+
+        def loss_of(lspec):
+            if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
+                raise archive.error("the loss config is malformed")
+            lcls = _lookup(lspec["class_name"], custom_objects,
+                           lambda n: losses._BY_NAME[n], losses.Loss)
+            return lcls.from_config(dict(lspec.get("config", {})))
+
+        def metrics_of(specs):
+            if not isinstance(specs, list):
+                raise archive.error("the metrics config is malformed")
+            mets = []
+            for m in specs:
+                if isinstance(m, str):
+                    mets.append(m)
+                elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
+                    mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
+                                   metrics.Metric)
+                    mets.append(mcls(**dict(m.get("config", {}))))
+                else:
+                    raise archive.error(f"a metric spec is malformed: {m!r:.80}")
+            return mets
+
+        lspec = comp.get("loss")
+        if isinstance(lspec, list):  # a model with several outputs
+            weights = comp.get("loss_weights")
+            per_metrics = comp.get("metrics") or [[] for _ in lspec]
+            if not isinstance(weights, list) or not isinstance(per_metrics, list) \
+                    or not len(weights) == len(per_metrics) == len(lspec):
+                raise archive.error("the per-output compile settings are malformed")
+            model.compile(optimizer=opt,
+                          loss=[None if spec is None else loss_of(spec) for spec in lspec],
+                          loss_weights=weights, metrics=[metrics_of(ms) for ms in per_metrics])
+        else:
+            model.compile(optimizer=opt, loss=loss_of(lspec),
+                          metrics=metrics_of(comp.get("metrics", []) or []))
     except InvalidModelFileError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
