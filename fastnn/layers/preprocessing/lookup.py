@@ -68,14 +68,14 @@ class IndexLookup(PreprocessingLayer):
         if idf_weights is not None and self.output_mode != "tf_idf":
             raise ValueError(f"{owner}: idf_weights should only be set if output_mode is "
                              f"'tf_idf', got output_mode={output_mode!r}")
-        if self.max_tokens is not None and self.max_tokens <= self._token_start():
-            raise ValueError(f"{owner}: max_tokens={max_tokens} leaves no room for tokens after "
-                             f"the mask and {self.num_oov_indices} OOV index(es)")
         if oov_method not in ("floormod", "farmhash"):
             raise ValueError(f"{owner}: oov_method must be 'floormod' or 'farmhash', got "
                              f"{oov_method!r}")
         self.mask_token = mask_token
         self.oov_token = oov_token
+        if self.max_tokens is not None and self.max_tokens <= self._token_start():
+            raise ValueError(f"{owner}: max_tokens={max_tokens} leaves no room for tokens after "
+                             f"the mask and {self.num_oov_indices} OOV index(es)")
         self.invert = bool(invert)
         self.pad_to_max_tokens = bool(pad_to_max_tokens)
         self.sparse = False
@@ -161,10 +161,12 @@ class IndexLookup(PreprocessingLayer):
             if idf_weights is None:
                 raise ValueError(f"{owner}: idf_weights must be set in 'tf_idf' mode")
             w = np.asarray(idf_weights, np.float64).reshape(-1)
-            if w.size != len(vocab):
+            # the weights of every index (get_config writes them so) or of the given tokens
+            with_special = not found_special and w.size == len(vocab) + start
+            if w.size != len(vocab) and not with_special:
                 raise ValueError(f"{owner}: idf_weights has {w.size} values for a vocabulary "
                                  f"of {len(vocab)} tokens")
-            if not found_special:  # unknown weights of the special indices: their mean
+            if not found_special and not with_special:  # the special indices get the mean
                 w = np.concatenate([np.full(start, w.mean()), w])
             if self.pad_to_max_tokens and self.max_tokens is not None:
                 w = np.concatenate([w, np.zeros(self.max_tokens - w.size)])
@@ -356,7 +358,10 @@ def _unique_inverse(tokens):
 def _batches(data, steps, owner):
     """``data`` as a sequence of NumPy batches: one array (or list), or an iterable of them."""
     from .base import as_array
-    if isinstance(data, (np.ndarray, list, tuple, str, bytes, int, float)) or hasattr(data, "to_numpy"):
+    if isinstance(data, (list, tuple)) and data and all(isinstance(b, np.ndarray) for b in data):
+        data = iter(data)  # a list of arrays is a list of batches (Keras)
+    elif isinstance(data, (np.ndarray, list, tuple, str, bytes, int, float)) \
+            or hasattr(data, "to_numpy"):
         yield as_array(data, owner)
         return
     if not hasattr(data, "__iter__"):
