@@ -45,11 +45,18 @@ from .layers.preprocessing import (CategoryEncoding, Discretization, HashedCross
                                    IntegerLookup, StringLookup)
 from .layers.preprocessing.base import encode_categorical
 
-__all__ = ["FeatureSpace", "Feature", "Cross", "load_feature_space"]
+__all__ = ["FeatureSpace", "Feature", "Cross", "MissingColumnError", "load_feature_space"]
 
 _FEATURE_MODES = ("int", "one_hot", "float")
 _IMPUTE = (None, "mean", "median")
 _STATE_KINDS = "feature_space"
+
+
+class MissingColumnError(KeyError, ValueError):
+    """A column a FeatureSpace needs is not in the data (a KeyError and a ValueError)."""
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
 
 class Cross:
@@ -169,7 +176,7 @@ def _float_column(values, name):
     flat = values.reshape(-1)
     out = np.empty(flat.size, np.float64)
     for i, v in enumerate(flat.tolist()):
-        if v is None:
+        if v is None or type(v).__name__ in ("NAType", "NaTType"):
             out[i] = np.nan
         elif isinstance(v, (str, bytes)):
             s = v.decode() if isinstance(v, bytes) else v
@@ -373,8 +380,9 @@ class FeatureSpace:
                             f"{{name: array}} or a pandas DataFrame, got {type(data).__name__}")
         missing = [n for n in self.features if n not in present]
         if missing:
-            raise KeyError(f"FeatureSpace {self.name!r}.{what}: column(s) {missing} missing from "
-                           f"the data (it has {sorted(map(str, present))[:20]})")
+            raise MissingColumnError(f"FeatureSpace {self.name!r}.{what}: column(s) {missing} "
+                                     f"missing from the data (it has "
+                                     f"{sorted(map(str, present))[:20]})")
         cols, scalar, n_rows = {}, False, None
         for n in self.features:
             arr = _column_array(get(n))

@@ -8,7 +8,8 @@ import pytest
 
 import fastnn
 from fastnn import layers
-from fastnn.layers.preprocessing.hashes import fingerprint64, siphash64
+from fastnn.layers.preprocessing.hashes import (fingerprint64, fingerprint_cat64,
+                                              fingerprint_cat64_array, siphash64)
 
 KERAS_INPUT = np.array([[-1.5, 1.0, 3.4, .5], [0.0, 3.0, 1.3, 0.0]])
 
@@ -173,3 +174,11 @@ def test_hashed_crossing_errors():
         layers.HashedCrossing(num_bins=5)((np.array([1, 2]), np.array([1, 2, 3])))
     with pytest.raises(TypeError, match="integers or strings"):
         layers.HashedCrossing(num_bins=5)((np.array([1.5, 2.0]), np.array([1, 2])))
+
+
+def test_vectorized_fingerprint_cat64_equals_the_scalar_one():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 2 ** 63, 500, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(-2 ** 62, 2 ** 62, 500).view(np.uint64)  # negative codes: two's complement
+    got = fingerprint_cat64_array(a, b)
+    assert [int(v) for v in got] == [fingerprint_cat64(int(x), int(y)) for x, y in zip(a, b)]

@@ -61,6 +61,18 @@ def encode_categorical(indices, output_mode, depth, dtype, count_weights=None):
     return out.reshape(lead + (depth,))
 
 
+def is_missing_scalar(v):
+    """None, a float NaN, an empty string, or pandas' NA / NaT (recognized without
+    importing pandas)."""
+    if v is None:
+        return True
+    if isinstance(v, (float, np.floating)):
+        return v != v
+    if isinstance(v, (str, bytes)):
+        return len(v) == 0
+    return type(v).__name__ in ("NAType", "NaTType")
+
+
 def missing_mask(values):
     """True where ``values`` (a NumPy array) holds a missing value: None, NaN, or an empty
     string (what a CSV reader gives for an empty cell)."""
@@ -72,10 +84,7 @@ def missing_mask(values):
         return values == b""
     if values.dtype.kind == "O":
         flat = values.reshape(-1)
-        out = np.fromiter(
-            (v is None or (isinstance(v, (float, np.floating)) and v != v)
-             or (isinstance(v, (str, bytes)) and len(v) == 0) for v in flat),
-            bool, count=flat.size)
+        out = np.fromiter((is_missing_scalar(v) for v in flat), bool, count=flat.size)
         return out.reshape(values.shape)
     return np.zeros(values.shape, bool)
 

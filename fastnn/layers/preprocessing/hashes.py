@@ -203,3 +203,18 @@ def fingerprint_cat64(fp1, fp2):
     result = (result * _CAT_MUL) & _M
     result = (_shift_mix(result) * _CAT_MUL) & _M
     return _shift_mix(result)
+
+
+def fingerprint_cat64_array(fp1, fp2):
+    """``fingerprint_cat64`` elementwise on two uint64 arrays (NumPy's uint64 arithmetic
+    wraps modulo 2**64, as C's does)."""
+    import numpy as np
+    mul = np.uint64(_CAT_MUL)
+    s47 = np.uint64(47)
+    with np.errstate(over="ignore"):
+        result = fp1 ^ mul
+        t = fp2 * mul
+        result ^= (t ^ (t >> s47)) * mul
+        result = result * mul
+        result = (result ^ (result >> s47)) * mul
+        return result ^ (result >> s47)

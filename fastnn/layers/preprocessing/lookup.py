@@ -252,12 +252,18 @@ class IndexLookup(PreprocessingLayer):
         flat = values.reshape(-1)
         out = np.empty(flat.size, np.int64)
         missing = missing_mask(flat)
+        tokens = self._tokens(flat[~missing], "the input")
         is_mask = np.zeros(flat.size, bool)
         if self.mask_token is not None:
-            is_mask = np.fromiter((v == self.mask_token for v in self._tokens_or_none(flat)),
-                                  bool, count=flat.size)
+            hit = np.fromiter((t == self.mask_token for t in tokens), bool, count=len(tokens))
+            is_mask[np.nonzero(~missing)[0][hit]] = True
+            if missing.any():  # a mask token that reads as missing (""): the mask wins
+                where = np.nonzero(missing)[0]
+                is_mask[where] = [isinstance(v, str) and v == self.mask_token
+                                  for v in flat[where].tolist()]
+                missing &= ~is_mask
+            tokens = [t for t, h in zip(tokens, hit) if not h]
         present = ~missing & ~is_mask
-        tokens = self._tokens(flat[present], "the input")
         uniq, inverse = _unique_inverse(tokens)
         idx = np.array([self._index.get(t, -1) for t in uniq], np.int64)
         oov = idx < 0
@@ -279,13 +285,6 @@ class IndexLookup(PreprocessingLayer):
             out[missing] = self._oov_start()
         out[is_mask] = 0 if self.output_mode == "int" else -1
         return out.reshape(shape)
-
-    def _tokens_or_none(self, flat):
-        for v in flat:
-            try:
-                yield self._tokens([v], "the input")[0]
-            except (ValueError, TypeError):
-                yield None
 
     def _oov_buckets(self, tokens):
         return hash_bucket([str(t) for t in tokens], self.num_oov_indices, self.salt)
@@ -408,7 +407,8 @@ class StringLookup(IndexLookup):
 
     def _tokens(self, values, what):
         enc = self.encoding
-        return [v if isinstance(v, str) else v.decode(enc) if isinstance(v, bytes) else str(v)
+        return [v if type(v) is str else str(v) if isinstance(v, str)
+                else v.decode(enc) if isinstance(v, bytes) else str(v)
                 for v in (values.tolist() if isinstance(values, np.ndarray) else values)]
 
     def get_config(self):

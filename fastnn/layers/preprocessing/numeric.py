@@ -3,10 +3,9 @@ import numpy as np
 
 from .base import (PreprocessingLayer, check_output_mode, check_positive_int, encode_categorical,
                    encoded_shape, missing_mask)
-from .hashes import fingerprint64, fingerprint_cat64, siphash64
+from .hashes import fingerprint64, fingerprint_cat64_array, siphash64
 from .lookup import _batches, _salt_pair
 
-_M = (1 << 64) - 1
 # tf.sparse.cross_hashed's default hash_key, the seed HashedCrossing's fingerprints fold into
 _CROSS_HASH_KEY = 0xDECAFCAFFE
 
@@ -327,24 +326,21 @@ class HashedCrossing(PreprocessingLayer):
                                  f"{[g.shape for g in features]}")
         columns = []
         for f in features:
-            flat = f.reshape(-1)
             if f.dtype.kind in "iub":
-                columns.append([int(v) & _M for v in flat.tolist()])
+                columns.append(f.reshape(-1).astype(np.int64).view(np.uint64))
             elif f.dtype.kind in "OUS":
                 strings = _as_strings(f)
                 cache = {}
-                columns.append([cache[s] if s in cache else cache.setdefault(s, fingerprint64(s.encode()))
-                                for s in strings])
+                columns.append(np.array(
+                    [cache[s] if s in cache else cache.setdefault(s, fingerprint64(s.encode()))
+                     for s in strings], np.uint64))
             else:
                 raise TypeError(f"{owner}: features must be integers or strings, got dtype "
                                 f"{f.dtype}")
-        out = np.empty(len(columns[0]), np.int64)
-        for i, hashes in enumerate(zip(*columns)):
-            h = _CROSS_HASH_KEY
-            for v in hashes:
-                h = fingerprint_cat64(h, v)
-            out[i] = h % self.num_bins
-        return out.reshape(shape)
+        h = np.full(columns[0].shape, _CROSS_HASH_KEY, np.uint64)
+        for col in columns:
+            h = fingerprint_cat64_array(h, col)
+        return (h % np.uint64(self.num_bins)).astype(np.int64).reshape(shape)
 
     def _transform(self, features):
         idx = self.cross_indices(features)
