@@ -4,7 +4,7 @@
 File format (version 1). A saved model is a zip archive (entries stored, not compressed) that
 ``numpy.load`` also opens as an ``.npz``:
 
-- ``fastnn.json``: the metadata. ``format`` ("fastnn"), ``kind`` ("model" or "weights"),
+- ``fastnn.json``: the metadata. ``format`` ("fastnn"), ``kind`` ("model", "weights" or "feature_space"),
   ``format_version``, the architecture (``Sequential.get_config()``), the compile settings
   (optimizer, loss and metric configs), the optimizer's ``iterations`` and a manifest of
   every array (entry name, shape, dtype, and which variable / optimizer slot it fills), and
@@ -492,11 +492,13 @@ def _unpickle_model(data, custom_objects=None):
 class _Archive:
     """A validated view of a saved file: its metadata and size-checked array reads."""
 
-    def __init__(self, filepath, expect, data=None):
+    def __init__(self, filepath, expect, data=None, kinds=("model", "weights")):
         """Read the file ``filepath``, or the bytes ``data`` (a pickled model; ``filepath`` is
-        then None) through exactly the same checks. ``expect`` names the caller in errors."""
+        then None) through exactly the same checks. ``expect`` names the caller in errors;
+        ``kinds`` are the metadata kinds accepted ("feature_space": FeatureSpace.save)."""
         self.name = None if data is not None else os.fspath(filepath)
         self.expect = expect
+        self.kinds = tuple(kinds)
         self._file = io.BytesIO(data) if data is not None else self._open_regular_file()
         try:
             self._open()
@@ -617,8 +619,12 @@ class _Archive:
             raise self.error(f"format version {version} is not supported (this fastnn reads "
                              f"version {FORMAT_VERSION}; the file was written by fastnn "
                              f"{meta.get('fastnn_version', '?')!s:.40})")
-        if meta.get("kind") not in ("model", "weights"):
-            raise self.error(f"unknown kind {meta.get('kind')!r:.60} (expected 'model' or 'weights')")
+        if meta.get("kind") not in self.kinds:
+            if meta.get("kind") == "feature_space":
+                raise self.error("this file holds a FeatureSpace (FeatureSpace.save); load it "
+                                 "with fastnn.utils.load_feature_space or fastnn.saving.load_model")
+            raise self.error(f"unknown kind {meta.get('kind')!r:.60} (expected "
+                             f"{' or '.join(map(repr, self.kinds))})")
         return meta
 
     # ---- manifest --------------------------------------------------------------------------
@@ -1061,7 +1067,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     safe (``safe_mode`` is accepted for Keras compatibility: nothing is ever unpickled).
     Raises InvalidModelFileError (a ValueError) for a corrupted, truncated, wrong-version
     or hostile file."""
-    return _load(lambda: _Archive(filepath, "load_model"), custom_objects, compile, restore_rng)
+    return _load(lambda: _Archive(filepath, "load_model", kinds=("model", "weights", "feature_space")),
+                 custom_objects, compile, restore_rng)
 
 
 def _load(open_archive, custom_objects, compile, restore_rng):
@@ -1073,6 +1080,9 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     snapshot = gen.bit_generator.state
     try:
         with open_archive() as archive:
+            if archive.meta["kind"] == "feature_space":  # as keras.saving.load_model does
+                from .feature_space import _from_archive
+                return _from_archive(archive)
             model, values, installs = _load_model_checked(archive, custom_objects, compile,
                                                           restore_rng)
     finally:

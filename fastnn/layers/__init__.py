@@ -6,6 +6,8 @@ from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, G
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization, Normalization
+from .preprocessing import (CategoryEncoding, Discretization, HashedCrossing, Hashing, IntegerLookup,
+                            StringLookup)
 
 _REGISTRY = {}
 
@@ -29,6 +31,8 @@ for _cls in (Dropout, AlphaDropout, GaussianDropout, GaussianNoise, DropConnectD
              BatchNormalization, LayerNormalization, Normalization):
     register(_cls)
 for _cls in (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract):
+    register(_cls)
+for _cls in (StringLookup, IntegerLookup, CategoryEncoding, Discretization, Hashing, HashedCrossing):
     register(_cls)
 
 
