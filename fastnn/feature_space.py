@@ -773,6 +773,15 @@ def _from_archive(archive):
         raise archive.error(f"cannot rebuild the feature space: {err}") from None
 
 
+def _register():
+    from . import saving
+    FeatureSpace._from_archive = staticmethod(_from_archive)
+    saving.ARCHIVE_CLASSES[_STATE_KINDS] = FeatureSpace
+
+
+_register()
+
+
 def load_feature_space(filepath):
     """load_feature_space(filepath): the FeatureSpace saved by ``FeatureSpace.save``
     (adapted, giving the same outputs bit for bit). Never unpickles; a corrupted or hostile

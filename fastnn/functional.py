@@ -96,6 +96,11 @@ class Functional(Model, kind="functional"):
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         self.name = name or unique_name("functional")
+        feature_space = _feature_space_of(inputs, self.name)
+        if feature_space is not None:  # the raw columns: the graph starts at their encoding
+            encoded = feature_space.get_encoded_features()
+            inputs = [encoded[n] for n in feature_space._order()] if isinstance(encoded, dict) \
+                else encoded
         if isinstance(inputs, dict):
             raise NotImplementedError("Model: a dict of inputs is not supported yet; pass a list "
                                       "of Inputs (data may still come as a dict by their names)")
@@ -159,6 +164,20 @@ class Functional(Model, kind="functional"):
         self._init_trainer()
         dts = [np.dtype(layer.dtype) for layer in self._layers] or [np.dtype(backend.floatx())]
         self._layer_dtypes = dts if len(set(dts)) > 1 else None
+        if feature_space is not None:
+            self._attach_feature_space(feature_space)
+
+    def _attach_feature_space(self, feature_space):
+        """Run ``feature_space`` on the raw columns before the graph (Keras' structured-data
+        guide: ``Model(inputs=fs.get_inputs(), outputs=...)``); saved with the model."""
+        encoded = feature_space.get_encoded_features()
+        widths = ([int(encoded[n].shape[-1]) for n in feature_space._order()]
+                  if isinstance(encoded, dict) else [int(encoded.shape[-1])])
+        have = [int(t.shape[-1]) for t in self._inputs_list]
+        if widths != have:
+            raise ValueError(f"Model {self.name!r}: the feature space encodes widths {widths} but "
+                             f"the model's inputs take {have}")
+        self._feature_space = feature_space
 
     @staticmethod
     def _order(ins, outs):
@@ -367,8 +386,14 @@ class Functional(Model, kind="functional"):
                     grads[id(t)] = have + g.astype(have.dtype)
 
     # ---- config and saving --------------------------------------------------------------
+    @property
+    def feature_space(self):
+        """The FeatureSpace run on raw columns before the graph (fastnn extra), or None."""
+        return self._feature_space
+
     def get_config(self):
-        """The graph as JSON-able data: each layer's config and the layers it reads."""
+        """The graph as JSON-able data: each layer's config and the layers it reads (and the
+        feature space's config and statistics, for a model on raw columns)."""
         names = {id(t): t.name for t in self._inputs_list}
         layers = [{"class_name": "InputLayer", "name": t.name, "config": t.get_config(),
                    "inbound": []} for t in self._inputs_list]
@@ -377,10 +402,16 @@ class Functional(Model, kind="functional"):
             layers.append({"class_name": type(node.layer).__name__, "name": node.layer.name,
                            "config": node.layer.get_config(),
                            "inbound": [names[id(t)] for t in node.inputs]})
-        return {"name": self.name, "layers": layers,
-                "input_layers": [t.name for t in self._inputs_list],
-                "output_layers": [t.layer.name for t in self._outputs_list],
-                "output_keys": self._output_keys, "trainable": self.trainable}
+        config = {"name": self.name, "layers": layers,
+                  "input_layers": [t.name for t in self._inputs_list],
+                  "output_layers": [t.layer.name for t in self._outputs_list],
+                  "output_keys": self._output_keys, "trainable": self.trainable}
+        if self._feature_space is not None:
+            config["feature_space"] = {
+                "config": self._feature_space.get_config(),
+                "state": {k: {"dtype": v.dtype.name, "shape": list(v.shape), "values": v.tolist()}
+                          for k, v in self._feature_space.get_state().items()}}
+        return config
 
     @classmethod
     def from_config(cls, config, layer_class=None):
@@ -420,13 +451,17 @@ class Functional(Model, kind="functional"):
             outs = [tensors[n] for n in config["output_layers"]]
         except KeyError as e:
             raise ValueError(f"Model.from_config: unknown input or output layer {e}") from None
+        feature_space = _feature_space_from_config(config.get("feature_space"))
         keys = config.get("output_keys")
         if keys is not None:
             if not isinstance(keys, list) or len(keys) != len(outs) \
                     or not all(isinstance(k, str) for k in keys):
                 raise ValueError("Model.from_config: output_keys must name each output")
             outs = dict(zip(keys, outs))
-        return cls(ins, outs, name=config.get("name"), trainable=config.get("trainable", True))
+        model = cls(ins, outs, name=config.get("name"), trainable=config.get("trainable", True))
+        if feature_space is not None:
+            model._attach_feature_space(feature_space)
+        return model
 
     def to_json(self, **kwargs):
         import json
@@ -449,6 +484,43 @@ class Functional(Model, kind="functional"):
 
 def _is_merge(layer):
     return isinstance(layer, Merge)
+
+
+def _feature_space_of(inputs, model_name):
+    """The FeatureSpace whose raw inputs (``fs.get_inputs()``) ``inputs`` are, else None."""
+    from .feature_space import FeatureInput
+    values = list(inputs.values()) if isinstance(inputs, dict) else (
+        list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
+    raw = [t for t in values if isinstance(t, FeatureInput)]
+    if not raw:
+        return None
+    spaces = {id(t._feature_space): t._feature_space for t in raw}
+    if len(raw) != len(values) or len(spaces) > 1:
+        raise NotImplementedError(
+            f"Model {model_name!r}: the raw inputs of a FeatureSpace (get_inputs()) must be the "
+            "model's only inputs, all from one FeatureSpace")
+    fs = raw[0]._feature_space
+    missing = sorted(set(fs.features) - {t.name for t in raw})
+    if missing:
+        raise ValueError(f"Model {model_name!r}: the inputs lack the feature space's columns "
+                         f"{missing}; pass all of feature_space.get_inputs()")
+    return fs
+
+
+def _feature_space_from_config(spec):
+    from .feature_space import FeatureSpace
+    if spec is None or isinstance(spec, FeatureSpace):  # (load_model builds it itself)
+        return spec
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) \
+            or not isinstance(spec.get("state", {}), dict):
+        raise ValueError("Model.from_config: the feature_space entry is malformed")
+    state = {}
+    for key, v in spec.get("state", {}).items():
+        if not isinstance(v, dict) or "values" not in v:
+            raise ValueError(f"Model.from_config: feature space statistic {key!r} is malformed")
+        state[key] = np.asarray(v["values"], dtype=np.dtype(v.get("dtype", "float64"))).reshape(
+            v.get("shape", -1))
+    return FeatureSpace.from_config(dict(spec["config"]), state=state)
 
 
 layer_base.symbolic_call = call_symbolic  # Layer.__call__ on an Input or a KerasTensor

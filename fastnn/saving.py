@@ -192,6 +192,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
         weights.append({"entry": entry, "path": v.path, "shape": list(v.value.shape),
                         "dtype": v.value.dtype.name, "layer": owner.get(id(v))})
     config = model.get_config()
+    if config.get("feature_space") is not None:
+        # the feature space's statistics go to .npy entries, its vocabularies stay JSON
+        fs = dict(config["feature_space"])
+        state = model.feature_space.get_state()
+        fs["state"] = {}
+        for i, key in enumerate(sorted(state)):
+            entry = f"f{i:05d}.npy"
+            arrays.append((entry, state[key]))
+            fs["state"][key] = {"entry": entry, "shape": list(state[key].shape),
+                                "dtype": state[key].dtype.name}
+        config = dict(config, feature_space=fs)
     if len(config["layers"]) > MAX_LAYERS:  # the loader would refuse the file
         raise ValueError(f"save: model {model.name!r} has {len(config['layers'])} layers "
                          f"(counting its input), more than the {MAX_LAYERS} a fastnn file holds")
@@ -818,6 +829,9 @@ def _rebuild_model(archive, custom_objects, expected):
         raise archive.error(f"the architecture lists {len(specs)} layers, more than the "
                             f"{MAX_LAYERS} allowed")
     try:
+        if config.get("feature_space") is not None:
+            # built before the guard: its statistics are not the model's weights
+            config = dict(config, feature_space=_read_feature_space(archive, config))
         # Sequential.add builds as soon as the input is known, so the guard covers it all.
         # Every weight is then overwritten from the file (or the model is discarded).
         with _WeightGuard(archive, expected, uninitialized=True):
@@ -1080,9 +1094,8 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     snapshot = gen.bit_generator.state
     try:
         with open_archive() as archive:
-            if archive.meta["kind"] == "feature_space":  # as keras.saving.load_model does
-                from .feature_space import _from_archive
-                return _from_archive(archive)
+            if archive.meta["kind"] in ARCHIVE_CLASSES:  # as keras.saving.load_model does
+                return ARCHIVE_CLASSES[archive.meta["kind"]]._from_archive(archive)
             model, values, installs = _load_model_checked(archive, custom_objects, compile,
                                                           restore_rng)
     finally:
@@ -1096,13 +1109,49 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     return model
 
 
+# Objects other than models that a fastnn archive holds, by metadata kind: the class
+# registers itself (fastnn.feature_space: "feature_space") with ``_from_archive(archive)``
+# and ``from_config(config, state=...)``, so that this module never imports it.
+ARCHIVE_CLASSES = {}
+
+
+def _feature_space_specs(archive, keys=False):
+    """(entry, shape, dtype, what) of each statistic of a model's feature space (with its
+    name when ``keys``), checked; none for a model without one."""
+    config = archive.meta.get("model")
+    fs = config.get("feature_space") if isinstance(config, dict) else None
+    if fs is None:
+        return []
+    if not isinstance(fs, dict) or not isinstance(fs.get("state", {}), dict):
+        raise archive.error("the feature space is malformed")
+    specs = []
+    for key, item in fs.get("state", {}).items():
+        what = f"feature space statistic {key!r:.80}"
+        if not isinstance(item, dict):
+            raise archive.error(f"{what} is malformed")
+        entry, shape, dtype = archive.array_spec(item, what)
+        specs.append(((entry, shape, dtype, what), key) if keys else (entry, shape, dtype, what))
+    return specs
+
+
+def _read_feature_space(archive, config):
+    spec = config["feature_space"]
+    if not isinstance(spec.get("config"), dict):
+        raise archive.error("the feature space is malformed")
+    state = {key: archive.read_array(*entry) for entry, key in _feature_space_specs(archive, True)}
+    try:
+        return ARCHIVE_CLASSES["feature_space"].from_config(dict(spec["config"]), state=state)
+    except (TypeError, ValueError, KeyError) as err:
+        raise archive.error(f"cannot rebuild the feature space: {str(err)[:300]}") from None
+
+
 def _load_model_checked(archive, custom_objects, compile, restore_rng):
     if archive.meta["kind"] != "model":
         raise archive.error("this is a weights file (written by save_weights); load it with "
                             "model.load_weights() into a model of the same architecture")
     expected = _weight_specs(archive)
     ostate, ospecs = _optimizer_specs(archive, len(expected))
-    archive.check_budget(expected + ospecs)
+    archive.check_budget(expected + ospecs + _feature_space_specs(archive))
     model = _rebuild_model(archive, custom_objects, expected)
     if not model.built:
         if expected:

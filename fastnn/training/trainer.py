@@ -171,15 +171,28 @@ class Trainer:
     _input_shapes = None
     # A graph with several outputs sets their names (fastnn.training.outputs)
     _output_names = None
+    # A graph on raw columns runs this FeatureSpace on them first (fastnn.feature_space)
+    _feature_space = None
 
     def _inputs(self, x, name="x"):
         """``x`` checked as this model's input (model built from it), dtype unchanged; for a
         model with several inputs, a list of arrays in the inputs' order."""
+        if self._feature_space is not None:
+            x = self._encoded(x)
         if self._input_names is not None:
             return self._several_inputs(x, name)
         x = input_array(x, name, self._input_shape, self._input_where())
         self._ensure_built(x.shape)
         return x
+
+    def _encoded(self, x):
+        """Raw columns (a dict or a DataFrame) through the model's feature space; an array
+        is taken as already encoded."""
+        if isinstance(x, (np.ndarray, list)):
+            return x
+        fs = self._feature_space
+        out = fs(x)
+        return [out[n] for n in fs._order()] if isinstance(out, dict) else out
 
     def _several_inputs(self, x, name):
         names = self._input_names
