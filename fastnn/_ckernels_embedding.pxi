@@ -107,7 +107,7 @@ def embedding_forward(codes, W, out=None, index=None, n_threads=None):
                                              <int64_t *>cnp.PyArray_DATA(ix), n, rows, cols, nt)
     if bad >= 0:
         value = c.reshape(-1)[bad]
-        value = repr(float(value)) if c.dtype.kind == "f" else str(int(value))
+        value = str(value)  # a numpy scalar: the shortest digits of its own dtype
         raise ValueError(f"embedding_forward: codes{_emb_position(codes.shape, bad)} = {value} is "
                          f"not a row of W: codes must be integers in [0, {rows})")
     return out

@@ -153,7 +153,7 @@ class Embedding(Layer):
             return None
         pos = tuple(int(i) for i in np.unravel_index(int(bad[0]), c.shape))
         value = c.reshape(-1)[int(bad[0])]
-        value = repr(float(value)) if c.dtype.kind == "f" else str(int(value))
+        value = str(value)  # a numpy scalar: the shortest digits of its own dtype
         if value == "nan":
             why = "a missing value (NaN)"
         elif float(value) < 0:

@@ -11,7 +11,9 @@ def _position(shape, flat):
 
 
 def _code_repr(value):
-    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
+    """A code as numpy prints it: the shortest digits that give its value back in its dtype
+    (float32 1e30 is "1e+30", not float64's 1.0000000150474662e+30)."""
+    return str(value)
 
 
 def _check_table(W, name):
