@@ -165,8 +165,8 @@ class Embedding(Layer):
             why = "not an integer"
         return ValueError(
             f"Embedding {self.name!r}: the code {value} at position [{', '.join(map(str, pos))}] "
-            f"of its input (shape {c.shape}) is {why}; codes must be integers in "
-            f"[0, {self.input_dim})")
+            f"of the input batch it was given (shape {c.shape}) is {why}; codes must be "
+            f"integers in [0, {self.input_dim})")
 
     def backward(self, dy, need_dx=True):
         if self.activity_regularizer is not None:
