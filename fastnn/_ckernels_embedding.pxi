@@ -77,8 +77,7 @@ def embedding_forward(codes, W, out=None, index=None, n_threads=None):
     o = <cnp.ndarray>_emb_buffer(out, "out", w.dtype, shape, "embedding_forward")
     if index is None:
         index = np.empty(codes.shape, np.int64)
-    ix = <cnp.ndarray>_emb_buffer(index, "index", np.int64, codes.shape,
-                                     "embedding_forward")
+    ix = <cnp.ndarray>_emb_buffer(index, "index", np.int64, codes.shape, "embedding_forward")
     wp = <char *>cnp.PyArray_DATA(w)
     op = <char *>cnp.PyArray_DATA(o)
     if _emb_overlap(o, w):

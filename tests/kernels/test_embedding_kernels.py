@@ -1,7 +1,7 @@
 """embedding_forward / embedding_backward: C against the NumPy reference, and the reference
 against what the kernels mean (np.take, np.add.at, a loop by hand).
 
-{float32, float64} x {1, 2 threads} x {contiguous, strided codes and gradients}, repeated
+{float32, float64} x {1, 2 threads} x {contiguous, strided, read-only inputs}, repeated
 indices and one row hit by a whole batch, shapes from one code to the parallel path, the
 same bits for any thread count, and the same errors on bad codes."""
 import re
@@ -30,6 +30,15 @@ def _strided(a):
     view[...] = a
     assert not view.flags.c_contiguous or a.size <= 1
     return view
+
+
+def _layout(a, layout):
+    if layout == "strided":
+        return _strided(a)
+    if layout == "readonly":
+        a = a.copy()
+        a.setflags(write=False)
+    return a
 
 
 def _backward_by_hand(dY, index, rows):
@@ -63,14 +72,15 @@ def test_reference_means_a_row_lookup_and_its_scatter_add(ops, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,rows,cols", CASES)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "readonly"])
 def test_embedding_forward_matches_reference(dtype, shape, rows, cols, threads, layout):
     rng = np.random.default_rng(rows + cols)
     W = rng.standard_normal((rows, cols)).astype(dtype)
     codes = _codes(rng, shape, rows, dtype)
-    codes_in = _strided(codes) if layout == "strided" else codes
+    codes_in = _layout(codes, layout)
     ix_c, ix_r = np.empty(shape, np.int64), np.empty(shape, np.int64)
-    out_c = C.embedding_forward(codes_in, W, np.empty(shape + (cols,), dtype), ix_c, n_threads=threads)
+    out_c = C.embedding_forward(codes_in, W if layout != "readonly" else _layout(W, layout),
+                                np.empty(shape + (cols,), dtype), ix_c, n_threads=threads)
     out_r = REF.embedding_forward(codes, W, np.empty(shape + (cols,), dtype), ix_r)
     # a gather copies: the bits, not a tolerance
     np.testing.assert_array_equal(out_c, out_r)
@@ -92,12 +102,13 @@ def test_embedding_forward_takes_integer_codes(dtype, int_dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,rows,cols", CASES)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "readonly"])
 def test_embedding_backward_matches_reference(dtype, shape, rows, cols, threads, layout):
     rng = np.random.default_rng(rows * 3 + cols)
     index = rng.integers(0, rows, shape)
     dY = rng.standard_normal(shape + (cols,)).astype(dtype)
-    dY_in = _strided(dY) if layout == "strided" else dY
+    dY_in = _layout(dY, layout)
+    index = _layout(index, "readonly" if layout == "readonly" else "contiguous")
     out_c = C.embedding_backward(dY_in, index, rows, np.full((rows, cols), np.nan, dtype),
                                  n_threads=threads)
     out_r = REF.embedding_backward(dY, index, rows, np.full((rows, cols), np.nan, dtype))
