@@ -234,13 +234,18 @@ def test_regularizer_and_constraint_apply_to_the_table():
     x, y, _ = _category_data(rng, 300)
     model = _tabular_model(embeddings_regularizer=fastnn.regularizers.L2(0.5),
                            embeddings_constraint=fastnn.constraints.MaxNorm(0.2, axis=1))
+    plain = _tabular_model()  # the same seed: the same initial weights, no penalty
     table = model.layers[0].embeddings.value
+    np.testing.assert_array_equal(table, plain.layers[0].embeddings.value)
     penalty = 0.5 * float((table.astype(np.float64) ** 2).sum())
-    data_loss = model.evaluate(x, y, verbose=0)[0]
     assert model.layers[0].regularization_loss() == pytest.approx(penalty, rel=1e-5)
+    # the reported loss carries the table's penalty, as Keras'
+    assert model.evaluate(x, y, verbose=0)[0] - plain.evaluate(x, y, verbose=0)[0] == \
+        pytest.approx(penalty, rel=1e-3)
     model.fit(x, y, epochs=3, verbose=0)
     assert np.linalg.norm(model.layers[0].embeddings.value, axis=1).max() <= 0.2 + 1e-6
-    assert data_loss > 0
+    plain.fit(x, y, epochs=3, verbose=0)
+    assert np.linalg.norm(plain.layers[0].embeddings.value, axis=1).max() > 0.2
 
 
 def test_save_load_pickle_clone_and_json_round_trips(tmp_path, backend_name):
