@@ -322,3 +322,23 @@ def test_graph_of_embedded_codes_and_numbers_learns_what_needs_both(backend_name
         assert model.get_layer(embedding.name).get_weights()[0].shape == (categories, 4)
     assert accuracy[True] > 0.95
     assert accuracy[False] < 0.85
+
+
+def test_keras_integer_input_dtype_is_accepted_and_fed_as_floats(backend_name):
+    """Keras' structured-data guides declare code inputs as Input(..., dtype="int64"): the
+    dtype is recorded, the model still takes its inputs in float32, and it trains."""
+    rng = np.random.default_rng(9)
+    x, y, _ = _category_data(rng, 600, categories=12, classes=2, width=1)
+    for dtype in ("int64", "int32", "uint8", "bool"):
+        assert fastnn.Input(shape=(1,), dtype=dtype).dtype == dtype
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastnn.Input(shape=(1,), dtype="float16")
+    fastnn.set_seed(0)
+    code_in = fastnn.Input(shape=(1,), name="code", dtype="int64")
+    out = layers.Dense(2, activation="softmax")(layers.Flatten()(layers.Embedding(12, 3)(code_in)))
+    model = fastnn.Model(code_in, out)
+    assert model._dtype == "float32"
+    model.compile(fastnn.optimizers.Adam(0.05), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=10, verbose=0)
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == 1.0
