@@ -126,6 +126,22 @@ ptrdiff_t take_rows(const void *src, const int64_t *index, void *out, ptrdiff_t 
 ptrdiff_t read_rows(int fd, int64_t offset, const int64_t *index, void *out, ptrdiff_t n,
                     ptrdiff_t n_index, ptrdiff_t row_bytes, int n_threads);
 
+/* ---- embedding (embedding.c) ------------------------------------------------------ */
+/* out row i = W row codes[i], W (rows, cols); index[i] = codes[i] as an int64. Returns -1,
+ * or the position of the first code that is not an integer in [0, rows) (NaN included);
+ * then out is not written. */
+ptrdiff_t embedding_forward_f32(const float *codes, const float *W, float *out, int64_t *index,
+                                ptrdiff_t n, ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+ptrdiff_t embedding_forward_f64(const double *codes, const double *W, double *out, int64_t *index,
+                                ptrdiff_t n, ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+/* dW (rows, cols) = 0, then dW[index[i]] += dY[i] for i = 0..n-1 in that order (a scatter-
+ * add: the dense gradient of the lookup). Returns -1, or the position of the first index
+ * outside [0, rows) (then dW is not written). */
+ptrdiff_t embedding_backward_f32(const float *dY, const int64_t *index, float *dW, ptrdiff_t n,
+                                 ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+ptrdiff_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW, ptrdiff_t n,
+                                 ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+
 /* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
 /* Every update first takes g <- clip(gscale * g, -clipvalue, clipvalue) (gscale = 1 and
  * clipvalue = INFINITY: no clipping; the grad buffer is not written) and

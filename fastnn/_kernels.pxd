@@ -53,6 +53,17 @@ cdef extern from "fastnn.h" nogil:
                                        Py_ssize_t n, Py_ssize_t n_index, Py_ssize_t row_bytes,
                                        int n_threads)
 
+    # embedding.c
+    Py_ssize_t embedding_forward_f32(const float *codes, const float *W, float *out, int64_t *index,
+                                     Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols, int n_threads)
+    Py_ssize_t embedding_forward_f64(const double *codes, const double *W, double *out,
+                                     int64_t *index, Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols,
+                                     int n_threads)
+    Py_ssize_t embedding_backward_f32(const float *dY, const int64_t *index, float *dW, Py_ssize_t n,
+                                      Py_ssize_t rows, Py_ssize_t cols, int n_threads)
+    Py_ssize_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW,
+                                      Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols, int n_threads)
+
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,
                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)

@@ -3,6 +3,7 @@ from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
 from .core import Activation, Dense, Flatten, Input, InputLayer, Rescaling, Reshape
 from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
+from .embedding import Embedding
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization, Normalization
@@ -34,6 +35,7 @@ for _cls in (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract):
     register(_cls)
 for _cls in (StringLookup, IntegerLookup, CategoryEncoding, Discretization, Hashing, HashedCrossing):
     register(_cls)
+register(Embedding)
 
 
 def __getattr__(name):
@@ -42,7 +44,7 @@ def __getattr__(name):
         raise AttributeError(
             f"fastnn.layers has no {name}: fastnn trains multilayer perceptrons (Sequential stacks "
             f"or graphs of these layers: {', '.join(sorted(n for n in _REGISTRY if n != 'InputLayer'))}; "
-            "no convolutional, recurrent or embedding layers)")
+            "no convolutional or recurrent layers)")
     raise AttributeError(f"module 'fastnn.layers' has no attribute {name!r}")
 
 

@@ -30,7 +30,22 @@ class InputLayer(Layer):
         shape = tuple(shape)
         if any(d is None or int(d) <= 0 for d in shape):
             raise ValueError(f"Input shape must be positive integers (without the batch size), got {shape}")
+        # Keras declares inputs of integer codes as Input(..., dtype="int64") (for an
+        # Embedding). fastnn hands every layer its inputs in the model's float dtype, so an
+        # integer or bool dtype is only recorded (the Embedding checks the codes it gets).
+        code_dtype = None
+        if dtype is not None:
+            try:
+                code_dtype = np.dtype(dtype)
+            except TypeError:  # not a dtype: Layer's own check names it
+                pass
+            if code_dtype is not None and code_dtype.kind not in "iub":
+                code_dtype = None
+        if code_dtype is not None:
+            dtype = None
         super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
+        if code_dtype is not None:
+            self.dtype = code_dtype.name
         self.shape = (batch_size,) + tuple(int(d) for d in shape)
         self.batch_size = batch_size
 
