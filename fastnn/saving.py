@@ -96,6 +96,9 @@ STALE_TEMP_SECONDS = 3600
 _ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in
                    ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")}
 _RNG_CLASSES = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+# load_model's readers of archive kinds other than models, {kind: reader(archive)}; filled by
+# the modules that write them (fastnn.feature_space: "feature_space"), so saving imports none.
+_KIND_LOADERS = {}
 
 
 class InvalidModelFileError(ValueError):
@@ -1048,9 +1051,8 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     snapshot = gen.bit_generator.state
     try:
         with open_archive() as archive:
-            if archive.meta["kind"] == "feature_space":  # as keras.saving.load_model does
-                from .feature_space import _from_archive
-                return _from_archive(archive)
+            if archive.meta["kind"] in _KIND_LOADERS:  # e.g. a FeatureSpace, as Keras loads it
+                return _KIND_LOADERS[archive.meta["kind"]](archive)
             model, values, installs = _load_model_checked(archive, custom_objects, compile,
                                                           restore_rng)
     finally:
