@@ -804,6 +804,15 @@ def _from_archive(archive):
         raise archive.error(f"cannot rebuild the feature space: {err}") from None
 
 
+def _register():
+    from . import saving
+    FeatureSpace._from_archive = staticmethod(_from_archive)
+    saving.ARCHIVE_CLASSES[_STATE_KINDS] = FeatureSpace
+
+
+_register()
+
+
 def load_feature_space(filepath):
     """load_feature_space(filepath): the FeatureSpace saved by ``FeatureSpace.save``
     (adapted, giving the same outputs bit for bit). Never unpickles; a corrupted or hostile
@@ -811,6 +820,4 @@ def load_feature_space(filepath):
     with saving._Archive(filepath, "load_feature_space", kinds=(_STATE_KINDS,)) as archive:
         return _from_archive(archive)
 
-
-saving._KIND_LOADERS[_STATE_KINDS] = _from_archive  # fastnn.saving.load_model reads these files
 

@@ -96,9 +96,6 @@ STALE_TEMP_SECONDS = 3600
 _ALLOWED_DTYPES = {np.dtype(t).str: np.dtype(t) for t in
                    ("float16", "float32", "float64", "int32", "int64", "uint8", "bool")}
 _RNG_CLASSES = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-# load_model's readers of archive kinds other than models, {kind: reader(archive)}; filled by
-# the modules that write them (fastnn.feature_space: "feature_space"), so saving imports none.
-_KIND_LOADERS = {}
 
 
 class InvalidModelFileError(ValueError):
@@ -195,6 +192,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
         weights.append({"entry": entry, "path": v.path, "shape": list(v.value.shape),
                         "dtype": v.value.dtype.name, "layer": owner.get(id(v))})
     config = model.get_config()
+    if config.get("feature_space") is not None:
+        # the feature space's statistics go to .npy entries, its vocabularies stay JSON
+        fs = dict(config["feature_space"])
+        state = model.feature_space.get_state()
+        fs["state"] = {}
+        for i, key in enumerate(sorted(state)):
+            entry = f"f{i:05d}.npy"
+            arrays.append((entry, state[key]))
+            fs["state"][key] = {"entry": entry, "shape": list(state[key].shape),
+                                "dtype": state[key].dtype.name}
+        config = dict(config, feature_space=fs)
     if len(config["layers"]) > MAX_LAYERS:  # the loader would refuse the file
         raise ValueError(f"save: model {model.name!r} has {len(config['layers'])} layers "
                          f"(counting its input), more than the {MAX_LAYERS} a fastnn file holds")
@@ -208,9 +216,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
     meta["optimizer_state"] = None
     if getattr(model, "compiled", False):
         opt = model.optimizer
-        meta["compile"] = {"optimizer": _serialize_optimizer(opt),
-                           "loss": losses.serialize(model.loss),
-                           "metrics": [_serialize_metric(m) for m in model.get_compile_config()["metrics"]]}
+        comp = model.get_compile_config()
+        if "loss_weights" in comp:  # several outputs: a loss (or None) and metrics per output
+            meta["compile"] = {
+                "optimizer": _serialize_optimizer(opt),
+                "loss": [None if loss is None else losses.serialize(loss) for loss in comp["loss"]],
+                "loss_weights": list(comp["loss_weights"]),
+                "metrics": [[_serialize_metric(m) for m in ms] for ms in comp["metrics"]]}
+        else:
+            meta["compile"] = {"optimizer": _serialize_optimizer(opt),
+                               "loss": losses.serialize(model.loss),
+                               "metrics": [_serialize_metric(m) for m in comp["metrics"]]}
         if include_optimizer and isinstance(opt, Optimizer):
             slots = []
             for i, v in enumerate(variables):
@@ -450,8 +466,13 @@ def _custom_classes(model):
              schedules.LearningRateSchedule)
     objects = list(model.layers)
     if getattr(model, "compiled", False):
-        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None), model.loss]
-        objects += model.get_compile_config()["metrics"]
+        comp = model.get_compile_config()
+        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None)]
+        if "loss_weights" in comp:  # several outputs
+            objects += [loss for loss in comp["loss"] if loss is not None]
+            objects += [m for ms in comp["metrics"] for m in ms]
+        else:
+            objects += [model.loss] + comp["metrics"]
     out = {}
     for obj in objects:
         cls = obj if isinstance(obj, type) else type(obj)
@@ -808,6 +829,9 @@ def _rebuild_model(archive, custom_objects, expected):
         raise archive.error(f"the architecture lists {len(specs)} layers, more than the "
                             f"{MAX_LAYERS} allowed")
     try:
+        if config.get("feature_space") is not None:
+            # built before the guard: its statistics are not the model's weights
+            config = dict(config, feature_space=_read_feature_space(archive, config))
         # Sequential.add builds as soon as the input is known, so the guard covers it all.
         # Every weight is then overwritten from the file (or the model is discarded).
         with _WeightGuard(archive, expected, uninitialized=True):
@@ -899,26 +923,45 @@ def _restore_compile(archive, model, custom_objects):
             if scls is not None:
                 ocfg["learning_rate"] = scls.from_config(dict(lr.get("config", {})))
         opt = ocls.from_config(ocfg)
-        lspec = comp.get("loss")
-        if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
-            raise archive.error("the loss config is malformed")
-        lcls = _lookup(lspec["class_name"], custom_objects,
-                       lambda n: losses._BY_NAME[n], losses.Loss)
-        loss = lcls.from_config(dict(lspec.get("config", {})))
-        mets = []
         known = {k: c for k, c in vars(metrics).items()
                  if isinstance(c, type) and issubclass(c, metrics.Metric)}
         known.update(_CUSTOM_METRICS)
-        for m in comp.get("metrics", []) or []:
-            if isinstance(m, str):
-                mets.append(m)
-            elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
-                mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
-                               metrics.Metric)
-                mets.append(mcls(**dict(m.get("config", {}))))
-            else:
-                raise archive.error(f"a metric spec is malformed: {m!r:.80}")
-        model.compile(optimizer=opt, loss=loss, metrics=mets)
+
+        def loss_of(lspec):
+            if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
+                raise archive.error("the loss config is malformed")
+            lcls = _lookup(lspec["class_name"], custom_objects,
+                           lambda n: losses._BY_NAME[n], losses.Loss)
+            return lcls.from_config(dict(lspec.get("config", {})))
+
+        def metrics_of(specs):
+            if not isinstance(specs, list):
+                raise archive.error("the metrics config is malformed")
+            mets = []
+            for m in specs:
+                if isinstance(m, str):
+                    mets.append(m)
+                elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
+                    mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
+                                   metrics.Metric)
+                    mets.append(mcls(**dict(m.get("config", {}))))
+                else:
+                    raise archive.error(f"a metric spec is malformed: {m!r:.80}")
+            return mets
+
+        lspec = comp.get("loss")
+        if isinstance(lspec, list):  # a model with several outputs
+            weights = comp.get("loss_weights")
+            per_metrics = comp.get("metrics") or [[] for _ in lspec]
+            if not isinstance(weights, list) or not isinstance(per_metrics, list) \
+                    or not len(weights) == len(per_metrics) == len(lspec):
+                raise archive.error("the per-output compile settings are malformed")
+            model.compile(optimizer=opt,
+                          loss=[None if spec is None else loss_of(spec) for spec in lspec],
+                          loss_weights=weights, metrics=[metrics_of(ms) for ms in per_metrics])
+        else:
+            model.compile(optimizer=opt, loss=loss_of(lspec),
+                          metrics=metrics_of(comp.get("metrics", []) or []))
     except InvalidModelFileError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
@@ -1051,8 +1094,8 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     snapshot = gen.bit_generator.state
     try:
         with open_archive() as archive:
-            if archive.meta["kind"] in _KIND_LOADERS:  # e.g. a FeatureSpace, as Keras loads it
-                return _KIND_LOADERS[archive.meta["kind"]](archive)
+            if archive.meta["kind"] in ARCHIVE_CLASSES:  # as keras.saving.load_model does
+                return ARCHIVE_CLASSES[archive.meta["kind"]]._from_archive(archive)
             model, values, installs = _load_model_checked(archive, custom_objects, compile,
                                                           restore_rng)
     finally:
@@ -1066,13 +1109,49 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     return model
 
 
+# Objects other than models that a fastnn archive holds, by metadata kind: the class
+# registers itself (fastnn.feature_space: "feature_space") with ``_from_archive(archive)``
+# and ``from_config(config, state=...)``, so that this module never imports it.
+ARCHIVE_CLASSES = {}
+
+
+def _feature_space_specs(archive, keys=False):
+    """(entry, shape, dtype, what) of each statistic of a model's feature space (with its
+    name when ``keys``), checked; none for a model without one."""
+    config = archive.meta.get("model")
+    fs = config.get("feature_space") if isinstance(config, dict) else None
+    if fs is None:
+        return []
+    if not isinstance(fs, dict) or not isinstance(fs.get("state", {}), dict):
+        raise archive.error("the feature space is malformed")
+    specs = []
+    for key, item in fs.get("state", {}).items():
+        what = f"feature space statistic {key!r:.80}"
+        if not isinstance(item, dict):
+            raise archive.error(f"{what} is malformed")
+        entry, shape, dtype = archive.array_spec(item, what)
+        specs.append(((entry, shape, dtype, what), key) if keys else (entry, shape, dtype, what))
+    return specs
+
+
+def _read_feature_space(archive, config):
+    spec = config["feature_space"]
+    if not isinstance(spec.get("config"), dict):
+        raise archive.error("the feature space is malformed")
+    state = {key: archive.read_array(*entry) for entry, key in _feature_space_specs(archive, True)}
+    try:
+        return ARCHIVE_CLASSES["feature_space"].from_config(dict(spec["config"]), state=state)
+    except (TypeError, ValueError, KeyError) as err:
+        raise archive.error(f"cannot rebuild the feature space: {str(err)[:300]}") from None
+
+
 def _load_model_checked(archive, custom_objects, compile, restore_rng):
     if archive.meta["kind"] != "model":
         raise archive.error("this is a weights file (written by save_weights); load it with "
                             "model.load_weights() into a model of the same architecture")
     expected = _weight_specs(archive)
     ostate, ospecs = _optimizer_specs(archive, len(expected))
-    archive.check_budget(expected + ospecs)
+    archive.check_budget(expected + ospecs + _feature_space_specs(archive))
     model = _rebuild_model(archive, custom_objects, expected)
     if not model.built:
         if expected:

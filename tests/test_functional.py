@@ -191,14 +191,17 @@ def test_bad_graphs_get_clear_errors():
         layers.Concatenate(axis=-1)([fastnn.Input(shape=(2, 3)), fastnn.Input(shape=(3, 3))])
     with pytest.raises(ValueError, match="takes one input"):
         layers.Dense(2)([a, b])
-    with pytest.raises(NotImplementedError, match="one output for now"):
-        model_of([a, b], [layers.Dense(1)(a), layers.Dense(1)(b)])
+    twice = layers.Dense(1)(a)
+    with pytest.raises(ValueError, match="the same tensor is given twice as an output"):
+        model_of(a, [twice, twice])
+    with pytest.raises(ValueError, match="is an input itself"):
+        model_of(a, [twice, a])
     with pytest.raises(ValueError, match="names must differ"):
         model_of([fastnn.Input(shape=(2,), name="x"), fastnn.Input(shape=(2,), name="x")],
                  layers.Dense(1)(b))
     with pytest.raises(TypeError, match="inputs must be Input"):
         model_of(layers.Dense(2)(a), out)
-    with pytest.raises(ValueError, match="output is the input itself"):
+    with pytest.raises(ValueError, match="is an input itself"):
         model_of(a, a)
 
 

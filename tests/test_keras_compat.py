@@ -176,7 +176,7 @@ def test_compile_takes_keras_3_positional_order_metrics_fourth(digits):
     assert model.get_compile_config()["metrics"] == ["accuracy"]
     loss, acc = model.evaluate(X_test / 16, y_test, verbose=0)
     assert 0.0 <= acc <= 1.0
-    with pytest.raises(NotImplementedError, match="loss_weights"):
+    with pytest.raises(ValueError, match="loss_weights is for models with several outputs"):
         model.compile("sgd", "mse", ["accuracy"])   # Keras 2's order: a list as loss_weights
 
 
@@ -875,14 +875,56 @@ def test_functional_api_of_hands_on_ml_chapter_10_with_one_input():
     normalization_layer.adapt(X_train)
     history = model.fit(X_train, y_train, epochs=3, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
-    # several outputs (the auxiliary output of Wide & Deep): not yet, said clearly
+    assert isinstance(keras.Model([keras.Input(shape=[3]), keras.layers.Dense(1)]), keras.Sequential)
+
+
+def test_homl_wide_and_deep_with_an_auxiliary_output_runs_as_written():
+    """Hands-On ML (3rd ed.), chapter 10: two inputs, a main and an auxiliary output,
+    loss_weights, a flat metrics list applied to each output, tuples for x and y, and
+    evaluate's five values unpacked in Keras' order."""
+    X_train, y_train, X_valid, y_valid, X_test, y_test = regression_data()
+    X_train_wide, X_train_deep = X_train[:, :5], X_train[:, 2:]
+    X_valid_wide, X_valid_deep = X_valid[:, :5], X_valid[:, 2:]
+    X_test_wide, X_test_deep = X_test[:, :5], X_test[:, 2:]
+    X_new_wide, X_new_deep = X_test_wide[:3], X_test_deep[:3]
+
     input_wide = keras.layers.Input(shape=[5])
     input_deep = keras.layers.Input(shape=[6])
-    output = keras.layers.Dense(1)(keras.layers.concatenate([input_wide, input_deep]))
-    aux_output = keras.layers.Dense(1)(input_deep)
-    with pytest.raises(NotImplementedError, match="one output for now"):
-        keras.Model(inputs=[input_wide, input_deep], outputs=[output, aux_output])
-    assert isinstance(keras.Model([keras.Input(shape=[3]), keras.layers.Dense(1)]), keras.Sequential)
+    norm_layer_wide = keras.layers.Normalization()
+    norm_layer_deep = keras.layers.Normalization()
+    norm_wide = norm_layer_wide(input_wide)
+    norm_deep = norm_layer_deep(input_deep)
+    hidden1 = keras.layers.Dense(30, activation="relu")(norm_deep)
+    hidden2 = keras.layers.Dense(30, activation="relu")(hidden1)
+    concat = keras.layers.concatenate([norm_wide, hidden2])
+    output = keras.layers.Dense(1)(concat)
+    aux_output = keras.layers.Dense(1)(hidden2)
+    model = keras.Model(inputs=[input_wide, input_deep], outputs=[output, aux_output])
+
+    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    model.compile(loss=("mse", "mse"), loss_weights=(0.9, 0.1), optimizer=optimizer,
+                  metrics=["RootMeanSquaredError"])
+    norm_layer_wide.adapt(X_train_wide)
+    norm_layer_deep.adapt(X_train_deep)
+    history = model.fit((X_train_wide, X_train_deep), (y_train, y_train), epochs=5, verbose=0,
+                        validation_data=((X_valid_wide, X_valid_deep), (y_valid, y_valid)))
+    main, aux = model.output_names
+    assert set(history.history) == {
+        "loss", f"{main}_loss", f"{aux}_loss", f"{main}_RootMeanSquaredError",
+        f"{aux}_RootMeanSquaredError", "learning_rate", "val_loss", f"val_{main}_loss",
+        f"val_{aux}_loss", f"val_{main}_RootMeanSquaredError", f"val_{aux}_RootMeanSquaredError"}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    eval_results = model.evaluate((X_test_wide, X_test_deep), (y_test, y_test), verbose=0)
+    weighted_sum_of_losses, main_loss, aux_loss, main_rmse, aux_rmse = eval_results
+    # the loss is the weighted sum of the outputs' own losses; RMSE is their square root
+    assert weighted_sum_of_losses == pytest.approx(0.9 * main_loss + 0.1 * aux_loss, rel=1e-9)
+    assert main_rmse == pytest.approx(np.sqrt(main_loss), rel=1e-5)
+    assert aux_rmse == pytest.approx(np.sqrt(aux_loss), rel=1e-5)
+    y_pred_main, y_pred_aux = model.predict((X_new_wide, X_new_deep), verbose=0)
+    assert y_pred_main.shape == y_pred_aux.shape == (3, 1)
+    y_pred_tuple = model.predict((X_new_wide, X_new_deep), verbose=0)
+    y_pred = dict(zip(model.output_names, y_pred_tuple))
+    np.testing.assert_array_equal(y_pred[main], y_pred_main)
 
 
 def test_model_subclassing_is_refused_at_class_creation():

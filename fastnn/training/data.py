@@ -355,7 +355,7 @@ class ArrayData:
         if isinstance(rows, slice):
             nb = rows.stop - rows.start
             xb = self.x[rows] if self.direct else self._converted_slice(rows, nb)
-            yb = None if self.y is None else self.y[rows]
+            yb = _target_rows(self.y, rows)
             wb = None if self.w is None else self.w[rows]
             return xb, yb, wb
         nb = len(rows)
@@ -365,8 +365,14 @@ class ArrayData:
             xb = backend.ops.take_rows(self.x, rows, self._buffer("x", shape, self.dtype)[:nb])
         else:
             xb = self._converted_take(rows, nb, shape)
-        yb = None if self.y is None else backend.ops.take_rows(
-            self.y, rows, self._buffer("y", (self.batch_size,) + self.y.shape[1:], self.y.dtype)[:nb])
+        if isinstance(self.y, list):  # a model with several outputs: one array each
+            yb = [None if y is None else backend.ops.take_rows(
+                y, rows, self._buffer(f"y{i}", (self.batch_size,) + y.shape[1:], y.dtype)[:nb])
+                for i, y in enumerate(self.y)]
+        else:
+            yb = None if self.y is None else backend.ops.take_rows(
+                self.y, rows, self._buffer("y", (self.batch_size,) + self.y.shape[1:],
+                                           self.y.dtype)[:nb])
         wb = None if self.w is None else backend.ops.take_rows(
             self.w, rows, self._buffer("w", (self.batch_size,), self.w.dtype)[:nb])
         return xb, yb, wb
@@ -474,7 +480,7 @@ class ArrayData:
         vars(self).update(vars(other))
         self.row0 = other.row0 + rows.start
         self.x = other.x[rows]
-        self.y = None if other.y is None else other.y[rows]
+        self.y = _target_rows(other.y, rows)
         self.w = None if other.w is None else other.w[rows]
         self.n = len(self.x)
         self._bufs = {}
@@ -536,6 +542,13 @@ class ArraysData(ArrayData):
     def close(self):
         for p in self.parts:
             p.close()
+
+
+def _target_rows(y, rows):
+    """``y[rows]``, for the targets of one output or a list of them (several outputs)."""
+    if isinstance(y, list):
+        return [None if t is None else t[rows] for t in y]
+    return None if y is None else y[rows]
 
 
 def batch_rows(xb):
