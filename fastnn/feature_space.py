@@ -32,9 +32,10 @@ or ``fastnn.saving.load_model(path)`` (as Keras' ``keras.saving.load_model``) re
 
 Models (the keras.io "structured data" guide's pattern): ``fs.get_inputs()`` returns {name:
 symbolic input} and ``fs.get_encoded_features()`` one symbolic tensor of shape (None,
-encoded_width) to build layers on; both carry ``._feature_space``. The encoded tensor is an
-``Input`` of that width, so ``Model(inputs=fs.get_encoded_features(), outputs=...)`` trains on
-``fs(data)`` today.
+encoded_width) to build layers on; both carry ``._feature_space``. ``Model(inputs=
+fs.get_inputs(), outputs=...)`` runs the FeatureSpace on the raw columns before the graph
+(and saves it with the model); the encoded tensor is an ``Input`` of that width, so
+``Model(inputs=fs.get_encoded_features(), outputs=...)`` trains on ``fs(data)``.
 """
 import numpy as np
 
@@ -623,9 +624,9 @@ class FeatureSpace:
     # ---- symbolic tensors (models) -------------------------------------------------------
     def get_inputs(self):
         """{feature name: symbolic input of shape (None, 1)} (Keras' ``get_inputs``), each
-        tagged with ``._feature_space`` (this object). They stand for the raw columns: a
-        Model whose inputs are these runs the FeatureSpace on the raw data first (see
-        ``get_encoded_features``)."""
+        tagged with ``._feature_space`` (this object). They stand for the raw columns:
+        ``Model(inputs=fs.get_inputs(), outputs=...)`` runs the FeatureSpace on the raw data
+        first; build the layers on ``get_encoded_features()``."""
         self._check_ready()
         if self._inputs is None:
             self._inputs = {n: FeatureInput(self, n, f.dtype) for n, f in self.features.items()}
@@ -640,7 +641,8 @@ class FeatureSpace:
             out = layers.Dense(1, activation="sigmoid")(layers.Dense(32, activation="relu")(x))
 
         The tensor is an ``Input`` of that width carrying ``._feature_space``:
-        ``Model(inputs=x, outputs=out)`` trains on ``fs(data)``."""
+        ``Model(inputs=fs.get_inputs(), outputs=out)`` takes raw columns,
+        ``Model(inputs=x, outputs=out)`` the encoded ``fs(data)``."""
         self._check_ready()
         if self._encoded is None:
             if self.output_mode == "concat":
