@@ -32,13 +32,15 @@ or ``fastnn.saving.load_model(path)`` (as Keras' ``keras.saving.load_model``) re
 
 Models (the keras.io "structured data" guide's pattern): ``fs.get_inputs()`` returns {name:
 symbolic input} and ``fs.get_encoded_features()`` one symbolic tensor of shape (None,
-encoded_width) to build layers on; both carry ``._feature_space``. The encoded tensor is an
-``Input`` of that width, so ``Model(inputs=fs.get_encoded_features(), outputs=...)`` trains on
-``fs(data)`` today.
+encoded_width) to build layers on; both carry ``._feature_space``. ``Model(inputs=
+fs.get_inputs(), outputs=...)`` runs the FeatureSpace on the raw columns before the graph
+(and saves it with the model); the encoded tensor is an ``Input`` of that width, so
+``Model(inputs=fs.get_encoded_features(), outputs=...)`` trains on ``fs(data)``.
 """
 import numpy as np
 
-from . import backend
+from . import backend, saving
+from .layers.base import buffer_set
 from .layers.core import InputLayer, Rescaling
 from .layers.normalization import Normalization
 from .layers.preprocessing import (CategoryEncoding, Discretization, HashedCrossing, Hashing,
@@ -50,6 +52,7 @@ __all__ = ["FeatureSpace", "Feature", "Cross", "MissingColumnError", "load_featu
 _FEATURE_MODES = ("int", "one_hot", "float")
 _IMPUTE = (None, "mean", "median")
 _STATE_KINDS = "feature_space"
+_ADAPT_BATCH = 32  # tf.data's batch in Keras' FeatureSpace.adapt of a dict of columns
 
 
 class MissingColumnError(KeyError, ValueError):
@@ -458,7 +461,14 @@ class FeatureSpace:
                 if feat.impute is not None:
                     stat = observed.mean() if feat.impute == "mean" else np.median(observed)
                     feat.impute_value = float(stat)
-                if self._adaptable(feat):
+                if isinstance(feat.preprocessor, Discretization) and self._adaptable(feat):
+                    # Keras' FeatureSpace.adapt batches a dict of columns by 32 rows and
+                    # Discretization merges one quantile summary per batch: the same batches
+                    # give the same boundaries
+                    obs = observed.astype(np.float32)
+                    feat.preprocessor.adapt([obs[i:i + _ADAPT_BATCH].reshape(-1, 1)
+                                             for i in range(0, obs.size, _ADAPT_BATCH)])
+                elif self._adaptable(feat):
                     feat.preprocessor.adapt(observed.astype(np.float32).reshape(-1, 1))
             elif self._adaptable(feat):
                 feat.preprocessor.adapt(col.reshape(-1, 1))
@@ -506,15 +516,34 @@ class FeatureSpace:
             out = out.reshape(-1, 1)
         return out, (miss if feat.missing_indicator else None)
 
-    def _encode(self, name, values, spec, pre):
+    def _encode(self, name, values, spec, pre, out=None):
+        """The encoding of one feature or cross, written into ``out`` (a float32 block of
+        the concat output) when given: one-hot columns are set in place, so a wide
+        vocabulary costs no (n, width) temporary."""
         if spec.output_mode == "one_hot":
             if values.dtype.kind not in "iu":
                 raise ValueError(f"FeatureSpace: feature {name!r} has output_mode='one_hot', so "
                                  f"its preprocessor must return integers, got {values.dtype}")
             depth = self._cardinality(name, pre)
-            return encode_categorical(values.astype(np.int64), "multi_hot", depth, np.float32)
+            if out is None:
+                return encode_categorical(values.astype(np.int64), "multi_hot", depth, np.float32)
+            idx = values.reshape(values.shape[0], -1).astype(np.int64)
+            rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)
+            keep = (idx >= 0) & (idx < depth)
+            out[rows[keep], idx[keep]] = 1
+            return out
         if spec.output_mode == "float":
-            return values.astype(np.float32, copy=False)
+            if out is None:
+                return values.astype(np.float32, copy=False)
+            if values.shape[1] != out.shape[1]:
+                raise ValueError(f"FeatureSpace: feature {name!r}'s preprocessor returned "
+                                 f"{values.shape[1]} columns, expected {out.shape[1]}")
+            out[...] = values
+            return out
+        if out is not None:
+            raise ValueError(f"FeatureSpace: cannot concatenate feature {name!r}: it is not "
+                             f"encoded (output_mode='int' gives integer codes); use "
+                             "output_mode='one_hot' or FeatureSpace(output_mode='dict')")
         return values
 
     def _order(self):
@@ -525,38 +554,41 @@ class FeatureSpace:
         a float32 array (n, encoded_width) in "concat" mode, else {name: array}."""
         self._check_ready()
         cols, scalar = self._columns(data, "__call__")
-        outputs, codes = {}, {}
-        for name in self.features:
-            values, miss = self._preprocess(name, cols[name])
-            codes[name] = values
-            enc = self._encode(name, values, self.features[name], self.features[name].preprocessor)
-            if miss is not None:
-                enc = np.concatenate([enc, miss.reshape(-1, 1).astype(enc.dtype)], axis=1)
-            outputs[name] = enc
+        with buffer_set({}):  # the preprocessors' work arrays: this call's own (threads)
+            pre = {name: self._preprocess(name, cols[name]) for name in self.features}
+        codes = {name: values for name, (values, _) in pre.items()}
         for cross in self.crosses:
-            inputs = [codes[n] for n in cross.feature_names]
-            for n, v in zip(cross.feature_names, inputs):
+            for n in cross.feature_names:
+                v = codes[n]
                 if v.dtype.kind not in "iu" or v.shape[1] != 1:
                     raise ValueError(f"FeatureSpace: cross {cross.name!r} needs one integer code "
                                      f"per row from feature {n!r}, got {v.dtype} of width "
                                      f"{v.shape[1]}")
             crosser = self.crossers[cross.name]
-            idx = crosser.cross_indices([v.astype(np.int64) for v in inputs])
-            outputs[cross.name] = self._encode(cross.name, idx, cross, crosser)
+            codes[cross.name] = crosser.cross_indices(
+                [codes[n].astype(np.int64) for n in cross.feature_names])
+        specs = {**self.features, **{c.name: c for c in self.crosses}}
+        pres = {**self.preprocessors, **self.crossers}
+        misses = {name: miss for name, (_, miss) in pre.items() if miss is not None}
         if self.output_mode == "dict":
-            result = {n: outputs[n] for n in self._order()}
+            result = {}
+            for n in self._order():
+                enc = self._encode(n, codes[n], specs[n], pres[n])
+                if n in misses:
+                    enc = np.concatenate([enc, misses[n].reshape(-1, 1).astype(enc.dtype)], axis=1)
+                result[n] = enc
             if scalar:
                 result = {n: v[0] for n, v in result.items()}
             return result
-        parts = []
-        for n in self._order():
-            v = outputs[n]
-            if v.dtype.kind not in "f":
-                raise ValueError(f"FeatureSpace: cannot concatenate feature {n!r}: it is not "
-                                 f"encoded (output_mode='int' gives {v.dtype} codes); use "
-                                 "output_mode='one_hot' or FeatureSpace(output_mode='dict')")
-            parts.append(v)
-        out = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+        rows = next(iter(codes.values())).shape[0]
+        slices = self.feature_slices()
+        out = np.zeros((rows, slices[self._order()[-1]].stop), np.float32)
+        for n, sl in slices.items():
+            block = out[:, sl]
+            if n in misses:
+                block[:, -1] = misses[n]
+                block = block[:, :-1]
+            self._encode(n, codes[n], specs[n], pres[n], out=block)
         return out[0] if scalar else out
 
     def _width(self, name):
@@ -592,9 +624,9 @@ class FeatureSpace:
     # ---- symbolic tensors (models) -------------------------------------------------------
     def get_inputs(self):
         """{feature name: symbolic input of shape (None, 1)} (Keras' ``get_inputs``), each
-        tagged with ``._feature_space`` (this object). They stand for the raw columns: a
-        Model whose inputs are these runs the FeatureSpace on the raw data first (see
-        ``get_encoded_features``)."""
+        tagged with ``._feature_space`` (this object). They stand for the raw columns:
+        ``Model(inputs=fs.get_inputs(), outputs=...)`` runs the FeatureSpace on the raw data
+        first; build the layers on ``get_encoded_features()``."""
         self._check_ready()
         if self._inputs is None:
             self._inputs = {n: FeatureInput(self, n, f.dtype) for n, f in self.features.items()}
@@ -609,7 +641,8 @@ class FeatureSpace:
             out = layers.Dense(1, activation="sigmoid")(layers.Dense(32, activation="relu")(x))
 
         The tensor is an ``Input`` of that width carrying ``._feature_space``:
-        ``Model(inputs=x, outputs=out)`` trains on ``fs(data)``."""
+        ``Model(inputs=fs.get_inputs(), outputs=out)`` takes raw columns,
+        ``Model(inputs=x, outputs=out)`` the encoded ``fs(data)``."""
         self._check_ready()
         if self._encoded is None:
             if self.output_mode == "concat":
@@ -705,7 +738,7 @@ class FeatureSpace:
         """Save to ``filepath`` (fastnn's zip of JSON + .npy, written atomically; no pickle).
         Reload with ``fastnn.utils.load_feature_space(filepath)`` or
         ``fastnn.saving.load_model(filepath)``."""
-        from . import __version__, saving
+        from . import __version__
         self._check_ready()
         state = self.get_state()
         manifest, arrays = [], []
@@ -786,7 +819,7 @@ def load_feature_space(filepath):
     """load_feature_space(filepath): the FeatureSpace saved by ``FeatureSpace.save``
     (adapted, giving the same outputs bit for bit). Never unpickles; a corrupted or hostile
     file raises InvalidModelFileError (a ValueError) naming the problem."""
-    from .saving import _Archive
-    with _Archive(filepath, "load_feature_space", kinds=(_STATE_KINDS,)) as archive:
+    with saving._Archive(filepath, "load_feature_space", kinds=(_STATE_KINDS,)) as archive:
         return _from_archive(archive)
+
 

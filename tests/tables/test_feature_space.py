@@ -310,3 +310,28 @@ def test_feature_space_file_is_refused_where_a_model_is_expected(tmp_path):
     model.save(tmp_path / "m.fnn")
     with pytest.raises(InvalidModelFileError, match="unknown kind 'model'"):
         load_feature_space(tmp_path / "m.fnn")
+
+
+def test_threads_calling_one_feature_space_get_their_own_results():
+    from concurrent.futures import ThreadPoolExecutor
+    fs = table_space()
+    fs.adapt(table(n=400))
+    tables = [table(n=300 + 50 * i, seed=i) for i in range(8)]
+    expected = [fs(t) for t in tables]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(fs, tables * 3))
+    for i, out in enumerate(got):
+        np.testing.assert_array_equal(out, expected[i % 8])
+
+
+def test_discretized_feature_adapts_on_batches_of_32_rows_as_keras():
+    # Keras' FeatureSpace.adapt turns a dict of columns into a tf.data pipeline batched by 32
+    # and Discretization merges one quantile summary per batch (update_state)
+    x = np.random.default_rng(5).normal(size=200)
+    fs = FeatureSpace({"x": FeatureSpace.float_discretized(num_bins=6, output_mode="int")},
+                      output_mode="dict")
+    fs.adapt({"x": x})
+    by_batch = layers.Discretization(num_bins=6)
+    by_batch.adapt([x[i:i + 32] for i in range(0, 200, 32)])
+    assert fs.preprocessors["x"].bin_boundaries == by_batch.bin_boundaries
+    np.testing.assert_array_equal(fs({"x": x})["x"][:, 0], by_batch(x))

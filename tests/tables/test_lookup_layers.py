@@ -186,7 +186,8 @@ def test_integer_lookup_takes_whole_floats_nan_as_missing_and_numeric_strings():
     layer.adapt(np.array([3.0, 5.0, np.nan, 3.0]))
     assert layer.get_vocabulary() == [-1, 3, 5]
     np.testing.assert_array_equal(layer(np.array([5.0, np.nan, 9.0])), [2, 0, 0])
-    np.testing.assert_array_equal(layer(np.array(["3", None, "5"], dtype=object)), [1, 0, 2])
+    np.testing.assert_array_equal(layer(np.array(["3", None, " 5", "3.0"], dtype=object)),
+                                  [1, 0, 2, 1])
     with pytest.raises(ValueError, match="must hold integers"):
         layer(np.array([1.5]))
     with pytest.raises(ValueError, match="use StringLookup"):
@@ -257,3 +258,12 @@ def test_preprocessing_layers_are_registered_and_not_trainable():
     layer = layers.StringLookup(vocabulary=VOCAB)
     layer.trainable = True
     assert layer.trainable is False and layer.trainable_weights == []
+
+
+def test_pandas_missing_markers_are_missing_values():
+    pd = pytest.importorskip("pandas")
+    layer = layers.StringLookup(vocabulary=VOCAB)
+    col = pd.Series(["a", None, "d"], dtype="string")  # None becomes pd.NA
+    np.testing.assert_array_equal(layer(col), [1, 0, 4])
+    ints = layers.IntegerLookup(vocabulary=[7, 8])
+    np.testing.assert_array_equal(ints(pd.Series([8, None, 7], dtype="Int64")), [2, 0, 1])

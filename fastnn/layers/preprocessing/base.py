@@ -83,6 +83,14 @@ def missing_mask(values):
     if values.dtype.kind == "S":
         return values == b""
     if values.dtype.kind == "O":
+        try:  # element comparisons in NumPy's loop: much faster than a Python generator
+            with np.errstate(invalid="ignore"):
+                out = (np.equal(values, None) | np.not_equal(values, values)  # NaN, NaT
+                       | np.equal(values, "") | np.equal(values, b""))
+            if out.dtype == bool:
+                return out
+        except (TypeError, ValueError):  # an element whose comparison is not a bool (pd.NA)
+            pass
         flat = values.reshape(-1)
         out = np.fromiter((is_missing_scalar(v) for v in flat), bool, count=flat.size)
         return out.reshape(values.shape)

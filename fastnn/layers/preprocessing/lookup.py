@@ -470,12 +470,20 @@ class IntegerLookup(IndexLookup):
                 out.append(int(v))
             elif isinstance(v, (float, np.floating)) and float(v).is_integer():
                 out.append(int(v))
-            elif isinstance(v, (str, bytes)):
+            elif isinstance(v, (str, bytes)):  # a CSV's cells: "3", " 3 ", "3.0"
                 try:
                     out.append(int(v))
+                    continue
                 except ValueError:
+                    pass
+                try:
+                    f = float(v)
+                except ValueError:
+                    f = None
+                if f is None or not f.is_integer():
                     raise ValueError(f"{self._owner()}: {what} must hold integers, got the "
-                                     f"string {v!r}; use StringLookup for strings") from None
+                                     f"string {v!r}; use StringLookup for strings")
+                out.append(int(f))
             else:
                 raise ValueError(f"{self._owner()}: {what} must hold integers, got {v!r}")
         return out

@@ -4,7 +4,7 @@ import numpy as np
 from .base import (PreprocessingLayer, check_output_mode, check_positive_int, encode_categorical,
                    encoded_shape, missing_mask)
 from .hashes import fingerprint64, fingerprint_cat64_array, siphash64
-from .lookup import _batches, _salt_pair
+from .lookup import _batches, _salt_pair, _unique_inverse
 
 # tf.sparse.cross_hashed's default hash_key, the seed HashedCrossing's fingerprints fold into
 _CROSS_HASH_KEY = 0xDECAFCAFFE
@@ -249,26 +249,29 @@ class Hashing(PreprocessingLayer):
         return encoded_shape(shape, self.output_mode, self.num_bins)
 
     def hash_indices(self, values):
-        """The int64 bin of every element of ``values`` (an array)."""
+        """The int64 bin of every element of ``values`` (an array); each distinct value is
+        converted and hashed once."""
         bins = self.num_bins
+        flat = values.reshape(-1)
+        if flat.dtype.kind in "biu":
+            uniq, inverse = np.unique(flat, return_inverse=True)
+        else:
+            uniq, inverse = _unique_inverse(flat.tolist())
+            uniq = np.array(uniq + [None], dtype=object)[:-1]  # 1-D even for tuples
         mask = None
         if self.mask_value is not None and bins > 1:
             bins -= 1
-            mask = np.fromiter((v == self.mask_value for v in values.reshape(-1).tolist()), bool,
-                               count=values.size).reshape(values.shape)
-        strings = _as_strings(values)
-        cache = {}
+            mask = np.array([v == self.mask_value for v in uniq.tolist()], bool)
+        strings = _as_strings(uniq)
         if self.salt is None:
-            out = [cache[s] if s in cache else cache.setdefault(s, fingerprint64(s.encode()) % bins)
-                   for s in strings]
+            hashed = [fingerprint64(s.encode()) % bins for s in strings]
         else:
-            out = [cache[s] if s in cache else cache.setdefault(s, siphash64(s.encode(), self.salt) % bins)
-                   for s in strings]
-        idx = np.array(out, np.int64).reshape(values.shape)
+            hashed = [siphash64(s.encode(), self.salt) % bins for s in strings]
+        idx = np.array(hashed, np.int64)
         if mask is not None:
             idx += 1
             idx[mask] = 0
-        return idx
+        return idx[inverse.reshape(-1)].reshape(values.shape)
 
     def _transform(self, values):
         idx = self.hash_indices(values)
