@@ -9,8 +9,11 @@ File format (version 1). A saved model is a zip archive (entries stored, not com
   (optimizer, loss and metric configs), the optimizer's ``iterations`` and a manifest of
   every array (entry name, shape, dtype, and which variable / optimizer slot it fills), and
   the state of the random generators (fastnn's global one and any ``numpy.random.Generator``
-  a layer keeps as an attribute), and the scalar attributes a layer class lists in its
-  ``_saved_attributes`` (the dropout family's seed and call counter).
+  a layer keeps as an attribute), the scalar attributes a layer class lists in its
+  ``_saved_attributes`` (the dropout family's seed and call counter), and
+  ``user_metadata``: the model's ``_user_metadata`` dict of JSON values if it has one (what
+  ``fastnn train`` keeps beside the model: the label's class names, the columns it read),
+  set again on the loaded model. It is data: nothing in it is ever called or imported.
 - ``w00000.npy`` ...: the model's variables in ``model.weights`` order (trainable and not,
   e.g. BatchNormalization's moving statistics); ``o00000.npy`` ...: optimizer state arrays.
 
@@ -253,6 +256,12 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
                    "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
                               for i, attr, g in layer_rngs(model)]}
     meta["layer_state"] = _layer_attributes(model)
+    user = getattr(model, "_user_metadata", None)
+    if user is not None:
+        if not isinstance(user, dict):
+            raise TypeError(f"save: model._user_metadata must be a dict of JSON values, got "
+                            f"{type(user).__name__}")
+        meta["user_metadata"] = user
     return meta, arrays
 
 
@@ -1162,6 +1171,11 @@ def _load_model_checked(archive, custom_objects, compile, restore_rng):
         installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
     installs += _rng_restorers(archive, model, restore_rng)
     installs += _layer_attribute_restorers(archive, model)
+    user = archive.meta.get("user_metadata")
+    if user is not None:
+        if not isinstance(user, dict):
+            raise archive.error("user_metadata is malformed (not a JSON object)")
+        installs.append(lambda: setattr(model, "_user_metadata", user))
     return model, values, installs
 
 
