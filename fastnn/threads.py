@@ -145,25 +145,31 @@ class _Job:
         self.lock = threading.Lock()
 
     def help(self, scratch):
-        """A worker's share: chunks from the counter, each into ``scratch`` then ``out``."""
-        a, b, bounds, state = self.a, self.b, self.bounds, self.state
+        """A worker's share: chunks from the counter, each into ``scratch`` then ``out``.
+        Returns the scratch buffer, for the worker's next job."""
         while True:
             i = next(self.next)
             if i >= self.n:
                 return scratch
-            r0, r1 = bounds[i], bounds[i + 1]
-            rows = r1 - r0
-            if scratch is None or scratch.shape[0] < rows or scratch.shape[1] != self.out.shape[1] \
-                    or scratch.dtype != self.out.dtype:
-                scratch = np.empty((rows, self.out.shape[1]), self.out.dtype)
-            try:
-                np.matmul(a[r0:r1], b, out=scratch[:rows])
-            except Exception:  # noqa: BLE001  the caller computes the chunk and raises
-                continue
-            with self.lock:
-                if state[i] != _STOLEN:
-                    self.out[r0:r1] = scratch[:rows]
-                    state[i] = _DONE
+            scratch = self.worker_chunk(i, scratch)
+
+    def worker_chunk(self, i, scratch):
+        """Chunk ``i`` into ``scratch`` (grown as needed), then into ``out`` unless the caller
+        took it over meanwhile (it may have returned, and ``out`` moved on)."""
+        r0, r1 = self.bounds[i], self.bounds[i + 1]
+        rows, cols = r1 - r0, self.out.shape[1]
+        if scratch is None or scratch.shape[0] < rows or scratch.shape[1] != cols \
+                or scratch.dtype != self.out.dtype:
+            scratch = np.empty((rows, cols), self.out.dtype)
+        try:
+            np.matmul(self.a[r0:r1], self.b, out=scratch[:rows])
+        except Exception:  # noqa: BLE001  the caller computes the chunk and raises
+            return scratch
+        with self.lock:
+            if self.state[i] != _STOLEN:
+                self.out[r0:r1] = scratch[:rows]
+                self.state[i] = _DONE
+        return scratch
 
     def run(self):
         """The caller's share: chunks from the counter, then every chunk not done."""
