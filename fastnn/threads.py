@@ -47,8 +47,9 @@ import numpy as np
 from . import backend
 
 # Products with fewer multiply-adds than this are not worth a split (waking a thread costs
-# tens of microseconds); OpenBLAS runs them on one thread too (its threshold is 65536 * 4).
-SPLIT_MIN_MACS = 262144
+# tens of microseconds, the product about 50 at one thread) nor the policy's few microseconds
+# of bookkeeping: they run as one BLAS call.
+SPLIT_MIN_MACS = 1 << 20
 # Timed calls of each way per measurement; the choice is the lower median.
 SAMPLES = 3
 RECHECK_CALLS = 256
@@ -269,6 +270,7 @@ class AdaptivePolicy:
     def __init__(self, clock=None):
         self.clock = clock or _clock
         self.shapes = {}
+        self._lock = threading.Lock()
 
     # the two ways; both give the single-threaded BLAS's bits
     def serial(self, a, b, out, n_threads, block):
@@ -314,42 +316,53 @@ class AdaptivePolicy:
             # its pool, its bits
             return np.matmul(a, b, out=out)
         key = _key(a, b)
-        s = self.shapes.get(key)
-        if s is None:
-            s = self.shapes[key] = _Shape(self.find_block(a, b))
-        if s.block is None:
+        # the bookkeeping is locked (models may run in several threads at once: predict while
+        # fit), the products are not
+        with self._lock:
+            s = self.shapes.get(key)
+            if s is None:
+                s = self.shapes[key] = _Shape(self.find_block(a, b))
+            if s.block is None:
+                way = measuring = None
+            else:
+                s.calls += 1
+                s.since_check += 1
+                measuring = s.choice is None or s.since_check > RECHECK_CALLS
+                way = self._next_way(s) if measuring else s.choice
+        if way is None:
             return self.serial(a, b, out, n_threads, None)
-        s.calls += 1
-        s.since_check += 1
-        if s.choice is None or s.since_check > RECHECK_CALLS:
-            return self._measure(s, a, b, out, n_threads)
-        way = self.serial if s.choice == "serial" else self.split
-        clock = self.clock
-        t0 = clock()
-        way(a, b, out, n_threads, s.block)
-        dt = clock() - t0
-        if dt > SLOW_FACTOR * s.expected and s.since_check >= MIN_CALLS_BETWEEN_CHECKS:
-            s.since_check = RECHECK_CALLS + 1  # the next call measures again
-        return out
-
-    def _measure(self, s, a, b, out, n_threads):
-        if s.samples is None:
-            s.samples = {"serial": [], "split": []}
-            s.order = []
-        if not s.order:  # a new round: each way once, in turn
-            s.order = [w for w in ("serial", "split") if len(s.samples[w]) < SAMPLES]
-        way = s.order.pop(0)
         clock = self.clock
         t0 = clock()
         (self.serial if way == "serial" else self.split)(a, b, out, n_threads, s.block)
-        s.samples[way].append(clock() - t0)
+        dt = clock() - t0
+        with self._lock:
+            if measuring:
+                self._record(s, way, dt)
+            elif dt > SLOW_FACTOR * s.expected and s.since_check >= MIN_CALLS_BETWEEN_CHECKS:
+                s.since_check = RECHECK_CALLS + 1  # the next call measures again
+        return out
+
+    @staticmethod
+    def _next_way(s):
+        """The way the next measuring call times: each way once per round, in turn."""
+        if s.samples is None:
+            s.samples = {"serial": [], "split": []}
+            s.order = []
+        if not s.order:
+            s.order = [w for w in ("serial", "split") if len(s.samples[w]) < SAMPLES]
+        return s.order.pop(0) if s.order else (s.choice or "serial")
+
+    @staticmethod
+    def _record(s, way, dt):
+        if s.samples is None:  # another thread finished this measurement meanwhile
+            return
+        s.samples[way].append(dt)
         if all(len(v) >= SAMPLES for v in s.samples.values()):
             med = {w: float(np.median(v)) for w, v in s.samples.items()}
             s.choice = min(med, key=med.get)
             s.expected = med[s.choice]
             s.samples = s.order = None
             s.since_check = 0
-        return out
 
     def decisions(self):
         """{(m, k, n, dtype char, a C-contiguous, b C-contiguous): "serial", "split", or None

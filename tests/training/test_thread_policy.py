@@ -378,3 +378,33 @@ def test_adaptive_training_gives_the_one_thread_bits_whatever_it_decides(dtype, 
                 assert measured  # the split did run, and gave the same bits
     finally:
         fastnn.set_floatx(old)
+
+
+def test_several_threads_share_the_adaptive_policy_safely(restore_threads):
+    """predict may run in threads while fit runs: the bookkeeping is shared, the results are
+    each thread's own product."""
+    import threading
+    fastnn.set_num_threads(2, adaptive=True)
+    policy = threads.AdaptivePolicy()
+    policy.ceiling = lambda: 2
+    threads._set_policy("adaptive", policy)
+    errors = []
+
+    def work(seed):
+        try:
+            a, b, out = _big_product(np.random.default_rng(seed))
+            want = a @ b
+            for _ in range(30):
+                threads.matmul(a, b, out)
+                assert np.array_equal(out, want)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    (s,) = policy.shapes.values()
+    assert s.calls == 120 and s.choice in ("serial", "split")
