@@ -15,9 +15,9 @@ from measurement between one BLAS call (``serial``) and a ``split`` of the outpu
 chunks that fastnn's own threads take from a shared counter (dynamic scheduling: a descheduled
 thread delays the chunk it holds, not the product), each chunk one single-threaded BLAS call
 (``np.matmul`` releases the GIL). The first calls of a shape time both, interleaved, and keep
-the faster (medians); the choice is measured again every ``RECHECK_CALLS`` calls, and at once
-when a call takes ``SLOW_FACTOR`` times longer than the chosen way's median (what contention
-looks like).
+the faster (medians); the choice is measured again after ``RECHECK_CALLS`` calls (an interval
+that doubles, up to ``MAX_RECHECK_CALLS``, while the choice holds), and at once when a call
+takes ``SLOW_FACTOR`` times longer than the chosen way's median (what contention looks like).
 
 Bits. With OpenBLAS, float32 products differ in the last bits between 1 and 2 threads (its
 threads split the output at other row boundaries, and rows in a block of the kernel's row
@@ -53,6 +53,9 @@ SPLIT_MIN_MACS = 1 << 20
 # Timed calls of each way per measurement; the choice is the lower median.
 SAMPLES = 3
 RECHECK_CALLS = 256
+# A re-check that keeps the choice doubles the interval up to this (a measurement times the
+# losing way too, which can cost 10x a call under contention); a switch resets it.
+MAX_RECHECK_CALLS = 4096
 SLOW_FACTOR = 4.0
 # Slow calls re-measure at most this often (a single preempted call should not make every
 # following call a measurement).
@@ -244,7 +247,8 @@ def split_matmul(a, b, out, n_threads, block):
 
 class _Shape:
     """What the policy knows of one product shape (and layout, and dtype)."""
-    __slots__ = ("block", "choice", "expected", "calls", "since_check", "samples", "order")
+    __slots__ = ("block", "choice", "expected", "calls", "since_check", "interval", "samples",
+                 "order")
 
     def __init__(self, block):
         self.block = block      # the split's row block, None when no split gives the bits
@@ -252,6 +256,7 @@ class _Shape:
         self.expected = None    # the chosen way's median time
         self.calls = 0
         self.since_check = 0
+        self.interval = RECHECK_CALLS  # calls between measurements
         self.samples = None     # {"serial": [...], "split": [...]} while measuring
         self.order = None       # the ways still to time, in turn
 
@@ -327,7 +332,7 @@ class AdaptivePolicy:
             else:
                 s.calls += 1
                 s.since_check += 1
-                measuring = s.choice is None or s.since_check > RECHECK_CALLS
+                measuring = s.choice is None or s.since_check > s.interval
                 way = self._next_way(s) if measuring else s.choice
         if way is None:
             return self.serial(a, b, out, n_threads, None)
@@ -339,7 +344,7 @@ class AdaptivePolicy:
             if measuring:
                 self._record(s, way, dt)
             elif dt > SLOW_FACTOR * s.expected and s.since_check >= MIN_CALLS_BETWEEN_CHECKS:
-                s.since_check = RECHECK_CALLS + 1  # the next call measures again
+                s.since_check = s.interval + 1  # the next call measures again
         return out
 
     @staticmethod
@@ -359,7 +364,10 @@ class AdaptivePolicy:
         s.samples[way].append(dt)
         if all(len(v) >= SAMPLES for v in s.samples.values()):
             med = {w: float(np.median(v)) for w, v in s.samples.items()}
-            s.choice = min(med, key=med.get)
+            choice = min(med, key=med.get)
+            s.interval = min(2 * s.interval, MAX_RECHECK_CALLS) if choice == s.choice \
+                else RECHECK_CALLS
+            s.choice = choice
             s.expected = med[s.choice]
             s.samples = s.order = None
             s.since_check = 0

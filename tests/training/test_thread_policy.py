@@ -288,6 +288,20 @@ def test_the_choice_is_measured_again_periodically_and_can_switch():
     assert s.choice == "serial" and s.expected == 1.0
 
 
+def test_a_re_check_that_keeps_the_choice_waits_longer_and_a_switch_resets_it():
+    p = _Scripted({"serial": 2.0, "split": 1.0})
+    s = _calls(p, 2 * threads.SAMPLES)
+    assert s.interval == threads.RECHECK_CALLS
+    _calls(p, threads.RECHECK_CALLS + 2 * threads.SAMPLES)
+    assert s.choice == "split" and s.interval == 2 * threads.RECHECK_CALLS
+    for _ in range(10):
+        _calls(p, s.interval + 2 * threads.SAMPLES)
+    assert s.interval == threads.MAX_RECHECK_CALLS
+    p.costs = {"serial": 1.0, "split": 3.0}
+    _calls(p, s.interval - s.since_check + 2 * threads.SAMPLES)  # up to the next re-check
+    assert s.choice == "serial" and s.interval == threads.RECHECK_CALLS
+
+
 def test_a_call_far_slower_than_expected_triggers_a_new_measurement():
     p = _Scripted({"serial": 2.0, "split": 1.0})
     s = _calls(p, 2 * threads.SAMPLES)
