@@ -34,7 +34,11 @@ Ceiling: the split never uses more threads than ``fastnn.get_num_threads()`` (th
 by OMP_NUM_THREADS and threadpoolctl limits on OpenMP, which ``threadpool_limits(n)`` sets),
 read on every product. When something else raises the BLAS's thread count while adaptive is on
 (``threadpool_limits(n, user_api="blas")``), the products run as plain ``np.matmul`` on the
-BLAS's threads: the user asked for that pool.
+BLAS's threads: the user asked for that pool. (A BLAS-only limit of one thread cannot be told
+apart from fastnn's own setting; ``threadpool_limits(1)``, which limits OpenMP too, is seen.)
+
+Not covered: fastnn's own OpenMP kernels keep the knob's thread count (they give the same bits
+for any count, and in the benchmark MLPs they run below their parallel threshold anyway).
 """
 import itertools
 import os
