@@ -1,6 +1,6 @@
 """Training on a busy machine: the fixed thread policy against the adaptive one (issue 17).
 
-    python bench/adaptive_threads.py               # about 5-10 minutes on 2 cores
+    python bench/adaptive_threads.py               # about 10-15 minutes on 2 busy cores
     python bench/adaptive_threads.py --rounds 1 --steps 8   # a smoke run
 
 Three workloads (the benchmark MLP 784-512-256-10 with Adam at batch 32 and 128, the tabular
@@ -94,7 +94,7 @@ def stop_busy(procs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=48, help="batches per timed epoch")
+    ap.add_argument("--steps", type=int, default=32, help="batches per timed epoch")
     ap.add_argument("--loads", default="0,1,2", help="numbers of busy processes")
     args = ap.parse_args()
     loads = [int(v) for v in args.loads.split(",")]

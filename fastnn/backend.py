@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import numpy as np  # noqa: E402
 
 from . import ops as _ops_module  # noqa: E402
+from . import threads as _threads  # noqa: E402
 
 _FLOATX = "float32"
 _rng = np.random.default_rng()
@@ -203,8 +204,7 @@ def set_num_threads(n, adaptive=False):
         if adaptive:
             raise ImportError("set_num_threads: the adaptive policy needs threadpoolctl "
                               "(pip install threadpoolctl)") from None
-    from . import threads
-    threads._set_policy("adaptive" if adaptive else "fixed")
+    _threads._set_policy("adaptive" if adaptive else "fixed")
     global _n_threads
     _n_threads = n
 
@@ -252,8 +252,8 @@ def have_openmp():
 
 set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
 _n_threads = _default_threads()
+_threads.ceiling_source = get_num_threads
 if os.environ.get("FASTNN_THREADS", "").strip():
-    from . import threads as _threads
     if _threads.env_policy() == "adaptive":
         set_num_threads(_n_threads, adaptive=True)
 if _ops_module._ckernels is not None:

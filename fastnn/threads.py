@@ -48,8 +48,6 @@ import time
 
 import numpy as np
 
-from . import backend
-
 # Products with fewer multiply-adds than this are not worth a split (waking a thread costs
 # tens of microseconds, the product about 50 at one thread) nor the policy's few microseconds
 # of bookkeeping: they run as one BLAS call.
@@ -70,6 +68,9 @@ ROW_BLOCKS = (8, 16, 24, 32, 48, 64)
 CHUNKS_PER_THREAD = 3
 
 _clock = time.perf_counter
+# The thread ceiling, a function: fastnn.backend sets it to its get_num_threads (the knob
+# under the user's OpenMP limits); this module imports nothing of fastnn's.
+ceiling_source = None
 
 
 def matmul(a, b, out):
@@ -291,7 +292,7 @@ class AdaptivePolicy:
     def ceiling(self):
         """The most threads a product may use now: get_num_threads() (the knob under the
         user's OpenMP limits)."""
-        return backend.get_num_threads()
+        return ceiling_source() if ceiling_source is not None else 1
 
     def blas_threads(self):
         return blas().get()
