@@ -193,6 +193,10 @@ def set_num_threads(n, adaptive=False):
     n = k
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
+    if adaptive and not _threads.blas().available:
+        raise RuntimeError(
+            "set_num_threads: the adaptive policy needs threadpoolctl and one BLAS that it can "
+            "control (none found in this process, or several); use an integer instead")
     if _ops_module._ckernels is not None:
         _ops_module._ckernels.set_num_threads(kernel_threads(n))
     try:
@@ -201,9 +205,7 @@ def set_num_threads(n, adaptive=False):
         # thread (one BLAS pool in the process, kept at one thread)
         _blas_limiter = threadpool_limits(limits=1 if adaptive else _user_limit(n), user_api="blas")
     except ImportError:  # threadpoolctl is a dependency, but fastnn still runs without it
-        if adaptive:
-            raise ImportError("set_num_threads: the adaptive policy needs threadpoolctl "
-                              "(pip install threadpoolctl)") from None
+        pass
     _threads._set_policy("adaptive" if adaptive else "fixed")
     global _n_threads
     _n_threads = n
@@ -253,9 +255,13 @@ def have_openmp():
 set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
 _n_threads = _default_threads()
 _threads.ceiling_source = get_num_threads
-if os.environ.get("FASTNN_THREADS", "").strip():
-    if _threads.env_policy() == "adaptive":
+if os.environ.get("FASTNN_THREADS", "").strip() and _threads.env_policy() == "adaptive":
+    if _threads.blas().available:
         set_num_threads(_n_threads, adaptive=True)
+    else:
+        warnings.warn("fastnn: FASTNN_THREADS=adaptive needs one BLAS that threadpoolctl can "
+                      "control (none found, or several): the fixed policy runs",
+                      RuntimeWarning, stacklevel=2)
 if _ops_module._ckernels is not None:
     _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
     if _SPINNING_OPENMP and get_num_threads() > 1 and _ops_module._ckernels.have_openmp() \

@@ -91,6 +91,10 @@ class _Blas:
     def __init__(self):
         self.controller = None
         self._get = None
+        # fastnn's threads may call it at once, each on one thread: OpenBLAS with its own
+        # pthreads pool (or none) only. With an OpenMP layer (or MKL) the thread count is per
+        # calling thread, and fastnn's threads would each run the BLAS's default count.
+        self.splittable = False
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
@@ -99,7 +103,9 @@ class _Blas:
         if len(blas) != 1:  # none, or two BLAS in the process: not one pool to hold
             return
         self.controller = c = blas[0]
-        if c.internal_api == "openblas" and getattr(c, "threading_layer", "") != "openmp":
+        if c.internal_api == "openblas" and getattr(c, "threading_layer", "") in ("pthreads",
+                                                                                  "disabled"):
+            self.splittable = True
             for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
                 get = getattr(c.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
                 if get is not None:
@@ -299,7 +305,10 @@ class AdaptivePolicy:
 
     def find_block(self, a, b):
         """The smallest row block (ROW_BLOCKS) whose split gives the serial bits on random
-        data of this shape, layout and dtype; None when none does."""
+        data of this shape, layout and dtype; None when none does, or when the BLAS cannot be
+        called from several threads at one thread each (see _Blas)."""
+        if not blas().splittable:
+            return None
         m = a.shape[0]
         rng = np.random.default_rng(0)
         ra = _like(a, rng)

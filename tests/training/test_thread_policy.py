@@ -64,6 +64,24 @@ def test_fastnn_threads_env_turns_adaptive_on_at_import_and_rejects_typos():
     assert bad.returncode != 0 and "FASTNN_THREADS='adaptiv'" in bad.stderr
 
 
+def test_adaptive_without_a_controllable_blas_is_refused_clearly(monkeypatch, restore_threads):
+    class NoBlas:
+        available = splittable = False
+    monkeypatch.setattr(threads, "_blas", NoBlas())
+    with pytest.raises(RuntimeError, match="one BLAS that it can control"):
+        fastnn.set_num_threads("adaptive")
+    assert threads.policy() == "fixed"
+
+
+def test_a_blas_with_per_thread_counts_is_never_split(monkeypatch, restore_threads):
+    """OpenBLAS on OpenMP, MKL: fastnn's threads would run the BLAS's default thread count,
+    so the adaptive policy keeps every product serial."""
+    fastnn.set_num_threads(2, adaptive=True)
+    monkeypatch.setattr(threads.blas(), "splittable", False)
+    a, b, _ = _big_product()
+    assert threads.AdaptivePolicy().find_block(a, b) is None
+
+
 # --- the split's bits -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
