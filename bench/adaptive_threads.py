@@ -79,7 +79,10 @@ def epoch(model, x, y, batch):
 
 def start_busy(n):
     """n busy-loop processes (ours: stopped by stop_busy)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    # each loop checks now and then that this script still runs: killed, it leaves none behind
+    loop = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
+            "    for _ in range(100000):\n        pass\n")
+    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
     time.sleep(0.3)  # let the scheduler see them
     return procs
 

@@ -147,10 +147,12 @@ class _Job:
     """One split product. Chunks are handed out by a shared counter; the caller computes its
     chunks straight into ``out``, a worker into its own buffer, copied into ``out`` under the
     lock unless the caller took the chunk over. The caller never waits for a worker: when the
-    counter runs out it computes every chunk not yet done itself (same bits: the same BLAS call
-    on the same rows), so a worker that is descheduled, or wakes late, costs at most one chunk
-    computed twice instead of a stall of a scheduler time slice (milliseconds)."""
-    __slots__ = ("a", "b", "out", "bounds", "n", "next", "state", "lock")
+    counter runs out it waits for the chunks in flight about as long as one of its own chunks
+    took, then computes every chunk not yet done itself (same bits: the same BLAS call on the
+    same rows), so a worker that is descheduled, or wakes late, costs a chunk or two instead of
+    a stall of a scheduler time slice (milliseconds)."""
+    __slots__ = ("a", "b", "out", "bounds", "n", "next", "state", "lock", "finished",
+                 "all_done")
 
     def __init__(self, a, b, out, bounds):
         self.a, self.b, self.out, self.bounds = a, b, out, bounds
@@ -158,6 +160,8 @@ class _Job:
         self.next = itertools.count()  # next() on it is atomic under the GIL
         self.state = [0] * self.n
         self.lock = threading.Lock()
+        self.finished = itertools.count(1)
+        self.all_done = threading.Event()
 
     def help(self, scratch):
         """A worker's share: chunks from the counter, each into ``scratch`` then ``out``.
@@ -184,11 +188,14 @@ class _Job:
             if self.state[i] != _STOLEN:
                 self.out[r0:r1] = scratch[:rows]
                 self.state[i] = _DONE
+                if next(self.finished) == self.n:
+                    self.all_done.set()
         return scratch
 
     def run(self):
         """The caller's share: chunks from the counter, then every chunk not done."""
         a, b, out, bounds, state = self.a, self.b, self.out, self.bounds, self.state
+        mine, t0 = 0, _clock()
         while True:
             i = next(self.next)
             if i >= self.n:
@@ -196,6 +203,12 @@ class _Job:
             r0, r1 = bounds[i], bounds[i + 1]
             np.matmul(a[r0:r1], b, out=out[r0:r1])
             state[i] = _DONE
+            mine += 1
+            if next(self.finished) == self.n:
+                return
+        # chunks in flight on workers: worth waiting for about one chunk's time, no longer
+        per_chunk = (_clock() - t0) / mine if mine else 0.0
+        self.all_done.wait(1.5 * per_chunk + 5e-5)
         for i in range(self.n):
             if state[i] == _DONE:
                 continue
@@ -425,6 +438,19 @@ def _set_policy(name, policy_obj=None):
         _policy = policy_obj or AdaptivePolicy()
     else:
         raise ValueError(f"unknown thread policy {name!r}: expected 'fixed' or 'adaptive'")
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's worker threads, and a lock some other thread
+    held at the fork stays held: fresh ones."""
+    global _pool
+    _pool = _Pool()
+    if _policy is not None:
+        _policy._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def env_policy():

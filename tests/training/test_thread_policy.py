@@ -133,6 +133,31 @@ def test_a_worker_chunk_lands_in_the_output_when_the_caller_did_not_take_it():
     assert np.array_equal(out, a @ b)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_splits_with_workers_of_its_own(restore_threads):
+    fastnn.set_num_threads(2, adaptive=True)
+    a, b, out = _big_product()
+    threads.split_matmul(a, b, out, 2, 8)  # the parent's worker exists
+    parent_pool = threads._pool
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        ok = 0
+        try:
+            out2 = np.empty_like(out)
+            threads.split_matmul(a, b, out2, 2, 8)
+            ok = int(threads._pool is not parent_pool and np.array_equal(out2, a @ b)
+                     and len(threads._pool._queues) == 1)
+        finally:
+            os.write(w, str(ok).encode())
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 8)
+    os.waitpid(pid, 0)
+    os.close(r)
+    assert got == b"1"
+
+
 # --- the ceiling ----------------------------------------------------------------------------
 
 class _Recorder(threads.AdaptivePolicy):
