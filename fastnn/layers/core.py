@@ -1,7 +1,7 @@
 """Core layers: Input, Dense, Activation, Flatten, Rescaling, Reshape."""
 import numpy as np
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers, threads
 from .base import Layer
 from ..training import arguments
 
@@ -123,7 +123,7 @@ class Dense(Layer):
         act = self.activation
         z = self._buffer("z", (n, self.units))
         w = self._w_used = self._kernel_for(training)
-        np.matmul(x, w, out=z)
+        threads.matmul(x, w, z)
         # Activations differentiable from their output run in place; gelu/swish/mish keep z.
         y = self._buffer("y", (n, self.units)) if act.needs_preactivation else z
         backend.ops.bias_act_forward(z, self.bias.value if self.use_bias else None,
@@ -153,12 +153,12 @@ class Dense(Layer):
             backend.ops.act_backward(dy, self._z if act.needs_preactivation else None, y,
                                      act.code, act.alpha, dz, db)
         if trainable:
-            np.matmul(x.T, dz, out=self.kernel.grad)
+            threads.matmul(x.T, dz, self.kernel.grad)
             self._kernel_grad_done(self.kernel.grad)
         if not need_dx:
             return None
         dx = self._buffer("dx", x.shape)
-        np.matmul(dz, self._w_used.T, out=dx)
+        threads.matmul(dz, self._w_used.T, dx)
         return dx
 
     # Hooks for layers that transform the kernel per step (DropConnectDense): the kernel the
