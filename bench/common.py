@@ -506,13 +506,13 @@ class PeerWorker:
         """Build and warm up ``case`` (a key of WORKLOADS) on ``rows`` rows; returns a function
         timing one epoch: {"wall", "cpu"} of the worker process."""
         self.ask(cmd="setup", case=case, rows=rows, seed=seed)
-        return self._runner()
+        return self.epoch_runner()
 
     def predict(self, rows, chunk, case="mlp128"):
         self.ask(cmd="predict", case=case, rows=rows, chunk=chunk)
-        return self._runner()
+        return self.epoch_runner()
 
-    def _runner(self):
+    def epoch_runner(self):
         def run():
             reply = self.ask(cmd="run")
             return {"wall": reply["wall"], "cpu": reply["cpu"], "result": reply.get("loss")}
