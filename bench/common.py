@@ -250,17 +250,19 @@ def warmup_rows(n, batch):
     return min(n, 2 * batch + n % batch)
 
 
-def fastnn_runner(model, x, y, batch, backend="c"):
+def fastnn_runner(model, x, y, batch, backend=None):
     """A function timing one shuffled epoch of ``model.fit`` (``timed``'s dict), after a
-    warm-up fit; ``backend`` "numpy" runs it on the NumPy reference."""
+    warm-up fit; ``backend`` "numpy" runs it on the NumPy reference, "c" on the C kernels,
+    None on the active one (the active one is restored after each fit)."""
     import fastnn
 
     def fit(rows):
-        fastnn.set_backend(backend)
+        before = fastnn.backend.backend()
+        fastnn.set_backend(backend or before)
         try:
             model.fit(x[:rows], y[:rows], batch_size=batch, epochs=1, verbose=0)
         finally:
-            fastnn.set_backend("c")
+            fastnn.set_backend(before)
     fit(warmup_rows(len(x), batch))
     run = lambda: timed(lambda: fit(len(x)))  # noqa: E731
     run.model = model

@@ -58,7 +58,8 @@ class Spinners:
                     _die_with_parent()
                     os.sched_setaffinity(0, {cpu})
                 self.procs.append(subprocess.Popen(
-                    [sys.executable, "-S", "-c", "while True: pass"], preexec_fn=pre,
+                    [sys.executable, "-S", "-c", f"while True: pass  # spinner of {os.getpid()}"],
+                    preexec_fn=pre,
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
         if self.procs:
             time.sleep(0.3)  # running, not starting, when the timed epoch begins

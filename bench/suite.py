@@ -17,6 +17,7 @@ time, so other jobs on the machine weigh less on the result.
 Writes bench/results.json and bench/results.md (the tables, with the machine first).
 """
 import argparse
+import importlib.util
 import json
 import os
 import time
@@ -34,10 +35,7 @@ from fastnn.reference.activations import ACTIVATION_CODES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-try:
-    import sklearn.neural_network as sk_nn
-except ImportError:
-    sk_nn = None
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None  # imported when used: slow
 
 TRAIN_CASES = ("tabular", "mlp32", "mlp128", "mlp1024", "deep", "bn", "residual")
 OTHER_CASES = ("predict", "breakdown", "threads", "parity")
@@ -48,11 +46,11 @@ CASE_PEERS = {"residual": ("torch",)}
 
 
 def time_sklearn(x, y, sizes, batch):
-    import warnings
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
 
     def run():
-        clf = sk_nn.MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="adam",
+        clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="adam",
                                   batch_size=batch, max_iter=1, shuffle=True, random_state=0,
                                   learning_rate_init=1e-3)
         with warnings.catch_warnings():
@@ -92,7 +90,7 @@ def case_train(key, args, workers, nt, data):
             except PeerError as exc:
                 print(f"note: {exc}", flush=True)
                 row["notes"].append(str(exc))
-    if sk_nn is not None and key == "tabular":
+    if HAVE_SKLEARN and key == "tabular":
         runners["sklearn"] = lambda: time_sklearn(x, y, list(sizes), wl.batch)
     times = interleaved(runners, args.repeats)
     row["systems"] = merge(ratio_summary(times, "fastnn"), ratio_summary(times, "floor"))
@@ -100,7 +98,7 @@ def case_train(key, args, workers, nt, data):
     if key == "mlp128" and nt == 2 and not args.quick:
         ref = fastnn_runner(fastnn_model(wl), x, y, wl.batch, backend="numpy")()
         row["systems"]["numpy"] = single(ref, row["systems"])
-        if sk_nn is not None:
+        if HAVE_SKLEARN:
             row["systems"]["sklearn"] = single(time_sklearn(x, y, list(sizes), wl.batch),
                                                row["systems"])
     return row
@@ -136,8 +134,7 @@ def case_predict(args, workers, nt, data):
         for lo in range(0, len(xs), 1000):
             h = xs[lo:lo + 1000]
             for w, o in zip(ws, outs):
-                np.matmul(h, w, out=o)
-                h = o
+                h = np.matmul(h, w, out=o[:len(h)])
     runners = {"floor": lambda: timed(floor),
                "fastnn": lambda: timed(lambda: model.predict(xs, batch_size=1000, verbose=0))}
     if "torch" in workers:
