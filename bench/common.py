@@ -544,17 +544,28 @@ def start_peers(systems, threads, cpus=None, notes=None):
     return workers
 
 
-def interleaved(runners, repeats, pause=0.2):
+def interleaved(runners, repeats, pause=0.2, notes=None):
     """Run ``runners`` ({name: fn returning timed()'s dict}) in ``repeats`` rounds, the order
     reversed every other round (no system always runs right after the same other one); before
     each run, ``pause`` seconds for the idle threads of the previous system to stop spinning
-    (OpenBLAS's spin ~0.1 s after their last product). {name: {"wall": [...], "cpu": [...]}}."""
+    (OpenBLAS's spin ~0.1 s after their last product). {name: {"wall": [...], "cpu": [...]}}.
+    A worker that fails (PeerError) is dropped from the result with a note (printed, and
+    appended to ``notes``); the others go on."""
     times = {k: {"wall": [], "cpu": []} for k in runners}
     order = list(runners)
     for r in range(repeats):
         for k in (order if r % 2 == 0 else order[::-1]):
+            if k not in times:
+                continue
             time.sleep(pause)
-            t = runners[k]()
+            try:
+                t = runners[k]()
+            except PeerError as exc:
+                print(f"note: {exc}", flush=True)
+                if notes is not None:
+                    notes.append(str(exc))
+                del times[k]
+                continue
             times[k]["wall"].append(t["wall"])
             times[k]["cpu"].append(t["cpu"])
     return times

@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from common import (PEER_LABELS, USER_CPUS, WORKLOADS, header_lines, machine_description,
-                    markdown_table, print_header, start_peers)
+from common import (PEER_LABELS, USER_CPUS, WORKLOADS, PeerError, header_lines,
+                    machine_description, markdown_table, print_header, start_peers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SYSTEMS = ("fastnn", "floor", "torch", "jax_step", "jax_scan")
@@ -85,7 +85,7 @@ def run(args, results):
             for s, w in workers.items():
                 try:
                     runners[s] = w.setup(case, args.rows)
-                except Exception as exc:  # PeerError: noted, the others go on
+                except PeerError as exc:  # noted, the others go on
                     print(f"note: {exc}", flush=True)
                     results["notes"].append(str(exc))
             times = {s: {load: [] for load in loads} for s in runners}
@@ -94,9 +94,15 @@ def run(args, results):
                 for load in (loads if r % 2 == 0 else loads[::-1]):
                     spin = Spinners(load, USER_CPUS)
                     try:
-                        for s in (order if r % 2 == 0 else order[::-1]):
+                        for s in (list(order) if r % 2 == 0 else order[::-1]):
                             time.sleep(0.2)  # idle threads of the previous system stop spinning
-                            times[s][load].append(runners[s]()["wall"])
+                            try:
+                                times[s][load].append(runners[s]()["wall"])
+                            except PeerError as exc:  # a worker died: the others go on
+                                print(f"note: {exc}", flush=True)
+                                results["notes"].append(str(exc))
+                                order.remove(s)
+                                del runners[s], times[s]
                     finally:
                         spin.stop()
                 print(f"{case} round {r + 1}: " + ", ".join(

@@ -92,7 +92,7 @@ def case_train(key, args, workers, nt, data):
                 row["notes"].append(str(exc))
     if HAVE_SKLEARN and key == "tabular":
         runners["sklearn"] = lambda: time_sklearn(x, y, list(sizes), wl.batch)
-    times = interleaved(runners, args.repeats)
+    times = interleaved(runners, args.repeats, notes=row["notes"])
     row["systems"] = merge(ratio_summary(times, "fastnn"), ratio_summary(times, "floor"))
     # slow baselines: one epoch each, against fastnn's median
     if key == "mlp128" and nt == 2 and not args.quick:
@@ -142,7 +142,7 @@ def case_predict(args, workers, nt, data):
             runners["torch"] = workers["torch"].predict(len(xs), 1000)
         except PeerError as exc:
             row["notes"].append(str(exc))
-    times = interleaved(runners, args.repeats * 3)
+    times = interleaved(runners, args.repeats * 3, notes=row["notes"])
     row["systems"] = merge(ratio_summary(times, "fastnn"), ratio_summary(times, "floor"))
     return row
 
@@ -279,6 +279,15 @@ def markdown(results):
             body.append([case] + [speedup(k) for k in systems])
         lines += ["Thread scaling, 1 -> 2 threads (wall time with 1 thread / with 2):", "",
                   markdown_table(["workload"] + [PEER_LABELS[k] for k in systems], body), ""]
+    for nt in sorted({r["threads"] for r in train}, reverse=True):
+        by_key = {r["key"]: r["systems"] for r in train if r["threads"] == nt}
+        if "torch" in by_key.get("residual", {}) and "torch" in by_key.get("mlp128", {}):
+            res, mlp = by_key["residual"]["torch"], by_key["mlp128"]["torch"]
+            lines += [f"Issue 14, {nt} thread{'s' if nt > 1 else ''}: PyTorch eager over fastnn on "
+                      f"the residual MLP {res['wall_vs_fastnn']:.2f}x (CPU {res['cpu_vs_fastnn']:.2f}x), "
+                      f"on the plain MLP at batch 128 {mlp['wall_vs_fastnn']:.2f}x "
+                      f"(CPU {mlp['cpu_vs_fastnn']:.2f}x): the residual margin should be at least "
+                      "the plain one.", ""]
     rows = [r for r in results["rows"] if r.get("key") == "breakdown"]
     if rows:
         body = [[r["batch"], f"{r['x_floor']['no_update']:.2f}x", f"{r['x_floor']['sgd']:.2f}x",
