@@ -2,8 +2,8 @@
 reference, PyTorch eager, torch.compile, a JAX jit train step, a JAX scanned epoch, Keras 3 on
 JAX and scikit-learn, every figure a ratio measured in this run on the same data.
 
-    python bench/suite.py                  # the full suite: 60,000 rows, 3 rounds, 2 and 1 threads
-    python bench/suite.py --quick          # 20,000 rows, 2 rounds
+    python bench/suite.py                  # 60,000 rows, 3 rounds, 2 and 1 threads (~30 min)
+    python bench/suite.py --quick          # 20,000 rows, 2 rounds (~15 min: compiling the peers)
     python bench/suite.py --only mlp128,tabular --peers torch,jax_scan --threads 1
 
 Each peer runs in a process of its own (bench/peers.py: see there why), skipped with a note
