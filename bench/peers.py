@@ -23,6 +23,9 @@ frameworks print goes to stderr).
                                                        -> {"setup_s": s} (built, warmed up)
     {"cmd": "run"}                                     -> {"wall": s, "cpu": s, "loss": l}
     {"cmd": "predict", "rows": 10000, "chunk": 1000}   -> (torch) sets up inference timing
+    {"cmd": "outputs", "case": "bn", "rows": 8, "seed": 0}
+                                                       -> {"outputs": class probabilities of the
+                                                          untrained model in inference mode}
     {"cmd": "optim", "name": "Adam", "n": 1000000, "repeats": 5, "variant": "fused"}
                                                        -> (torch) {"seconds": s or null}
 An error gives {"error": "message"}; the process stays up for the next command.
@@ -67,6 +70,10 @@ class Fastnn:
     def setup(self, wl, x, y, seed):
         from common import fastnn_model, fastnn_runner
         return fastnn_runner(fastnn_model(wl, seed), x, y, wl.batch)
+
+    def outputs(self, wl, x, seed):
+        from common import fastnn_model
+        return fastnn_model(wl, seed).predict(x, verbose=0)
 
 
 # ---- PyTorch --------------------------------------------------------------------------------
@@ -147,6 +154,11 @@ class Torch:
             return float(total) / n
         epoch(warmup_rows(len(x), batch))  # torch.compile compiles here, for both shapes
         return lambda: timed(lambda: epoch(len(x)))
+
+    def outputs(self, wl, x, seed):
+        torch = self.torch
+        with torch.no_grad():
+            return torch.softmax(self.model(wl, seed).eval()(torch.from_numpy(x)), dim=1).numpy()
 
     def predict(self, wl, x, chunk):
         torch = self.torch
@@ -230,9 +242,10 @@ class Jax:
         walk(wl.specs)
         return params, state
 
-    def forward(self, wl, params, state, x, key):
-        """Training-mode forward pass: logits, the BatchNorm moving statistics after this
-        batch (Keras' update), and the dropout key for the next batch."""
+    def forward(self, wl, params, state, x, key, training=True):
+        """Forward pass: logits, the BatchNorm moving statistics after this batch (Keras'
+        update), and the dropout key for the next batch. ``training=False``: BatchNorm uses
+        the moving statistics and Dropout passes its input through."""
         jax = self.jax
         jnp = jax.numpy
         pi, si = iter(params), iter(state)
@@ -245,6 +258,9 @@ class Jax:
                     h = h @ p["w"] + p["b"]
                     if s[2] == "relu":
                         h = jax.nn.relu(h)
+                elif s[0] == "bn" and not training:
+                    p, st = next(pi), next(si)
+                    h = (h - st["mean"]) * jax.lax.rsqrt(st["var"] + BN_EPSILON) * p["gamma"] + p["beta"]
                 elif s[0] == "bn":
                     p, st = next(pi), next(si)
                     mean, var = h.mean(axis=0), h.var(axis=0)
@@ -254,7 +270,7 @@ class Jax:
                                       for k, v in (("mean", mean), ("var", var))})
                 elif s[0] == "relu":
                     h = jax.nn.relu(h)
-                elif s[0] == "dropout":
+                elif s[0] == "dropout" and training:
                     key, sub = jax.random.split(key)
                     keep = jax.random.bernoulli(sub, 1.0 - s[1], h.shape)
                     h = jnp.where(keep, h / (1.0 - s[1]), 0.0)
@@ -264,6 +280,12 @@ class Jax:
             return h, key
         logits, key = walk(wl.specs, x, key)
         return logits, new_state, key
+
+    def outputs(self, wl, x, seed):
+        params, state = self.init(wl, seed)
+        logits, _, _ = self.forward(wl, params, state, self.jax.numpy.asarray(x), None,
+                                    training=False)
+        return np.asarray(self.jax.nn.softmax(logits, axis=1))
 
     def make_step(self, wl, opt):
         jax, optax = self.jax, self.optax
@@ -355,7 +377,23 @@ class KerasJax:
         import jax
         return f"keras {self.keras.__version__}, jax {jax.__version__}"
 
+    def outputs(self, wl, x, seed):
+        return np.asarray(self.model(wl, seed)(x, training=False))
+
     def setup(self, wl, x, y, seed):
+        keras = self.keras
+        model = self.model(wl, seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=EPSILON),
+                      loss="sparse_categorical_crossentropy")
+        rows = warmup_rows(len(x), wl.batch)
+        model.fit(x[:rows], y[:rows], batch_size=wl.batch, epochs=1, verbose=0)
+
+        def epoch():
+            return model.fit(x, y, batch_size=wl.batch, epochs=1, verbose=0).history["loss"][-1]
+        return lambda: timed(epoch)
+
+    def model(self, wl, seed):
+        """The workload as a Keras functional model holding common.initial_weights."""
         keras = self.keras
         layers = keras.layers
         keras.utils.set_random_seed(seed)
@@ -383,16 +421,9 @@ class KerasJax:
             else:
                 h = make(spec)(h)
         model = keras.Model(inp, h)
-        for layer, arrays in zip(weighted, initial_weights(wl, seed)):
+        for layer, arrays in zip(weighted, initial_weights(wl, seed), strict=True):
             layer.set_weights(arrays)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=EPSILON),
-                      loss="sparse_categorical_crossentropy")
-        rows = warmup_rows(len(x), wl.batch)
-        model.fit(x[:rows], y[:rows], batch_size=wl.batch, epochs=1, verbose=0)
-
-        def epoch():
-            return model.fit(x, y, batch_size=wl.batch, epochs=1, verbose=0).history["loss"][-1]
-        return lambda: timed(epoch)
+        return model
 
 
 SYSTEMS = {"floor": Floor, "fastnn": Fastnn, "torch": Torch, "torch_compile": TorchCompile,
@@ -425,6 +456,11 @@ def serve(system, proto):
                 x, _ = workload_data(wl, msg["rows"])
                 runner = system.predict(wl, x, msg["chunk"])
                 reply = {"ok": True}
+            elif cmd == "outputs":
+                wl = WORKLOADS[msg["case"]]
+                x, _ = workload_data(wl, msg["rows"])
+                reply = {"outputs": np.asarray(system.outputs(wl, x, msg.get("seed", 0)),
+                                               np.float64).tolist()}
             elif cmd == "run":
                 if runner is None:
                     raise RuntimeError("run before a successful setup")

@@ -145,3 +145,20 @@ def test_contention_smoke_run_stops_its_busy_processes(tmp_path):
         except OSError:
             pass
     assert not left
+
+
+@pytest.mark.parametrize("system", ["torch", "jax_step", "keras_jax"])
+def test_peers_build_the_same_networks_from_the_same_initial_weights(system):
+    if common.missing_modules(system):
+        pytest.skip(f"{system} needs {common.missing_modules(system)}")
+    worker = common.PeerWorker(system, threads=1)
+    try:
+        # the residual MLP has every kind of layer spec: Dense with and without ReLU,
+        # BatchNorm (inference: the moving statistics), ReLU, Dropout, the skips, softmax
+        wl = common.WORKLOADS["residual"]
+        x, _ = common.workload_data(wl, 8)
+        want = common.fastnn_model(wl, seed=2).predict(x, verbose=0)
+        got = np.array(worker.ask(cmd="outputs", case="residual", rows=8, seed=2)["outputs"])
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=system)
+    finally:
+        worker.close()
