@@ -7,7 +7,8 @@ JAX and scikit-learn, every figure a ratio measured in this run on the same data
     python bench/suite.py --only mlp128,tabular --peers torch,jax_scan --threads 1
 
 Each peer runs in a process of its own (bench/peers.py: see there why), skipped with a note
-when its package is not installed; fastnn and the floor run in this process. Every system
+when its package is not installed or when it fails on this machine (torch.compile needs a
+working C++ compiler, for one); fastnn and the floor run in this process. Every system
 trains the same workloads (bench/common.py: WORKLOADS) from the same initial weights on the
 same data with Adam; the timed epochs run in rounds, each round every system once (order
 reversed every other round), and the ratios are medians of the per-round ratios. With one
