@@ -252,3 +252,11 @@ def test_set_num_threads_above_the_cpu_count_is_honoured_without_a_limit():
         assert _ckernels.openmp_limit() is None and fastnn.get_num_threads() == n
     finally:
         fastnn.set_num_threads(old)
+
+
+def test_set_num_threads_names_bad_values():
+    before = fastnn.get_num_threads()
+    for bad in (None, 1.5, "x", 0):
+        with pytest.raises((TypeError, ValueError), match="threads"):
+            fastnn.set_num_threads(bad)
+    assert fastnn.get_num_threads() == before

@@ -384,3 +384,29 @@ def test_config_round_trip_and_save_load(tmp_path):
     model.save(path)
     loaded = fastnn.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_normalization_adapt_keras_arguments_and_nested_lists():
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype("float32")
+    ref = layers.Normalization()
+    ref.adapt(x)
+    for data, kw in ((x, {"batch_size": 8}), (x, {"batch_size": 8, "steps": None}),
+                     (x.tolist(), {})):
+        n = layers.Normalization()
+        n.adapt(data, **kw)  # Keras 3: adapt(data, batch_size=None, steps=None)
+        for a, b in zip(n.get_weights(), ref.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    # steps limits an iterable of batches, as Keras
+    n = layers.Normalization()
+    n.adapt([x[:10], x[10:20], x[20:]], steps=1)
+    first = layers.Normalization()
+    first.adapt(x[:10])
+    np.testing.assert_allclose(n.get_weights()[0], first.get_weights()[0], rtol=1e-6)
+
+
+def test_normalization_given_non_finite_statistics_and_reshape_of_an_int():
+    for mean, var in (([np.nan, 0.0], [1.0, 1.0]), ([0.0, 0.0], [np.inf, 1.0])):
+        with pytest.raises(ValueError, match="Normalization: mean and variance must be finite"):
+            layers.Normalization(mean=mean, variance=var)
+    m = fastnn.Sequential([layers.Input(shape=(4,)), layers.Reshape(4)])
+    assert m.output_shape == (None, 4)
