@@ -75,3 +75,22 @@ def test_losses_of_empty_predictions_are_zero_in_both(shape):
         for from_logits in (True, False):
             assert ops.softmax_cross_entropy(p, p, from_logits) == 0.0
             assert ops.sparse_softmax_cross_entropy(p, labels, from_logits) == 0.0
+
+
+def test_softmax_cross_entropy_never_takes_log_of_zero():
+    z = np.array([[1000.0, -1000.0, 0.0]], np.float32)
+    labels = np.array([1], np.int64)
+    g = np.empty_like(z)
+    v = C.sparse_softmax_cross_entropy(z, labels, True, 1.0, g)
+    assert np.isfinite(v) and v > 1000
+    assert np.all(np.isfinite(g))
+    p = np.array([[1.0, 0.0, 0.0]], np.float32)  # probabilities with an exact zero
+    v = C.sparse_softmax_cross_entropy(p, labels, False, 1.0, g)
+    assert np.isfinite(v) and np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, [[1.0, -1.0, 0.0]])
+
+
+def test_sparse_label_out_of_range_gives_nan_not_a_stray_read():
+    z = np.zeros((2, 3), np.float32)
+    assert np.isnan(C.sparse_softmax_cross_entropy(z, np.array([0, 3], np.int64), True, 1.0, None))
+    assert np.isnan(C.sparse_softmax_cross_entropy(z, np.array([-1, 0], np.int64), True, 1.0, None))
