@@ -89,6 +89,7 @@ enum fastnn_loss {
     LOSS_MSE = 0, LOSS_MAE = 1, LOSS_HUBER = 2, LOSS_BCE = 3, LOSS_BCE_LOGITS = 4,
     LOSS_CCE = 5, LOSS_KLD = 6, LOSS_HINGE = 7
 };
+#define FASTNN_N_LOSSES 8
 double elementwise_loss_f32(const float *P, const float *T, int loss, double param, double scale,
                             float *dP, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double elementwise_loss_f64(const double *P, const double *T, int loss, double param, double scale,

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3, binding=True, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """The C-backed kernels: thin wrappers that validate arguments and call csrc/ without the GIL.
 
 Every public function here has a twin of the same name and signature in ``fastnn.reference``.
@@ -7,9 +7,27 @@ are checked here (inputs that are not C-contiguous are copied; ``out`` buffers m
 C-contiguous and of the input's dtype).
 """
 import numpy as np
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t
 from fastnn._kernels cimport *
+
+# The header's codes and constants as this extension was compiled with them (from the .pxd,
+# which reads csrc/fastnn.h): the tests hold fastnn.reference's tables to these. binding=True
+# above makes every wrapper introspectable (inspect.signature), so the tests also check that
+# each has its reference twin's signature.
+HEADER_CONSTANTS = {
+    "ACT_LINEAR": ACT_LINEAR, "ACT_RELU": ACT_RELU, "ACT_LEAKY_RELU": ACT_LEAKY_RELU,
+    "ACT_ELU": ACT_ELU, "ACT_SELU": ACT_SELU, "ACT_SIGMOID": ACT_SIGMOID, "ACT_TANH": ACT_TANH,
+    "ACT_GELU": ACT_GELU, "ACT_SWISH": ACT_SWISH, "ACT_SOFTPLUS": ACT_SOFTPLUS,
+    "ACT_SOFTSIGN": ACT_SOFTSIGN, "ACT_HARD_SIGMOID": ACT_HARD_SIGMOID, "ACT_MISH": ACT_MISH,
+    "ACT_EXPONENTIAL": ACT_EXPONENTIAL, "ACT_SOFTMAX": ACT_SOFTMAX,
+    "ACT_LOG_SOFTMAX": ACT_LOG_SOFTMAX, "FASTNN_N_ACTIVATIONS": FASTNN_N_ACTIVATIONS,
+    "FASTNN_SELU_ALPHA": FASTNN_SELU_ALPHA, "FASTNN_SELU_SCALE": FASTNN_SELU_SCALE,
+    "LOSS_MSE": LOSS_MSE, "LOSS_MAE": LOSS_MAE, "LOSS_HUBER": LOSS_HUBER, "LOSS_BCE": LOSS_BCE,
+    "LOSS_BCE_LOGITS": LOSS_BCE_LOGITS, "LOSS_CCE": LOSS_CCE, "LOSS_KLD": LOSS_KLD,
+    "LOSS_HINGE": LOSS_HINGE, "FASTNN_N_LOSSES": FASTNN_N_LOSSES,
+}
 
 cdef int _n_threads = 1
 
@@ -88,9 +106,9 @@ cdef int _kind(a, str name) except -1:
         num = a.dtype.num
     except AttributeError:
         raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
-    if num == 11:
+    if num == cnp.NPY_FLOAT32:
         return 0
-    if num == 12:
+    if num == cnp.NPY_FLOAT64:
         return 1
     raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
 

@@ -20,7 +20,7 @@ def bias_act_forward(Z, b, int act, double alpha=0.0, out=None, n_threads=None):
         b = _in(b, k, "b")
         if b.shape != (shape[1],):
             raise ValueError(f"bias has shape {b.shape}, expected ({shape[1]},) for Z of shape {shape}")
-    if not 0 <= act < 16:
+    if not 0 <= act < FASTNN_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {act}")
     out = np.empty_like(Z) if out is None else _out(out, k, shape, "out")
     if shape[0] == 0 or shape[1] == 0:
@@ -56,13 +56,13 @@ def act_backward(dY, Z, Y, int act, double alpha=0.0, out=None, db=None, n_threa
     Y = _in(Y, k, "Y")
     if Y.shape != shape:
         raise ValueError(f"Y has shape {Y.shape}, expected {shape}")
-    if act in (7, 8, 12) and Z is None:
+    if act in (ACT_GELU, ACT_SWISH, ACT_MISH) and Z is None:
         raise ValueError("gelu, swish and mish need the pre-activation Z")
     if Z is not None:
         Z = _in(Z, k, "Z")
         if Z.shape != shape:
             raise ValueError(f"Z has shape {Z.shape}, expected {shape}")
-    if not 0 <= act < 16:
+    if not 0 <= act < FASTNN_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {act}")
     out = np.empty_like(dY) if out is None else _out(out, k, shape, "out")
     if db is not None:

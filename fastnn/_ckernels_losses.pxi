@@ -38,7 +38,7 @@ def elementwise_loss(P, T, int loss, double param=1.0, double scale=1.0, out=Non
     T = _in(T, k, "y_true")
     if T.shape != shape:
         raise ValueError(f"y_true has shape {T.shape} but y_pred has shape {shape}")
-    if not 0 <= loss < 8:
+    if not 0 <= loss < FASTNN_N_LOSSES:
         raise ValueError(f"unknown loss code {loss}")
     if out is not None:
         _out(out, k, shape, "out")

@@ -5,6 +5,40 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 cdef extern from "fastnn.h" nogil:
     int fastnn_have_openmp()
 
+    # The codes and constants of the header, read from it here so that no number is written
+    # twice (tests/kernels/test_header_constants.py holds the Python tables to these).
+    enum fastnn_activation:
+        ACT_LINEAR
+        ACT_RELU
+        ACT_LEAKY_RELU
+        ACT_ELU
+        ACT_SELU
+        ACT_SIGMOID
+        ACT_TANH
+        ACT_GELU
+        ACT_SWISH
+        ACT_SOFTPLUS
+        ACT_SOFTSIGN
+        ACT_HARD_SIGMOID
+        ACT_MISH
+        ACT_EXPONENTIAL
+        ACT_SOFTMAX
+        ACT_LOG_SOFTMAX
+    enum: FASTNN_N_ACTIVATIONS
+    double FASTNN_SELU_ALPHA
+    double FASTNN_SELU_SCALE
+
+    enum fastnn_loss:
+        LOSS_MSE
+        LOSS_MAE
+        LOSS_HUBER
+        LOSS_BCE
+        LOSS_BCE_LOGITS
+        LOSS_CCE
+        LOSS_KLD
+        LOSS_HINGE
+    enum: FASTNN_N_LOSSES
+
     # activations.c
     void bias_act_forward_f32(float *Z, const float *b, int act, double alpha, float *Y,
                               Py_ssize_t n, Py_ssize_t m, int n_threads)

@@ -424,3 +424,20 @@ def test_read_rows_errors_name_the_row(ops, npy):
         ops.read_rows(fd, offset, 10, np.array([1, 2], np.int64), np.empty((3, 2))[:, :1].T)
     with pytest.raises(ValueError, match="out has 3 rows, index 2"):
         ops.read_rows(fd, offset, 10, np.array([1, 2], np.int64), out)
+
+
+@pytest.mark.parametrize("ops", OPS, ids=lambda o: o.name)
+@pytest.mark.parametrize("row", [1, 40])  # 8-byte rows, and 320-byte rows (prefetching path)
+def test_take_rows_reads_an_index_array_that_shares_memory_with_out(ops, row):
+    """The C kernel checked every index, then read them while writing out: an index array in
+    out's memory (later indices overwritten by earlier rows) made it read far outside src (a
+    segfault). The answer must be np.take's, from the indices as they were passed."""
+    n = 600
+    src = np.full((n, row), 10 ** 12, np.int64)  # values far outside [0, n) as indices
+    buf = np.zeros((n + 1) * row, np.int64)
+    out = buf[row:].reshape(n, row)
+    # index i lies in buf[i]: out row i // row - 1 overwrites it before it is read
+    index = buf[:n]
+    want = np.take(src, index.copy(), axis=0)
+    got = ops.take_rows(src, index, out)
+    np.testing.assert_array_equal(got, want)

@@ -7,8 +7,10 @@ import os
 
 import pytest
 
+from conftest import REPO_ROOT
+
 pytest.importorskip("matplotlib")
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(REPO_ROOT, "examples")
 
 
 def load(name):

@@ -24,7 +24,7 @@ from fastnn import constraints, initializers, layers, losses, optimizers, regula
 from fastnn.datasets import load_digits
 from fastnn.saving import InvalidModelFileError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import fastnn
 from fastnn import constraints, layers, regularizers
 
-from conftest import C, REF, SHAPES, assert_close, noncontiguous, numeric_grad, requires_c
+from conftest import C, numeric_grad, requires_c
 
 DTYPES = [np.float32, np.float64]
 BACKENDS = ["numpy"] + (["c"] if C is not None else [])
@@ -18,25 +18,7 @@ def restore_backend():
     fastnn.set_backend("c" if C is not None else "numpy")
 
 
-# ---- kernels -----------------------------------------------------------------------------------
-@requires_c
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES + [(300, 700)])
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("l1,l2,scale", [(0.01, 0.0, 1.0), (0.0, 0.02, 1.0), (0.003, 0.05, 0.25)])
-def test_l1_l2_penalty_matches_reference(dtype, shape, threads, l1, l2, scale):
-    rng = np.random.default_rng(shape[0] + shape[1])
-    w = rng.standard_normal(shape).astype(dtype)
-    w[0, 0] = 0  # sign(0) = 0
-    g0 = rng.standard_normal(shape).astype(dtype)
-    g_c, g_r = g0.copy(), g0.copy()
-    p_c = C.l1_l2_penalty(noncontiguous(w), l1, l2, scale, g_c, n_threads=threads)
-    p_r = REF.l1_l2_penalty(w, l1, l2, scale, g_r)
-    assert p_c == pytest.approx(p_r, rel=1e-12)
-    assert_close(g_c, g_r, dtype, scale=2)
-    assert C.l1_l2_penalty(w, l1, l2, scale, n_threads=threads) == pytest.approx(p_r, rel=1e-12)
-
-
+# ---- kernels (their parity with the reference: tests/kernels/test_kernel_parity.py) -----------
 @requires_c
 def test_l1_l2_penalty_same_bits_for_1_and_2_threads():
     w = np.random.default_rng(0).standard_normal(1_000_003).astype(np.float32)
@@ -45,25 +27,6 @@ def test_l1_l2_penalty_same_bits_for_1_and_2_threads():
     p2 = C.l1_l2_penalty(w, 0.1, 0.2, 1.0, g2, n_threads=2)
     assert p1 == p2
     np.testing.assert_array_equal(g1, g2)
-
-
-@requires_c
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,axis", [((1, 1), 0), ((7, 3), 0), ((7, 3), 1), ((7, 3), -1),
-                                        ((300, 700), 0), ((300, 700), 1), ((5,), 0),
-                                        ((4, 3, 5), 1), ((4, 3, 5), 0)])
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("params", [(0.0, 1.5, 1.0, False), (0.5, 1.0, 0.7, False),
-                                    (1.0, 1.0, 1.0, True)])
-def test_norm_constraint_matches_reference(dtype, shape, axis, threads, params):
-    w = (np.random.default_rng(len(shape) + shape[0]).standard_normal(shape) * 2).astype(dtype)
-    w_c, w_r = w.copy(), w.copy()
-    C.norm_constraint(w_c, *params, axis, n_threads=threads)
-    REF.norm_constraint(w_r, *params, axis)
-    assert_close(w_c, w_r, dtype, scale=2)
-    w_n = w.copy()
-    C.non_neg(w_n, n_threads=threads)
-    np.testing.assert_array_equal(w_n, REF.non_neg(w.copy()))
 
 
 @requires_c

@@ -11,7 +11,9 @@ import pytest
 import fastnn
 from fastnn import datasets, layers, optimizers
 
-from conftest import requires_c, same_fastnn_env
+from fastnn.reference.activations import ACTIVATION_CODES
+
+from conftest import C, requires_c, same_fastnn_env
 
 
 def test_set_num_threads_sets_kernels_and_blas():
@@ -252,3 +254,37 @@ def test_set_num_threads_above_the_cpu_count_is_honoured_without_a_limit():
         assert _ckernels.openmp_limit() is None and fastnn.get_num_threads() == n
     finally:
         fastnn.set_num_threads(old)
+
+
+def test_set_num_threads_names_bad_values():
+    before = fastnn.get_num_threads()
+    for bad in (None, 1.5, "x", 0):
+        with pytest.raises((TypeError, ValueError), match="threads"):
+            fastnn.set_num_threads(bad)
+    assert fastnn.get_num_threads() == before
+
+
+@requires_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activation_kernels_are_thread_count_invariant(dtype):
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((513, 257)).astype(dtype)
+    b = rng.standard_normal(257).astype(dtype)
+    dy = rng.standard_normal((513, 257)).astype(dtype)
+    for name, code in sorted(ACTIVATION_CODES.items()):
+        alpha = {"leaky_relu": 0.2, "elu": 1.3}.get(name, 0.0)
+        outs = []
+        for t in (1, 2):
+            zz = z.copy()
+            y = C.bias_act_forward(zz, b, code, alpha, np.empty_like(z), n_threads=t)
+            db = np.empty(257, dtype)
+            dz = C.act_backward(dy, zz, y, code, alpha, np.empty_like(z), db, n_threads=t)
+            outs.append((y, dz, db))
+        for a, c in zip(*outs):
+            assert np.array_equal(a, c), name
+
+
+@requires_c
+def test_sum_squares_is_thread_count_invariant():
+    x = np.random.default_rng(1).standard_normal(3_000_001).astype(np.float32)
+    assert C.sum_squares(x, n_threads=1) == C.sum_squares(x, n_threads=2)

@@ -213,7 +213,7 @@ def test_ctrl_c_during_fit_leaves_the_model_as_after_its_last_step():
     assert all(r["same"] for r in results), results
 
 
-# ---- found in review: the gaps between the lock and what it guards -------------------------
+# ---- the gaps between the lock and what it guards ----------------------------------------
 def _gate(thread_name, entered, release):
     """A pass-through user layer that blocks the first time it runs in thread ``thread_name``."""
     class Gate(layers.Layer):

@@ -284,7 +284,7 @@ def test_trajectory_with_schedule_and_callable_learning_rate(kind):
     np.testing.assert_array_equal(p1[0], p2[0])
 
 
-# ---- kernel parity matrix -------------------------------------------------------------------
+# ---- kernels: the same bits for any thread count, bad input ----------------------------------
 def _kernel_calls(n_shape, dtype, rng):
     """(name, args builder) for every update kernel, with clip/decay options exercised."""
     def st(fill=0.0):
@@ -333,30 +333,6 @@ def _adafactor_state(shape, dtype):
         return [np.full(shape[:-1], 0.4, dtype), np.full(shape[:-2] + shape[-1:], 0.3, dtype),
                 None]
     return [None, None, np.full(shape, 0.2, dtype)]
-
-
-@requires_c
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(1,), (1, 1), (7,), (3, 17), (1001,), (2, 3, 5)])
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_kernels_match_reference(dtype, shape, n_threads):
-    rng = np.random.default_rng(1)
-    p0 = rng.standard_normal(shape).astype(dtype)
-    g = (1.5 * rng.standard_normal(shape)).astype(dtype)
-    for name, make in _kernel_calls(shape, dtype, rng):
-        res = []
-        for ops, nt in ((C, n_threads), (REF, None)):
-            state, kw = make()
-            p = p0.copy()
-            # non-contiguous gradient (accepted: it is an input)
-            gv = np.repeat(g[..., None], 2, axis=-1)[..., 0] if g.ndim else g
-            g_before = gv.copy()
-            getattr(ops, name)(p, gv, *state, **kw, n_threads=nt)
-            np.testing.assert_array_equal(gv, g_before, err_msg=f"{name} wrote the gradient")
-            res.append([p] + [s for s in state if s is not None])
-        for a, b in zip(*res):
-            np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
-        assert not np.array_equal(res[0][0], p0), name
 
 
 @requires_c
@@ -796,58 +772,6 @@ def test_keras_apply_forms():
     oa.apply([None, grads[0][1]], a[:2])  # None gradients are skipped
     assert oa.iterations == it + 1
 
-
-# ---- random sizes and hyperparameters ---------------------------------------------------------
-from hypothesis import given, settings, strategies as hst  # noqa: E402
-
-
-@requires_c
-@settings(max_examples=40, deadline=None)
-@given(n=hst.integers(0, 300), f64=hst.booleans(), seed=hst.integers(0, 2 ** 16),
-       lr=hst.floats(1e-4, 1.0), b1=hst.floats(0.0, 0.99), b2=hst.floats(0.5, 0.9999),
-       eps=hst.sampled_from([0.0, 1e-7, 1e-3]), wd=hst.sampled_from([0.0, 0.1]),
-       gs=hst.sampled_from([1.0, 0.3]), cv=hst.sampled_from([None, 0.5]),
-       step=hst.integers(1, 1000))
-def test_kernels_match_reference_hypothesis(n, f64, seed, lr, b1, b2, eps, wd, gs, cv, step):
-    dtype = np.float64 if f64 else np.float32
-    rng = np.random.default_rng(seed)
-    p0 = rng.standard_normal(n).astype(dtype)
-    g = rng.standard_normal(n).astype(dtype)
-    s0 = [np.abs(rng.standard_normal(n)).astype(dtype) + 0.5 for _ in range(3)]
-    common = dict(weight_decay=wd, grad_scale=gs, clipvalue=cv)
-    u_product = float(np.prod([b1 * (1 - 0.5 * 0.96 ** t) for t in range(1, min(step, 50) + 1)]))
-    calls = [
-        ("sgd_update", 1, dict(learning_rate=lr, momentum=b1, nesterov=bool(seed % 2))),
-        ("adam_update", 3, dict(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps, step=step)),
-        ("adamax_update", 2, dict(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps + 1e-7, step=step)),
-        ("nadam_update", 2, dict(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps, step=step,
-                                 u_product=u_product)),
-        ("rmsprop_update", 3, dict(learning_rate=lr, rho=b2, momentum=b1, epsilon=eps)),
-        ("adagrad_update", 1, dict(learning_rate=lr, epsilon=eps)),
-        ("lion_update", 1, dict(learning_rate=lr, beta_1=max(b1, 0.01), beta_2=b2)),
-        ("adadelta_update", 2, dict(learning_rate=lr, rho=b2, epsilon=eps + 1e-7)),
-        ("ftrl_update", 2, dict(learning_rate=lr, learning_rate_power=-b1,
-                                l1_regularization_strength=eps, l2_regularization_strength=wd,
-                                l2_shrinkage_regularization_strength=wd, beta=b2)),
-        ("lamb_update", 2, dict(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps + 1e-7,
-                                step=step)),
-        ("adafactor_update", 0, dict(learning_rate=lr, beta_2_decay=-b1, epsilon_1=1e-30,
-                                     epsilon_2=eps, clip_threshold=b2, step=step)),
-        ("ema_update", 0, dict(momentum=b1)),
-    ]
-    for name, k, kw in calls:
-        if name == "nadam_update" and (b1 == 0.0 or step > 50):
-            continue
-        res = []
-        for ops in (C, REF):
-            p, st = p0.copy(), [s.copy() for s in s0[:k]]
-            if name == "adafactor_update":  # rank 1: not factored
-                st = [None, None, s0[0].copy()]
-            with np.errstate(invalid="ignore"):  # centered RMSprop on random state may go NaN
-                getattr(ops, name)(p, g, *st, **kw, **({} if name == "ema_update" else common))
-            res.append([p] + [s for s in st if s is not None])
-        for a, b in zip(*res):
-            np.testing.assert_allclose(a, b, rtol=TOL[dtype], atol=TOL[dtype], err_msg=name)
 
 
 @requires_c

@@ -5,7 +5,9 @@ import os
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+from conftest import REPO_ROOT
+
+README = os.path.join(REPO_ROOT, "README.md")
 
 
 def test_readme_example_runs():

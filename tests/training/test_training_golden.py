@@ -7,9 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from conftest import TESTS_DIR
 from golden_training import CASES, machine_fingerprint
 
-GOLDEN = np.load(os.path.join(os.path.dirname(__file__), "data", "golden_training.npz"))
+GOLDEN = np.load(os.path.join(TESTS_DIR, "data", "golden_training.npz"))
 
 
 @pytest.mark.filterwarnings("ignore:fit. the data ran out")  # the carry-over case's, on purpose

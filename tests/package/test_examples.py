@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+from conftest import REPO_ROOT
+
+EXAMPLES = os.path.join(REPO_ROOT, "examples")
 
 
 def load(name):

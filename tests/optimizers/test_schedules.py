@@ -265,3 +265,21 @@ def test_reduce_lr_on_plateau_in_fit():
               callbacks=[callbacks.ReduceLROnPlateau(factor=0.5, patience=1, min_delta=1.0)])
     # logged: the rate each epoch trained with; the reduction happens at the end of epoch 1
     assert h.history["learning_rate"] == pytest.approx([1e-12, 1e-12, 5e-13, 2.5e-13], rel=1e-12)
+
+
+@pytest.mark.parametrize("lr,err,match", [
+    (lambda: -1.0, ValueError, "finite number >= 0, got -1.0"),
+    (lambda step: float("nan"), ValueError, "finite number >= 0, got nan"),
+    (lambda: "fast", TypeError, "must return a number, got 'fast'")])
+def test_learning_rate_callable_results_are_checked_before_the_step(lr, err, match):
+    # a float learning rate < 0 or NaN is refused; a callable returning one used to run
+    # gradient ascent (or write NaN weights) silently
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 4)).astype("float32"), rng.integers(0, 3, size=24)
+    m = fastnn.Sequential([layers.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
+    m.compile(optimizers.SGD(lr), "sparse_categorical_crossentropy")
+    w0 = m.get_weights()
+    with pytest.raises(err, match=match):
+        m.fit(x, y, verbose=0)
+    for a, b in zip(w0, m.get_weights()):  # nothing was applied
+        np.testing.assert_array_equal(a, b)
