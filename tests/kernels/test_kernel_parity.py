@@ -329,6 +329,12 @@ KERNELS = {
     "all_finite": Row(_all_finite, exact=True),
     "take_rows": Row(_take_rows, exact=True, contiguous=("src",)),
     "read_rows": Row(_read_rows, exact=True, writes=("out",)),
+    # ---- embedding lookups (csrc/embedding.c)
+    "embedding_forward": Row(lambda g: dict(codes=g.ints(g.n, g.n, 3, dtype=g.pick(np.int64, np.int32, g.dtype)),
+                                            W=g.normal(), out=g.pick(None, g.empty(g.n, 3, g.m)),
+                                            index=g.pick(None, g.empty(g.n, 3, dtype=np.int64))), exact=True),
+    "embedding_backward": Row(lambda g: dict(dY=g.normal(g.n, 3, g.m), index=g.ints(g.n, g.n, 3), rows=g.n,
+                                             out=g.pick(None, g.empty())), tol=10),
     # ---- optimizers (csrc/optimizers.c): param and state are updated in place
     "sgd_update": Row(_update(lambda g: dict(
         velocity=g.pick(None, _state(g)), learning_rate=g.number(1e-3, 0.5), momentum=g.number(0, 0.95),
