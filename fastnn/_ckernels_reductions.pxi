@@ -9,6 +9,19 @@ cdef void _col_sum(const floating[:, ::1] X, floating[::1] out, int nt) noexcept
 
 def col_sum(X, out=None, n_threads=None):
     """out[j] = sum over rows of X[:, j], in a fixed order."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(X, &r, &c)
+    cdef char *xp
+    cdef char *op
+    if tn >= 0:
+        xp = _fast_ptr(X, tn, 2, r, c, False)
+        op = _fast_ptr(out, tn, 1, c, 0, True)
+        if xp != NULL and op != NULL:
+            if tn == cnp.NPY_FLOAT:
+                col_sum_f32(<const float *>xp, <float *>op, r, c, _nt(n_threads))
+            else:
+                col_sum_f64(<const double *>xp, <double *>op, r, c, _nt(n_threads))
+            return out
     cdef int k = _kind(X, "X"), nt = _nt(n_threads)
     shape = _shape2(X, "X")
     X = _in(X, k, "X")
@@ -65,9 +78,7 @@ def all_finite(x, n_threads=None):
     return bool(_all_finite[double](x, nt))
 
 
-cimport numpy as cnp
 from libc.errno cimport errno
-cnp.import_array()
 
 
 def take_rows(src, index, out=None, n_threads=None):
