@@ -4,7 +4,7 @@
   loop that calls the batch hooks;
 - the kernels' checked-once path (arrays already right: NumPy C-API checks, no memoryviews)
   against their general path (reached with a strided argument, copied first);
-- SparseCategoricalAccuracy's buffered count against values();
+- SparseCategoricalAccuracy's kernel count (argmax_hits) against values();
 - RWLock without notify_all when nobody waits, and with sleepers that must be woken.
 """
 import threading
@@ -197,8 +197,33 @@ def test_fast_paths_leave_the_errors_to_the_general_path():
         _ck().col_sum(z, read_only)
 
 
+@needs_c
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_argmax_hits_kernel_matches_its_numpy_reference(dtype, layout):
+    rng = np.random.default_rng(5)
+    p = rng.standard_normal((50, 7)).astype(dtype)
+    p[0, 2] = p[0, 5] = p[0].max() + 1     # a tie: the first index
+    p[1, 3] = np.nan                       # a NaN: its index
+    p[2, 1] = p[2, 4] = np.nan             # two NaN: the first
+    p[3] = 0.0
+    p[3, 6] = -0.0                         # -0 == 0: index 0
+    labels = rng.integers(0, 7, 50)
+    labels[:4] = [2, 3, 1, 0]
+    arg = _strided(p) if layout == "strided" else p
+    got = _ck().argmax_hits(arg, labels)
+    want = fastnn.reference.reductions.argmax_hits(arg, labels)
+    assert got == want == int(np.count_nonzero(np.argmax(p, axis=1) == labels))
+    assert got >= 4
+    assert _ck().argmax_hits(p[:0], labels[:0]) == 0
+    with pytest.raises(ValueError, match="labels"):
+        _ck().argmax_hits(p, labels[:3])
+    with pytest.raises(ValueError, match="labels"):
+        fastnn.reference.reductions.argmax_hits(p, labels[:3])
+
+
 # ---- metrics ---------------------------------------------------------------------------------
-def test_sparse_accuracy_buffered_count_equals_values_with_ties_and_nan():
+def test_sparse_accuracy_kernel_count_equals_values_with_ties_and_nan():
     rng = np.random.default_rng(4)
     y_pred = rng.random((40, 3)).astype(np.float32)
     y_pred[0] = [0.5, 0.5, 0.1]      # a tie: the first index wins in both
