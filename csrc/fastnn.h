@@ -110,6 +110,9 @@ double sparse_softmax_cross_entropy_f64(const double *Z, const int64_t *labels, 
 /* out[j] = sum_i X[i, j] (fixed order over i). */
 void col_sum_f32(const float *X, float *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
 void col_sum_f64(const double *X, double *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* The rows i of P (n, m) whose np.argmax equals labels[i] (sparse accuracy's hits). */
+int64_t argmax_hits_f32(const float *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
+int64_t argmax_hits_f64(const double *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
 /* sum of squares of a flat array, accumulated in double, fixed block order. */
 double sum_squares_f32(const float *x, ptrdiff_t n, int n_threads);
 double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);

@@ -12,6 +12,8 @@ from cython cimport floating
 from libc.stdint cimport int32_t, int64_t
 from fastnn._kernels cimport *
 
+cnp.import_array()
+
 # The header's codes and constants as this extension was compiled with them (from the .pxd,
 # which reads csrc/fastnn.h): the tests hold fastnn.reference's tables to these. binding=True
 # above makes every wrapper introspectable (inspect.signature), so the tests also check that
@@ -135,6 +137,63 @@ cdef tuple _shape2(a, str name):
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D, got shape {a.shape}")
     return a.shape
+
+
+# ---- the checked-once fast path ------------------------------------------------------------
+# A training step calls a few kernels per layer on arrays that are already right (the layers'
+# own buffers): for those, the wrappers read the arrays' type, shape and flags through the
+# NumPy C-API and call the kernel directly. Anything else (another dtype or layout, a shape
+# that does not match, an empty array, a list) takes the general path below each fast path,
+# which copies what may be copied and raises the errors, so behaviour is unchanged. Measured
+# (callgrind, tabular 20-64-64-2 at batch 32): typed memoryviews and Python-level attribute
+# checks cost ~10,000 instructions a call, ~5x the kernels themselves on these shapes.
+cdef inline char *_fast_ptr(object a, int tn, int nd, Py_ssize_t d0, Py_ssize_t d1,
+                            bint writable) noexcept:
+    """The data of ``a`` when it is an ndarray of type number ``tn`` (native byte order,
+    aligned, C-contiguous, writable if asked) of shape (d0,) (``nd`` 1) or (d0, d1), else
+    NULL."""
+    cdef cnp.ndarray x
+    if not cnp.PyArray_Check(a):
+        return NULL
+    x = <cnp.ndarray>a
+    if (cnp.PyArray_TYPE(x) != tn or cnp.PyArray_NDIM(x) != nd or cnp.PyArray_DIM(x, 0) != d0
+            or (nd == 2 and cnp.PyArray_DIM(x, 1) != d1) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)
+            or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    return <char *>cnp.PyArray_DATA(x)
+
+
+cdef inline int _fast_2d(object a, Py_ssize_t *rows, Py_ssize_t *cols) noexcept:
+    """The type number of ``a`` when it is a non-empty 2-D float32/float64 ndarray (its shape
+    into rows, cols), else -1."""
+    cdef cnp.ndarray x
+    cdef int tn
+    if not cnp.PyArray_Check(a):
+        return -1
+    x = <cnp.ndarray>a
+    tn = cnp.PyArray_TYPE(x)
+    if (tn != cnp.NPY_FLOAT and tn != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(x) != 2:
+        return -1
+    rows[0] = cnp.PyArray_DIM(x, 0)
+    cols[0] = cnp.PyArray_DIM(x, 1)
+    if rows[0] == 0 or cols[0] == 0:
+        return -1
+    return tn
+
+
+cdef inline int _fast_1d(object a, Py_ssize_t *n) noexcept:
+    """As _fast_2d for a non-empty 1-D float32/float64 ndarray."""
+    cdef cnp.ndarray x
+    cdef int tn
+    if not cnp.PyArray_Check(a):
+        return -1
+    x = <cnp.ndarray>a
+    tn = cnp.PyArray_TYPE(x)
+    if (tn != cnp.NPY_FLOAT and tn != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(x) != 1:
+        return -1
+    n[0] = cnp.PyArray_DIM(x, 0)
+    return -1 if n[0] == 0 else tn
 
 
 include "_ckernels_activations.pxi"

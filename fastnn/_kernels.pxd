@@ -76,6 +76,8 @@ cdef extern from "fastnn.h" nogil:
     # reductions.c
     void col_sum_f32(const float *X, float *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
     void col_sum_f64(const double *X, double *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    int64_t argmax_hits_f32(const float *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
+    int64_t argmax_hits_f64(const double *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
     double sum_squares_f32(const float *x, Py_ssize_t n, int n_threads)
     double sum_squares_f64(const double *x, Py_ssize_t n, int n_threads)
     int all_finite_f32(const float *x, Py_ssize_t n, int n_threads)

@@ -116,28 +116,28 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, training=False):
-        lead = x.shape[:-1]
+        lead = None
         if x.ndim != 2:
+            lead = x.shape[:-1]
             x = x.reshape(-1, x.shape[-1])
-        n = x.shape[0]
+        shape = (x.shape[0], self.units)
         act = self.activation
-        z = self._buffer("z", (n, self.units))
+        z = self._buffer("z", shape)
         w = self._w_used = self._kernel_for(training)
         threads.matmul(x, w, z)
         # Activations differentiable from their output run in place; gelu/swish/mish keep z.
-        y = self._buffer("y", (n, self.units)) if act.needs_preactivation else z
+        y = self._buffer("y", shape) if act.needs_preactivation else z
         backend.ops.bias_act_forward(z, self.bias.value if self.use_bias else None,
                                      act.code, act.alpha, y)
         self._x, self._z, self._y = x, z, y
         if self.activity_regularizer is not None:  # Keras 3: penalty(output) / batch size
             self._activity_loss = regularizers.activity_penalty(self.activity_regularizer, y)
-        return y if len(lead) == 1 else y.reshape(lead + (self.units,))
+        return y if lead is None or len(lead) == 1 else y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
         x, y = self._x, self._y
-        n = x.shape[0]
         if dy.ndim != 2:
-            dy = dy.reshape(n, self.units)
+            dy = dy.reshape(x.shape[0], self.units)
         if self.activity_regularizer is not None:
             dy = regularizers.add_activity_gradient(
                 self, dy, y, self.activation if self.fused_output_grad else None)
@@ -149,7 +149,7 @@ class Dense(Layer):
                 backend.ops.col_sum(dz, db)
         else:
             act = self.activation
-            dz = self._backward_out("dz", dy, (n, self.units))
+            dz = self._backward_out("dz", dy, y.shape)
             backend.ops.act_backward(dy, self._z if act.needs_preactivation else None, y,
                                      act.code, act.alpha, dz, db)
         if trainable:

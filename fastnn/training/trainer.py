@@ -359,6 +359,8 @@ class Trainer:
     # ---- one step -------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf  # every full batch: one comparison
         if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != dtype:
             buf = np.empty(shape, dtype)
             self._buffers[key] = buf
@@ -407,13 +409,16 @@ class Trainer:
         guard = self._step_guard
         if guard is not None:
             guard.in_step = True
-        self._state_lock.acquire_write()
+        lock = self._state_lock
+        lock.acquire_write()
         try:
             result = self._step(xb, yb, wb)
         finally:
-            self._state_lock.release_write()
+            lock.release_write()
         if guard is not None:
-            guard.end_step()
+            guard.in_step = False  # guard.end_step(), inlined: it runs every step
+            if guard.pending:
+                guard.end_step()
         return result
 
     @staticmethod
@@ -429,9 +434,10 @@ class Trainer:
         if self._heads is not None:
             return self._step_heads(xb, yb, wb)
         out = self._forward(xb, True)
-        out2 = out.reshape(out.shape[0], -1)
+        # 2-D outputs (the common case) are used as they are: no new array object per step
+        out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
         grad = self._buffer("grad", out2.shape, out2.dtype)
-        n = batch_rows(xb)
+        n = out2.shape[0]  # the batch's rows
         if wb is None:
             loss = self.loss.compute(out2, yb, grad, self._fused) / n
         else:
@@ -440,7 +446,7 @@ class Trainer:
             self.loss.compute(out2, yb, grad, self._fused, rows)
             np.multiply(grad, wb[:, None], out=grad)
             loss = float(np.dot(rows, wb)) / n
-        self._backward(grad.reshape(out.shape))
+        self._backward(grad if out is out2 else grad.reshape(out.shape))
         for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
             loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
         for layer in self._activity_layers:  # set by the layer's forward (Keras 3 rule)
@@ -587,9 +593,13 @@ class Trainer:
     def _fit_epoch_with(self, train, epoch, cb, mets):
         for m in mets:
             m.reset_state()
+        t0 = time.perf_counter()
+        if not cb.wants_batches and self._heads is None:
+            logs = self._fit_epoch_unwatched(train, epoch, mets)
+            self._last_epoch_seconds = time.perf_counter() - t0
+            return logs
         loss_total, seen = 0.0, 0
         heads = None if self._heads is None else np.zeros(len(self._heads.names))
-        t0 = time.perf_counter()
         for step, (xb, yb, wb) in train.epoch(epoch):
             if cb.wants_batches:
                 cb.on_train_batch_begin(step)
@@ -609,6 +619,26 @@ class Trainer:
         self._last_epoch_seconds = time.perf_counter() - t0
         return self._logs(loss_total / max(seen, 1), mets,
                           None if heads is None else heads / max(seen, 1))
+
+    def _fit_epoch_unwatched(self, train, epoch, mets):
+        """The loop of _fit_epoch_with when no callback watches batches and the model has one
+        output: the same steps, sums and metric updates in the same order (the same bits),
+        with what the general loop looks up per step looked up once. A callback may still
+        stop training from another thread or at the epoch's end, so stop_training is read
+        each step, as there."""
+        train_step = self._train_step
+        updates = [m.update_state for m in mets]
+        loss_total, seen = 0.0, 0
+        for _, (xb, yb, wb) in train.epoch(epoch):
+            loss, out = train_step(xb, yb, wb)
+            nb = len(out)  # the batch's rows (out is the step's 2-D output)
+            loss_total += loss * nb
+            seen += nb
+            for update in updates:
+                update(yb, out)
+            if self.stop_training:
+                break
+        return self._logs(loss_total / max(seen, 1), mets)
 
     def _validation(self, data, split, validation_data, sample_weight, y, steps, batch_size):
         """(training data, EpochIterator over the validation data or None)."""
