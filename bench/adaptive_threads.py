@@ -105,7 +105,7 @@ def main():
     loads = [int(v) for v in args.loads.split(",")]
     if loads[0] != 0:
         raise SystemExit("--loads must start with 0 (the quiet reference)")
-    cpus = fastnn.backend._default_threads()
+    cpus = fastnn.get_num_threads()
     policies = [f"fixed-{cpus}", "fixed-1", "adaptive"] if cpus > 1 else ["fixed-1", "adaptive"]
 
     model_name, simd = cpu_summary()

@@ -58,8 +58,13 @@ def _restore_backend():
     """Every test leaves the backend as it found it, so FASTNN_BACKEND=numpy runs the whole
     suite on the reference (tests that switch backends used to reset to "c")."""
     name = fastnn.backend.backend()
+    threads = fastnn.get_num_threads()
     yield
     fastnn.set_backend(name)
+    # and its thread count: results of the products depend on it (a test comparing bits
+    # with a fresh process must not inherit another test's setting)
+    if fastnn.get_num_threads() != threads:
+        fastnn.set_num_threads(threads)
 
 
 @pytest.fixture

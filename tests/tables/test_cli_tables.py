@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+import fastnn
+
 from fastnn.__main__ import main
 from fastnn.cli import commands
 from fastnn.cli.modeling import TabularModel
@@ -77,7 +79,9 @@ def test_round_trip_fresh_process_predicts_bit_for_bit_from_the_raw_csv(tmp_path
     columns = {n: table.columns[n] for n in tm.feature_names}
     before = tm.predict(columns)
     tm.save(tmp_path / "m.fnn")
-    r = run_cli("predict", tmp_path / "m.fnn", data, "-o", tmp_path / "p.csv", "--verbose", "0")
+    # the same thread count as here: a product's float32 bits may depend on it
+    r = run_cli("predict", tmp_path / "m.fnn", data, "-o", tmp_path / "p.csv", "--verbose", "0",
+                "--threads", fastnn.get_num_threads())
     assert r.returncode == 0, r.stderr
     header, rows = read_csv(tmp_path / "p.csv")
     after = np.array([[np.float32(p) for p in row[1:]] for row in rows], np.float32)
