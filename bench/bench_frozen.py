@@ -7,41 +7,33 @@ falls with every frozen layer. Ratios to the unfrozen epoch, measured in this ru
     python bench/bench_frozen.py [--repeats 3] [--samples 60000]
 """
 import argparse
-import time
 
-from common import median_of, mnist_like
-
-import fastnn
-from fastnn import layers, optimizers
+from common import benchmark_mlp, fastnn_runner, markdown_table, median_of, mnist_like, print_header
 
 
 def epoch_time(x, y, frozen, repeats):
-    fastnn.set_seed(0)
-    model = fastnn.Sequential([layers.Input(shape=(784,)), layers.Dense(512, activation="relu"),
-                               layers.Dense(256, activation="relu"), layers.Dense(10, activation="softmax")])
+    model = benchmark_mlp()
     for layer in model.layers[:frozen]:
         layer.trainable = False
-    model.compile(optimizer=optimizers.Adam(), loss="sparse_categorical_crossentropy")
-    model.fit(x[:512], y[:512], batch_size=128, verbose=0)
-
-    def run():
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=128, verbose=0)
-        return time.perf_counter() - t0
-    return median_of(run, repeats)
+    # compile again: Keras fixes what trains when the model is compiled
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    run = fastnn_runner(model, x, y, 128)
+    return median_of(lambda: run()["wall"], repeats)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--samples", type=int, default=60000)
     args = p.parse_args()
+    print_header()
     x, y = mnist_like(args.samples)
     base = epoch_time(x, y, 0, args.repeats)
-    print(f"{'frozen layers':36}{'s/epoch':>10}{'x unfrozen':>12}")
+    rows = []
     for frozen, label in ((0, "none"), (1, "Dense(512)"), (2, "Dense(512), Dense(256): head only")):
         t = base if frozen == 0 else epoch_time(x, y, frozen, args.repeats)
-        print(f"{label:36}{t:10.3f}{t / base:12.2f}")
+        rows.append([label, f"{t:.3f}", f"{t / base:.2f}"])
+    print(markdown_table(["frozen layers", "s/epoch", "x unfrozen"], rows))
 
 
 if __name__ == "__main__":

@@ -10,19 +10,10 @@ import statistics
 import time
 import warnings
 
-from common import machine_description, mnist_like
+from common import (benchmark_mlp, machine_description, markdown_table, mnist_like,
+                    print_header)
 
-import fastnn
-from fastnn import callbacks, layers
-
-
-def benchmark_mlp(seed=0):
-    fastnn.set_seed(seed)
-    model = fastnn.Sequential([layers.Input(shape=(784,)), layers.Dense(512, activation="relu"),
-                               layers.Dense(256, activation="relu"),
-                               layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model
+from fastnn import callbacks
 
 
 def main():
@@ -30,6 +21,8 @@ def main():
     ap.add_argument("--rows", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
+    machine = machine_description()
+    print_header(machine)
     x, y = mnist_like(args.rows)
     models = {"plain": benchmark_mlp(), "monitored": benchmark_mlp()}
     for m in models.values():
@@ -47,8 +40,11 @@ def main():
         ratios.append(times["monitored"] / times["plain"])
         print(f"round {r + 1}: plain {times['plain']:.2f} s, monitored {times['monitored']:.2f} s, "
               f"ratio {ratios[-1]:.3f}", flush=True)
-    print(json.dumps({"machine": machine_description(), "rows": args.rows, "ratios": ratios}))
-    print(f"monitored / plain epoch: {statistics.median(ratios):.3f}x (target <= 1.03x)")
+    print(json.dumps({"machine": machine, "rows": args.rows, "ratios": ratios}))
+    print()
+    print(markdown_table(["", "median over rounds", "range", "target"],
+                         [["monitored / plain epoch", f"{statistics.median(ratios):.3f}x",
+                           f"{min(ratios):.3f}-{max(ratios):.3f}x", "<= 1.03x"]]))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from common import machine_description
+from common import benchmark_mlp, machine_description, print_header
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FEATURES, BATCH, SEED, MiB = 784, 128, 0, 2 ** 20
@@ -74,14 +74,7 @@ def reset_hwm():
 
 def build_model():
     """The benchmark MLP, compiled and run once on 256 in-memory rows (allocates everything)."""
-    import fastnn
-    from fastnn import layers, optimizers
-    fastnn.set_seed(SEED)
-    model = fastnn.Sequential([layers.Input(shape=(FEATURES,)),
-                               layers.Dense(512, activation="relu"),
-                               layers.Dense(256, activation="relu"),
-                               layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model = benchmark_mlp(seed=SEED)
     rng = np.random.default_rng(SEED + 1)
     model.fit(rng.random((256, FEATURES), dtype=np.float32), rng.integers(0, 10, 256),
               batch_size=BATCH, epochs=1, verbose=0)
@@ -205,7 +198,7 @@ def main():
 
     machine = dict(machine_description(), mem_total_gib=round(os.sysconf("SC_PHYS_PAGES")
                    * os.sysconf("SC_PAGE_SIZE") / 2 ** 30, 1), kernel=os.uname().release)
-    print("machine:", json.dumps(machine))
+    print_header(machine)
     results = {"machine": machine, "args": {"gb": args.gb, "steps": args.steps,
                                             "rounds": args.rounds, "batch_size": BATCH}}
     tmp = tempfile.mkdtemp(prefix="fastnn-ooc-", dir="/tmp")

@@ -1,278 +1,132 @@
-"""The benchmark suite (issue 6): fastnn against the GEMM-only floor, its own NumPy reference,
-PyTorch CPU and scikit-learn, every figure a ratio measured in this run on the same data.
+"""The benchmark suite (issues 6, 14 and 17): fastnn against the GEMM-only floor, its own NumPy
+reference, PyTorch eager, torch.compile, a JAX jit train step, a JAX scanned epoch, Keras 3 on
+JAX and scikit-learn, every figure a ratio measured in this run on the same data.
 
-    python bench/suite.py                 # the full suite (about 5 minutes on 2 cores)
-    python bench/suite.py --quick         # a smaller, faster pass
-    python bench/suite.py --only mlp128   # one case
+    python bench/suite.py                  # 60,000 rows, 3 rounds, 2 and 1 threads (~30 min)
+    python bench/suite.py --quick          # 20,000 rows, 2 rounds (~15 min: compiling the peers)
+    python bench/suite.py --only mlp128,tabular --peers torch,jax_scan --threads 1
 
-Writes bench/results.json and bench/results.md (the table the README shows). Each timing is
-the median of --repeats runs of one epoch after a warm-up epoch. PyTorch runs in a worker
-process of its own (bench/torch_baseline.py: see there why).
+Each peer runs in a process of its own (bench/peers.py: see there why), skipped with a note
+when its package is not installed or when it fails on this machine (torch.compile needs a
+working C++ compiler, for one); fastnn and the floor run in this process. Every system
+trains the same workloads (bench/common.py: WORKLOADS) from the same initial weights on the
+same data with Adam; the timed epochs run in rounds, each round every system once (order
+reversed every other round), and the ratios are medians of the per-round ratios. With one
+thread, every process is pinned to one core (--core) and CPU time is reported beside wall
+time, so other jobs on the machine weigh less on the result.
+
+Writes bench/results.json and bench/results.md (the tables, with the machine first).
 """
 import argparse
 import importlib.util
 import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
+import warnings
 
 import numpy as np
 
-from common import gemm_floor_epoch, machine_description, median_of, mnist_like
+from common import (PEER_LABELS, USER_CPUS, WORKLOADS, PeerError, fastnn_model, fastnn_runner,
+                    gemm_floor_timed, header_lines, interleaved, machine_description,
+                    markdown_table, median_of, pin_process, print_header, ratio_summary,
+                    start_peers, timed, warmup_rows, workload_data)
 
 import fastnn
-from fastnn import layers, optimizers
+from fastnn.reference.activations import ACTIVATION_CODES
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-HAVE_TORCH = importlib.util.find_spec("torch") is not None  # without it: "n/a" columns
-try:
-    import sklearn.neural_network as sk_nn
-except ImportError:
-    sk_nn = None
+HAVE_SKLEARN = importlib.util.find_spec("sklearn") is not None  # imported when used: slow
+
+TRAIN_CASES = ("tabular", "mlp32", "mlp128", "mlp1024", "deep", "bn", "residual")
+OTHER_CASES = ("predict", "breakdown", "threads", "parity")
+PEERS = ("torch", "torch_compile", "jax_step", "jax_scan", "keras_jax")
+#: issue 14 compares the residual MLP with PyTorch eager only (the other peers take long to
+#: compile it); --all-peers runs every peer on every case
+CASE_PEERS = {"residual": ("torch",)}
 
 
-# ---- model definitions, the same in every framework -----------------------------------------
-def fastnn_model(sizes, bn_dropout=False, seed=0, lr=1e-3):
-    fastnn.set_seed(seed)
-    model = fastnn.Sequential([layers.Input(shape=(sizes[0],))])
-    for units in sizes[1:-1]:
-        if bn_dropout:
-            model.add(layers.Dense(units))
-            model.add(layers.BatchNormalization())
-            model.add(layers.Activation("relu"))
-            model.add(layers.Dropout(0.2))
-        else:
-            model.add(layers.Dense(units, activation="relu"))
-    model.add(layers.Dense(sizes[-1], activation="softmax"))
-    model.compile(optimizer=optimizers.Adam(lr), loss="sparse_categorical_crossentropy")
-    return model
-
-
-# ---- one epoch in each framework ------------------------------------------------------------
-# Each returns a function that runs (and times) one epoch after a warm-up, so the cases can
-# interleave the frameworks: round r runs the floor, fastnn and PyTorch back to back, and the
-# reported ratios are medians of the per-round ratios (a slow spell on a shared machine hits
-# all three rather than one).
-def fastnn_runner(x, y, sizes, batch, bn_dropout=False, backend="c"):
-    fastnn.set_backend(backend)
-    try:
-        model = fastnn_model(sizes, bn_dropout)
-        model.fit(x[:batch * 4], y[:batch * 4], batch_size=batch, epochs=1, verbose=0)
-    finally:
-        fastnn.set_backend("c")
-
-    def run():
-        fastnn.set_backend(backend)
-        try:
-            return _timed(lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0))
-        finally:
-            fastnn.set_backend("c")
-    run.model = model
-    return run
-
-
-def time_fastnn(x, y, sizes, batch, bn_dropout=False, backend="c", repeats=3):
-    run = fastnn_runner(x, y, sizes, batch, bn_dropout, backend)
-    return median_of(run, repeats), run.model
-
-
-class TorchWorker:
-    """PyTorch in its own process (bench/torch_baseline.py), started with the environment this
-    process was started with (fastnn sets OMP_WAIT_POLICY for itself when imported; the
-    worker gets the user's setting, i.e. PyTorch's own default unless the user chose)."""
-
-    def __init__(self):
-        env = dict(os.environ)
-        if fastnn.backend._WAIT_POLICY_SET_BY_FASTNN:
-            env.pop("OMP_WAIT_POLICY", None)
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "torch_baseline.py")],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=env)
-        self.tmp = tempfile.TemporaryDirectory(prefix="fastnn-bench-")
-        self._arrays = {}
-        self._keys = 0
-        self.version = self.ask(cmd="version")["version"]
-
-    def ask(self, **msg):
-        self.proc.stdin.write(json.dumps(msg) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the PyTorch worker (bench/torch_baseline.py) exited with code "
-                               f"{self.proc.wait()} (its error is printed above)")
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError(f"torch worker: {reply['error']}")
-        return reply
-
-    def _path(self, arr):
-        # each array is written once and loaded by the worker per case
-        key = id(arr)
-        if key not in self._arrays:
-            path = os.path.join(self.tmp.name, f"a{len(self._arrays)}.npy")
-            np.save(path, arr)
-            self._arrays[key] = (path, arr)  # keeps arr alive, so its id stays unique
-        return self._arrays[key][0]
-
-    def _runner(self, key):
-        def run():
-            # Idle threads of the other process must not spin during a timed run: OpenBLAS's
-            # workers spin up to ~0.1 s after the last product here, libgomp's in the worker
-            # a few ms after its last parallel region.
-            time.sleep(0.25)
-            seconds = self.ask(cmd="run", key=key)["seconds"]
-            time.sleep(0.05)
-            return seconds
-        run.epoch = lambda: self.ask(cmd="run", key=key)["loss"]
-        return run
-
-    def train(self, x, y, sizes, batch, bn_dropout=False, seed=0):
-        self._keys += 1
-        key = f"k{self._keys}"
-        self.ask(cmd="train", key=key, x=self._path(x), y=self._path(y), sizes=list(sizes),
-                 batch=batch, bn_dropout=bn_dropout, seed=seed)
-        return self._runner(key)
-
-    def predict(self, x, sizes, rows):
-        self._keys += 1
-        key = f"k{self._keys}"
-        self.ask(cmd="predict", key=key, x=self._path(x), sizes=list(sizes), rows=rows)
-        return self._runner(key)
-
-    def threads(self, n):
-        self.ask(cmd="threads", n=n)
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(timeout=60)
-        self.tmp.cleanup()
-
-
-def interleaved(row, runners, repeats):
-    """Run ``runners`` ({"floor": fn, "fastnn": fn, "torch": fn, ...}, each returning
-    seconds) round-robin ``repeats`` times; stores each one's median seconds as
-    row["<name>_s"] and the medians of the per-round ratios: fastnn / floor as row["x_floor"],
-    other / fastnn as row["<name>_vs_fastnn"]."""
-    times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, fn in runners.items():
-            times[k].append(fn())
-    for k, ts in times.items():
-        row[f"{k}_s"] = float(np.median(ts))
-    f = np.array(times["fastnn"])
-    if "floor" in times:
-        row["x_floor"] = float(np.median(f / np.array(times["floor"])))
-    for k in times:
-        if k not in ("fastnn", "floor"):
-            row[f"{k}_vs_fastnn"] = float(np.median(np.array(times[k]) / f))
-    return row
-
-
-def time_sklearn(x, y, sizes, batch, repeats=1):
-    import warnings
+def time_sklearn(x, y, sizes, batch):
     from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
 
     def run():
-        clf = sk_nn.MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="adam", batch_size=batch,
-                                  max_iter=1, shuffle=True, random_state=0, learning_rate_init=1e-3)
+        clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), solver="adam",
+                                  batch_size=batch, max_iter=1, shuffle=True, random_state=0,
+                                  learning_rate_init=1e-3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            t0 = time.perf_counter()
             clf.fit(x, y)
-            return time.perf_counter() - t0
-    return median_of(run, repeats)
+    return timed(run)
 
 
-def set_threads(n, worker):
-    fastnn.set_num_threads(n)
-    if worker is not None:
-        worker.threads(n)
+class Data:
+    """Each workload's arrays, made once per (kind, rows)."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def __call__(self, wl, rows):
+        key = (wl.data, rows)
+        if key not in self.cache:
+            self.cache[key] = workload_data(wl, rows)
+        return self.cache[key]
 
 
 # ---- the cases ------------------------------------------------------------------------------
-MLP = [784, 512, 256, 10]
-DEEP = [100] + [100] * 20 + [10]
-
-
-def case_mlp(x, y, batch, args, worker, bn_dropout=False, with_sklearn=False, with_reference=False):
-    row = {"case": f"MLP 784-512-256-10{' + BN + Dropout(0.2)' if bn_dropout else ''}, Adam, batch {batch}"}
-    runners = {"floor": lambda: gemm_floor_epoch(x, MLP, batch),
-               "fastnn": fastnn_runner(x, y, MLP, batch, bn_dropout)}
-    if worker is not None:
-        runners["torch"] = worker.train(x, y, MLP, batch, bn_dropout)
-    interleaved(row, runners, args.repeats)
+def case_train(key, args, workers, nt, data):
+    """One workload: the floor, fastnn and the peers in interleaved rounds."""
+    wl = WORKLOADS[key]
+    x, y = data(wl, args.rows)
+    row = {"key": key, "case": wl.title, "threads": nt, "pinned": nt == 1 and not args.no_pin,
+           "rows": args.rows, "notes": []}
+    sizes = wl.dense_sizes()
+    runners = {"floor": lambda: gemm_floor_timed(x, sizes, wl.batch),
+               "fastnn": fastnn_runner(fastnn_model(wl), x, y, wl.batch)}
+    peers = PEERS if args.all_peers else CASE_PEERS.get(key, PEERS)
+    for p in peers:
+        if p in workers:
+            try:
+                runners[p] = workers[p].setup(key, args.rows)
+            except PeerError as exc:
+                print(f"note: {exc}", flush=True)
+                row["notes"].append(str(exc))
+    if HAVE_SKLEARN and key == "tabular":
+        runners["sklearn"] = lambda: time_sklearn(x, y, list(sizes), wl.batch)
+    times = interleaved(runners, args.repeats, notes=row["notes"])
+    row["systems"] = merge(ratio_summary(times, "fastnn"), ratio_summary(times, "floor"))
     # slow baselines: one epoch each, against fastnn's median
-    if with_reference:
-        row["numpy_s"], _ = time_fastnn(x, y, MLP, batch, bn_dropout, backend="numpy", repeats=1)
-        row["numpy_vs_fastnn"] = row["numpy_s"] / row["fastnn_s"]
-    if with_sklearn and sk_nn is not None and not bn_dropout:
-        row["sklearn_s"] = time_sklearn(x, y, MLP, batch)
-        row["sklearn_vs_fastnn"] = row["sklearn_s"] / row["fastnn_s"]
+    if key == "mlp128" and nt == 2 and not args.quick:
+        ref = fastnn_runner(fastnn_model(wl), x, y, wl.batch, backend="numpy")()
+        row["systems"]["numpy"] = single(ref, row["systems"])
+        if HAVE_SKLEARN:
+            row["systems"]["sklearn"] = single(time_sklearn(x, y, list(sizes), wl.batch),
+                                               row["systems"])
     return row
 
 
-def case_deep(args, worker):
-    rng = np.random.default_rng(1)
-    n = 20000 if args.quick else 60000
-    x = rng.standard_normal((n, 100)).astype(np.float32)
-    y = rng.integers(0, 10, n)
-    row = {"case": "deep narrow 20 x Dense(100), Adam, batch 32"}
-    runners = {"floor": lambda: gemm_floor_epoch(x, DEEP, 32), "fastnn": fastnn_runner(x, y, DEEP, 32)}
-    if worker is not None:
-        runners["torch"] = worker.train(x, y, DEEP, 32)
-    return interleaved(row, runners, args.repeats)
+def merge(by_fastnn, by_floor):
+    return {k: dict(v, **{m: by_floor[k][m] for m in ("wall_vs_floor", "cpu_vs_floor")})
+            for k, v in by_fastnn.items()}
 
 
-TABULAR = [20, 64, 64, 2]
+def single(t, systems):
+    """One run's times with its ratios to the median fastnn and floor epochs."""
+    d = {"wall": t["wall"], "cpu": t["cpu"]}
+    for ref in ("fastnn", "floor"):
+        for m in ("wall", "cpu"):
+            d[f"{m}_vs_{ref}"] = t[m] / systems[ref][m]
+    return d
 
 
-def case_tabular(args, worker):
-    """Small tabular data, Keras' default batch 32 (not in issue 6's list: the everyday case
-    of fastnn's users, where the products are tiny and the per-step overhead is everything)."""
-    rng = np.random.default_rng(2)
-    n = 20000 if args.quick else 60000
-    x = rng.standard_normal((n, 20)).astype(np.float32)
-    y = (x[:, :5].sum(axis=1) > 0).astype(np.int64)
-    row = {"case": "tabular 20-64-64-2, Adam, batch 32"}
-    runners = {"floor": lambda: gemm_floor_epoch(x, TABULAR, 32),
-               "fastnn": fastnn_runner(x, y, TABULAR, 32)}
-    if worker is not None:
-        runners["torch"] = worker.train(x, y, TABULAR, 32)
-    if sk_nn is not None:
-        runners["sklearn"] = lambda: time_sklearn(x, y, TABULAR, 32)
-    return interleaved(row, runners, args.repeats)
-
-
-def case_breakdown(x, y, batch, args):
-    """Where the time over the floor goes (issue 6's targets assume no optimizer cost): one
-    epoch with the optimizer step skipped (a benchmark-only patch: the weights stay put), with
-    SGD, with Adam, and Adam's update alone repeated in a hot loop (as many updates as an
-    epoch has steps), all as multiples of the GEMM floor measured in the same rounds."""
-    row = {"case": f"breakdown, MLP 784-512-256-10, batch {batch}", "batch": batch}
-    adam = fastnn_runner(x, y, MLP, batch)
-    sgd = fastnn_runner(x, y, MLP, batch)
-    sgd.model.compile(optimizer=optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
-    still = fastnn_runner(x, y, MLP, batch)
-    still.model.optimizer.apply = lambda variables: None
-    steps = -(-len(x) // batch)
-    variables, opt = adam.model._train_vars, adam.model.optimizer
-    runners = {"floor": lambda: gemm_floor_epoch(x, MLP, batch), "fastnn": adam, "sgd": sgd,
-               "no_update": still,
-               "adam_update_hot": lambda: _timed(lambda: [opt.apply(variables) for _ in range(steps)])}
-    interleaved(row, runners, args.repeats)
-    for k in ("sgd", "no_update", "adam_update_hot"):
-        row[f"{k}_x_floor"] = row[f"{k}_vs_fastnn"] * row["x_floor"]
-    return row
-
-
-def case_predict(x, y, args, worker):
+def case_predict(args, workers, nt, data):
+    wl = WORKLOADS["mlp128"]
+    x, _ = data(wl, args.rows)
     xs = x[:10000]
-    model = fastnn_model(MLP)
+    model = fastnn_model(wl)
     model.predict(xs[:1000], batch_size=1000, verbose=0)
-    row = {"case": "predict 10,000 rows (batch_size=1000; fastnn picks cache-sized chunks)"}
+    row = {"key": "predict", "case": "predict 10,000 rows (batch_size=1000; fastnn picks "
+           "cache-sized chunks)", "threads": nt, "pinned": nt == 1 and not args.no_pin, "notes": []}
     # the floor: the forward products alone
     ws = [v.value for v in model.weights if v.value.ndim == 2]
     outs = [np.empty((1000, w.shape[1]), np.float32) for w in ws]
@@ -281,25 +135,51 @@ def case_predict(x, y, args, worker):
         for lo in range(0, len(xs), 1000):
             h = xs[lo:lo + 1000]
             for w, o in zip(ws, outs):
-                np.matmul(h, w, out=o)
-                h = o
-    runners = {"floor": lambda: _timed(floor),
-               "fastnn": lambda: _timed(lambda: model.predict(xs, batch_size=1000, verbose=0))}
-    if worker is not None:
-        runners["torch"] = worker.predict(xs, MLP, 1000)
-    return interleaved(row, runners, args.repeats * 3)
+                h = np.matmul(h, w, out=o[:len(h)])
+    runners = {"floor": lambda: timed(floor),
+               "fastnn": lambda: timed(lambda: model.predict(xs, batch_size=1000, verbose=0))}
+    if "torch" in workers:
+        try:
+            runners["torch"] = workers["torch"].predict(len(xs), 1000)
+        except PeerError as exc:
+            row["notes"].append(str(exc))
+    times = interleaved(runners, args.repeats * 3, notes=row["notes"])
+    row["systems"] = merge(ratio_summary(times, "fastnn"), ratio_summary(times, "floor"))
+    return row
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def case_breakdown(batch, args, data):
+    """Where the time over the floor goes: one epoch with the optimizer step skipped (a
+    benchmark-only patch of the model's optimizer: the weights stay put), with SGD, with
+    Adam, and Adam's update alone repeated in a hot loop (as many updates as an epoch has
+    steps), all as multiples of the GEMM floor measured in the same rounds."""
+    wl = WORKLOADS["mlp128"]
+    x, y = data(wl, args.rows)
+    row = {"key": "breakdown", "case": f"breakdown, MLP 784-512-256-10, batch {batch}",
+           "batch": batch, "threads": fastnn.get_num_threads()}
+    adam = fastnn_runner(fastnn_model(wl), x, y, batch)
+    sgd = fastnn_runner(fastnn_model(wl, optimizer="sgd"), x, y, batch)
+    still_model = fastnn_model(wl)
+    still_model.optimizer.apply = lambda variables, trainable_variables=None: None
+    still = fastnn_runner(still_model, x, y, batch)
+    steps = -(-len(x) // batch)
+    # one list for every call: the optimizer recognises the packed buffer once
+    variables, opt = adam.model.trainable_variables, adam.model.optimizer
+    sizes = wl.dense_sizes()
+    runners = {"floor": lambda: gemm_floor_timed(x, sizes, batch), "fastnn": adam, "sgd": sgd,
+               "no_update": still,
+               "adam_update_hot": lambda: timed(lambda: [opt.apply(variables) for _ in range(steps)])}
+    times = interleaved(runners, args.repeats)
+    summary = ratio_summary(times, "floor")
+    row["x_floor"] = {k: v["wall_vs_floor"] for k, v in summary.items()}
+    return row
 
 
 def case_kernel_scaling(args):
     """Non-GEMM kernels of one training step at batch 1024, 1 vs 2 threads (fastnn's own
-    OpenMP: the BLAS is not involved)."""
-    from fastnn import _ckernels as K
+    OpenMP: the BLAS is not involved), called through the ops object the layers use."""
+    ops = fastnn.backend.ops
+    relu = ACTIVATION_CODES["relu"]
     rng = np.random.default_rng(0)
     z = rng.standard_normal((1024, 512)).astype(np.float32)
     b = rng.standard_normal(512).astype(np.float32)
@@ -312,116 +192,172 @@ def case_kernel_scaling(args):
     labels = rng.integers(0, 10, 1024).astype(np.int64)
     dlog = np.empty_like(logits)
 
-    def step():
+    def step(nt):
         for _ in range(20):
-            K.bias_act_forward(z, b, 1, 0.0, z)
-            K.act_backward(dy, None, z, 1, 0.0, dz, db)
-            K.sparse_softmax_cross_entropy(logits, labels, True, 1.0, dlog)
-            fastnn.backend.ops.adam_update(p, g, m, v, None, 1e-3, 0.9, 0.999, 1e-7, 10)
+            ops.bias_act_forward(z, b, relu, 0.0, z, n_threads=nt)
+            ops.act_backward(dy, None, z, relu, 0.0, dz, db, n_threads=nt)
+            ops.sparse_softmax_cross_entropy(logits, labels, True, 1.0, dlog, n_threads=nt)
+            ops.adam_update(p, g, m, v, None, 1e-3, 0.9, 0.999, 1e-7, 10, n_threads=nt)
     times = {}
     for nt in (1, 2):
-        K.set_num_threads(nt)
-        step()
-        times[nt] = median_of(lambda: _timed(step), args.repeats * 3)
-    K.set_num_threads(fastnn.get_num_threads())
-    return {"case": "non-GEMM kernels, batch 1024 (relu fwd/bwd 1024x512, softmax CE, Adam 536k)",
-            "t1_s": times[1], "t2_s": times[2], "speedup_1_to_2": times[1] / times[2]}
+        step(nt)
+        times[nt] = median_of(lambda: timed(lambda: step(nt))["wall"], args.repeats * 3)
+    return {"key": "threads", "case": "non-GEMM kernels, batch 1024 (relu fwd/bwd 1024x512, "
+            "softmax CE, Adam 536k)", "t1_s": times[1], "t2_s": times[2],
+            "speedup_1_to_2": times[1] / times[2]}
 
 
-def accuracy_parity(x, y, args, worker):
-    """Same architecture, optimizer and data: fastnn's and PyTorch's training losses after
-    the same epochs agree within run-to-run noise (different seeds give the noise)."""
-    if worker is None:
+def accuracy_parity(workers, args):
+    """Same architecture, initial weights, optimizer and data (a noisy linear teacher's
+    labels): fastnn's and PyTorch's training losses after the same epochs agree within the
+    spread over seeds (each seed: other initial weights, shuffles and dropout masks)."""
+    if "torch" not in workers:
         return None
-    n = 10000
-    rng = np.random.default_rng(5)
-    w = rng.standard_normal((784, 10)).astype(np.float32)
-    xs = x[:n]
-    ys = np.argmax(xs @ w + rng.standard_normal((n, 10)).astype(np.float32) * 2, axis=1)
+    wl, rows, epochs = WORKLOADS["parity"], 10000, 3
+    xs, ys = workload_data(wl, rows)
     f_losses, t_losses = [], []
     for seed in range(3):
-        model = fastnn_model(MLP, seed=seed)
-        h = model.fit(xs, ys, batch_size=128, epochs=3, verbose=0)
+        model = fastnn_model(wl, seed=seed)
+        warm = warmup_rows(rows, wl.batch)  # as the worker's setup does
+        model.fit(xs[:warm], ys[:warm], batch_size=wl.batch, epochs=1, verbose=0)
+        h = model.fit(xs, ys, batch_size=wl.batch, epochs=epochs, verbose=0)
         f_losses.append(h.history["loss"][-1])
-        epoch = worker.train(xs, ys, MLP, 128, seed=seed).epoch
-        t_losses.append([epoch() for _ in range(3)][-1])
+        run = workers["torch"].setup("parity", rows, seed=seed)
+        t_losses.append([run()["result"] for _ in range(epochs)][-1])
     return {"fastnn_loss_mean": float(np.mean(f_losses)), "fastnn_loss_std": float(np.std(f_losses)),
             "torch_loss_mean": float(np.mean(t_losses)), "torch_loss_std": float(np.std(t_losses))}
 
 
-def markdown(results):
-    lines = ["| case | threads | fastnn s/epoch | x GEMM floor | NumPy ref | PyTorch | scikit-learn |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        if "fastnn_s" not in r or "batch" in r:
-            continue
+# ---- the tables -----------------------------------------------------------------------------
+COLUMNS = ("torch", "torch_compile", "jax_step", "jax_scan", "keras_jax", "numpy", "sklearn")
+COLUMN_LABELS = dict(PEER_LABELS, numpy="fastnn's NumPy reference", sklearn="scikit-learn")
 
-        def cell(k):
-            v = r.get(f"{k}_vs_fastnn")
-            if v is None:
-                return "n/a"
-            return f"{v:.1f}x slower" if v >= 1 else f"{1 / v:.1f}x faster"
-        floor = f"{r['x_floor']:.2f}x" if "x_floor" in r else "n/a"
-        lines.append(f"| {r['case']} | {r.get('threads', '')} | {r['fastnn_s']:.3f} | {floor} | "
-                     f"{cell('numpy')} | {cell('torch')} | {cell('sklearn')} |")
-    rows = [r for r in results["rows"] if "no_update_s" in r]
-    if rows:
-        lines += ["", "Where the time over the floor goes (2 threads; multiples of the GEMM floor):", "",
-                  "| batch | optimizer step skipped | SGD | Adam | Adam's update alone, hot loop |",
-                  "|---|---|---|---|---|"]
-        for r in rows:
-            lines.append(f"| {r['batch']} | {r['no_update_x_floor']:.2f}x | {r['sgd_x_floor']:.2f}x | "
-                         f"{r['x_floor']:.2f}x | +{r['adam_update_hot_x_floor']:.2f}x |")
+
+def peer_cell(s, metric):
+    if s is None:
+        return "n/a"
+    v = s[f"{metric}_vs_fastnn"]
+    rel = f"{v:.2f}x slower" if v >= 1 else f"**{1 / v:.2f}x faster**"
+    return f"{rel} ({s[f'{metric}_vs_floor']:.2f}x floor)"
+
+
+def train_table(rows, metric):
+    present = [c for c in COLUMNS if any(c in r["systems"] for r in rows)]
+    header = ["workload", f"fastnn s/epoch ({metric})", "fastnn x floor"] + \
+        [COLUMN_LABELS[c] for c in present]
+    body = []
+    for r in rows:
+        s = r["systems"]
+        body.append([r["case"], f"{s['fastnn'][metric]:.3f}", f"{s['fastnn'][f'{metric}_vs_floor']:.2f}x"]
+                    + [peer_cell(s.get(c), metric) for c in present])
+    return markdown_table(header, body)
+
+
+def markdown(results):
+    lines = list(results["header"]) + [""]
+    train = [r for r in results["rows"] if r.get("key") in TRAIN_CASES + ("predict",)]
+    for nt in sorted({r["threads"] for r in train}, reverse=True):
+        rows = [r for r in train if r["threads"] == nt]
+        pinned = any(r["pinned"] for r in rows)
+        metrics = ("cpu", "wall") if pinned else ("wall",)
+        for metric in metrics:
+            what = "CPU time of the process" if metric == "cpu" else "wall time"
+            lines += [f"{nt} thread{'s' if nt > 1 else ''}{', every process pinned to one core' if pinned else ''}; "
+                      f"{what}; each peer's time against fastnn's (and against the GEMM floor):", "",
+                      train_table(rows, metric), ""]
     by_case = {}
-    for r in results["rows"]:
-        if "fastnn_s" in r and "batch" not in r and r.get("threads") in (1, 2):
-            by_case.setdefault(r["case"], {})[r["threads"]] = r
+    for r in train:
+        by_case.setdefault(r["case"], {})[r["threads"]] = r
     pairs = [(case, t) for case, t in by_case.items() if 1 in t and 2 in t]
     if pairs:
-        lines += ["", "Thread scaling, 1 -> 2 threads (epoch time with 1 thread / with 2; the floor "
-                  "is the BLAS alone):", "", "| case | fastnn | GEMM floor | PyTorch |", "|---|---|---|---|"]
+        systems = [k for k in ("fastnn", "floor") + PEERS
+                   if any(k in t[1]["systems"] and k in t[2]["systems"] for _, t in pairs)]
+        body = []
         for case, t in pairs:
-            def speedup(key):
-                a, b = t[1].get(key), t[2].get(key)
-                return f"{a / b:.2f}x" if a and b else "n/a"
-            lines.append(f"| {case} | {speedup('fastnn_s')} | {speedup('floor_s')} | {speedup('torch_s')} |")
+            def speedup(k):
+                a, b = t[1]["systems"].get(k), t[2]["systems"].get(k)
+                return f"{a['wall'] / b['wall']:.2f}x" if a and b else "n/a"
+            body.append([case] + [speedup(k) for k in systems])
+        lines += ["Thread scaling, 1 -> 2 threads (wall time with 1 thread / with 2):", "",
+                  markdown_table(["workload"] + [PEER_LABELS[k] for k in systems], body), ""]
+    for nt in sorted({r["threads"] for r in train}, reverse=True):
+        by_key = {r["key"]: r["systems"] for r in train if r["threads"] == nt}
+        if "torch" in by_key.get("residual", {}) and "torch" in by_key.get("mlp128", {}):
+            res, mlp = by_key["residual"]["torch"], by_key["mlp128"]["torch"]
+            lines += [f"Issue 14, {nt} thread{'s' if nt > 1 else ''}: PyTorch eager over fastnn on "
+                      f"the residual MLP {res['wall_vs_fastnn']:.2f}x (CPU {res['cpu_vs_fastnn']:.2f}x), "
+                      f"on the plain MLP at batch 128 {mlp['wall_vs_fastnn']:.2f}x "
+                      f"(CPU {mlp['cpu_vs_fastnn']:.2f}x): the residual margin should be at least "
+                      "the plain one.", ""]
+    rows = [r for r in results["rows"] if r.get("key") == "breakdown"]
+    if rows:
+        body = [[r["batch"], f"{r['x_floor']['no_update']:.2f}x", f"{r['x_floor']['sgd']:.2f}x",
+                 f"{r['x_floor']['fastnn']:.2f}x", f"+{r['x_floor']['adam_update_hot']:.2f}x"]
+                for r in rows]
+        lines += [f"Where fastnn's time over the floor goes ({rows[0]['threads']} threads; "
+                  "multiples of the GEMM floor's wall time):", "",
+                  markdown_table(["batch", "optimizer step skipped", "SGD", "Adam",
+                                  "Adam's update alone, hot loop"], body), ""]
     for r in results["rows"]:
-        if "speedup_1_to_2" in r:
-            lines.append(f"\n{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x")
+        if r.get("key") == "threads":
+            lines += [f"{r['case']}: 1 -> 2 threads speed-up {r['speedup_1_to_2']:.2f}x", ""]
     p = results.get("parity")
     if p:
-        lines.append(f"\nAccuracy parity (3 epochs, 3 seeds): fastnn loss {p['fastnn_loss_mean']:.4f} "
-                     f"+- {p['fastnn_loss_std']:.4f}, PyTorch {p['torch_loss_mean']:.4f} +- {p['torch_loss_std']:.4f}")
-    m = results["machine"]
-    lines.append(f"\nMachine: {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}; {m['blas']}; "
-                 f"PyTorch {results.get('torch', 'n/a')}.")
-    lines.append("\nEach timing is a median over rounds that run the floor, fastnn and PyTorch back "
-                 "to back; ratios are medians of the per-round ratios. The PyTorch column says how "
-                 "much slower (or faster) PyTorch is than fastnn.")
+        lines += [f"Accuracy parity (3 epochs, 3 seeds, the same initial weights): fastnn loss "
+                  f"{p['fastnn_loss_mean']:.4f} +- {p['fastnn_loss_std']:.4f}, PyTorch "
+                  f"{p['torch_loss_mean']:.4f} +- {p['torch_loss_std']:.4f}", ""]
+    notes = sorted({n for r in results["rows"] for n in r.get("notes", [])} | set(results["notes"]))
+    if notes:
+        lines += ["Notes:"] + [f"- {n}" for n in notes] + [""]
+    lines.append(f"{results['rows_per_epoch']} rows per epoch; each timing is a median over "
+                 f"{results['repeats']} rounds that run every system once (the order reversed "
+                 "every other round); ratios are medians of the per-round ratios. \"x floor\": "
+                 "the system's epoch over the GEMM-only floor's (the same matrix products "
+                 "through numpy's BLAS, nothing else).")
     return "\n".join(lines)
 
 
+# ---- main -----------------------------------------------------------------------------------
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="20,000 samples and fewer repeats")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--only", default=None, help="comma-separated: mlp32,mlp128,mlp1024,bn,deep,tabular,predict,breakdown,threads,parity")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20,000 rows and 2 rounds")
+    ap.add_argument("--rows", type=int, default=None, help="rows per epoch (default 60,000)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds per case")
+    ap.add_argument("--only", default=None,
+                    help=f"comma-separated cases: {','.join(TRAIN_CASES + OTHER_CASES)}")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help=f"comma-separated peers ({','.join(PEERS)}), or 'none'")
+    ap.add_argument("--all-peers", action="store_true",
+                    help="every peer on every case (default: the residual MLP against PyTorch eager only)")
     ap.add_argument("--threads", default="2,1", help="thread counts for the training cases")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--core", type=int, default=USER_CPUS[-1],
+                    help="the core single-thread runs are pinned to (default: the last one allowed)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin single-thread runs")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"),
+                    help="writes OUT.json and OUT.md")
     args = ap.parse_args()
     if args.quick:
         args.repeats = min(args.repeats, 2)
+    if args.rows is None:
+        args.rows = 20000 if args.quick else 60000
     only = set(args.only.split(",")) if args.only else None
-    want = lambda k: only is None or k in only
-    x, y = mnist_like(20000 if args.quick else 60000)
-    worker = TorchWorker() if HAVE_TORCH else None
-    results = {"machine": machine_description(), "torch": worker.version if worker else None,
-               "rows": []}
-    try:
-        run_cases(x, y, args, want, worker, results)
-    finally:
-        if worker is not None:
-            worker.close()
+    unknown = (only or set()) - set(TRAIN_CASES + OTHER_CASES)
+    if unknown:
+        ap.error(f"unknown case(s) {sorted(unknown)}; the cases: {','.join(TRAIN_CASES + OTHER_CASES)}")
+    peers = [] if args.peers == "none" else [p for p in args.peers.split(",") if p]
+    bad = set(peers) - set(PEERS)
+    if bad:
+        ap.error(f"unknown peer(s) {sorted(bad)}; the peers: {','.join(PEERS)}")
+    machine = machine_description()
+    results = {"machine": machine, "header": header_lines(machine), "rows": [], "notes": [],
+               "repeats": args.repeats, "rows_per_epoch": args.rows}
+    print_header(machine)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random labels: fastnn's fit may warn about them
+        run_cases(args, only, peers, results)
+    pin_process(USER_CPUS)
     with open(args.out + ".json", "w") as f:
         json.dump(results, f, indent=1)
     table = markdown(results)
@@ -430,46 +366,53 @@ def main():
     print(table)
 
 
-def run_cases(x, y, args, want, worker, results):
+def run_cases(args, only, peers, results):
+    want = lambda k: only is None or k in only  # noqa: E731
+    data = Data()
+    t_start = time.perf_counter()
     for nt in [int(t) for t in args.threads.split(",")]:
-        set_threads(nt, worker)
-        for key, batch, kw in (("mlp128", 128, {"with_sklearn": nt == 2, "with_reference": nt == 2}),
-                               ("mlp32", 32, {}), ("mlp1024", 1024, {}),
-                               ("bn", 128, {"bn_dropout": True})):
-            if want(key):
-                row = case_mlp(x, y, batch, args, worker, **kw)
-                row["threads"] = nt
+        pinned = nt == 1 and not args.no_pin
+        cpus = [args.core] if pinned else USER_CPUS
+        pin_process(cpus)
+        fastnn.set_num_threads(nt)
+        needed = [c for c in TRAIN_CASES if want(c)]
+        wanted_peers = [p for p in peers if args.all_peers or
+                        any(p in CASE_PEERS.get(c, PEERS) for c in needed)]
+        if want("predict") and "torch" in peers and "torch" not in wanted_peers:
+            wanted_peers.append("torch")
+        workers = start_peers(wanted_peers, nt, cpus if pinned else None, results["notes"])
+        try:
+            for key in needed:
+                row = case_train(key, args, workers, nt, data)
                 results["rows"].append(row)
-                print(json.dumps(row))
-        if want("deep"):
-            row = case_deep(args, worker)
-            row["threads"] = nt
+                print(json.dumps(row), flush=True)
+            if want("predict"):
+                row = case_predict(args, workers, nt, data)
+                results["rows"].append(row)
+                print(json.dumps(row), flush=True)
+        finally:
+            for w in workers.values():
+                w.close()
+    pin_process(USER_CPUS)
+    fastnn.set_num_threads(len(USER_CPUS))
+    if want("breakdown"):
+        for batch in (32, 128):
+            row = case_breakdown(batch, args, data)
             results["rows"].append(row)
-            print(json.dumps(row))
-        if want("tabular"):
-            row = case_tabular(args, worker)
-            row["threads"] = nt
-            results["rows"].append(row)
-            print(json.dumps(row))
-        if want("predict"):
-            row = case_predict(x, y, args, worker)
-            row["threads"] = nt
-            results["rows"].append(row)
-            print(json.dumps(row))
-    set_threads(2, worker)
-    for batch in (32, 128):
-        if want("breakdown"):
-            row = case_breakdown(x, y, batch, args)
-            row["threads"] = 2
-            results["rows"].append(row)
-            print(json.dumps(row))
+            print(json.dumps(row), flush=True)
     if want("threads"):
         row = case_kernel_scaling(args)
         results["rows"].append(row)
-        print(json.dumps(row))
-    if want("parity"):
-        results["parity"] = accuracy_parity(x, y, args, worker)
-        print(json.dumps(results["parity"]))
+        print(json.dumps(row), flush=True)
+    if want("parity") and "torch" in peers:
+        workers = start_peers(["torch"], len(USER_CPUS), None, results["notes"])
+        try:
+            results["parity"] = accuracy_parity(workers, args)
+        finally:
+            for w in workers.values():
+                w.close()
+        print(json.dumps(results["parity"]), flush=True)
+    results["seconds"] = time.perf_counter() - t_start
 
 
 if __name__ == "__main__":

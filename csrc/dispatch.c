@@ -97,6 +97,10 @@ FASTNN_KERNEL(sparse_softmax_cross_entropy)
 FASTNN_KERNEL(col_sum)
 FASTNN_KERNEL(sum_squares)
 FASTNN_KERNEL(all_finite)
+FASTNN_KERNEL(argmax_hits)
+/* embedding.c */
+FASTNN_KERNEL(embedding_forward)
+FASTNN_KERNEL(embedding_backward)
 /* optimizers.c */
 FASTNN_KERNEL(sgd_update)
 FASTNN_KERNEL(adam_update)

@@ -105,6 +105,7 @@ enum fastnn_loss {
     LOSS_MSE = 0, LOSS_MAE = 1, LOSS_HUBER = 2, LOSS_BCE = 3, LOSS_BCE_LOGITS = 4,
     LOSS_CCE = 5, LOSS_KLD = 6, LOSS_HINGE = 7
 };
+#define FASTNN_N_LOSSES 8
 double elementwise_loss_f32(const float *P, const float *T, int loss, double param, double scale,
                             float *dP, double *row_loss, ptrdiff_t n, ptrdiff_t m, int n_threads);
 double elementwise_loss_f64(const double *P, const double *T, int loss, double param, double scale,
@@ -125,6 +126,9 @@ double sparse_softmax_cross_entropy_f64(const double *Z, const int64_t *labels, 
 /* out[j] = sum_i X[i, j] (fixed order over i). */
 void col_sum_f32(const float *X, float *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
 void col_sum_f64(const double *X, double *out, ptrdiff_t n, ptrdiff_t m, int n_threads);
+/* The rows i of P (n, m) whose np.argmax equals labels[i] (sparse accuracy's hits). */
+int64_t argmax_hits_f32(const float *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
+int64_t argmax_hits_f64(const double *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
 /* sum of squares of a flat array, accumulated in double, fixed block order. */
 double sum_squares_f32(const float *x, ptrdiff_t n, int n_threads);
 double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);
@@ -141,6 +145,22 @@ ptrdiff_t take_rows(const void *src, const int64_t *index, void *out, ptrdiff_t 
  * row i failed (errno says why, 0 when the file is shorter than its rows). */
 ptrdiff_t read_rows(int fd, int64_t offset, const int64_t *index, void *out, ptrdiff_t n,
                     ptrdiff_t n_index, ptrdiff_t row_bytes, int n_threads);
+
+/* ---- embedding (embedding.c) ------------------------------------------------------ */
+/* out row i = W row codes[i], W (rows, cols); index[i] = codes[i] as an int64. Returns -1,
+ * or the position of the first code that is not an integer in [0, rows) (NaN included);
+ * then out is not written. */
+ptrdiff_t embedding_forward_f32(const float *codes, const float *W, float *out, int64_t *index,
+                                ptrdiff_t n, ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+ptrdiff_t embedding_forward_f64(const double *codes, const double *W, double *out, int64_t *index,
+                                ptrdiff_t n, ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+/* dW (rows, cols) = 0, then dW[index[i]] += dY[i] for i = 0..n-1 in that order (a scatter-
+ * add: the dense gradient of the lookup). Returns -1, or the position of the first index
+ * outside [0, rows) (then dW is not written). */
+ptrdiff_t embedding_backward_f32(const float *dY, const int64_t *index, float *dW, ptrdiff_t n,
+                                 ptrdiff_t rows, ptrdiff_t cols, int n_threads);
+ptrdiff_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW, ptrdiff_t n,
+                                 ptrdiff_t rows, ptrdiff_t cols, int n_threads);
 
 /* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
 /* Every update first takes g <- clip(gscale * g, -clipvalue, clipvalue) (gscale = 1 and

@@ -120,6 +120,35 @@ ptrdiff_t read_rows(int fd, int64_t offset, const int64_t *index, void *out, ptr
 
 #else /* template body */
 
+/* Rows whose first maximum (a NaN counts as the maximum, its first one wins, as np.argmax)
+ * sits at the row's label: the hits of sparse categorical accuracy, counted in one pass over
+ * the outputs without the argmax and comparison arrays. Serial: a batch of outputs is a few
+ * hundred values. */
+int64_t FN(argmax_hits)(const REAL *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m)
+{
+    int64_t hits = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const REAL *p = P + i * m;
+        ptrdiff_t best = 0;
+        REAL top = p[0];
+        if (top == top) {  /* not NaN: scan for a larger value or the first NaN */
+            for (ptrdiff_t j = 1; j < m; j++) {
+                REAL v = p[j];
+                if (v != v) {
+                    best = j;
+                    break;
+                }
+                if (v > top) {
+                    top = v;
+                    best = j;
+                }
+            }
+        }
+        hits += best == labels[i];
+    }
+    return hits;
+}
+
 FASTNN_CLONES
 static void FN(col_sum_rows)(const REAL *X, REAL *out, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t m)
 {

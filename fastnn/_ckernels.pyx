@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3, binding=True, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
 """The C-backed kernels: thin wrappers that validate arguments and call csrc/ without the GIL.
 
 Every public function here has a twin of the same name and signature in ``fastnn.reference``.
@@ -7,9 +7,29 @@ are checked here (inputs that are not C-contiguous are copied; ``out`` buffers m
 C-contiguous and of the input's dtype).
 """
 import numpy as np
+cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int32_t, int64_t
 from fastnn._kernels cimport *
+
+cnp.import_array()
+
+# The header's codes and constants as this extension was compiled with them (from the .pxd,
+# which reads csrc/fastnn.h): the tests hold fastnn.reference's tables to these. binding=True
+# above makes every wrapper introspectable (inspect.signature), so the tests also check that
+# each has its reference twin's signature.
+HEADER_CONSTANTS = {
+    "ACT_LINEAR": ACT_LINEAR, "ACT_RELU": ACT_RELU, "ACT_LEAKY_RELU": ACT_LEAKY_RELU,
+    "ACT_ELU": ACT_ELU, "ACT_SELU": ACT_SELU, "ACT_SIGMOID": ACT_SIGMOID, "ACT_TANH": ACT_TANH,
+    "ACT_GELU": ACT_GELU, "ACT_SWISH": ACT_SWISH, "ACT_SOFTPLUS": ACT_SOFTPLUS,
+    "ACT_SOFTSIGN": ACT_SOFTSIGN, "ACT_HARD_SIGMOID": ACT_HARD_SIGMOID, "ACT_MISH": ACT_MISH,
+    "ACT_EXPONENTIAL": ACT_EXPONENTIAL, "ACT_SOFTMAX": ACT_SOFTMAX,
+    "ACT_LOG_SOFTMAX": ACT_LOG_SOFTMAX, "FASTNN_N_ACTIVATIONS": FASTNN_N_ACTIVATIONS,
+    "FASTNN_SELU_ALPHA": FASTNN_SELU_ALPHA, "FASTNN_SELU_SCALE": FASTNN_SELU_SCALE,
+    "LOSS_MSE": LOSS_MSE, "LOSS_MAE": LOSS_MAE, "LOSS_HUBER": LOSS_HUBER, "LOSS_BCE": LOSS_BCE,
+    "LOSS_BCE_LOGITS": LOSS_BCE_LOGITS, "LOSS_CCE": LOSS_CCE, "LOSS_KLD": LOSS_KLD,
+    "LOSS_HINGE": LOSS_HINGE, "FASTNN_N_LOSSES": FASTNN_N_LOSSES,
+}
 
 cdef int _n_threads = 1
 
@@ -112,9 +132,9 @@ cdef int _kind(a, str name) except -1:
         num = a.dtype.num
     except AttributeError:
         raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
-    if num == 11:
+    if num == cnp.NPY_FLOAT32:
         return 0
-    if num == 12:
+    if num == cnp.NPY_FLOAT64:
         return 1
     raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
 
@@ -143,6 +163,63 @@ cdef tuple _shape2(a, str name):
     return a.shape
 
 
+# ---- the checked-once fast path ------------------------------------------------------------
+# A training step calls a few kernels per layer on arrays that are already right (the layers'
+# own buffers): for those, the wrappers read the arrays' type, shape and flags through the
+# NumPy C-API and call the kernel directly. Anything else (another dtype or layout, a shape
+# that does not match, an empty array, a list) takes the general path below each fast path,
+# which copies what may be copied and raises the errors, so behaviour is unchanged. Measured
+# (callgrind, tabular 20-64-64-2 at batch 32): typed memoryviews and Python-level attribute
+# checks cost ~10,000 instructions a call, ~5x the kernels themselves on these shapes.
+cdef inline char *_fast_ptr(object a, int tn, int nd, Py_ssize_t d0, Py_ssize_t d1,
+                            bint writable) noexcept:
+    """The data of ``a`` when it is an ndarray of type number ``tn`` (native byte order,
+    aligned, C-contiguous, writable if asked) of shape (d0,) (``nd`` 1) or (d0, d1), else
+    NULL."""
+    cdef cnp.ndarray x
+    if not cnp.PyArray_Check(a):
+        return NULL
+    x = <cnp.ndarray>a
+    if (cnp.PyArray_TYPE(x) != tn or cnp.PyArray_NDIM(x) != nd or cnp.PyArray_DIM(x, 0) != d0
+            or (nd == 2 and cnp.PyArray_DIM(x, 1) != d1) or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_ISALIGNED(x) or not cnp.PyArray_ISNOTSWAPPED(x)
+            or (writable and not cnp.PyArray_ISWRITEABLE(x))):
+        return NULL
+    return <char *>cnp.PyArray_DATA(x)
+
+
+cdef inline int _fast_2d(object a, Py_ssize_t *rows, Py_ssize_t *cols) noexcept:
+    """The type number of ``a`` when it is a non-empty 2-D float32/float64 ndarray (its shape
+    into rows, cols), else -1."""
+    cdef cnp.ndarray x
+    cdef int tn
+    if not cnp.PyArray_Check(a):
+        return -1
+    x = <cnp.ndarray>a
+    tn = cnp.PyArray_TYPE(x)
+    if (tn != cnp.NPY_FLOAT and tn != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(x) != 2:
+        return -1
+    rows[0] = cnp.PyArray_DIM(x, 0)
+    cols[0] = cnp.PyArray_DIM(x, 1)
+    if rows[0] == 0 or cols[0] == 0:
+        return -1
+    return tn
+
+
+cdef inline int _fast_1d(object a, Py_ssize_t *n) noexcept:
+    """As _fast_2d for a non-empty 1-D float32/float64 ndarray."""
+    cdef cnp.ndarray x
+    cdef int tn
+    if not cnp.PyArray_Check(a):
+        return -1
+    x = <cnp.ndarray>a
+    tn = cnp.PyArray_TYPE(x)
+    if (tn != cnp.NPY_FLOAT and tn != cnp.NPY_DOUBLE) or cnp.PyArray_NDIM(x) != 1:
+        return -1
+    n[0] = cnp.PyArray_DIM(x, 0)
+    return -1 if n[0] == 0 else tn
+
+
 include "_ckernels_activations.pxi"
 include "_ckernels_losses.pxi"
 include "_ckernels_reductions.pxi"
@@ -150,3 +227,4 @@ include "_ckernels_optimizers.pxi"
 include "_ckernels_normalization.pxi"
 include "_ckernels_dropout.pxi"
 include "_ckernels_regularizers.pxi"
+include "_ckernels_embedding.pxi"

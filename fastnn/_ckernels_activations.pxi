@@ -13,6 +13,24 @@ cdef void _bias_act_forward(floating[:, ::1] Z, const floating[::1] b, int act, 
 
 def bias_act_forward(Z, b, int act, double alpha=0.0, out=None, n_threads=None):
     """out = act(Z + b); Z is overwritten with Z + b when b is given. ``out`` may be Z."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(Z, &r, &c) if 0 <= act < 16 else -1
+    cdef char *zp
+    cdef char *yp
+    cdef char *bp = NULL
+    if tn >= 0:
+        zp = _fast_ptr(Z, tn, 2, r, c, True)
+        yp = _fast_ptr(out, tn, 2, r, c, True)
+        if b is not None:
+            bp = _fast_ptr(b, tn, 1, c, 0, False)
+        if zp != NULL and yp != NULL and (b is None or bp != NULL):
+            if tn == cnp.NPY_FLOAT:
+                bias_act_forward_f32(<float *>zp, <const float *>bp, act, alpha, <float *>yp, r, c,
+                                     _nt(n_threads))
+            else:
+                bias_act_forward_f64(<double *>zp, <const double *>bp, act, alpha, <double *>yp, r,
+                                     c, _nt(n_threads))
+            return out
     cdef int k = _kind(Z, "Z"), nt = _nt(n_threads)
     shape = _shape2(Z, "Z")
     _out(Z, k, shape, "Z")
@@ -20,7 +38,7 @@ def bias_act_forward(Z, b, int act, double alpha=0.0, out=None, n_threads=None):
         b = _in(b, k, "b")
         if b.shape != (shape[1],):
             raise ValueError(f"bias has shape {b.shape}, expected ({shape[1]},) for Z of shape {shape}")
-    if not 0 <= act < 16:
+    if not 0 <= act < FASTNN_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {act}")
     out = np.empty_like(Z) if out is None else _out(out, k, shape, "out")
     if shape[0] == 0 or shape[1] == 0:
@@ -50,19 +68,43 @@ cdef void _act_backward(const floating[:, ::1] dY, const floating[:, ::1] Z, con
 def act_backward(dY, Z, Y, int act, double alpha=0.0, out=None, db=None, n_threads=None):
     """out = dY * act'(Z); db (optional) = column sums of out. Z may be None except for
     gelu, swish and mish. ``out`` may be dY."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(dY, &r, &c) if 0 <= act < 16 else -1
+    cdef char *dyp
+    cdef char *yp
+    cdef char *op
+    cdef char *zp = NULL
+    cdef char *dbp = NULL
+    if tn >= 0 and (Z is not None or act not in (7, 8, 12)):
+        dyp = _fast_ptr(dY, tn, 2, r, c, False)
+        yp = _fast_ptr(Y, tn, 2, r, c, False)
+        op = _fast_ptr(out, tn, 2, r, c, True)
+        if Z is not None:
+            zp = _fast_ptr(Z, tn, 2, r, c, False)
+        if db is not None:
+            dbp = _fast_ptr(db, tn, 1, c, 0, True)
+        if (dyp != NULL and yp != NULL and op != NULL and (Z is None or zp != NULL)
+                and (db is None or dbp != NULL)):
+            if tn == cnp.NPY_FLOAT:
+                act_backward_f32(<const float *>dyp, <const float *>zp, <const float *>yp, act,
+                                 alpha, <float *>op, <float *>dbp, r, c, _nt(n_threads))
+            else:
+                act_backward_f64(<const double *>dyp, <const double *>zp, <const double *>yp, act,
+                                 alpha, <double *>op, <double *>dbp, r, c, _nt(n_threads))
+            return out
     cdef int k = _kind(dY, "dY"), nt = _nt(n_threads)
     shape = _shape2(dY, "dY")
     dY = _in(dY, k, "dY")
     Y = _in(Y, k, "Y")
     if Y.shape != shape:
         raise ValueError(f"Y has shape {Y.shape}, expected {shape}")
-    if act in (7, 8, 12) and Z is None:
+    if act in (ACT_GELU, ACT_SWISH, ACT_MISH) and Z is None:
         raise ValueError("gelu, swish and mish need the pre-activation Z")
     if Z is not None:
         Z = _in(Z, k, "Z")
         if Z.shape != shape:
             raise ValueError(f"Z has shape {Z.shape}, expected {shape}")
-    if not 0 <= act < 16:
+    if not 0 <= act < FASTNN_N_ACTIVATIONS:
         raise ValueError(f"unknown activation code {act}")
     out = np.empty_like(dY) if out is None else _out(out, k, shape, "out")
     if db is not None:

@@ -38,7 +38,7 @@ def elementwise_loss(P, T, int loss, double param=1.0, double scale=1.0, out=Non
     T = _in(T, k, "y_true")
     if T.shape != shape:
         raise ValueError(f"y_true has shape {T.shape} but y_pred has shape {shape}")
-    if not 0 <= loss < 8:
+    if not 0 <= loss < FASTNN_N_LOSSES:
         raise ValueError(f"unknown loss code {loss}")
     if out is not None:
         _out(out, k, shape, "out")
@@ -107,6 +107,28 @@ def sparse_softmax_cross_entropy(Z, labels, bint from_logits, double scale=1.0, 
                                  row_loss=None, n_threads=None):
     """As softmax_cross_entropy with int64 class labels (n,). An out-of-range label makes the
     loss NaN (the model validates labels before training)."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(Z, &r, &c)
+    cdef char *zp
+    cdef char *lp
+    cdef char *dp = NULL
+    cdef char *rp = NULL
+    if tn >= 0:
+        zp = _fast_ptr(Z, tn, 2, r, c, False)
+        lp = _fast_ptr(labels, cnp.NPY_INT64, 1, r, 0, False)
+        if out is not None:
+            dp = _fast_ptr(out, tn, 2, r, c, True)
+        if row_loss is not None:
+            rp = _fast_ptr(row_loss, cnp.NPY_DOUBLE, 1, r, 0, True)
+        if (zp != NULL and lp != NULL and (out is None or dp != NULL)
+                and (row_loss is None or rp != NULL)):
+            if tn == cnp.NPY_FLOAT:
+                return sparse_softmax_cross_entropy_f32(
+                    <const float *>zp, <const int64_t *>lp, from_logits, scale, <float *>dp,
+                    <double *>rp, r, c, _nt(n_threads))
+            return sparse_softmax_cross_entropy_f64(
+                <const double *>zp, <const int64_t *>lp, from_logits, scale, <double *>dp,
+                <double *>rp, r, c, _nt(n_threads))
     cdef int k = _kind(Z, "y_pred"), nt = _nt(n_threads)
     shape = _shape2(Z, "y_pred")
     Z = _in(Z, k, "y_pred")

@@ -103,6 +103,36 @@ def adam_update(param, grad, momentum, velocity, velocity_hat, double learning_r
     v += (g^2 - v)(1 - beta_2); velocity_hat = max(velocity_hat, v) when given (amsgrad);
     param -= m * alpha / (sqrt(v or velocity_hat) + epsilon),
     alpha = lr * sqrt(1 - beta_2^step) / (1 - beta_1^step)."""
+    cdef Py_ssize_t n
+    cdef int tn = _fast_1d(param, &n)
+    cdef char *pp
+    cdef char *gp
+    cdef char *mp
+    cdef char *vp
+    cdef char *hp = NULL
+    cdef int64_t ft
+    cdef double fdec, fcv
+    if tn >= 0:  # the packed 1-D runs of fastnn's optimizers (see _ckernels.pyx: fast path)
+        pp = _fast_ptr(param, tn, 1, n, 0, True)
+        gp = _fast_ptr(grad, tn, 1, n, 0, False)
+        mp = _fast_ptr(momentum, tn, 1, n, 0, True)
+        vp = _fast_ptr(velocity, tn, 1, n, 0, True)
+        if velocity_hat is not None:
+            hp = _fast_ptr(velocity_hat, tn, 1, n, 0, True)
+        if (pp != NULL and gp != NULL and mp != NULL and vp != NULL
+                and (velocity_hat is None or hp != NULL)):
+            ft = _step(step)
+            fdec = _decay(weight_decay, learning_rate)
+            fcv = _clipv(clipvalue)
+            if tn == cnp.NPY_FLOAT:
+                adam_update_f32(<float *>pp, <const float *>gp, <float *>mp, <float *>vp,
+                                <float *>hp, learning_rate, beta_1, beta_2, epsilon, ft, fdec,
+                                grad_scale, fcv, n, _nt(n_threads))
+            else:
+                adam_update_f64(<double *>pp, <const double *>gp, <double *>mp, <double *>vp,
+                                <double *>hp, learning_rate, beta_1, beta_2, epsilon, ft, fdec,
+                                grad_scale, fcv, n, _nt(n_threads))
+            return param
     cdef int k = _param_kind(param, grad, (momentum, velocity, velocity_hat), "Adam")
     cdef int nt = _nt(n_threads)
     cdef int64_t t = _step(step)

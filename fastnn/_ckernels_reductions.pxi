@@ -9,6 +9,19 @@ cdef void _col_sum(const floating[:, ::1] X, floating[::1] out, int nt) noexcept
 
 def col_sum(X, out=None, n_threads=None):
     """out[j] = sum over rows of X[:, j], in a fixed order."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(X, &r, &c)
+    cdef char *xp
+    cdef char *op
+    if tn >= 0:
+        xp = _fast_ptr(X, tn, 2, r, c, False)
+        op = _fast_ptr(out, tn, 1, c, 0, True)
+        if xp != NULL and op != NULL:
+            if tn == cnp.NPY_FLOAT:
+                col_sum_f32(<const float *>xp, <float *>op, r, c, _nt(n_threads))
+            else:
+                col_sum_f64(<const double *>xp, <double *>op, r, c, _nt(n_threads))
+            return out
     cdef int k = _kind(X, "X"), nt = _nt(n_threads)
     shape = _shape2(X, "X")
     X = _in(X, k, "X")
@@ -23,6 +36,45 @@ def col_sum(X, out=None, n_threads=None):
     else:
         _col_sum[double](X, out, nt)
     return out
+
+
+def argmax_hits(y_pred, labels, n_threads=None):
+    """The number of rows i of the 2-D float32/float64 ``y_pred`` whose argmax (the first
+    maximum; a NaN counts as the maximum, as np.argmax) equals ``labels[i]`` (1-D int64):
+    ``int(np.count_nonzero(np.argmax(y_pred, axis=1) == labels))``. Serial (``n_threads``
+    is accepted for the kernels' common signature)."""
+    cdef Py_ssize_t r, c
+    cdef int tn = _fast_2d(y_pred, &r, &c)
+    cdef char *pp
+    cdef char *lp
+    if tn < 0:
+        k = _kind(y_pred, "y_pred")
+        shape = _shape2(y_pred, "y_pred")
+        if shape[1] == 0:
+            raise ValueError(f"argmax_hits: y_pred has no columns (shape {shape})")
+        y_pred = _in(y_pred, k, "y_pred")
+        tn = cnp.NPY_FLOAT if k == 0 else cnp.NPY_DOUBLE
+        r, c = shape
+    if r == 0:
+        return 0
+    pp = _fast_ptr(y_pred, tn, 2, r, c, False)
+    if pp == NULL:  # strided, unaligned or byte-swapped: a native contiguous copy
+        y_pred = np.ascontiguousarray(y_pred, dtype=np.float32 if tn == cnp.NPY_FLOAT
+                                      else np.float64)
+        pp = _fast_ptr(y_pred, tn, 2, r, c, False)
+    lp = _fast_ptr(labels, cnp.NPY_INT64, 1, r, 0, False)
+    if lp == NULL:
+        labels = np.ascontiguousarray(labels)
+        if labels.dtype != np.int64 or labels.shape != (r,):
+            raise ValueError(f"argmax_hits: labels must be int64 of shape ({r},), got "
+                             f"{labels.dtype} {labels.shape}")
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        lp = _fast_ptr(labels, cnp.NPY_INT64, 1, r, 0, False)
+    if pp == NULL or lp == NULL:
+        raise ValueError("argmax_hits: could not read y_pred and labels as contiguous arrays")
+    if tn == cnp.NPY_FLOAT:
+        return argmax_hits_f32(<const float *>pp, <const int64_t *>lp, r, c)
+    return argmax_hits_f64(<const double *>pp, <const int64_t *>lp, r, c)
 
 
 cdef double _sum_squares(const floating[::1] x, int nt) noexcept nogil:
@@ -65,9 +117,7 @@ def all_finite(x, n_threads=None):
     return bool(_all_finite[double](x, nt))
 
 
-cimport numpy as cnp
 from libc.errno cimport errno
-cnp.import_array()
 
 
 def take_rows(src, index, out=None, n_threads=None):
@@ -85,7 +135,9 @@ def take_rows(src, index, out=None, n_threads=None):
     if not isinstance(src, np.ndarray):
         raise TypeError(f"take_rows: src must be a numpy array, got {type(src).__name__}")
     s = <cnp.ndarray>src
-    if s.dtype.kind not in "biufc":
+    # the C-API tests first (a step gathers two or three batches): the Python-level ones
+    # only decide when they do not pass
+    if not cnp.PyArray_ISNUMBER(s) and s.dtype.kind not in "biufc":
         raise TypeError(f"take_rows: src must have a numeric dtype, got {s.dtype}")
     if cnp.PyArray_NDIM(s) < 1:
         raise ValueError(f"take_rows: src must have a row axis, got shape {src.shape}")
@@ -94,11 +146,14 @@ def take_rows(src, index, out=None, n_threads=None):
                          "would cost more than the gather): pass np.ascontiguousarray(src)")
     if not isinstance(index, np.ndarray):
         raise TypeError(f"take_rows: index must be an int64 numpy array, got {type(index).__name__}")
-    if index.dtype != np.int64:
+    ix = <cnp.ndarray>index
+    if not (cnp.PyArray_TYPE(ix) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(ix)) \
+            and index.dtype != np.int64:
         raise TypeError(f"take_rows: index must be int64, got {index.dtype}")
-    if index.ndim != 1:
+    if cnp.PyArray_NDIM(ix) != 1:
         raise ValueError(f"take_rows: index must be 1-D, got shape {index.shape}")
-    ix = <cnp.ndarray>np.ascontiguousarray(index)
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(ix) and cnp.PyArray_ISALIGNED(ix)):
+        ix = <cnp.ndarray>np.ascontiguousarray(index)
     n = cnp.PyArray_DIM(s, 0)
     n_index = cnp.PyArray_DIM(ix, 0)
     if out is None:
@@ -106,7 +161,8 @@ def take_rows(src, index, out=None, n_threads=None):
     elif not isinstance(out, np.ndarray):
         raise TypeError(f"take_rows: out must be a numpy array, got {type(out).__name__}")
     o = <cnp.ndarray>out
-    if o.dtype != s.dtype:
+    if not (cnp.PyArray_TYPE(o) == cnp.PyArray_TYPE(s) and cnp.PyArray_ISNOTSWAPPED(o)
+            and cnp.PyArray_ISNOTSWAPPED(s)) and o.dtype != s.dtype:
         raise TypeError(f"take_rows: out has dtype {o.dtype}, expected {s.dtype} (the dtype of src)")
     if cnp.PyArray_NDIM(o) != cnp.PyArray_NDIM(s) or cnp.PyArray_DIM(o, 0) != n_index:
         raise ValueError(f"take_rows: out has shape {out.shape}, expected {(n_index,) + src.shape[1:]}")

@@ -8,6 +8,40 @@ cdef extern from "fastnn.h" nogil:
     int fastnn_cpu_supported()
     int fastnn_cpu_requested()
 
+    # The codes and constants of the header, read from it here so that no number is written
+    # twice (tests/kernels/test_header_constants.py holds the Python tables to these).
+    enum fastnn_activation:
+        ACT_LINEAR
+        ACT_RELU
+        ACT_LEAKY_RELU
+        ACT_ELU
+        ACT_SELU
+        ACT_SIGMOID
+        ACT_TANH
+        ACT_GELU
+        ACT_SWISH
+        ACT_SOFTPLUS
+        ACT_SOFTSIGN
+        ACT_HARD_SIGMOID
+        ACT_MISH
+        ACT_EXPONENTIAL
+        ACT_SOFTMAX
+        ACT_LOG_SOFTMAX
+    enum: FASTNN_N_ACTIVATIONS
+    double FASTNN_SELU_ALPHA
+    double FASTNN_SELU_SCALE
+
+    enum fastnn_loss:
+        LOSS_MSE
+        LOSS_MAE
+        LOSS_HUBER
+        LOSS_BCE
+        LOSS_BCE_LOGITS
+        LOSS_CCE
+        LOSS_KLD
+        LOSS_HINGE
+    enum: FASTNN_N_LOSSES
+
     # activations.c
     void bias_act_forward_f32(float *Z, const float *b, int act, double alpha, float *Y,
                               Py_ssize_t n, Py_ssize_t m, int n_threads)
@@ -45,6 +79,8 @@ cdef extern from "fastnn.h" nogil:
     # reductions.c
     void col_sum_f32(const float *X, float *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
     void col_sum_f64(const double *X, double *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
+    int64_t argmax_hits_f32(const float *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
+    int64_t argmax_hits_f64(const double *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
     double sum_squares_f32(const float *x, Py_ssize_t n, int n_threads)
     double sum_squares_f64(const double *x, Py_ssize_t n, int n_threads)
     int all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
@@ -55,6 +91,17 @@ cdef extern from "fastnn.h" nogil:
     Py_ssize_t read_rows_c "read_rows"(int fd, int64_t offset, const int64_t *index, void *out,
                                        Py_ssize_t n, Py_ssize_t n_index, Py_ssize_t row_bytes,
                                        int n_threads)
+
+    # embedding.c
+    Py_ssize_t embedding_forward_f32(const float *codes, const float *W, float *out, int64_t *index,
+                                     Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols, int n_threads)
+    Py_ssize_t embedding_forward_f64(const double *codes, const double *W, double *out,
+                                     int64_t *index, Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols,
+                                     int n_threads)
+    Py_ssize_t embedding_backward_f32(const float *dY, const int64_t *index, float *dW, Py_ssize_t n,
+                                      Py_ssize_t rows, Py_ssize_t cols, int n_threads)
+    Py_ssize_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW,
+                                      Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols, int n_threads)
 
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,

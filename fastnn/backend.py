@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import numpy as np  # noqa: E402
 
 from . import ops as _ops_module  # noqa: E402
+from . import threads as _threads  # noqa: E402
 
 _FLOATX = "float32"
 _rng = np.random.default_rng()
@@ -163,11 +164,26 @@ def _user_limit(n):
     return n if limit is None else min(n, limit)
 
 
-def set_num_threads(n):
+def set_num_threads(n, adaptive=False):
     """One knob for fastnn's kernels and the BLAS behind numpy's matrix products, each capped
     by a thread limit the user gave OpenMP (OMP_NUM_THREADS, threadpoolctl.threadpool_limits);
-    the knob comes back in full when such a limit is lifted."""
+    the knob comes back in full when such a limit is lifted.
+
+    fastnn extra: ``set_num_threads("adaptive")`` (all the CPUs this process may use) or
+    ``set_num_threads(n, adaptive=True)`` turns on the adaptive policy of the matrix products
+    (fastnn/threads.py): per product shape, one single-threaded BLAS call or a split of the
+    rows over fastnn's own threads, whichever measured faster while training, with at most
+    ``n`` threads (under the same OpenMP limits). It holds up on a machine busy with other
+    processes, where the BLAS's own threads stall, and gives the bits of
+    ``set_num_threads(1)`` whatever it decides; float32 results of several threads therefore
+    differ in the last bits from the fixed policy's, which is why it is opt-in. An integer
+    alone sets the fixed policy (the BLAS's own threads, today's bits for each count).
+    FASTNN_THREADS=adaptive in the environment turns it on at import."""
     global _blas_limiter
+    if isinstance(n, str):
+        if n.strip().lower() != "adaptive":
+            raise ValueError(f"set_num_threads: expected an integer or 'adaptive', got {n!r}")
+        n, adaptive = _default_threads(), True
     try:
         k = int(n)
     except (TypeError, ValueError):
@@ -177,13 +193,20 @@ def set_num_threads(n):
     n = k
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
+    if adaptive and not _threads.blas().available:
+        raise RuntimeError(
+            "set_num_threads: the adaptive policy needs threadpoolctl and one BLAS that it can "
+            "control (none found in this process, or several); use an integer instead")
     if _ops_module._ckernels is not None:
         _ops_module._ckernels.set_num_threads(kernel_threads(n))
     try:
         from threadpoolctl import threadpool_limits
-        _blas_limiter = threadpool_limits(limits=_user_limit(n), user_api="blas")
+        # adaptive: fastnn's own threads split the products, each calling the BLAS on one
+        # thread (one BLAS pool in the process, kept at one thread)
+        _blas_limiter = threadpool_limits(limits=1 if adaptive else _user_limit(n), user_api="blas")
     except ImportError:  # threadpoolctl is a dependency, but fastnn still runs without it
         pass
+    _threads._set_policy("adaptive" if adaptive else "fixed")
     global _n_threads
     _n_threads = n
 
@@ -258,6 +281,14 @@ def have_openmp():
 
 set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
 _n_threads = _default_threads()
+_threads.ceiling_source = get_num_threads
+if os.environ.get("FASTNN_THREADS", "").strip() and _threads.env_policy() == "adaptive":
+    if _threads.blas().available:
+        set_num_threads(_n_threads, adaptive=True)
+    else:
+        warnings.warn("fastnn: FASTNN_THREADS=adaptive needs one BLAS that threadpoolctl can "
+                      "control (none found, or several): the fixed policy runs",
+                      RuntimeWarning, stacklevel=2)
 if _ops_module._ckernels is not None:
     _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
     if _SPINNING_OPENMP and get_num_threads() > 1 and _ops_module._ckernels.have_openmp() \

@@ -718,7 +718,7 @@ class TensorBoard(Callback):
 
     Needs the ``tensorboard`` package (``pip install fastnn[tensorboard]``): an ImportError
     naming it at construction otherwise. ``profile_batch`` and ``embeddings_freq`` must
-    stay 0 (no profiler, no Embedding layer in fastnn).
+    stay 0 (no profiler, no Embedding projector data).
     """
 
     def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
@@ -743,8 +743,9 @@ class TensorBoard(Callback):
             raise ValueError(f"TensorBoard: profiling is not available in fastnn (no "
                              f"profiler), got profile_batch={profile_batch!r} (must be 0)")
         if embeddings_freq:
-            raise ValueError(f"TensorBoard: fastnn has no Embedding layer to visualize, got "
-                             f"embeddings_freq={embeddings_freq!r} (must be 0)")
+            raise ValueError(f"TensorBoard: fastnn does not write the Embedding projector's "
+                             f"data, got embeddings_freq={embeddings_freq!r} (must be 0; histogram_freq "
+                             "writes the tables among the weight histograms)")
         self.histogram_freq = int(histogram_freq)
         self.write_graph = bool(write_graph)
         self.write_images = bool(write_images)

@@ -14,8 +14,10 @@ order and backward in reverse, adding up the gradients of a tensor that feeds se
 layers. Training is fastnn.training.Trainer's, as for Sequential.
 
 A graph may have several inputs (``fit([x_wide, x_deep], y)`` or ``fit({"wide": x_wide,
-"deep": x_deep}, y)``, by the Inputs' names) and one output (several outputs are not
-supported yet: a clear error says so).
+"deep": x_deep}, y)``, by the Inputs' names) and several outputs (a list, or a dict by name):
+``compile`` then takes a loss per output (one for all, a list, or a dict by output name),
+``loss_weights`` and metrics per output, and fit/evaluate log ``<output>_loss`` and
+``<output>_<metric>`` as Keras does (fastnn.training.outputs).
 """
 import numpy as np
 
@@ -94,15 +96,22 @@ class Functional(Model, kind="functional"):
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         self.name = name or unique_name("functional")
+        feature_space = _feature_space_of(inputs, self.name)
+        if feature_space is not None:  # the raw columns: the graph starts at their encoding
+            encoded = feature_space.get_encoded_features()
+            inputs = [encoded[n] for n in feature_space._order()] if isinstance(encoded, dict) \
+                else encoded
+        if isinstance(inputs, dict):
+            raise NotImplementedError("Model: a dict of inputs is not supported yet; pass a list "
+                                      "of Inputs (data may still come as a dict by their names)")
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        if isinstance(inputs, dict) or isinstance(outputs, dict):
-            raise NotImplementedError("Model: dicts of inputs or outputs are not supported yet; "
-                                      "pass one Input and one output tensor")
-        if len(outs) != 1 or not ins:
-            raise NotImplementedError(
-                f"Model {self.name!r}: fastnn graphs have one output for now (got {len(outs)} "
-                "outputs); train one model per output, or concatenate the outputs")
+        # Keras: a dict of outputs names them by its keys (predict returns a dict), a list by
+        # the layers that make them
+        self._output_keys = list(outputs) if isinstance(outputs, dict) else None
+        outs = (list(outputs.values()) if isinstance(outputs, dict)
+                else list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+        if not ins or not outs:
+            raise ValueError(f"Model {self.name!r}: needs at least one input and one output")
         for t in ins:
             if not isinstance(t, InputLayer):
                 raise TypeError(f"Model {self.name!r}: inputs must be Input(...) objects, got "
@@ -114,6 +123,8 @@ class Functional(Model, kind="functional"):
             if not is_symbolic(t):
                 raise TypeError(f"Model {self.name!r}: outputs must be layer outputs (symbolic "
                                 f"tensors), got {type(t).__name__}")
+        if len({id(t) for t in outs}) != len(outs):
+            raise ValueError(f"Model {self.name!r}: the same tensor is given twice as an output")
         self._inputs_list, self._outputs_list = ins, outs
         self._nodes = self._order(ins, outs)
         self._input_layer = ins[0]
@@ -121,7 +132,14 @@ class Functional(Model, kind="functional"):
         if len(ins) > 1:  # the trainer takes a list or a dict of arrays (Trainer._inputs)
             self._input_names = names
             self._input_shapes = [(None,) + tuple(t.shape[1:]) for t in ins]
-        self.output_shape = _shape(outs[0])
+        if len(outs) > 1:  # the trainer's several-output path (fastnn.training.outputs)
+            self._output_names = self._output_keys or [t.layer.name for t in outs]
+            if len(set(self._output_names)) != len(outs):
+                raise ValueError(f"Model {self.name!r}: the outputs' names must differ, got "
+                                 f"{self._output_names} (a layer gives two outputs?)")
+            self.output_shape = [_shape(t) for t in outs]
+        else:
+            self.output_shape = _shape(outs[0])
         self._layers = []
         for node in self._nodes:
             if all(node.layer is not seen for seen in self._layers):
@@ -146,6 +164,20 @@ class Functional(Model, kind="functional"):
         self._init_trainer()
         dts = [np.dtype(layer.dtype) for layer in self._layers] or [np.dtype(backend.floatx())]
         self._layer_dtypes = dts if len(set(dts)) > 1 else None
+        if feature_space is not None:
+            self._attach_feature_space(feature_space)
+
+    def _attach_feature_space(self, feature_space):
+        """Run ``feature_space`` on the raw columns before the graph (Keras' structured-data
+        guide: ``Model(inputs=fs.get_inputs(), outputs=...)``); saved with the model."""
+        encoded = feature_space.get_encoded_features()
+        widths = ([int(encoded[n].shape[-1]) for n in feature_space._order()]
+                  if isinstance(encoded, dict) else [int(encoded.shape[-1])])
+        have = [int(t.shape[-1]) for t in self._inputs_list]
+        if widths != have:
+            raise ValueError(f"Model {self.name!r}: the feature space encodes widths {widths} but "
+                             f"the model's inputs take {have}")
+        self._feature_space = feature_space
 
     @staticmethod
     def _order(ins, outs):
@@ -171,7 +203,7 @@ class Functional(Model, kind="functional"):
             order.append(_Node(t.layer, t.inputs, t, isinstance(t.layer, Merge)))
         for t in outs:
             if isinstance(t, InputLayer) and id(t) in inputs:
-                raise ValueError("Model: the output is the input itself: add a layer")
+                raise ValueError(f"Model: the output {t.name!r} is an input itself: add a layer")
             visit(t, [])
         return order
 
@@ -218,7 +250,13 @@ class Functional(Model, kind="functional"):
         for node in self._nodes:
             args = [values[id(t)] for t in node.inputs]
             values[id(node.output)] = node.layer(args if node.merge else args[0])
-        return values[id(self._nodes[-1].output)]
+        return self._structured([values[id(t)] for t in self._outputs_list])
+
+    def _structured(self, outs):
+        """The outputs as the model was given them: one, a list, or a dict by key (Keras)."""
+        if self._output_names is None:
+            return outs[0]
+        return dict(zip(self._output_keys, outs)) if self._output_keys else outs
 
     def _unique_layers(self):
         return list(self._layers)
@@ -258,11 +296,23 @@ class Functional(Model, kind="functional"):
     # ---- what the trainer runs ------------------------------------------------------------
     @property
     def _out_dtype(self):
-        return self._nodes[-1].layer.dtype
+        return self._outputs_list[0].layer.dtype
 
     @property
     def _output_layer(self):
-        return self._nodes[-1].layer
+        return self._outputs_list[0].layer
+
+    @property
+    def _output_layers(self):
+        """The layer making each output, and whether that output feeds nothing else (its
+        gradient may then be the fused softmax + cross-entropy one)."""
+        read = {id(t) for node in self._nodes for t in node.inputs}
+        return [(t.layer, id(t) not in read) for t in self._outputs_list]
+
+    @property
+    def output_names(self):
+        """The outputs' names (Keras 3): the dict keys, else the layers making them."""
+        return list(self._output_names or [self._outputs_list[0].layer.name])
 
     def _forward(self, x, training):
         if self._input_names is None:
@@ -279,7 +329,9 @@ class Functional(Model, kind="functional"):
             # a shared layer's next call writes the same buffer: keep this output (inference
             # only: training refuses shared layers)
             values[id(node.output)] = out.copy() if node.shared else out
-        return values[id(self._nodes[-1].output)]
+        if self._output_names is None:
+            return values[id(self._outputs_list[0])]
+        return [values[id(t)] for t in self._outputs_list]
 
     def _prepare_backward(self):
         """Per fit: which nodes backprop must reach (those with trainable weights and all
@@ -304,10 +356,13 @@ class Functional(Model, kind="functional"):
         self._needs_grad = needs
 
     def _backward(self, d):
-        """The output gradient back through the nodes in reverse order; a tensor read by
-        several layers gets the sum of their gradients (added into the first one, which is
-        a buffer nobody reads again in this step)."""
-        grads = {id(self._nodes[-1].output): d}
+        """The output gradient (a list of them for several outputs) back through the nodes in
+        reverse order; a tensor read by several layers gets the sum of their gradients (added
+        into the first one, which is a buffer nobody reads again in this step)."""
+        if self._output_names is None:
+            grads = {id(self._outputs_list[0]): d}
+        else:
+            grads = {id(t): g for t, g in zip(self._outputs_list, d)}
         needs = self._needs_grad
         casts = self._layer_dtypes is not None
         for node in reversed(self._nodes):
@@ -331,8 +386,14 @@ class Functional(Model, kind="functional"):
                     grads[id(t)] = have + g.astype(have.dtype)
 
     # ---- config and saving --------------------------------------------------------------
+    @property
+    def feature_space(self):
+        """The FeatureSpace run on raw columns before the graph (fastnn extra), or None."""
+        return self._feature_space
+
     def get_config(self):
-        """The graph as JSON-able data: each layer's config and the layers it reads."""
+        """The graph as JSON-able data: each layer's config and the layers it reads (and the
+        feature space's config and statistics, for a model on raw columns)."""
         names = {id(t): t.name for t in self._inputs_list}
         layers = [{"class_name": "InputLayer", "name": t.name, "config": t.get_config(),
                    "inbound": []} for t in self._inputs_list]
@@ -341,9 +402,16 @@ class Functional(Model, kind="functional"):
             layers.append({"class_name": type(node.layer).__name__, "name": node.layer.name,
                            "config": node.layer.get_config(),
                            "inbound": [names[id(t)] for t in node.inputs]})
-        return {"name": self.name, "layers": layers,
-                "input_layers": [t.name for t in self._inputs_list],
-                "output_layers": [self._nodes[-1].layer.name], "trainable": self.trainable}
+        config = {"name": self.name, "layers": layers,
+                  "input_layers": [t.name for t in self._inputs_list],
+                  "output_layers": [t.layer.name for t in self._outputs_list],
+                  "output_keys": self._output_keys, "trainable": self.trainable}
+        if self._feature_space is not None:
+            config["feature_space"] = {
+                "config": self._feature_space.get_config(),
+                "state": {k: {"dtype": v.dtype.name, "shape": list(v.shape), "values": v.tolist()}
+                          for k, v in self._feature_space.get_state().items()}}
+        return config
 
     @classmethod
     def from_config(cls, config, layer_class=None):
@@ -383,7 +451,17 @@ class Functional(Model, kind="functional"):
             outs = [tensors[n] for n in config["output_layers"]]
         except KeyError as e:
             raise ValueError(f"Model.from_config: unknown input or output layer {e}") from None
-        return cls(ins, outs, name=config.get("name"), trainable=config.get("trainable", True))
+        feature_space = _feature_space_from_config(config.get("feature_space"))
+        keys = config.get("output_keys")
+        if keys is not None:
+            if not isinstance(keys, list) or len(keys) != len(outs) \
+                    or not all(isinstance(k, str) for k in keys):
+                raise ValueError("Model.from_config: output_keys must name each output")
+            outs = dict(zip(keys, outs))
+        model = cls(ins, outs, name=config.get("name"), trainable=config.get("trainable", True))
+        if feature_space is not None:
+            model._attach_feature_space(feature_space)
+        return model
 
     def to_json(self, **kwargs):
         import json
@@ -406,6 +484,43 @@ class Functional(Model, kind="functional"):
 
 def _is_merge(layer):
     return isinstance(layer, Merge)
+
+
+def _feature_space_of(inputs, model_name):
+    """The FeatureSpace whose raw inputs (``fs.get_inputs()``) ``inputs`` are, else None."""
+    from .feature_space import FeatureInput
+    values = list(inputs.values()) if isinstance(inputs, dict) else (
+        list(inputs) if isinstance(inputs, (list, tuple)) else [inputs])
+    raw = [t for t in values if isinstance(t, FeatureInput)]
+    if not raw:
+        return None
+    spaces = {id(t._feature_space): t._feature_space for t in raw}
+    if len(raw) != len(values) or len(spaces) > 1:
+        raise NotImplementedError(
+            f"Model {model_name!r}: the raw inputs of a FeatureSpace (get_inputs()) must be the "
+            "model's only inputs, all from one FeatureSpace")
+    fs = raw[0]._feature_space
+    missing = sorted(set(fs.features) - {t.name for t in raw})
+    if missing:
+        raise ValueError(f"Model {model_name!r}: the inputs lack the feature space's columns "
+                         f"{missing}; pass all of feature_space.get_inputs()")
+    return fs
+
+
+def _feature_space_from_config(spec):
+    from .feature_space import FeatureSpace
+    if spec is None or isinstance(spec, FeatureSpace):  # (load_model builds it itself)
+        return spec
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict) \
+            or not isinstance(spec.get("state", {}), dict):
+        raise ValueError("Model.from_config: the feature_space entry is malformed")
+    state = {}
+    for key, v in spec.get("state", {}).items():
+        if not isinstance(v, dict) or "values" not in v:
+            raise ValueError(f"Model.from_config: feature space statistic {key!r} is malformed")
+        state[key] = np.asarray(v["values"], dtype=np.dtype(v.get("dtype", "float64"))).reshape(
+            v.get("shape", -1))
+    return FeatureSpace.from_config(dict(spec["config"]), state=state)
 
 
 layer_base.symbolic_call = call_symbolic  # Layer.__call__ on an Input or a KerasTensor

@@ -211,6 +211,9 @@ _BY_NAME = {
     "he_uniform": HeUniform, "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal, "variance_scaling": VarianceScaling,
 }
+# Keras' short names (Embedding's default "uniform" is RandomUniform(-0.05, 0.05)); kept out
+# of _BY_NAME so that serialize still writes the full names.
+_ALIASES = {"uniform": "random_uniform", "normal": "random_normal", "one": "ones", "zero": "zeros"}
 # Keras' lower-case function-style aliases: fastnn.initializers.he_normal() works too.
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
@@ -227,6 +230,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         key = identifier if identifier in _BY_NAME else _snake(identifier)
+        key = _ALIASES.get(key, key)
         if key not in _BY_NAME:
             raise ValueError(f"Unknown initializer {identifier!r}. Known: {sorted(_BY_NAME)}")
         return _BY_NAME[key]()

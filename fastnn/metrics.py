@@ -65,6 +65,21 @@ class SparseCategoricalAccuracy(Metric):
     def values(self, y_true, y_pred):
         return np.argmax(y_pred, axis=-1) == np.asarray(y_true).reshape(-1)
 
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        # fit's case, once per step: int64 labels (n,) and outputs (n, classes) as the
+        # trainer holds them; the hits are counted by one kernel pass (backend.ops.
+        # argmax_hits: the same count as values() gives, ties and NaN included, so the
+        # same total) instead of an argmax array, a comparison array and their sum
+        if sample_weight is None and type(self).values is SparseCategoricalAccuracy.values \
+                and type(y_true) is np.ndarray and type(y_pred) is np.ndarray \
+                and y_true.ndim == 1 and y_pred.ndim == 2 and y_pred.shape[1] \
+                and len(y_true) == len(y_pred) and y_true.dtype == np.int64 \
+                and y_pred.dtype.kind == "f" and y_pred.dtype.itemsize in (4, 8):
+            self.total += float(backend.ops.argmax_hits(y_pred, y_true))
+            self.count += len(y_pred)
+            return
+        super().update_state(y_true, y_pred, sample_weight)
+
 
 class CategoricalAccuracy(Metric):
     """Fraction of rows whose argmax equals the one-hot target's argmax."""

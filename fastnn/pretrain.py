@@ -13,7 +13,7 @@ own bias); the decoder's kernel gradient is added to the encoder's, so one matri
 """
 import numpy as np
 
-from . import activations, backend, optimizers
+from . import activations, backend, optimizers, threads
 from .layers.base import Layer
 from .layers.core import Dense, InputLayer
 from .models import Sequential
@@ -89,7 +89,7 @@ class _TiedDecoder(Layer):
         n, d = x.shape[0], self.encoder.kernel.shape[0]
         act = self.activation
         z = self._buffer("z", (n, d))
-        np.matmul(x, self.encoder.kernel.value.T, out=z)
+        threads.matmul(x, self.encoder.kernel.value.T, z)
         y = self._buffer("y", (n, d)) if act.needs_preactivation else z
         backend.ops.bias_act_forward(z, self.bias.value, act.code, act.alpha, y)
         self._x, self._z, self._y = x, z, y
@@ -106,11 +106,11 @@ class _TiedDecoder(Layer):
         if self.encoder.trainable:
             if self.kernel_grad is None or self.kernel_grad.shape != kernel.shape:
                 self.kernel_grad = np.empty_like(kernel.value)
-            np.matmul(dz.T, x, out=self.kernel_grad)
+            threads.matmul(dz.T, x, self.kernel_grad)
         if not need_dx:
             return None
         dx = self._buffer("dx", x.shape)
-        np.matmul(dz, kernel.value, out=dx)
+        threads.matmul(dz, kernel.value, dx)
         return dx
 
 

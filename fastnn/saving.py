@@ -4,13 +4,16 @@
 File format (version 1). A saved model is a zip archive (entries stored, not compressed) that
 ``numpy.load`` also opens as an ``.npz``:
 
-- ``fastnn.json``: the metadata. ``format`` ("fastnn"), ``kind`` ("model" or "weights"),
+- ``fastnn.json``: the metadata. ``format`` ("fastnn"), ``kind`` ("model", "weights" or "feature_space"),
   ``format_version``, the architecture (``Sequential.get_config()``), the compile settings
   (optimizer, loss and metric configs), the optimizer's ``iterations`` and a manifest of
   every array (entry name, shape, dtype, and which variable / optimizer slot it fills), and
   the state of the random generators (fastnn's global one and any ``numpy.random.Generator``
-  a layer keeps as an attribute), and the scalar attributes a layer class lists in its
-  ``_saved_attributes`` (the dropout family's seed and call counter).
+  a layer keeps as an attribute), the scalar attributes a layer class lists in its
+  ``_saved_attributes`` (the dropout family's seed and call counter), and
+  ``user_metadata``: the model's ``_user_metadata`` dict of JSON values if it has one (what
+  ``fastnn train`` keeps beside the model: the label's class names, the columns it read),
+  set again on the loaded model. It is data: nothing in it is ever called or imported.
 - ``w00000.npy`` ...: the model's variables in ``model.weights`` order (trainable and not,
   e.g. BatchNormalization's moving statistics); ``o00000.npy`` ...: optimizer state arrays.
 
@@ -192,6 +195,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
         weights.append({"entry": entry, "path": v.path, "shape": list(v.value.shape),
                         "dtype": v.value.dtype.name, "layer": owner.get(id(v))})
     config = model.get_config()
+    if config.get("feature_space") is not None:
+        # the feature space's statistics go to .npy entries, its vocabularies stay JSON
+        fs = dict(config["feature_space"])
+        state = model.feature_space.get_state()
+        fs["state"] = {}
+        for i, key in enumerate(sorted(state)):
+            entry = f"f{i:05d}.npy"
+            arrays.append((entry, state[key]))
+            fs["state"][key] = {"entry": entry, "shape": list(state[key].shape),
+                                "dtype": state[key].dtype.name}
+        config = dict(config, feature_space=fs)
     if len(config["layers"]) > MAX_LAYERS:  # the loader would refuse the file
         raise ValueError(f"save: model {model.name!r} has {len(config['layers'])} layers "
                          f"(counting its input), more than the {MAX_LAYERS} a fastnn file holds")
@@ -205,9 +219,17 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
     meta["optimizer_state"] = None
     if getattr(model, "compiled", False):
         opt = model.optimizer
-        meta["compile"] = {"optimizer": _serialize_optimizer(opt),
-                           "loss": losses.serialize(model.loss),
-                           "metrics": [_serialize_metric(m) for m in model.get_compile_config()["metrics"]]}
+        comp = model.get_compile_config()
+        if "loss_weights" in comp:  # several outputs: a loss (or None) and metrics per output
+            meta["compile"] = {
+                "optimizer": _serialize_optimizer(opt),
+                "loss": [None if loss is None else losses.serialize(loss) for loss in comp["loss"]],
+                "loss_weights": list(comp["loss_weights"]),
+                "metrics": [[_serialize_metric(m) for m in ms] for ms in comp["metrics"]]}
+        else:
+            meta["compile"] = {"optimizer": _serialize_optimizer(opt),
+                               "loss": losses.serialize(model.loss),
+                               "metrics": [_serialize_metric(m) for m in comp["metrics"]]}
         if include_optimizer and isinstance(opt, Optimizer):
             slots = []
             for i, v in enumerate(variables):
@@ -234,6 +256,12 @@ def _metadata_and_arrays_of(model, kind, include_optimizer=True):
                    "layers": [{"layer": i, "attr": attr, "state": g.bit_generator.state}
                               for i, attr, g in layer_rngs(model)]}
     meta["layer_state"] = _layer_attributes(model)
+    user = getattr(model, "_user_metadata", None)
+    if user is not None:
+        if not isinstance(user, dict):
+            raise TypeError(f"save: model._user_metadata must be a dict of JSON values, got "
+                            f"{type(user).__name__}")
+        meta["user_metadata"] = user
     return meta, arrays
 
 
@@ -447,8 +475,13 @@ def _custom_classes(model):
              schedules.LearningRateSchedule)
     objects = list(model.layers)
     if getattr(model, "compiled", False):
-        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None), model.loss]
-        objects += model.get_compile_config()["metrics"]
+        comp = model.get_compile_config()
+        objects += [model.optimizer, getattr(model.optimizer, "_learning_rate", None)]
+        if "loss_weights" in comp:  # several outputs
+            objects += [loss for loss in comp["loss"] if loss is not None]
+            objects += [m for ms in comp["metrics"] for m in ms]
+        else:
+            objects += [model.loss] + comp["metrics"]
     out = {}
     for obj in objects:
         cls = obj if isinstance(obj, type) else type(obj)
@@ -479,11 +512,13 @@ def _unpickle_model(data, custom_objects=None):
 class _Archive:
     """A validated view of a saved file: its metadata and size-checked array reads."""
 
-    def __init__(self, filepath, expect, data=None):
+    def __init__(self, filepath, expect, data=None, kinds=("model", "weights")):
         """Read the file ``filepath``, or the bytes ``data`` (a pickled model; ``filepath`` is
-        then None) through exactly the same checks. ``expect`` names the caller in errors."""
+        then None) through exactly the same checks. ``expect`` names the caller in errors;
+        ``kinds`` are the metadata kinds accepted ("feature_space": FeatureSpace.save)."""
         self.name = None if data is not None else os.fspath(filepath)
         self.expect = expect
+        self.kinds = tuple(kinds)
         self._file = io.BytesIO(data) if data is not None else self._open_regular_file()
         try:
             self._open()
@@ -604,8 +639,12 @@ class _Archive:
             raise self.error(f"format version {version} is not supported (this fastnn reads "
                              f"version {FORMAT_VERSION}; the file was written by fastnn "
                              f"{meta.get('fastnn_version', '?')!s:.40})")
-        if meta.get("kind") not in ("model", "weights"):
-            raise self.error(f"unknown kind {meta.get('kind')!r:.60} (expected 'model' or 'weights')")
+        if meta.get("kind") not in self.kinds:
+            if meta.get("kind") == "feature_space":
+                raise self.error("this file holds a FeatureSpace (FeatureSpace.save); load it "
+                                 "with fastnn.utils.load_feature_space or fastnn.saving.load_model")
+            raise self.error(f"unknown kind {meta.get('kind')!r:.60} (expected "
+                             f"{' or '.join(map(repr, self.kinds))})")
         return meta
 
     # ---- manifest --------------------------------------------------------------------------
@@ -799,6 +838,9 @@ def _rebuild_model(archive, custom_objects, expected):
         raise archive.error(f"the architecture lists {len(specs)} layers, more than the "
                             f"{MAX_LAYERS} allowed")
     try:
+        if config.get("feature_space") is not None:
+            # built before the guard: its statistics are not the model's weights
+            config = dict(config, feature_space=_read_feature_space(archive, config))
         # Sequential.add builds as soon as the input is known, so the guard covers it all.
         # Every weight is then overwritten from the file (or the model is discarded).
         with _WeightGuard(archive, expected, uninitialized=True):
@@ -890,26 +932,45 @@ def _restore_compile(archive, model, custom_objects):
             if scls is not None:
                 ocfg["learning_rate"] = scls.from_config(dict(lr.get("config", {})))
         opt = ocls.from_config(ocfg)
-        lspec = comp.get("loss")
-        if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
-            raise archive.error("the loss config is malformed")
-        lcls = _lookup(lspec["class_name"], custom_objects,
-                       lambda n: losses._BY_NAME[n], losses.Loss)
-        loss = lcls.from_config(dict(lspec.get("config", {})))
-        mets = []
         known = {k: c for k, c in vars(metrics).items()
                  if isinstance(c, type) and issubclass(c, metrics.Metric)}
         known.update(_CUSTOM_METRICS)
-        for m in comp.get("metrics", []) or []:
-            if isinstance(m, str):
-                mets.append(m)
-            elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
-                mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
-                               metrics.Metric)
-                mets.append(mcls(**dict(m.get("config", {}))))
-            else:
-                raise archive.error(f"a metric spec is malformed: {m!r:.80}")
-        model.compile(optimizer=opt, loss=loss, metrics=mets)
+
+        def loss_of(lspec):
+            if not isinstance(lspec, dict) or not isinstance(lspec.get("class_name"), str):
+                raise archive.error("the loss config is malformed")
+            lcls = _lookup(lspec["class_name"], custom_objects,
+                           lambda n: losses._BY_NAME[n], losses.Loss)
+            return lcls.from_config(dict(lspec.get("config", {})))
+
+        def metrics_of(specs):
+            if not isinstance(specs, list):
+                raise archive.error("the metrics config is malformed")
+            mets = []
+            for m in specs:
+                if isinstance(m, str):
+                    mets.append(m)
+                elif isinstance(m, dict) and isinstance(m.get("class_name"), str):
+                    mcls = _lookup(m["class_name"], custom_objects, known.__getitem__,
+                                   metrics.Metric)
+                    mets.append(mcls(**dict(m.get("config", {}))))
+                else:
+                    raise archive.error(f"a metric spec is malformed: {m!r:.80}")
+            return mets
+
+        lspec = comp.get("loss")
+        if isinstance(lspec, list):  # a model with several outputs
+            weights = comp.get("loss_weights")
+            per_metrics = comp.get("metrics") or [[] for _ in lspec]
+            if not isinstance(weights, list) or not isinstance(per_metrics, list) \
+                    or not len(weights) == len(per_metrics) == len(lspec):
+                raise archive.error("the per-output compile settings are malformed")
+            model.compile(optimizer=opt,
+                          loss=[None if spec is None else loss_of(spec) for spec in lspec],
+                          loss_weights=weights, metrics=[metrics_of(ms) for ms in per_metrics])
+        else:
+            model.compile(optimizer=opt, loss=loss_of(lspec),
+                          metrics=metrics_of(comp.get("metrics", []) or []))
     except InvalidModelFileError:
         raise
     except (TypeError, ValueError, KeyError, AttributeError, NotImplementedError,
@@ -1029,7 +1090,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True, rest
     safe (``safe_mode`` is accepted for Keras compatibility: nothing is ever unpickled).
     Raises InvalidModelFileError (a ValueError) for a corrupted, truncated, wrong-version
     or hostile file."""
-    return _load(lambda: _Archive(filepath, "load_model"), custom_objects, compile, restore_rng)
+    return _load(lambda: _Archive(filepath, "load_model", kinds=("model", "weights", "feature_space")),
+                 custom_objects, compile, restore_rng)
 
 
 def _load(open_archive, custom_objects, compile, restore_rng):
@@ -1041,6 +1103,8 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     snapshot = gen.bit_generator.state
     try:
         with open_archive() as archive:
+            if archive.meta["kind"] in ARCHIVE_CLASSES:  # as keras.saving.load_model does
+                return ARCHIVE_CLASSES[archive.meta["kind"]]._from_archive(archive)
             model, values, installs = _load_model_checked(archive, custom_objects, compile,
                                                           restore_rng)
     finally:
@@ -1054,13 +1118,49 @@ def _load(open_archive, custom_objects, compile, restore_rng):
     return model
 
 
+# Objects other than models that a fastnn archive holds, by metadata kind: the class
+# registers itself (fastnn.feature_space: "feature_space") with ``_from_archive(archive)``
+# and ``from_config(config, state=...)``, so that this module never imports it.
+ARCHIVE_CLASSES = {}
+
+
+def _feature_space_specs(archive, keys=False):
+    """(entry, shape, dtype, what) of each statistic of a model's feature space (with its
+    name when ``keys``), checked; none for a model without one."""
+    config = archive.meta.get("model")
+    fs = config.get("feature_space") if isinstance(config, dict) else None
+    if fs is None:
+        return []
+    if not isinstance(fs, dict) or not isinstance(fs.get("state", {}), dict):
+        raise archive.error("the feature space is malformed")
+    specs = []
+    for key, item in fs.get("state", {}).items():
+        what = f"feature space statistic {key!r:.80}"
+        if not isinstance(item, dict):
+            raise archive.error(f"{what} is malformed")
+        entry, shape, dtype = archive.array_spec(item, what)
+        specs.append(((entry, shape, dtype, what), key) if keys else (entry, shape, dtype, what))
+    return specs
+
+
+def _read_feature_space(archive, config):
+    spec = config["feature_space"]
+    if not isinstance(spec.get("config"), dict):
+        raise archive.error("the feature space is malformed")
+    state = {key: archive.read_array(*entry) for entry, key in _feature_space_specs(archive, True)}
+    try:
+        return ARCHIVE_CLASSES["feature_space"].from_config(dict(spec["config"]), state=state)
+    except (TypeError, ValueError, KeyError) as err:
+        raise archive.error(f"cannot rebuild the feature space: {str(err)[:300]}") from None
+
+
 def _load_model_checked(archive, custom_objects, compile, restore_rng):
     if archive.meta["kind"] != "model":
         raise archive.error("this is a weights file (written by save_weights); load it with "
                             "model.load_weights() into a model of the same architecture")
     expected = _weight_specs(archive)
     ostate, ospecs = _optimizer_specs(archive, len(expected))
-    archive.check_budget(expected + ospecs)
+    archive.check_budget(expected + ospecs + _feature_space_specs(archive))
     model = _rebuild_model(archive, custom_objects, expected)
     if not model.built:
         if expected:
@@ -1071,6 +1171,11 @@ def _load_model_checked(archive, custom_objects, compile, restore_rng):
         installs.append(_restore_optimizer_state(archive, model, ostate, archive.read_array))
     installs += _rng_restorers(archive, model, restore_rng)
     installs += _layer_attribute_restorers(archive, model)
+    user = archive.meta.get("user_metadata")
+    if user is not None:
+        if not isinstance(user, dict):
+            raise archive.error("user_metadata is malformed (not a JSON object)")
+        installs.append(lambda: setattr(model, "_user_metadata", user))
     return model, values, installs
 
 

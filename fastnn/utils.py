@@ -1,10 +1,11 @@
-"""Utilities: to_categorical, normalize, PyDataset, MC dropout, the learning-rate range test, sanity
-checks before training."""
+"""Utilities: to_categorical, normalize, PyDataset, FeatureSpace, MC dropout, the learning-rate range
+test, sanity checks before training."""
 import numpy as np
 
 from .backend import set_seed as set_random_seed  # noqa: F401  (keras.utils.set_random_seed)
 from .diagnostics import sanity_check  # noqa: F401  (fastnn extra)
 from .ensembles import SnapshotEnsemble, ensemble_predict  # noqa: F401  (fastnn extras)
+from .feature_space import FeatureSpace, load_feature_space  # noqa: F401  (keras.utils.FeatureSpace)
 from .lr_finder import find_learning_rate  # noqa: F401  (fastnn extra)
 from .plot_model import model_to_dot, plot_model  # noqa: F401  (keras.utils; pydot optional)
 from .training.py_dataset import PyDataset  # noqa: F401  (keras.utils.PyDataset)

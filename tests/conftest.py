@@ -1,9 +1,16 @@
 """Shared test helpers: the C and reference ops, tolerances, finite differences."""
+import os
+
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import ops as ops_module
+
+# tests/ (this file's directory: conftest, golden_training and data/ live here) and the
+# checkout's root (README.md, examples/), for tests in the subject directories below.
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(TESTS_DIR)
 
 C = ops_module.COps() if ops_module.COps is not None else None
 REF = ops_module.NumpyOps()
@@ -51,8 +58,13 @@ def _restore_backend():
     """Every test leaves the backend as it found it, so FASTNN_BACKEND=numpy runs the whole
     suite on the reference (tests that switch backends used to reset to "c")."""
     name = fastnn.backend.backend()
+    threads = fastnn.get_num_threads()
     yield
     fastnn.set_backend(name)
+    # and its thread count: results of the products depend on it (a test comparing bits
+    # with a fresh process must not inherit another test's setting)
+    if fastnn.get_num_threads() != threads:
+        fastnn.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@ from .activation_layers import ELU, LeakyReLU, Maxout, PReLU, ReLU, Softmax
 from .base import Layer, Variable
 from .core import Activation, Dense, Flatten, Input, InputLayer, Rescaling, Reshape
 from .dropout import AlphaDropout, DropConnectDense, Dropout, GaussianDropout, GaussianNoise
+from .embedding import Embedding
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization, Normalization
+from .preprocessing import (CategoryEncoding, Discretization, HashedCrossing, Hashing, IntegerLookup,
+                            StringLookup)
 
 _REGISTRY = {}
 
@@ -30,6 +33,9 @@ for _cls in (Dropout, AlphaDropout, GaussianDropout, GaussianNoise, DropConnectD
     register(_cls)
 for _cls in (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract):
     register(_cls)
+for _cls in (StringLookup, IntegerLookup, CategoryEncoding, Discretization, Hashing, HashedCrossing):
+    register(_cls)
+register(Embedding)
 
 
 def __getattr__(name):
@@ -38,7 +44,7 @@ def __getattr__(name):
         raise AttributeError(
             f"fastnn.layers has no {name}: fastnn trains multilayer perceptrons (Sequential stacks "
             f"or graphs of these layers: {', '.join(sorted(n for n in _REGISTRY if n != 'InputLayer'))}; "
-            "no convolutional, recurrent or embedding layers)")
+            "no convolutional or recurrent layers)")
     raise AttributeError(f"module 'fastnn.layers' has no attribute {name!r}")
 
 

@@ -1,7 +1,7 @@
 """Activation layers: ReLU, LeakyReLU, PReLU, ELU, Softmax, and Maxout."""
 import numpy as np
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers, threads
 from .base import Layer
 from .core import Activation
 
@@ -155,7 +155,7 @@ class Maxout(Layer):
     def forward(self, x, training=False):
         n = x.shape[0]
         z = self._buffer("z", (n, self.units * self.pieces))
-        np.matmul(x, self.kernel.value, out=z)
+        threads.matmul(x, self.kernel.value, z)
         backend.ops.bias_act_forward(z, self.bias.value, 0, 0.0, z)
         y = self._buffer("y", (n, self.units))
         arg = self._buffer("arg", (n, self.units), np.int32)
@@ -169,11 +169,11 @@ class Maxout(Layer):
         backend.ops.maxout_backward(dy, self._arg, self.pieces, dz)
         if self.trainable:
             backend.ops.col_sum(dz, self.bias.grad)
-            np.matmul(x.T, dz, out=self.kernel.grad)
+            threads.matmul(x.T, dz, self.kernel.grad)
         if not need_dx:
             return None
         dx = self._buffer("dx", x.shape)
-        np.matmul(dz, self.kernel.value.T, out=dx)
+        threads.matmul(dz, self.kernel.value.T, dx)
         return dx
 
     def get_config(self):

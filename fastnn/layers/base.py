@@ -365,9 +365,10 @@ class Layer:
         """The array an elementwise backward writes into: ``dy`` itself when the model said
         it is scratch (and it is a writable C-contiguous array of this layer's dtype and the
         result's shape), else the layer's own buffer ``key``."""
-        if (self._scratch_dy and dy.shape == shape and dy.dtype == self.dtype
-                and dy.flags.c_contiguous and dy.flags.writeable):
-            return dy
+        if self._scratch_dy and dy.shape == shape and dy.dtype == self.dtype:
+            flags = dy.flags  # one flags object, not two
+            if flags.c_contiguous and flags.writeable:
+                return dy
         return self._buffer(key, shape)
 
     @property
@@ -394,6 +395,8 @@ class Layer:
         store = getattr(_BUFFER_SET, "store", None)
         buffers = self._buffers if store is None else store.setdefault(id(self), {})
         buf = buffers.get(key)
+        if buf is not None and buf.shape == shape and (dtype is None or buf.dtype == dtype):
+            return buf  # every full batch: one comparison
         if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] \
                 or (dtype is not None and buf.dtype != dtype):
             buf = np.empty(shape, dtype or self.dtype)

@@ -1,7 +1,7 @@
 """Core layers: Input, Dense, Activation, Flatten, Rescaling, Reshape."""
 import numpy as np
 
-from .. import activations, backend, constraints, initializers, regularizers
+from .. import activations, backend, constraints, initializers, regularizers, threads
 from .base import Layer
 from ..training import arguments
 
@@ -30,7 +30,22 @@ class InputLayer(Layer):
         shape = tuple(shape)
         if any(d is None or int(d) <= 0 for d in shape):
             raise ValueError(f"Input shape must be positive integers (without the batch size), got {shape}")
+        # Keras declares inputs of integer codes as Input(..., dtype="int64") (for an
+        # Embedding). fastnn hands every layer its inputs in the model's float dtype, so an
+        # integer or bool dtype is only recorded (the Embedding checks the codes it gets).
+        code_dtype = None
+        if dtype is not None:
+            try:
+                code_dtype = np.dtype(dtype)
+            except TypeError:  # not a dtype: Layer's own check names it
+                pass
+            if code_dtype is not None and code_dtype.kind not in "iub":
+                code_dtype = None
+        if code_dtype is not None:
+            dtype = None
         super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
+        if code_dtype is not None:
+            self.dtype = code_dtype.name
         self.shape = (batch_size,) + tuple(int(d) for d in shape)
         self.batch_size = batch_size
 
@@ -101,28 +116,28 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, training=False):
-        lead = x.shape[:-1]
+        lead = None
         if x.ndim != 2:
+            lead = x.shape[:-1]
             x = x.reshape(-1, x.shape[-1])
-        n = x.shape[0]
+        shape = (x.shape[0], self.units)
         act = self.activation
-        z = self._buffer("z", (n, self.units))
+        z = self._buffer("z", shape)
         w = self._w_used = self._kernel_for(training)
-        np.matmul(x, w, out=z)
+        threads.matmul(x, w, z)
         # Activations differentiable from their output run in place; gelu/swish/mish keep z.
-        y = self._buffer("y", (n, self.units)) if act.needs_preactivation else z
+        y = self._buffer("y", shape) if act.needs_preactivation else z
         backend.ops.bias_act_forward(z, self.bias.value if self.use_bias else None,
                                      act.code, act.alpha, y)
         self._x, self._z, self._y = x, z, y
         if self.activity_regularizer is not None:  # Keras 3: penalty(output) / batch size
             self._activity_loss = regularizers.activity_penalty(self.activity_regularizer, y)
-        return y if len(lead) == 1 else y.reshape(lead + (self.units,))
+        return y if lead is None or len(lead) == 1 else y.reshape(lead + (self.units,))
 
     def backward(self, dy, need_dx=True):
         x, y = self._x, self._y
-        n = x.shape[0]
         if dy.ndim != 2:
-            dy = dy.reshape(n, self.units)
+            dy = dy.reshape(x.shape[0], self.units)
         if self.activity_regularizer is not None:
             dy = regularizers.add_activity_gradient(
                 self, dy, y, self.activation if self.fused_output_grad else None)
@@ -134,16 +149,16 @@ class Dense(Layer):
                 backend.ops.col_sum(dz, db)
         else:
             act = self.activation
-            dz = self._backward_out("dz", dy, (n, self.units))
+            dz = self._backward_out("dz", dy, y.shape)
             backend.ops.act_backward(dy, self._z if act.needs_preactivation else None, y,
                                      act.code, act.alpha, dz, db)
         if trainable:
-            np.matmul(x.T, dz, out=self.kernel.grad)
+            threads.matmul(x.T, dz, self.kernel.grad)
             self._kernel_grad_done(self.kernel.grad)
         if not need_dx:
             return None
         dx = self._buffer("dx", x.shape)
-        np.matmul(dz, self._w_used.T, out=dx)
+        threads.matmul(dz, self._w_used.T, dx)
         return dx
 
     # Hooks for layers that transform the kernel per step (DropConnectDense): the kernel the

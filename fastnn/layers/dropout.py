@@ -22,11 +22,9 @@ import math
 import numpy as np
 
 from .. import backend
+from ..reference.activations import SELU_ALPHA as _SELU_ALPHA, SELU_SCALE as _SELU_SCALE
 from .base import Layer
 from .core import Dense
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _check_rate(rate, layer, allow_one):

@@ -397,7 +397,9 @@ class Optimizer:
             if not variables:
                 raise ValueError(f"{type(self).__name__}.apply: no gradients provided for any "
                                  "variable (every gradient is None)")
-        lr = float(self.learning_rate)
+        lr = self._learning_rate
+        if type(lr) is not float:  # a schedule or a callable (a float is checked when set)
+            lr = float(self.learning_rate)
         clipnorm = self.clipnorm if self.clipnorm else None
         fused = self.fuses_clip_and_decay
         packed = (self._packed_groups(variables)

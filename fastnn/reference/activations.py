@@ -5,16 +5,23 @@ from math import erf as _erf_scalar
 __all__ = ["bias_act_forward", "act_backward", "prelu_forward", "prelu_backward",
            "maxout_forward", "maxout_backward"]
 
-# Codes shared with csrc/fastnn.h (enum fastnn_activation).
+# The codes of csrc/fastnn.h's enum fastnn_activation (ACT_<NAME> for each name here), the
+# one Python copy of them: tests/kernels/test_header_constants.py holds it to the header.
 ACTIVATION_CODES = {
     "linear": 0, "relu": 1, "leaky_relu": 2, "elu": 3, "selu": 4, "sigmoid": 5, "tanh": 6,
     "gelu": 7, "swish": 8, "softplus": 9, "softsign": 10, "hard_sigmoid": 11, "mish": 12,
     "exponential": 13, "softmax": 14, "log_softmax": 15,
 }
+(LINEAR, RELU, LEAKY_RELU, ELU, SELU, SIGMOID, TANH, GELU, SWISH, SOFTPLUS, SOFTSIGN, HARD_SIGMOID,
+ MISH, EXPONENTIAL, SOFTMAX, LOG_SOFTMAX) = (ACTIVATION_CODES[n] for n in (
+    "linear", "relu", "leaky_relu", "elu", "selu", "sigmoid", "tanh", "gelu", "swish", "softplus",
+    "softsign", "hard_sigmoid", "mish", "exponential", "softmax", "log_softmax"))
 # The activations whose derivative cannot be computed from the output alone: for these the
 # caller keeps the pre-activation Z; for all others Z may be the output buffer itself.
-NEEDS_PREACTIVATION = {ACTIVATION_CODES[n] for n in ("gelu", "swish", "mish")}
+NEEDS_PREACTIVATION = {GELU, SWISH, MISH}
 
+# FASTNN_SELU_ALPHA / FASTNN_SELU_SCALE of csrc/fastnn.h (checked by the same test); the
+# layers read them from here.
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 _GELU_C = np.sqrt(2.0 / np.pi)
@@ -31,77 +38,77 @@ def _softplus(x):
 
 
 def _apply(x, act, alpha):
-    if act == 0:
+    if act == LINEAR:
         return x.copy()
-    if act == 1:
+    if act == RELU:
         return np.maximum(x, 0)
-    if act == 2:
+    if act == LEAKY_RELU:
         return np.where(x > 0, x, alpha * x)
-    if act == 3:
+    if act == ELU:
         return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
-    if act == 4:
+    if act == SELU:
         return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
-    if act == 5:
+    if act == SIGMOID:
         return _sigmoid(x)
-    if act == 6:
+    if act == TANH:
         return np.tanh(x)
-    if act == 7:
+    if act == GELU:
         if alpha:
             return 0.5 * x * (1 + np.tanh(_GELU_C * (x + 0.044715 * x ** 3)))
         return 0.5 * x * (1 + _erf(x / np.sqrt(2.0)))
-    if act == 8:
+    if act == SWISH:
         return x * _sigmoid(x)
-    if act == 9:
+    if act == SOFTPLUS:
         return _softplus(x)
-    if act == 10:
+    if act == SOFTSIGN:
         return x / (1 + np.abs(x))
-    if act == 11:
+    if act == HARD_SIGMOID:
         return np.clip(x / 6 + 0.5, 0, 1)
-    if act == 12:
+    if act == MISH:
         return x * np.tanh(_softplus(x))
-    if act == 13:
+    if act == EXPONENTIAL:
         return np.exp(x)
-    if act in (14, 15):
+    if act in (SOFTMAX, LOG_SOFTMAX):
         s = x - x.max(axis=1, keepdims=True)
         lse = np.log(np.exp(s).sum(axis=1, keepdims=True))
-        return np.exp(s - lse) if act == 14 else s - lse
+        return np.exp(s - lse) if act == SOFTMAX else s - lse
     raise ValueError(f"unknown activation code {act}")
 
 
 def _derivative(x, y, act, alpha):
     """d act(x) / dx elementwise, for the elementwise activations."""
-    if act == 0:
+    if act == LINEAR:
         return np.ones_like(y)
-    if act == 1:
+    if act == RELU:
         return (y > 0).astype(y.dtype)
-    if act == 2:
+    if act == LEAKY_RELU:
         return np.where(y > 0, 1, alpha)
-    if act == 3:
+    if act == ELU:
         return np.where(y > 0, 1, y + alpha)
-    if act == 4:
+    if act == SELU:
         return np.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)
-    if act == 5:
+    if act == SIGMOID:
         return y * (1 - y)
-    if act == 6:
+    if act == TANH:
         return 1 - y * y
-    if act == 7:
+    if act == GELU:
         if alpha:
             t = np.tanh(_GELU_C * (x + 0.044715 * x ** 3))
             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * _GELU_C * (1 + 3 * 0.044715 * x * x)
         return 0.5 * (1 + _erf(x / np.sqrt(2.0))) + x * np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-    if act == 8:
+    if act == SWISH:
         s = _sigmoid(x)
         return s * (1 + x * (1 - s))
-    if act == 9:
+    if act == SOFTPLUS:
         return -np.expm1(-y)
-    if act == 10:
+    if act == SOFTSIGN:
         return (1 - np.abs(y)) ** 2
-    if act == 11:
+    if act == HARD_SIGMOID:
         return np.where((y > 0) & (y < 1), 1.0 / 6.0, 0.0)
-    if act == 12:
+    if act == MISH:
         t = np.tanh(_softplus(x))
         return t + x * (1 - t * t) * _sigmoid(x)
-    if act == 13:
+    if act == EXPONENTIAL:
         return y
     raise ValueError(f"unknown activation code {act}")
 
@@ -130,14 +137,14 @@ def act_backward(dY, Z, Y, act, alpha=0.0, out=None, db=None, n_threads=None):
     """
     dy = dY.astype(np.float64)
     y = Y.astype(np.float64)
-    if act == 14:
+    if act == SOFTMAX:
         r = y * (dy - (dy * y).sum(axis=1, keepdims=True))
-    elif act == 15:
+    elif act == LOG_SOFTMAX:
         r = dy - np.exp(y) * dy.sum(axis=1, keepdims=True)
-    elif act in (1, 11):
+    elif act in (RELU, HARD_SIGMOID):
         # a select, not dy times a 0/1 mask: where the unit is off the gradient is 0 even for
         # an infinite or NaN dy (as the C kernel, PyTorch and JAX)
-        r = np.where(y > 0, dy, 0.0) if act == 1 else np.where((y > 0) & (y < 1), dy / 6, 0.0)
+        r = np.where(y > 0, dy, 0.0) if act == RELU else np.where((y > 0) & (y < 1), dy / 6, 0.0)
     else:
         x = (Y if Z is None else Z).astype(np.float64)
         r = dy * _derivative(x, y, act, alpha)

@@ -4,9 +4,12 @@ import numpy as np
 
 __all__ = ["elementwise_loss", "softmax_cross_entropy", "sparse_softmax_cross_entropy"]
 
-# Codes shared with csrc/fastnn.h (enum fastnn_loss).
+# The codes of csrc/fastnn.h's enum fastnn_loss (LOSS_<NAME> for each name here), the one
+# Python copy of them: tests/kernels/test_header_constants.py holds it to the header.
 LOSS_CODES = {"mse": 0, "mae": 1, "huber": 2, "bce": 3, "bce_logits": 4, "cce": 5,
               "kld": 6, "hinge": 7}
+MSE, MAE, HUBER, BCE, BCE_LOGITS, CCE, KLD, HINGE = (LOSS_CODES[n] for n in (
+    "mse", "mae", "huber", "bce", "bce_logits", "cce", "kld", "hinge"))
 EPSILON = 1e-7  # Keras' clipping epsilon
 
 
@@ -34,38 +37,38 @@ def elementwise_loss(P, T, loss, param=1.0, scale=1.0, out=None, row_loss=None, 
     t = T.astype(np.float64)
     m = p.shape[1]
     eps, one_eps = _eps_bounds(P.dtype)
-    if loss == 0:
+    if loss == MSE:
         # squared in the input's dtype, as the C kernel and Keras: a float32 error beyond
         # 1.8e19 squares to inf there, and TerminateOnNaN must see the same on both backends
         with np.errstate(over="ignore"):
             row = np.square(np.asarray(P - T), dtype=P.dtype).astype(np.float64).mean(axis=1)
         g = 2 * (p - t) / m
-    elif loss == 1:
+    elif loss == MAE:
         row = np.abs(p - t).mean(axis=1)
         g = np.sign(p - t) / m
-    elif loss == 2:
+    elif loss == HUBER:
         e = p - t
         a = np.abs(e)
         row = np.where(a <= param, 0.5 * e * e, param * (a - 0.5 * param)).mean(axis=1)
         g = np.where(a <= param, e, param * np.sign(e)) / m
-    elif loss == 3:
+    elif loss == BCE:
         pc = np.clip(p, eps, one_eps)
         row = -(t * np.log(pc) + (1 - t) * np.log(1 - pc)).mean(axis=1)
         g = np.where(p == pc, (pc - t) / (pc * (1 - pc)), 0.0) / m
-    elif loss == 4:
+    elif loss == BCE_LOGITS:
         row = (np.maximum(p, 0) - p * t + np.log1p(np.exp(-np.abs(p)))).mean(axis=1)
         g = (1 / (1 + np.exp(-p)) - t) / m
-    elif loss == 5:
+    elif loss == CCE:
         s = p.sum(axis=1, keepdims=True)
         q = np.clip(p / s, eps, one_eps)
         row = -(t * np.log(q)).sum(axis=1)
         g = -t / np.where(p > 0, p, eps * s) + t.sum(axis=1, keepdims=True) / s
-    elif loss == 6:
+    elif loss == KLD:
         tc = np.clip(t, eps, 1)
         pc = np.clip(p, eps, 1)
         row = (tc * np.log(tc / pc)).sum(axis=1)
         g = np.where(p == pc, -tc / pc, 0.0)
-    elif loss == 7:
+    elif loss == HINGE:
         h = 1 - t * p
         row = np.maximum(h, 0).mean(axis=1)
         g = np.where(h > 0, -t, 0.0) / m

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows", "read_rows"]
+__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows", "read_rows", "argmax_hits"]
 
 
 def col_sum(X, out=None, n_threads=None):
@@ -13,6 +13,19 @@ def col_sum(X, out=None, n_threads=None):
         out = np.empty(X.shape[1], X.dtype)
     out[...] = X.astype(np.float64).sum(axis=0)
     return out
+
+
+def argmax_hits(y_pred, labels, n_threads=None):
+    """The number of rows i of the 2-D ``y_pred`` whose argmax (first maximum, NaN counting
+    as the maximum) equals ``labels[i]``."""
+    y_pred = np.asarray(y_pred)
+    if y_pred.ndim != 2 or y_pred.shape[1] == 0:
+        raise ValueError(f"argmax_hits: y_pred must be 2-D with columns, got shape {y_pred.shape}")
+    labels = np.asarray(labels)
+    if labels.dtype != np.int64 or labels.shape != (len(y_pred),):
+        raise ValueError(f"argmax_hits: labels must be int64 of shape ({len(y_pred)},), got "
+                         f"{labels.dtype} {labels.shape}")
+    return int(np.count_nonzero(np.argmax(y_pred, axis=1) == labels))
 
 
 def sum_squares(x, n_threads=None):

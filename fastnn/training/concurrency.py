@@ -21,34 +21,49 @@ class RWLock:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer_waiting = 0
+        # threads inside _cond.wait(): with none, nobody needs waking, and the uncontended
+        # step (one writer, no inference running) skips Condition.notify_all, the costliest
+        # part of taking and releasing the lock (it is Python code in threading.py)
+        self._sleepers = 0
+
+    def _wait(self):
+        self._sleepers += 1
+        try:
+            self._cond.wait()
+        finally:  # wait() holds the lock again when it returns or raises
+            self._sleepers -= 1
 
     def acquire_read(self):
         with self._cond:
             while self._writer_waiting:
-                self._cond.wait()
+                self._wait()
             self._readers += 1
 
     def release_read(self):
         with self._cond:
             self._readers -= 1
-            if not self._readers:
+            if not self._readers and self._sleepers:
                 self._cond.notify_all()
 
     def acquire_write(self):
         self._cond.acquire()
         self._writer_waiting += 1
+        if not self._readers:
+            return
         try:
             while self._readers:
-                self._cond.wait()
+                self._wait()
         except BaseException:  # e.g. Ctrl-C while waiting: leave the lock as it was
             self._writer_waiting -= 1
-            self._cond.notify_all()
+            if self._sleepers:
+                self._cond.notify_all()
             self._cond.release()
             raise
 
     def release_write(self):
         self._writer_waiting -= 1
-        self._cond.notify_all()
+        if self._sleepers:
+            self._cond.notify_all()
         self._cond.release()
 
     def reading(self):

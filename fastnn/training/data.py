@@ -344,31 +344,41 @@ class ArrayData:
                 source.close()
 
     # ---- rows -------------------------------------------------------------------------
-    def _buffer(self, key, shape, dtype):
+    def _buffer(self, key, shape, dtype, rows=None):
+        """The buffer ``key`` for ``shape``, as its first ``rows`` rows (default: all of
+        them); the buffer itself when that is all of it (a full batch: no new view)."""
         buf = self._bufs.get(key)
         if buf is None or buf.shape[0] < shape[0] or buf.dtype != dtype:
             buf = self._bufs[key] = np.empty(shape, dtype)
-        return buf[:shape[0]]
+        rows = shape[0] if rows is None else rows
+        return buf if len(buf) == rows else buf[:rows]
 
     def batch(self, rows):
         """(x, y, w) for ``rows`` (a slice or an int64 index array)."""
         if isinstance(rows, slice):
             nb = rows.stop - rows.start
             xb = self.x[rows] if self.direct else self._converted_slice(rows, nb)
-            yb = None if self.y is None else self.y[rows]
+            yb = _target_rows(self.y, rows)
             wb = None if self.w is None else self.w[rows]
             return xb, yb, wb
         nb = len(rows)
         shape = (self.batch_size,) + self.x.shape[1:]
+        take_rows = backend.ops.take_rows
         if self.direct:
             # one C row copy per sample, indices checked, straight into the batch buffer
-            xb = backend.ops.take_rows(self.x, rows, self._buffer("x", shape, self.dtype)[:nb])
+            xb = take_rows(self.x, rows, self._buffer("x", shape, self.dtype, nb))
         else:
             xb = self._converted_take(rows, nb, shape)
-        yb = None if self.y is None else backend.ops.take_rows(
-            self.y, rows, self._buffer("y", (self.batch_size,) + self.y.shape[1:], self.y.dtype)[:nb])
-        wb = None if self.w is None else backend.ops.take_rows(
-            self.w, rows, self._buffer("w", (self.batch_size,), self.w.dtype)[:nb])
+        y = self.y
+        if isinstance(y, list):  # a model with several outputs: one array each
+            yb = [None if t is None else take_rows(
+                t, rows, self._buffer(f"y{i}", (self.batch_size,) + t.shape[1:], t.dtype, nb))
+                for i, t in enumerate(y)]
+        else:
+            yb = None if y is None else take_rows(
+                y, rows, self._buffer("y", (self.batch_size,) + y.shape[1:], y.dtype, nb))
+        wb = None if self.w is None else take_rows(
+            self.w, rows, self._buffer("w", (self.batch_size,), self.w.dtype, nb))
         return xb, yb, wb
 
     def _converted_slice(self, rows, nb):
@@ -386,9 +396,9 @@ class ArrayData:
         return out
 
     def _converted_take(self, rows, nb, shape):
-        out = self._buffer("x", shape, self.dtype)[:nb]
+        out = self._buffer("x", shape, self.dtype, nb)
         same = self.x.dtype == self.dtype
-        src_buf = out if same else self._buffer("src", shape, self.x.dtype)[:nb]
+        src_buf = out if same else self._buffer("src", shape, self.x.dtype, nb)
         if self._file is not None:
             self._file.read(rows, src_buf)
         else:
@@ -474,7 +484,7 @@ class ArrayData:
         vars(self).update(vars(other))
         self.row0 = other.row0 + rows.start
         self.x = other.x[rows]
-        self.y = None if other.y is None else other.y[rows]
+        self.y = _target_rows(other.y, rows)
         self.w = None if other.w is None else other.w[rows]
         self.n = len(self.x)
         self._bufs = {}
@@ -536,6 +546,13 @@ class ArraysData(ArrayData):
     def close(self):
         for p in self.parts:
             p.close()
+
+
+def _target_rows(y, rows):
+    """``y[rows]``, for the targets of one output or a list of them (several outputs)."""
+    if isinstance(y, list):
+        return [None if t is None else t[rows] for t in y]
+    return None if y is None else y[rows]
 
 
 def batch_rows(xb):

@@ -26,6 +26,7 @@ from .concurrency import Pool, RWLock, StepGuard
 from .data import (ArrayData, ArraysData, GeneratorData, PyDatasetData, batch_rows, convert,
                    input_array, is_array_like, is_py_dataset, numbers)
 from .epoch_iterator import EpochIterator
+from .outputs import Heads
 
 
 class Trainer:
@@ -39,6 +40,7 @@ class Trainer:
         self.history = None
         self._compiled = False
         self._metric_specs = []
+        self._heads = None  # the per-output settings of a model with several outputs
         self._buffers = {}
         self._init_concurrency()
 
@@ -87,13 +89,22 @@ class Trainer:
 
         Configure training: an optimizer, a loss and metrics (names or objects). The
         arguments come in Keras 3's order (``loss_weights`` third, ``metrics`` fourth), so
-        positional calls written for Keras 3 mean the same here. ``loss_weights`` and
-        ``weighted_metrics`` must be None (one output); the compilation switches
-        (``run_eagerly``, ``steps_per_execution``, ``jit_compile``, ``auto_scale_loss``)
-        are accepted and have nothing to switch in fastnn."""
-        if loss_weights is not None or weighted_metrics is not None:
-            raise NotImplementedError("fastnn models have one output: loss_weights and "
-                                      "weighted_metrics are not supported")
+        positional calls written for Keras 3 mean the same here. For a model with several
+        outputs, ``loss``, ``loss_weights`` and ``metrics`` may be one value for every output,
+        a list in the outputs' order or a dict by output name (fastnn.training.outputs); a
+        model with one output takes no ``loss_weights``. ``weighted_metrics`` must be None;
+        the compilation switches (``run_eagerly``, ``steps_per_execution``, ``jit_compile``,
+        ``auto_scale_loss``) are accepted and have nothing to switch in fastnn."""
+        if weighted_metrics is not None:
+            raise NotImplementedError("fastnn: weighted_metrics are not supported (sample "
+                                      "weights weigh the loss only)")
+        if self._output_names is not None:
+            self._compile_heads(optimizer, loss, loss_weights, metrics)
+            return
+        if loss_weights is not None:
+            raise ValueError(f"compile: loss_weights is for models with several outputs; model "
+                             f"{self.name!r} has one")
+        self._heads = None
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
         if isinstance(metrics, dict):
@@ -107,11 +118,22 @@ class Trainer:
         if self.built:
             self._make_metrics()
 
+    def _compile_heads(self, optimizer, loss, loss_weights, metrics):
+        heads = Heads.from_compile(self.name, self._output_names, loss, loss_weights, metrics)
+        self.optimizer = optimizers.get(optimizer)
+        self._heads, self.loss = heads, list(heads.losses)
+        self._metric_specs = []
+        self.compiled_metrics = []
+        self._compiled = True
+        self._make_metrics()
+
     def get_compile_config(self):
         """The compile() arguments as given (Keras 3: what save() records), or None before
-        compile."""
+        compile. With several outputs: ``loss``, ``loss_weights`` and ``metrics`` per output."""
         if not self._compiled:
             return None
+        if self._heads is not None:
+            return {"optimizer": self.optimizer, **self._heads.compile_config()}
         return {"optimizer": self.optimizer, "loss": self.loss, "metrics": list(self._metric_specs)}
 
     @property
@@ -120,8 +142,12 @@ class Trainer:
         return self._compiled
 
     def _make_metrics(self):
-        out_dim = self.output_shape[-1]
-        self.compiled_metrics = [metrics_module.get(m, self.loss, out_dim) for m in self._metric_specs]
+        if self._heads is not None:
+            self.compiled_metrics = self._heads.make_metrics(self.output_shape)
+        else:
+            out_dim = self.output_shape[-1]
+            self.compiled_metrics = [metrics_module.get(m, self.loss, out_dim)
+                                     for m in self._metric_specs]
         self._metric_sets = Pool(self.compiled_metrics, self._metric_copies)
 
     def _check_compiled(self, what):
@@ -143,15 +169,30 @@ class Trainer:
     # arrays; the keys of a dict) and shapes.
     _input_names = None
     _input_shapes = None
+    # A graph with several outputs sets their names (fastnn.training.outputs)
+    _output_names = None
+    # A graph on raw columns runs this FeatureSpace on them first (fastnn.feature_space)
+    _feature_space = None
 
     def _inputs(self, x, name="x"):
         """``x`` checked as this model's input (model built from it), dtype unchanged; for a
         model with several inputs, a list of arrays in the inputs' order."""
+        if self._feature_space is not None:
+            x = self._encoded(x)
         if self._input_names is not None:
             return self._several_inputs(x, name)
         x = input_array(x, name, self._input_shape, self._input_where())
         self._ensure_built(x.shape)
         return x
+
+    def _encoded(self, x):
+        """Raw columns (a dict or a DataFrame) through the model's feature space; an array
+        is taken as already encoded."""
+        if isinstance(x, (np.ndarray, list)):
+            return x
+        fs = self._feature_space
+        out = fs(x)
+        return [out[n] for n in fs._order()] if isinstance(out, dict) else out
 
     def _several_inputs(self, x, name):
         names = self._input_names
@@ -181,6 +222,9 @@ class Trainer:
     def _targets(self, y, n, what, name="y", x_name="x"):
         if y is None:
             raise ValueError(f"{what}() needs targets y")
+        if self._heads is not None:
+            return self._heads.prepare_targets(y, self.output_shape, self._out_dtypes, n, what,
+                                               name, x_name)
         y = self.loss.prepare_targets(y, self.output_shape, self._out_dtype)
         if len(y) != n:
             raise ValueError(f"{x_name} has {n} samples but {name} has {len(y)}")
@@ -259,6 +303,10 @@ class Trainer:
         as one array of the model's dtype; None when neither is given."""
         if sample_weight is None and class_weight is None:
             return None
+        if class_weight is not None and self._heads is not None:
+            raise ValueError(f"{what}: class_weight is only supported for models with a single "
+                             f"output; model {self.name!r} has {len(self._heads.names)} (pass "
+                             "sample_weight)")
         w = np.ones(n, np.float64)
         if sample_weight is not None:
             sw = np.asarray(sample_weight)
@@ -311,6 +359,8 @@ class Trainer:
     # ---- one step -------------------------------------------------------------------------
     def _buffer(self, key, shape, dtype):
         buf = self._buffers.get(key)
+        if buf is not None and buf.shape == shape and buf.dtype == dtype:
+            return buf  # every full batch: one comparison
         if buf is None or buf.shape[1:] != shape[1:] or buf.shape[0] < shape[0] or buf.dtype != dtype:
             buf = np.empty(shape, dtype)
             self._buffers[key] = buf
@@ -325,13 +375,19 @@ class Trainer:
 
     def _prepare_locked(self):
         self._prepare_backward()
-        last = self._output_layer
-        act = getattr(last, "activation", None)
-        self._fused = bool(self.loss.fuses_softmax and not getattr(self.loss, "from_logits", False)
-                           and hasattr(last, "fused_output_grad") and act is not None
-                           and act.name == "softmax")
-        if self._fused:
-            last.fused_output_grad = True
+        if self._heads is not None:
+            self._head_losses = np.zeros(len(self._heads.names))
+            for i, (layer, alone) in enumerate(self._output_layers):
+                loss = self._heads.losses[i]
+                self._heads.fused[i] = bool(
+                    alone and loss is not None and self._fusable(layer, loss))
+                if self._heads.fused[i]:
+                    layer.fused_output_grad = True
+        else:
+            last = self._output_layer
+            self._fused = self._fusable(last, self.loss)
+            if self._fused:
+                last.fused_output_grad = True
         seen = set()
         self._train_vars = []
         if self.trainable:
@@ -353,22 +409,35 @@ class Trainer:
         guard = self._step_guard
         if guard is not None:
             guard.in_step = True
-        self._state_lock.acquire_write()
+        lock = self._state_lock
+        lock.acquire_write()
         try:
             result = self._step(xb, yb, wb)
         finally:
-            self._state_lock.release_write()
+            lock.release_write()
         if guard is not None:
-            guard.end_step()
+            guard.in_step = False  # guard.end_step(), inlined: it runs every step
+            if guard.pending:
+                guard.end_step()
         return result
+
+    @staticmethod
+    def _fusable(layer, loss):
+        act = getattr(layer, "activation", None)
+        return bool(loss.fuses_softmax and not getattr(loss, "from_logits", False)
+                    and hasattr(layer, "fused_output_grad") and act is not None
+                    and act.name == "softmax")
 
     def _step(self, xb, yb, wb=None):
         """Forward, loss + output gradient, backward, optimizer. Returns (mean loss, outputs).
         ``wb``: per-sample weights (Keras: the loss is sum(w_i * loss_i) / batch size)."""
+        if self._heads is not None:
+            return self._step_heads(xb, yb, wb)
         out = self._forward(xb, True)
-        out2 = out.reshape(out.shape[0], -1)
+        # 2-D outputs (the common case) are used as they are: no new array object per step
+        out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
         grad = self._buffer("grad", out2.shape, out2.dtype)
-        n = batch_rows(xb)
+        n = out2.shape[0]  # the batch's rows
         if wb is None:
             loss = self.loss.compute(out2, yb, grad, self._fused) / n
         else:
@@ -377,7 +446,7 @@ class Trainer:
             self.loss.compute(out2, yb, grad, self._fused, rows)
             np.multiply(grad, wb[:, None], out=grad)
             loss = float(np.dot(rows, wb)) / n
-        self._backward(grad.reshape(out.shape))
+        self._backward(grad if out is out2 else grad.reshape(out.shape))
         for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
             loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
         for layer in self._activity_layers:  # set by the layer's forward (Keras 3 rule)
@@ -386,12 +455,59 @@ class Trainer:
             self.optimizer.apply(self._train_vars)
         return loss, out2
 
+    def _step_heads(self, xb, yb, wb):
+        """_step for several outputs: sum_i w_i * loss_i, each output's gradient scaled by its
+        weight; each output's own loss is left in ``_head_losses``."""
+        heads, n = self._heads, batch_rows(xb)
+        outs = [o.reshape(o.shape[0], -1) for o in self._forward(xb, True)]
+        grads, loss = [], 0.0
+        for i, (out2, y) in enumerate(zip(outs, yb)):
+            grad = self._buffer(f"grad{i}", out2.shape, out2.dtype)
+            head_loss = heads.losses[i]
+            if head_loss is None:  # an output without a loss: no gradient from it
+                grad[...] = 0
+                self._head_losses[i] = 0.0
+            else:
+                rows = None if wb is None else self._buffer("row_loss", (n,), np.float64)
+                self._head_losses[i] = self._batch_loss(head_loss, out2, y, grad, heads.fused[i],
+                                                        wb, rows) / n
+                if heads.weights[i] != 1.0:
+                    grad *= heads.weights[i]
+                loss += heads.weights[i] * self._head_losses[i]
+            grads.append(grad)
+        self._backward([g.reshape(shape) for g, shape in zip(grads, self._forward_shapes(outs))])
+        for v in self._regularized:
+            loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
+        for layer in self._activity_layers:
+            loss += layer._activity_loss
+        if self._train_vars:
+            self.optimizer.apply(self._train_vars)
+        return loss, outs
+
+    def _forward_shapes(self, outs):
+        return [(len(o),) + tuple(s[1:]) for o, s in zip(outs, self.output_shape)]
+
+    @staticmethod
+    def _batch_loss(loss, out2, y, grad, fused, wb, rows=None):
+        """The sum over the batch's rows of ``loss`` (weighted by ``wb``, the row losses then
+        going through ``rows``, float64 scratch of the batch's length); its gradient (rows
+        scaled by ``wb``) into ``grad`` unless ``grad`` is None."""
+        if wb is None:
+            return loss.compute(out2, y, grad, fused)
+        loss.compute(out2, y, grad, fused, rows)
+        if grad is not None:
+            np.multiply(grad, wb[:, None], out=grad)
+        return float(np.dot(rows, wb))
+
     def _regularization_loss(self):
         return sum(v.regularizer(v.value) for v in self.weights if v.regularizer is not None)
 
-    @staticmethod
-    def _logs(loss, mets):
+    def _logs(self, loss, mets, head_losses=None):
         logs = {"loss": float(loss)}
+        if head_losses is not None:  # Keras: each trained output's own (unweighted) loss
+            for name, value, loss in zip(self._heads.names, head_losses, self._heads.losses):
+                if loss is not None:
+                    logs[f"{name}_loss"] = float(value)
         for m in mets:
             logs[m.name] = float(m.result())
         return logs
@@ -477,8 +593,13 @@ class Trainer:
     def _fit_epoch_with(self, train, epoch, cb, mets):
         for m in mets:
             m.reset_state()
-        loss_total, seen = 0.0, 0
         t0 = time.perf_counter()
+        if not cb.wants_batches and self._heads is None:
+            logs = self._fit_epoch_unwatched(train, epoch, mets)
+            self._last_epoch_seconds = time.perf_counter() - t0
+            return logs
+        loss_total, seen = 0.0, 0
+        heads = None if self._heads is None else np.zeros(len(self._heads.names))
         for step, (xb, yb, wb) in train.epoch(epoch):
             if cb.wants_batches:
                 cb.on_train_batch_begin(step)
@@ -486,13 +607,37 @@ class Trainer:
             nb = batch_rows(xb)
             loss_total += loss * nb
             seen += nb
+            if heads is not None:
+                heads += self._head_losses * nb
             for m in mets:
                 m.update_state(yb, out)
             if cb.wants_batches:
-                cb.on_train_batch_end(step, self._logs(loss_total / seen, mets))
+                cb.on_train_batch_end(step, self._logs(
+                    loss_total / seen, mets, None if heads is None else heads / seen))
             if self.stop_training:
                 break
         self._last_epoch_seconds = time.perf_counter() - t0
+        return self._logs(loss_total / max(seen, 1), mets,
+                          None if heads is None else heads / max(seen, 1))
+
+    def _fit_epoch_unwatched(self, train, epoch, mets):
+        """The loop of _fit_epoch_with when no callback watches batches and the model has one
+        output: the same steps, sums and metric updates in the same order (the same bits),
+        with what the general loop looks up per step looked up once. A callback may still
+        stop training from another thread or at the epoch's end, so stop_training is read
+        each step, as there."""
+        train_step = self._train_step
+        updates = [m.update_state for m in mets]
+        loss_total, seen = 0.0, 0
+        for _, (xb, yb, wb) in train.epoch(epoch):
+            loss, out = train_step(xb, yb, wb)
+            nb = len(out)  # the batch's rows (out is the step's 2-D output)
+            loss_total += loss * nb
+            seen += nb
+            for update in updates:
+                update(yb, out)
+            if self.stop_training:
+                break
         return self._logs(loss_total / max(seen, 1), mets)
 
     def _validation(self, data, split, validation_data, sample_weight, y, steps, batch_size):
@@ -552,7 +697,7 @@ class Trainer:
                 for m in mets:
                     m.reset_state()
                     m.update_state(yb, out)
-                logs = self._logs(loss, mets)
+                logs = self._logs(loss, mets, None if self._heads is None else self._head_losses)
         finally:
             self._release_training()
             data.close()
@@ -587,9 +732,14 @@ class Trainer:
              else convert(x, self._dtype))
         if training:  # training-mode statistics (BatchNormalization's) change: a writer
             with self._state_lock.writing():
-                return np.array(self._forward(x, True), copy=True)
+                return self._copied(self._forward(x, True))
         with self._buffer_sets.take() as store, buffer_set(store), self._state_lock.reading():
-            return np.array(self._forward(x, False), copy=True)
+            return self._copied(self._forward(x, False))
+
+    def _copied(self, out):
+        if self._output_names is None:
+            return np.array(out, copy=True)
+        return self._structured([np.array(o, copy=True) for o in out])
 
     @staticmethod
     def _result(logs, return_dict):
@@ -598,10 +748,22 @@ class Trainer:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    @property
+    def _out_dtypes(self):
+        """The dtype of each output (a model with several outputs)."""
+        return [layer.dtype for layer, _ in self._output_layers]
+
     # ---- evaluate / predict -----------------------------------------------------------------
     def _fused_eval(self):
-        act = getattr(self._output_layer, "activation", None)
-        return bool(self.loss.fuses_softmax and act is not None and act.name == "softmax")
+        if self._heads is not None:
+            return [loss is not None and self._fused_softmax_eval(layer, loss)
+                    for (layer, _), loss in zip(self._output_layers, self._heads.losses)]
+        return self._fused_softmax_eval(self._output_layer, self.loss)
+
+    @staticmethod
+    def _fused_softmax_eval(layer, loss):
+        act = getattr(layer, "activation", None)
+        return bool(loss.fuses_softmax and act is not None and act.name == "softmax")
 
     def _evaluate_data(self, it, cb=None):
         """Loss and metrics over the batches of one epoch of ``it``; ``cb`` (a CallbackList)
@@ -622,21 +784,28 @@ class Trainer:
             it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs, mets)
         reg = self._regularization_loss() if batch_logs else 0.0
         fused = self._fused_eval()
+        heads = self._heads
+        head_totals = None if heads is None else np.zeros(len(heads.names))
         total, seen, row_loss = 0.0, 0, np.empty(0)
         for step, (xb, yb, wb) in it.epoch():
             if batch_logs:
                 cb.on_test_batch_begin(step)
+            nb = batch_rows(xb)
+            if wb is not None and len(row_loss) < nb:
+                row_loss = np.empty(nb)  # this call's own: other threads may evaluate too
+            rows = None if wb is None else row_loss[:nb]
             with self._state_lock.reading():  # the outputs are used up inside
                 out = self._forward(xb, False)
-                out2 = out.reshape(out.shape[0], -1)
-                if wb is None:
-                    total += self.loss.compute(out2, yb, None, fused)
+                if heads is None:
+                    out2 = out.reshape(out.shape[0], -1)
+                    total += self._batch_loss(self.loss, out2, yb, None, fused, wb, rows)
                 else:
-                    nb = batch_rows(xb)
-                    if len(row_loss) < nb:
-                        row_loss = np.empty(nb)
-                    self.loss.compute(out2, yb, None, fused, row_loss[:nb])
-                    total += float(np.dot(row_loss[:nb], wb))
+                    out2 = [o.reshape(o.shape[0], -1) for o in out]
+                    for i, (o, y) in enumerate(zip(out2, yb)):
+                        if heads.losses[i] is not None:
+                            part = self._batch_loss(heads.losses[i], o, y, None, fused[i], wb, rows)
+                            head_totals[i] += part
+                            total += heads.weights[i] * part
                 for layer in self._unique_layers():  # activity penalties count (Keras 3)
                     if getattr(layer, "activity_regularizer", None) is not None:
                         total += layer._activity_loss * batch_rows(xb)
@@ -644,10 +813,12 @@ class Trainer:
                     m.update_state(yb, out2)
             seen += batch_rows(xb)
             if batch_logs:
-                cb.on_test_batch_end(step, self._logs(total / seen + reg, mets))
+                cb.on_test_batch_end(step, self._logs(
+                    total / seen + reg, mets, None if heads is None else head_totals / seen))
         if not seen:  # a generator read to its end: nothing was evaluated
             return None
-        logs = self._logs(total / seen + self._regularization_loss(), mets)
+        logs = self._logs(total / seen + self._regularization_loss(), mets,
+                          None if heads is None else head_totals / seen)
         if cb is not None:
             cb.on_test_end(logs)
         return logs
@@ -766,28 +937,34 @@ class Trainer:
         if cb is not None:
             cb.on_predict_begin()
         batch_logs = cb is not None and cb.wants_predict_batches
-        shape = tuple(self.output_shape[1:])
+        several = self._output_names is not None
+        # one result per output (a list of one for a model with one output)
+        shapes = [tuple(s[1:]) for s in (self.output_shape if several else [self.output_shape])]
+        dtypes = self._out_dtypes if several else [self._out_dtype]
         arrays = isinstance(it.data, ArrayData)
         if arrays:
-            result = np.empty((it.data.n,) + shape, self._out_dtype)
+            results = [np.empty((it.data.n,) + shape, dt) for shape, dt in zip(shapes, dtypes)]
             it.data.batch_size = self._inference_rows(it.data.user_batch_size, batch_logs)
         parts, lo, done = [], 0, 0
         for step, (xb, _, _) in it.epoch():
             if batch_logs:
                 cb.on_predict_batch_begin(step)
+            nb = batch_rows(xb)
             with self._state_lock.reading():  # copied out inside
-                out = self._forward(xb, False)
+                outs = self._forward(xb, False)
+                outs = outs if several else [outs]
                 if arrays:
-                    nb = batch_rows(xb)
-                    result[lo:lo + nb] = out
-                    out = result[lo:lo + nb]
+                    for result, out in zip(results, outs):
+                        result[lo:lo + nb] = out
+                    outs = [result[lo:lo + nb] for result in results]
                 else:
-                    out = np.array(out, dtype=self._out_dtype, copy=True)
+                    outs = [np.array(out, dtype=dt, copy=True) for out, dt in zip(outs, dtypes)]
             if not arrays:
-                parts.append(out)
-            lo += batch_rows(xb)
+                parts.append(outs)
+            lo += nb
             if batch_logs:  # as Keras 3: the batch's outputs
-                cb.on_predict_batch_end(step, {"outputs": out.copy()})
+                cb.on_predict_batch_end(step, {"outputs": self._structured(
+                    [out.copy() for out in outs]) if several else outs[0].copy()})
             # the bar counts the user's batches, also when arrays run in bigger chunks
             done = -(-lo // it.data.user_batch_size) if arrays else step + 1
             if bar is not None:
@@ -798,17 +975,20 @@ class Trainer:
             if bar.target is None:  # a generator's length, now known (an array's counts
                 bar.target = done   # the user's batches, not the chunks it.num_batches has)
             bar.update(bar.target, finalize=True)
-        if arrays:
-            return result
-        return np.concatenate(parts) if parts else np.empty((0,) + shape, self._out_dtype)
+        if not arrays:
+            results = [np.concatenate([p[i] for p in parts]) if parts
+                       else np.empty((0,) + shape, dt)
+                       for i, (shape, dt) in enumerate(zip(shapes, dtypes))]
+        return self._structured(results) if several else results[0]
 
 
 def prepare_inputs(model, x, name="x"):
     """``x`` checked as ``model``'s input and converted whole to its dtype (the model is
     built from it): for tools that work on a few rows (sanity_check, the range test)."""
-    if model._input_names is not None:
-        raise NotImplementedError(f"model {model.name!r} has several inputs: this tool takes "
-                                  "models with one input")
+    if model._input_names is not None or model._output_names is not None:
+        several = "inputs" if model._input_names is not None else "outputs"
+        raise NotImplementedError(f"model {model.name!r} has several {several}: this tool takes "
+                                  f"models with one input and one output")
     return convert(model._inputs(x, name), model._dtype, name)
 
 
@@ -833,18 +1013,26 @@ def mc_predict(model, x, n, batch_size=None):
 
 
 def _mc_passes(model, data, n, batch_size):
-    shape = (data.n,) + tuple(model.output_shape[1:])
-    mean = np.zeros(shape, np.float64)
-    m2 = np.zeros(shape, np.float64)
-    d = np.empty((min(batch_size, data.n),) + shape[1:], np.float64)
+    several = model._output_names is not None
+    shapes = model.output_shape if several else [model.output_shape]
+    dtypes = model._out_dtypes if several else [model._out_dtype]
+    stats = []  # per output: mean, sum of squared deviations, scratch
+    for s in shapes:
+        shape = (data.n,) + tuple(s[1:])
+        stats.append((np.zeros(shape, np.float64), np.zeros(shape, np.float64),
+                      np.empty((min(batch_size, data.n),) + shape[1:], np.float64)))
     for k in range(1, n + 1):
         for lo in range(0, data.n, batch_size):
             hi = min(lo + batch_size, data.n)
             with model._state_lock.reading():
-                out = model._forward(data.rows(lo, hi), "mc")
-                dk, mk = d[:hi - lo], mean[lo:hi]
-                np.subtract(out, mk, out=dk)          # delta = x - mean_old
-                mk += dk / k                          # mean_new
-                m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
-    std = np.sqrt(m2 / n)
-    return mean.astype(model._out_dtype), std.astype(model._out_dtype)
+                outs = model._forward(data.rows(lo, hi), "mc")
+                for out, (mean, m2, d) in zip(outs if several else [outs], stats):
+                    dk, mk = d[:hi - lo], mean[lo:hi]
+                    np.subtract(out, mk, out=dk)          # delta = x - mean_old
+                    mk += dk / k                          # mean_new
+                    m2[lo:hi] += dk * (out - mk)          # += delta * (x - mean_new)
+    means = [mean.astype(dt) for (mean, _, _), dt in zip(stats, dtypes)]
+    stds = [np.sqrt(m2 / n).astype(dt) for (_, m2, _), dt in zip(stats, dtypes)]
+    if several:
+        return model._structured(means), model._structured(stds)
+    return means[0], stds[0]

@@ -1,0 +1,461 @@
+"""The thread policy of the matrix products: every product of a layer goes through
+:func:`matmul`, so the policy lives here and nowhere else.
+
+Two policies:
+
+``"fixed"`` (the default): ``np.matmul`` as is, on the BLAS's own thread pool at the count
+``fastnn.set_num_threads`` gave it. On a busy machine this collapses: OpenBLAS splits a product
+statically between its threads and waits for the last one, so one thread taken off its core by
+another process stalls the whole product (measured on 2 cores next to busy processes: a
+128x784 by 784x512 float32 product 8-13x slower on 2 threads than on 1).
+
+``"adaptive"`` (opt-in: ``fastnn.set_num_threads("adaptive")``, or ``FASTNN_THREADS=adaptive``
+in the environment): fastnn holds the BLAS at one thread and, for each product shape, chooses
+from measurement between one BLAS call (``serial``) and a ``split`` of the output rows into
+chunks that fastnn's own threads take from a shared counter (dynamic scheduling: a descheduled
+thread delays the chunk it holds, not the product), each chunk one single-threaded BLAS call
+(``np.matmul`` releases the GIL). The first calls of a shape time both, interleaved, and keep
+the faster (medians); the choice is measured again after ``RECHECK_CALLS`` calls (an interval
+that doubles, up to ``MAX_RECHECK_CALLS``, while the choice holds), and at once when a call
+takes ``SLOW_FACTOR`` times longer than the chosen way's median (what contention looks like).
+
+Bits. With OpenBLAS, float32 products differ in the last bits between 1 and 2 threads (its
+threads split the output at other row boundaries, and rows in a block of the kernel's row
+unroll are summed in another order than the rows of the remainder); float64 ones did not in
+our shapes. So the adaptive policy never lets the BLAS thread: the ``split`` cuts rows only at
+multiples of a row block for which it gives exactly the single-threaded BLAS's bits, found
+and checked bit for bit on random data of each shape before the split may run (a shape for
+which none is found stays serial). Adaptive results are therefore those of
+``set_num_threads(1)``, bit for bit, whatever it decides and whatever the machine's load; the
+fixed policy keeps today's bits for each thread count. That is why adaptive is not the default:
+turning it on changes float32 results of multi-threaded runs in the last bits.
+
+Ceiling: the split never uses more threads than ``fastnn.get_num_threads()`` (the knob, capped
+by OMP_NUM_THREADS and threadpoolctl limits on OpenMP, which ``threadpool_limits(n)`` sets),
+read on every product. When something else raises the BLAS's thread count while adaptive is on
+(``threadpool_limits(n, user_api="blas")``), the products run as plain ``np.matmul`` on the
+BLAS's threads: the user asked for that pool. (A BLAS-only limit of one thread cannot be told
+apart from fastnn's own setting; ``threadpool_limits(1)``, which limits OpenMP too, is seen.)
+
+Not covered: fastnn's own OpenMP kernels keep the knob's thread count (they give the same bits
+for any count, and in the benchmark MLPs they run below their parallel threshold anyway).
+"""
+import itertools
+import os
+import queue
+import threading
+import time
+
+import numpy as np
+
+# Products with fewer multiply-adds than this are not worth a split (waking a thread costs
+# tens of microseconds, the product about 50 at one thread) nor the policy's few microseconds
+# of bookkeeping: they run as one BLAS call.
+SPLIT_MIN_MACS = 1 << 20
+# Timed calls of each way per measurement; the choice is the lower median.
+SAMPLES = 3
+RECHECK_CALLS = 256
+# A re-check that keeps the choice doubles the interval up to this (a measurement times the
+# losing way too, which can cost 10x a call under contention); a switch resets it.
+MAX_RECHECK_CALLS = 4096
+SLOW_FACTOR = 4.0
+# Slow calls re-measure at most this often (a single preempted call should not make every
+# following call a measurement).
+MIN_CALLS_BETWEEN_CHECKS = 16
+# Row blocks tried for the split, smallest first; the first that gives the serial bits wins.
+ROW_BLOCKS = (8, 16, 24, 32, 48, 64)
+# Chunks per thread: more chunks balance better when a thread is slow, fewer cost less.
+CHUNKS_PER_THREAD = 3
+
+_clock = time.perf_counter
+# The thread ceiling, a function: fastnn.backend sets it to its get_num_threads (the knob
+# under the user's OpenMP limits); this module imports nothing of fastnn's.
+ceiling_source = None
+
+
+def matmul(a, b, out):
+    """``np.matmul(a, b, out=out)`` under the thread policy (2-D float arrays; ``out``
+    C-contiguous). Returns ``out``."""
+    if _policy is None:
+        return np.matmul(a, b, out=out)
+    return _policy.matmul(a, b, out)
+
+
+# --- the BLAS's thread count, read and set cheaply -------------------------------------------
+
+class _Blas:
+    """The BLAS behind numpy (through threadpoolctl, looked up once): its thread count, read
+    with the library's own function (a ctypes call, ~1 us; threadpoolctl's context manager
+    rescans the process's libraries and costs milliseconds)."""
+
+    def __init__(self):
+        self.controller = None
+        self._get = None
+        # fastnn's threads may call it at once, each on one thread: OpenBLAS with its own
+        # pthreads pool (or none) only. With an OpenMP layer (or MKL) the thread count is per
+        # calling thread, and fastnn's threads would each run the BLAS's default count.
+        self.splittable = False
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return
+        blas = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        if len(blas) != 1:  # none, or two BLAS in the process: not one pool to hold
+            return
+        self.controller = c = blas[0]
+        if c.internal_api == "openblas" and getattr(c, "threading_layer", "") in ("pthreads",
+                                                                                  "disabled"):
+            self.splittable = True
+            for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+                get = getattr(c.dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                if get is not None:
+                    import ctypes
+                    get.restype, get.argtypes = ctypes.c_int, []
+                    self._get = get
+                    break
+
+    @property
+    def available(self):
+        return self.controller is not None
+
+    def get(self):
+        if self._get is not None:
+            return self._get()
+        return self.controller.get_num_threads()
+
+    def set(self, n):
+        self.controller.set_num_threads(n)
+
+
+_blas = None
+
+
+def blas():
+    """The process's BLAS controller (:class:`_Blas`), found on first use."""
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    return _blas
+
+
+# --- fastnn's own threads -------------------------------------------------------------------
+
+_DONE, _STOLEN = 1, 2
+
+
+class _Job:
+    """One split product. Chunks are handed out by a shared counter; the caller computes its
+    chunks straight into ``out``, a worker into its own buffer, copied into ``out`` under the
+    lock unless the caller took the chunk over. The caller never waits for a worker: when the
+    counter runs out it waits for the chunks in flight about as long as one of its own chunks
+    took, then computes every chunk not yet done itself (same bits: the same BLAS call on the
+    same rows), so a worker that is descheduled, or wakes late, costs a chunk or two instead of
+    a stall of a scheduler time slice (milliseconds)."""
+    __slots__ = ("a", "b", "out", "bounds", "n", "next", "state", "lock", "finished",
+                 "all_done")
+
+    def __init__(self, a, b, out, bounds):
+        self.a, self.b, self.out, self.bounds = a, b, out, bounds
+        self.n = len(bounds) - 1
+        self.next = itertools.count()  # next() on it is atomic under the GIL
+        self.state = [0] * self.n
+        self.lock = threading.Lock()
+        self.finished = itertools.count(1)
+        self.all_done = threading.Event()
+
+    def help(self, scratch):
+        """A worker's share: chunks from the counter, each into ``scratch`` then ``out``.
+        Returns the scratch buffer, for the worker's next job."""
+        while True:
+            i = next(self.next)
+            if i >= self.n:
+                return scratch
+            scratch = self.worker_chunk(i, scratch)
+
+    def worker_chunk(self, i, scratch):
+        """Chunk ``i`` into ``scratch`` (grown as needed), then into ``out`` unless the caller
+        took it over meanwhile (it may have returned, and ``out`` moved on)."""
+        r0, r1 = self.bounds[i], self.bounds[i + 1]
+        rows, cols = r1 - r0, self.out.shape[1]
+        if scratch is None or scratch.shape[0] < rows or scratch.shape[1] != cols \
+                or scratch.dtype != self.out.dtype:
+            scratch = np.empty((rows, cols), self.out.dtype)
+        try:
+            np.matmul(self.a[r0:r1], self.b, out=scratch[:rows])
+        except Exception:  # noqa: BLE001  the caller computes the chunk and raises
+            return scratch
+        with self.lock:
+            if self.state[i] != _STOLEN:
+                self.out[r0:r1] = scratch[:rows]
+                self.state[i] = _DONE
+                if next(self.finished) == self.n:
+                    self.all_done.set()
+        return scratch
+
+    def run(self):
+        """The caller's share: chunks from the counter, then every chunk not done."""
+        a, b, out, bounds, state = self.a, self.b, self.out, self.bounds, self.state
+        mine, t0 = 0, _clock()
+        while True:
+            i = next(self.next)
+            if i >= self.n:
+                break
+            r0, r1 = bounds[i], bounds[i + 1]
+            np.matmul(a[r0:r1], b, out=out[r0:r1])
+            state[i] = _DONE
+            mine += 1
+            if next(self.finished) == self.n:
+                return
+        # chunks in flight on workers: worth waiting for about one chunk's time, no longer
+        per_chunk = (_clock() - t0) / mine if mine else 0.0
+        self.all_done.wait(1.5 * per_chunk + 5e-5)
+        for i in range(self.n):
+            if state[i] == _DONE:
+                continue
+            with self.lock:
+                if state[i] == _DONE:
+                    continue
+                state[i] = _STOLEN
+            r0, r1 = bounds[i], bounds[i + 1]
+            np.matmul(a[r0:r1], b, out=out[r0:r1])
+
+
+class _Pool:
+    """fastnn's worker threads for split products (started on first use, daemon threads)."""
+
+    def __init__(self):
+        self._queues = []
+        self._lock = threading.Lock()
+
+    def _grow(self, n):
+        with self._lock:
+            while len(self._queues) < n:
+                q = queue.SimpleQueue()
+                threading.Thread(target=self._loop, args=(q,), daemon=True,
+                                 name=f"fastnn-matmul-{len(self._queues)}").start()
+                self._queues.append(q)
+
+    @staticmethod
+    def _loop(q):
+        scratch = None
+        while True:
+            scratch = q.get().help(scratch)
+
+    def run(self, job, n_threads):
+        helpers = min(n_threads, job.n) - 1
+        if len(self._queues) < helpers:
+            self._grow(helpers)
+        for q in self._queues[:helpers]:
+            q.put(job)
+        job.run()
+
+
+_pool = _Pool()
+
+
+def _row_chunks(m, block, n_threads):
+    """Row boundaries: multiples of ``block``, about CHUNKS_PER_THREAD chunks per thread."""
+    blocks = -(-m // block)
+    per = max(1, -(-blocks // (n_threads * CHUNKS_PER_THREAD)))
+    return list(range(0, m, per * block)) + [m]
+
+
+def split_matmul(a, b, out, n_threads, block):
+    """``a @ b`` into ``out`` by row chunks (boundaries at multiples of ``block``) on up to
+    ``n_threads`` threads, the caller's included, each chunk one BLAS call."""
+    _pool.run(_Job(a, b, out, _row_chunks(a.shape[0], block, n_threads)), n_threads)
+    return out
+
+
+# --- the adaptive policy --------------------------------------------------------------------
+
+class _Shape:
+    """What the policy knows of one product shape (and layout, and dtype)."""
+    __slots__ = ("block", "choice", "expected", "calls", "since_check", "interval", "samples",
+                 "order")
+
+    def __init__(self, block):
+        self.block = block      # the split's row block, None when no split gives the bits
+        self.choice = None      # "serial" or "split" once measured
+        self.expected = None    # the chosen way's median time
+        self.calls = 0
+        self.since_check = 0
+        self.interval = RECHECK_CALLS  # calls between measurements
+        self.samples = None     # {"serial": [...], "split": [...]} while measuring
+        self.order = None       # the ways still to time, in turn
+
+
+def _key(a, b):
+    return (a.shape[0], a.shape[1], b.shape[1], a.dtype.char,
+            a.flags.c_contiguous, b.flags.c_contiguous)
+
+
+class AdaptivePolicy:
+    """Per shape, the faster of ``serial`` and ``split`` (see the module docstring).
+
+    ``clock`` (default ``time.perf_counter``) and the methods ``serial`` / ``split`` are the
+    seams the tests use to script the measurements."""
+
+    def __init__(self, clock=None):
+        self.clock = clock or _clock
+        self.shapes = {}
+        self._lock = threading.Lock()
+
+    # the two ways; both give the single-threaded BLAS's bits
+    def serial(self, a, b, out, n_threads, block):
+        return np.matmul(a, b, out=out)
+
+    def split(self, a, b, out, n_threads, block):
+        return split_matmul(a, b, out, n_threads, block)
+
+    def ceiling(self):
+        """The most threads a product may use now: get_num_threads() (the knob under the
+        user's OpenMP limits)."""
+        return ceiling_source() if ceiling_source is not None else 1
+
+    def blas_threads(self):
+        return blas().get()
+
+    def find_block(self, a, b):
+        """The smallest row block (ROW_BLOCKS) whose split gives the serial bits on random
+        data of this shape, layout and dtype; None when none does, or when the BLAS cannot be
+        called from several threads at one thread each (see _Blas)."""
+        if not blas().splittable:
+            return None
+        m = a.shape[0]
+        rng = np.random.default_rng(0)
+        ra = _like(a, rng)
+        rb = _like(b, rng)
+        want = np.matmul(ra, rb)
+        got = np.empty_like(want)
+        for block in ROW_BLOCKS:
+            if block >= m:
+                break
+            # a chunk boundary at every block, the hardest case for the bits
+            for r0 in range(0, m, block):
+                r1 = min(m, r0 + block)
+                np.matmul(ra[r0:r1], rb, out=got[r0:r1])
+            if np.array_equal(got, want):
+                return block
+        return None
+
+    def matmul(self, a, b, out):
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MIN_MACS:
+            return np.matmul(a, b, out=out)
+        n_threads = self.ceiling()
+        if n_threads < 2 or self.blas_threads() != 1:
+            # one thread allowed; or the BLAS was given threads by the user (threadpoolctl):
+            # its pool, its bits
+            return np.matmul(a, b, out=out)
+        key = _key(a, b)
+        # the bookkeeping is locked (models may run in several threads at once: predict while
+        # fit), the products are not
+        with self._lock:
+            s = self.shapes.get(key)
+            if s is None:
+                s = self.shapes[key] = _Shape(self.find_block(a, b))
+            if s.block is None:
+                way = measuring = None
+            else:
+                s.calls += 1
+                s.since_check += 1
+                measuring = s.choice is None or s.since_check > s.interval
+                way = self._next_way(s) if measuring else s.choice
+        if way is None:
+            return self.serial(a, b, out, n_threads, None)
+        clock = self.clock
+        t0 = clock()
+        (self.serial if way == "serial" else self.split)(a, b, out, n_threads, s.block)
+        dt = clock() - t0
+        with self._lock:
+            if measuring:
+                self._record(s, way, dt)
+            elif dt > SLOW_FACTOR * s.expected and s.since_check >= MIN_CALLS_BETWEEN_CHECKS:
+                s.since_check = s.interval + 1  # the next call measures again
+        return out
+
+    @staticmethod
+    def _next_way(s):
+        """The way the next measuring call times: each way once per round, in turn."""
+        if s.samples is None:
+            s.samples = {"serial": [], "split": []}
+            s.order = []
+        if not s.order:
+            s.order = [w for w in ("serial", "split") if len(s.samples[w]) < SAMPLES]
+        return s.order.pop(0) if s.order else (s.choice or "serial")
+
+    @staticmethod
+    def _record(s, way, dt):
+        if s.samples is None:  # another thread finished this measurement meanwhile
+            return
+        s.samples[way].append(dt)
+        if all(len(v) >= SAMPLES for v in s.samples.values()):
+            med = {w: float(np.median(v)) for w, v in s.samples.items()}
+            choice = min(med, key=med.get)
+            s.interval = min(2 * s.interval, MAX_RECHECK_CALLS) if choice == s.choice \
+                else RECHECK_CALLS
+            s.choice = choice
+            s.expected = med[s.choice]
+            s.samples = s.order = None
+            s.since_check = 0
+
+    def decisions(self):
+        """{(m, k, n, dtype char, a C-contiguous, b C-contiguous): "serial", "split", or None
+        (still measuring) or "serial-only" (no split gives the serial bits)}."""
+        return {k: ("serial-only" if s.block is None else s.choice) for k, s in self.shapes.items()}
+
+
+def _like(x, rng):
+    """Random data with the shape, dtype and memory layout of ``x`` (a transposed view stays
+    a transposed view: the BLAS is called with the same transpose flag)."""
+    if x.flags.c_contiguous:
+        return rng.standard_normal(x.shape).astype(x.dtype)
+    if x.T.flags.c_contiguous:
+        return np.ascontiguousarray(rng.standard_normal(x.shape[::-1]).astype(x.dtype)).T
+    return rng.standard_normal(x.shape).astype(x.dtype)
+
+
+_policy = None
+
+
+def policy():
+    """The active policy's name: ``"fixed"`` or ``"adaptive"``."""
+    return "fixed" if _policy is None else "adaptive"
+
+
+def adaptive_policy():
+    """The active :class:`AdaptivePolicy` (its ``decisions()`` show what it chose), or None
+    under the fixed policy."""
+    return _policy
+
+
+def _set_policy(name, policy_obj=None):
+    """Switch the policy (backend.set_num_threads does; it also sets the BLAS's threads)."""
+    global _policy
+    if name == "fixed":
+        _policy = None
+    elif name == "adaptive":
+        _policy = policy_obj or AdaptivePolicy()
+    else:
+        raise ValueError(f"unknown thread policy {name!r}: expected 'fixed' or 'adaptive'")
+
+
+def _after_fork_in_child():
+    """A forked child has none of the parent's worker threads, and a lock some other thread
+    held at the fork stays held: fresh ones."""
+    global _pool
+    _pool = _Pool()
+    if _policy is not None:
+        _policy._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def env_policy():
+    """The policy FASTNN_THREADS asks for at import ("fixed" when unset)."""
+    value = os.environ.get("FASTNN_THREADS", "fixed").strip().lower() or "fixed"
+    if value not in ("fixed", "adaptive"):
+        raise ValueError(f"FASTNN_THREADS={value!r}: expected 'fixed' or 'adaptive'")
+    return value
