@@ -68,12 +68,17 @@ def test_search_example_runs_in_parallel_on_dask_as_it_does_serially():
     children_before = {p.pid for p in me.children(recursive=True)}
     mp_children_before = set(multiprocessing.active_children())
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            assert len(set(multiprocessing.active_children()) - mp_children_before) == 2
-            parallel = search.main(small=True, out=None, client=client)
-        serial = search.main(small=True, out=None, parallel=False)
+    environ = dict(os.environ)  # the nanny sets OMP/OPENBLAS_NUM_THREADS=1 in this process
+    try:
+        with contextlib.redirect_stdout(out):
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                assert len(set(multiprocessing.active_children()) - mp_children_before) == 2
+                parallel = search.main(small=True, out=None, client=client)
+            serial = search.main(small=True, out=None, parallel=False)
+    finally:  # later tests' child processes must get this process's thread settings
+        os.environ.clear()
+        os.environ.update(environ)
     # the cluster's worker processes are gone once it is closed (multiprocessing's resource
     # tracker, started with the first spawned process, lives as long as this interpreter)
     assert set(multiprocessing.active_children()) <= mp_children_before
