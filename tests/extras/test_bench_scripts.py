@@ -14,9 +14,13 @@ import fastnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH = os.path.join(ROOT, "bench")
+# bench/common.py puts the checkout first on sys.path (the scripts import the tree's fastnn):
+# undone at once, or every process this test session starts later (joblib, Dask, spawn)
+# would import the source tree's fastnn instead of the installed one
+_saved_path = list(sys.path)
 sys.path.insert(0, BENCH)
-
 import common  # noqa: E402  (bench/common.py, found through the path above)
+sys.path[:] = _saved_path
 
 SCRIPTS = sorted(f for f in os.listdir(BENCH) if f.endswith(".py") and f != "common.py")
 PEER_MODULES = {"torch", "jax", "jaxlib", "optax", "keras", "tensorflow", "flax"}

@@ -15,6 +15,8 @@ import fastnn
 from fastnn import layers
 from fastnn.utils import FeatureSpace
 
+from conftest import same_fastnn_env
+
 
 def table(n=300, seed=0):
     rng = np.random.default_rng(seed)
@@ -86,7 +88,8 @@ def test_saved_model_keeps_its_feature_space_and_a_fresh_process_predicts_the_sa
         f"cols = dict(np.load({str(tmp_path / 'cols.npz')!r}))\n"
         f"assert np.array_equal(m.predict(cols, verbose=0), np.load({str(tmp_path / 'expected.npy')!r}))\n"
         "print('same')\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         **same_fastnn_env())
     assert run.stdout.strip() == "same", run.stderr
     for copy in (pickle.loads(pickle.dumps(model)),
                  fastnn.models.model_from_json(model.to_json()),
