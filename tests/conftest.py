@@ -1,5 +1,6 @@
 """Shared test helpers: the C and reference ops, tolerances, finite differences."""
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +15,12 @@ REPO_ROOT = os.path.dirname(TESTS_DIR)
 
 C = ops_module.COps() if ops_module.COps is not None else None
 REF = ops_module.NumpyOps()
+
+# With CI set in the environment, Hypothesis (6.155 and 6.170 seen) keeps a longer chain of
+# settings per @given call, and reading its database walks the chain recursively: after about
+# 950 calls (the parity matrix alone makes 1,000) that passes Python's default limit of 1,000
+# frames. The suite's own recursion is shallow, so a higher limit only serves Hypothesis.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
 # Relative tolerance of C against the reference, per dtype (the reference computes in float64).
 RTOL = {np.float32: 2e-5, np.float64: 1e-12}
