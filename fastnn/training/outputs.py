@@ -95,14 +95,11 @@ class Heads:
                              f"order, or a dict {{output name: targets}}; got {got}")
         out = []
         for k, loss, part, shape, dtype in zip(self.names, self.losses, parts, output_shapes, dtypes):
-            if part is None:
-                if loss is not None:
-                    raise ValueError(f"{what}: no targets for output {k!r}")
-                out.append(None)
-                continue
             if loss is None:  # not trained: its targets are not needed
                 out.append(None)
                 continue
+            if part is None:
+                raise ValueError(f"{what}: no targets for output {k!r}")
             try:
                 part = loss.prepare_targets(part, shape, dtype)
             except (TypeError, ValueError) as e:

@@ -438,28 +438,28 @@ class Trainer:
         out2 = out if out.ndim == 2 else out.reshape(out.shape[0], -1)
         grad = self._buffer("grad", out2.shape, out2.dtype)
         n = out2.shape[0]  # the batch's rows
-        if wb is None:
-            loss = self.loss.compute(out2, yb, grad, self._fused) / n
-        else:
-            # each row's gradient depends on its own row only: weighting it is exact
-            rows = self._buffer("row_loss", (n,), np.float64)
-            self.loss.compute(out2, yb, grad, self._fused, rows)
-            np.multiply(grad, wb[:, None], out=grad)
-            loss = float(np.dot(rows, wb)) / n
+        rows = None if wb is None else self._buffer("row_loss", (n,), np.float64)
+        loss = self._batch_loss(self.loss, out2, yb, grad, self._fused, wb, rows) / n
         self._backward(grad if out is out2 else grad.reshape(out.shape))
+        return self._penalize_and_update(loss), out2
+
+    def _penalize_and_update(self, loss):
+        """``loss`` plus the regularization penalties (their gradients added to the weights'
+        in the same pass), after which the optimizer takes its step."""
         for v in self._regularized:  # penalty + gradient in one pass (regularizers.py)
             loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
         for layer in self._activity_layers:  # set by the layer's forward (Keras 3 rule)
             loss += layer._activity_loss
         if self._train_vars:
             self.optimizer.apply(self._train_vars)
-        return loss, out2
+        return loss
 
     def _step_heads(self, xb, yb, wb):
         """_step for several outputs: sum_i w_i * loss_i, each output's gradient scaled by its
         weight; each output's own loss is left in ``_head_losses``."""
         heads, n = self._heads, batch_rows(xb)
-        outs = [o.reshape(o.shape[0], -1) for o in self._forward(xb, True)]
+        raw = self._forward(xb, True)
+        outs = [o.reshape(o.shape[0], -1) for o in raw]
         grads, loss = [], 0.0
         for i, (out2, y) in enumerate(zip(outs, yb)):
             grad = self._buffer(f"grad{i}", out2.shape, out2.dtype)
@@ -475,17 +475,8 @@ class Trainer:
                     grad *= heads.weights[i]
                 loss += heads.weights[i] * self._head_losses[i]
             grads.append(grad)
-        self._backward([g.reshape(shape) for g, shape in zip(grads, self._forward_shapes(outs))])
-        for v in self._regularized:
-            loss += v.regularizer.penalty_and_gradient(v.value, v.grad)
-        for layer in self._activity_layers:
-            loss += layer._activity_loss
-        if self._train_vars:
-            self.optimizer.apply(self._train_vars)
-        return loss, outs
-
-    def _forward_shapes(self, outs):
-        return [(len(o),) + tuple(s[1:]) for o, s in zip(outs, self.output_shape)]
+        self._backward([g.reshape(o.shape) for g, o in zip(grads, raw)])
+        return self._penalize_and_update(loss), outs
 
     @staticmethod
     def _batch_loss(loss, out2, y, grad, fused, wb, rows=None):
@@ -495,7 +486,7 @@ class Trainer:
         if wb is None:
             return loss.compute(out2, y, grad, fused)
         loss.compute(out2, y, grad, fused, rows)
-        if grad is not None:
+        if grad is not None:  # each row's gradient depends on its own row: weighting is exact
             np.multiply(grad, wb[:, None], out=grad)
         return float(np.dot(rows, wb))
 
