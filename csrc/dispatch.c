@@ -98,6 +98,10 @@ FASTNN_KERNEL(col_sum)
 FASTNN_KERNEL(sum_squares)
 FASTNN_KERNEL(all_finite)
 FASTNN_KERNEL(argmax_hits)
+/* products.c */
+FASTNN_KERNEL(matmul)
+/* epoch.c */
+FASTNN_KERNEL(epoch_steps)
 /* embedding.c */
 FASTNN_KERNEL(embedding_forward)
 FASTNN_KERNEL(embedding_backward)

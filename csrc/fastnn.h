@@ -341,4 +341,79 @@ void norm_constraint_f64(double *W, double min_value, double max_value, double r
 void non_neg_f32(float *W, ptrdiff_t n, int n_threads);
 void non_neg_f64(double *W, ptrdiff_t n, int n_threads);
 
+/* ---- matrix products from C (products.c) ------------------------------------------ */
+/* fastnn calls the BLAS numpy was built with (one thread pool in the process): Python
+ * looks its functions up once and binds them here. ilp64: the BLAS takes 64-bit integers.
+ * Returns 0, or -1 when a pointer is missing (then nothing is bound). */
+int blas_bind(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, void *ddot,
+              void *ssyrk, void *dsyrk, int ilp64);
+int blas_bound(void);
+/* C (m, n), C-contiguous = A @ B with the very BLAS calls np.matmul makes for these
+ * operands, hence its bits: A is (m, k), C-contiguous, or with trans_a the transpose of a
+ * C-contiguous (k, m) array (B likewise, (k, n) or the transpose of (n, k)). m, n, k > 0.
+ * The BLAS must be bound (blas_bound()). */
+void matmul_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
+                ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
+void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
+                ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
+
+/* ---- the compiled training epoch (epoch.c) ---------------------------------------- */
+/* The steps of an epoch of a chain of Dense layers, run in C without returning to Python:
+ * gather the batch, forward (matmul + fused bias/activation), loss and its gradient,
+ * backward, optimizer update; the same kernels, BLAS calls and order of operations as the
+ * Python loop (fastnn/training/compiled_epoch.py builds this from the model's own buffers),
+ * hence the same bits. Pointers are void so one layout serves both dtypes. */
+enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
+                         EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
+enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
+                              EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
+#define FASTNN_EPOCH_MAX_RUNS 4
+typedef struct {
+    ptrdiff_t in, units;
+    int act;               /* enum fastnn_activation */
+    double alpha;
+    int preact;            /* the activation's backward needs Z: Y is a buffer of its own */
+    int fused_grad;        /* the loss hands this layer dZ (softmax + cross-entropy) */
+    int need_dx;           /* backprop goes on below this layer */
+    void *W, *b;           /* kernel (in, units), bias (units) or NULL */
+    void *dW, *db;         /* their gradients, NULL when frozen (db: or no bias) */
+    void *Z, *Y, *dX;      /* (batch, units) (Y may be Z), (batch, in) or NULL */
+} fastnn_epoch_dense;
+typedef struct {
+    void *p, *g, *s1, *s2, *s3;   /* value, gradient, state slots (NULL: unused) */
+    ptrdiff_t size;
+    int decay;                    /* weight decay applies to this run */
+} fastnn_epoch_run;
+typedef struct {
+    /* data: x (rows, x_cols) in the model's dtype; y: labels (int64, (rows,)) when
+     * y_labels, else (rows, y_cols) in the model's dtype; order: the pass's permutation,
+     * or NULL for batches in order (then x and y are read in place) */
+    const void *x, *y;
+    ptrdiff_t rows, x_cols, y_cols, batch_size;
+    int y_labels;
+    const int64_t *order;
+    void *xb, *yb;                /* gather buffers (batch_size rows) */
+    ptrdiff_t n_layers, backprop_stop;   /* backward runs down to layer backprop_stop */
+    fastnn_epoch_dense *layers;
+    /* loss */
+    int loss_kind, loss_code, from_logits;
+    double loss_param;
+    void *grad;                   /* (batch, outputs) */
+    int count_hits;               /* sparse categorical accuracy's argmax hits */
+    /* optimizer */
+    int opt_kind, nesterov, n_runs;
+    fastnn_epoch_run runs[FASTNN_EPOCH_MAX_RUNS];
+    double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue;
+    const double *lrs;            /* per-step learning rates (a schedule), or NULL: lr */
+    int64_t iterations;           /* in: the optimizer's count; out: after the steps */
+    int n_threads, update_threads;
+    /* sums over the steps run (in: so far this epoch) */
+    double loss_total;
+    int64_t seen, hits;
+} fastnn_epoch;
+/* Runs batches [first, first + count) of the pass; returns 0, or -1 - i when index i of
+ * order is outside the data (nothing of that step is run). */
+ptrdiff_t epoch_steps_f32(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count);
+ptrdiff_t epoch_steps_f64(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count);
+
 #endif /* FASTNN_H */

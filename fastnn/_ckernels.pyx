@@ -78,6 +78,12 @@ def get_num_threads():
     return _n_threads
 
 
+def call_threads():
+    """The thread count a kernel called now without n_threads runs with (set_num_threads's,
+    capped by the user's OpenMP limit)."""
+    return _nt(None)
+
+
 def openmp_limit():
     """The thread limit the user gave the OpenMP runtime for the calling thread, which caps
     the kernels' default thread count, or None when there is none (see _user_limit)."""
@@ -228,3 +234,5 @@ include "_ckernels_normalization.pxi"
 include "_ckernels_dropout.pxi"
 include "_ckernels_regularizers.pxi"
 include "_ckernels_embedding.pxi"
+include "_ckernels_products.pxi"
+include "_ckernels_epoch.pxi"

@@ -233,3 +233,73 @@ cdef extern from "fastnn.h" nogil:
                              Py_ssize_t P, Py_ssize_t R, Py_ssize_t Q, int n_threads)
     void non_neg_f32(float *W, Py_ssize_t n, int n_threads)
     void non_neg_f64(double *W, Py_ssize_t n, int n_threads)
+
+    # products.c
+    # named *_c here: the Python wrappers have the plain names
+    int blas_bind_c "blas_bind"(void *sgemm, void *dgemm, void *sgemv, void *dgemv,
+                                void *sdot, void *ddot, void *ssyrk, void *dsyrk, int ilp64)
+    int blas_bound_c "blas_bound"()
+    void matmul_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
+                    Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
+                    Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+
+    # epoch.c
+    enum fastnn_epoch_loss:
+        EPOCH_LOSS_ELEMENTWISE
+        EPOCH_LOSS_SOFTMAX_CE
+        EPOCH_LOSS_SPARSE_SOFTMAX_CE
+    enum fastnn_epoch_optimizer:
+        EPOCH_OPT_SGD
+        EPOCH_OPT_ADAM
+        EPOCH_OPT_RMSPROP
+        EPOCH_OPT_ADAGRAD
+        EPOCH_OPT_ADAMAX
+    enum: FASTNN_EPOCH_MAX_RUNS
+    ctypedef struct fastnn_epoch_dense:
+        Py_ssize_t in_ "in"
+        Py_ssize_t units
+        int act
+        double alpha
+        int preact
+        int fused_grad
+        int need_dx
+        void *W
+        void *b
+        void *dW
+        void *db
+        void *Z
+        void *Y
+        void *dX
+    ctypedef struct fastnn_epoch_run:
+        void *p
+        void *g
+        void *s1
+        void *s2
+        void *s3
+        Py_ssize_t size
+        int decay
+    ctypedef struct fastnn_epoch:
+        const void *x
+        const void *y
+        Py_ssize_t rows, x_cols, y_cols, batch_size
+        int y_labels
+        const int64_t *order
+        void *xb
+        void *yb
+        Py_ssize_t n_layers, backprop_stop
+        fastnn_epoch_dense *layers
+        int loss_kind, loss_code, from_logits
+        double loss_param
+        void *grad
+        int count_hits
+        int opt_kind, nesterov, n_runs
+        fastnn_epoch_run runs[4]
+        double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue
+        double *lrs
+        int64_t iterations
+        int n_threads, update_threads
+        double loss_total
+        int64_t seen, hits
+    Py_ssize_t epoch_steps_f32(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)
+    Py_ssize_t epoch_steps_f64(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)

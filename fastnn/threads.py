@@ -126,6 +126,25 @@ class _Blas:
     def set(self, n):
         self.controller.set_num_threads(n)
 
+    def functions(self):
+        """The addresses of the CBLAS functions fastnn calls from C (sgemm, dgemm, sgemv,
+        dgemv, sdot, ddot, ssyrk, dsyrk) in the library numpy uses, and whether it takes 64-bit
+        integers; None when it is not an OpenBLAS whose names are known."""
+        if self.controller is None or self.controller.internal_api != "openblas":
+            return None
+        import ctypes
+        lib = self.controller.dynlib
+        # numpy's wheels: scipy-openblas with 64-bit integers (scipy_cblas_sgemm64_); a
+        # system OpenBLAS: plain names, 32-bit integers
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+            names = [f"{prefix}cblas_{f}{suffix}" for f in
+                     ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot", "ssyrk", "dsyrk")]
+            found = [getattr(lib, name, None) for name in names]
+            if all(f is not None for f in found):
+                return ([ctypes.cast(f, ctypes.c_void_p).value for f in found],
+                        suffix == "64_")
+        return None
+
 
 _blas = None
 

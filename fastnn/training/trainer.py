@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import backend, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
 from ..layers.base import buffer_set, is_symbolic, pack_variables
-from . import arguments
+from . import arguments, compiled_epoch
 from .concurrency import Pool, RWLock, StepGuard
 from .data import (ArrayData, ArraysData, GeneratorData, PyDatasetData, batch_rows, convert,
                    input_array, is_array_like, is_py_dataset, numbers)
@@ -54,6 +54,9 @@ class Trainer:
         self._trainer_thread = None       # the thread training this model, and its depth
         self._trainer_depth = 0
         self._step_guard = None
+        # the compiled epoch of the running fit (compiled_epoch.plan), and the data it was
+        # planned for (planned once per fit, also when it came out None)
+        self._epoch_plan = self._epoch_plan_tried = None
 
     def _metric_copies(self):
         return [copy.deepcopy(m) for m in self.compiled_metrics]
@@ -560,6 +563,7 @@ class Trainer:
         finally:
             self._step_guard.__exit__()
             self._step_guard = guard
+            self._epoch_plan = self._epoch_plan_tried = None
             self._release_training()
             for source in (train or data, val):
                 if source is not None:
@@ -586,7 +590,14 @@ class Trainer:
             m.reset_state()
         t0 = time.perf_counter()
         if not cb.wants_batches and self._heads is None:
-            logs = self._fit_epoch_unwatched(train, epoch, mets)
+            # the compiled epoch (C, same bits) when the fit is one it covers, planned once
+            # per fit with the epoch's metric objects
+            compiled = self._epoch_plan
+            if compiled is None and self._epoch_plan_tried is not train:
+                self._epoch_plan_tried = train
+                compiled = self._epoch_plan = compiled_epoch.plan(self, train, mets)
+            logs = (self._fit_epoch_unwatched(train, epoch, mets) if compiled is None
+                    else compiled.fit_epoch(self, train, mets))
             self._last_epoch_seconds = time.perf_counter() - t0
             return logs
         loss_total, seen = 0.0, 0

@@ -1,0 +1,144 @@
+/* The compiled training epoch: the steps of fit() for a chain of Dense layers without a
+ * return to Python per batch. Each step does what fastnn/training/trainer.py's step does
+ * with the Dense layers of fastnn/layers/core.py, kernel for kernel and in the same order,
+ * on the buffers the layers own (fastnn/training/compiled_epoch.py hands them over), so
+ * the weights, the loss and the metric come out with the Python loop's bits. What the
+ * Python loop pays per step (the interpreter, ~100k instructions on the benchmark's small
+ * nets) is what this saves.
+ * Template compiled once per dtype (see the end). */
+#ifndef REAL
+
+#include <math.h>
+#include <string.h>
+#include "fastnn.h"
+
+#define FASTNN_TEMPLATE "epoch.c"
+#include "template.h"
+
+#else /* template body */
+
+/* forward through every layer; returns the output (batch rows x last units) */
+static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
+{
+    const REAL *x = xb;
+    for (ptrdiff_t l = 0; l < e->n_layers; l++) {
+        fastnn_epoch_dense *d = &e->layers[l];
+        PUBLIC(matmul)(x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb, d->units, d->in);
+        PUBLIC(bias_act_forward)((REAL *)d->Z, (const REAL *)d->b, d->act, d->alpha,
+                                 (REAL *)d->Y, nb, d->units, e->n_threads);
+        x = (const REAL *)d->Y;
+    }
+    return (REAL *)x;
+}
+
+/* the loss summed over the batch's rows; its gradient (of the batch mean) into e->grad */
+static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, ptrdiff_t nb)
+{
+    ptrdiff_t m = e->layers[e->n_layers - 1].units;
+    double scale = 1.0 / (double)(nb > 1 ? nb : 1);
+    REAL *grad = (REAL *)e->grad;
+    switch (e->loss_kind) {
+    case EPOCH_LOSS_SPARSE_SOFTMAX_CE:
+        return PUBLIC(sparse_softmax_cross_entropy)(out, (const int64_t *)yb, e->from_logits,
+                                                    scale, grad, NULL, nb, m, e->n_threads);
+    case EPOCH_LOSS_SOFTMAX_CE:
+        return PUBLIC(softmax_cross_entropy)(out, (const REAL *)yb, e->from_logits, scale, grad,
+                                             NULL, nb, m, e->n_threads);
+    default:
+        return PUBLIC(elementwise_loss)(out, (const REAL *)yb, e->loss_code, e->loss_param,
+                                        scale, grad, NULL, nb, m, e->n_threads);
+    }
+}
+
+/* backward from e->grad down to layer backprop_stop (Dense.backward with scratch dy) */
+static void FN(epoch_backward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
+{
+    REAL *dy = (REAL *)e->grad;
+    for (ptrdiff_t l = e->n_layers - 1; l >= e->backprop_stop; l--) {
+        fastnn_epoch_dense *d = &e->layers[l];
+        const REAL *x = l ? (const REAL *)e->layers[l - 1].Y : xb;
+        REAL *dz = dy;  /* the gradient below is written over the one received */
+        if (d->fused_grad) {
+            if (d->db) PUBLIC(col_sum)(dz, (REAL *)d->db, nb, d->units, e->n_threads);
+        } else {
+            PUBLIC(act_backward)(dy, d->preact ? (const REAL *)d->Z : NULL, (const REAL *)d->Y,
+                                 d->act, d->alpha, dz, (REAL *)d->db, nb, d->units,
+                                 e->n_threads);
+        }
+        if (d->dW) PUBLIC(matmul)(x, 1, dz, 0, (REAL *)d->dW, d->in, d->units, nb);
+        if (!d->need_dx) break;
+        PUBLIC(matmul)(dz, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb, d->in, d->units);
+        dy = (REAL *)d->dX;
+    }
+}
+
+static void FN(epoch_update)(fastnn_epoch *e, double lr)
+{
+    int64_t t = e->iterations + 1;
+    int nt = e->update_threads;
+    for (int r = 0; r < e->n_runs; r++) {
+        fastnn_epoch_run *u = &e->runs[r];
+        REAL *p = (REAL *)u->p, *s1 = (REAL *)u->s1, *s2 = (REAL *)u->s2, *s3 = (REAL *)u->s3;
+        const REAL *g = (const REAL *)u->g;
+        double decay = u->decay ? e->weight_decay * lr : 0.0, cv = e->clipvalue;
+        switch (e->opt_kind) {
+        case EPOCH_OPT_SGD:
+            PUBLIC(sgd_update)(p, g, s1, lr, e->momentum, e->nesterov, decay, 1.0, cv, u->size,
+                               nt);
+            break;
+        case EPOCH_OPT_ADAM:
+            PUBLIC(adam_update)(p, g, s1, s2, s3, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
+                                1.0, cv, u->size, nt);
+            break;
+        case EPOCH_OPT_RMSPROP:
+            PUBLIC(rmsprop_update)(p, g, s1, s2, s3, lr, e->rho, e->momentum, e->epsilon, decay,
+                                   1.0, cv, u->size, nt);
+            break;
+        case EPOCH_OPT_ADAGRAD:
+            PUBLIC(adagrad_update)(p, g, s1, lr, e->epsilon, decay, 1.0, cv, u->size, nt);
+            break;
+        case EPOCH_OPT_ADAMAX:
+            PUBLIC(adamax_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
+                                  1.0, cv, u->size, nt);
+            break;
+        }
+    }
+    e->iterations = t;
+}
+
+ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
+{
+    size_t y_row = e->y_labels ? sizeof(int64_t) : (size_t)e->y_cols * sizeof(REAL);
+    ptrdiff_t out_cols = e->layers[e->n_layers - 1].units;
+    for (ptrdiff_t s = first; s < first + count; s++) {
+        ptrdiff_t lo = s * e->batch_size;
+        ptrdiff_t nb = e->rows - lo < e->batch_size ? e->rows - lo : e->batch_size;
+        const REAL *xb;
+        const void *yb;
+        if (e->order) {
+            const int64_t *rows = e->order + lo;
+            ptrdiff_t bad = take_rows(e->x, rows, e->xb, e->rows, nb,
+                                              (ptrdiff_t)(e->x_cols * sizeof(REAL)), e->n_threads);
+            if (bad < 0)
+                bad = take_rows(e->y, rows, e->yb, e->rows, nb, (ptrdiff_t)y_row,
+                                        e->n_threads);
+            if (bad >= 0) return -1 - (lo + bad);
+            xb = (const REAL *)e->xb;
+            yb = e->yb;
+        } else {
+            xb = (const REAL *)e->x + lo * e->x_cols;
+            yb = (const char *)e->y + lo * y_row;
+        }
+        const REAL *out = FN(epoch_forward)(e, xb, nb);
+        double loss = FN(epoch_loss)(e, out, yb, nb) / (double)nb;
+        if (e->backprop_stop < e->n_layers) FN(epoch_backward)(e, xb, nb);
+        if (e->n_runs) FN(epoch_update)(e, e->lrs ? e->lrs[s - first] : e->lr);
+        e->loss_total += loss * (double)nb;
+        e->seen += nb;
+        if (e->count_hits)
+            e->hits += PUBLIC(argmax_hits)(out, (const int64_t *)yb, nb, out_cols);
+    }
+    return 0;
+}
+
+#endif

@@ -1,0 +1,186 @@
+# Wrapper for csrc/epoch.c: the compiled training epoch. fastnn/training/compiled_epoch.py
+# builds an EpochPlan from a model's own buffers; this checks every array against the
+# shapes the C loop will read and write, then runs steps without the GIL.
+from libc.stdlib cimport calloc, free
+
+
+cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
+                     bint optional=False) except? NULL:
+    """The data of ``a``: a C-contiguous array of ``dtype`` holding at least ``size``
+    elements (NULL for None when ``optional``)."""
+    if a is None:
+        if optional:
+            return NULL
+        raise ValueError(f"EpochPlan: {what} is missing")
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or not a.flags.c_contiguous:
+        raise TypeError(f"EpochPlan: {what} must be a C-contiguous {np.dtype(dtype)} array, got "
+                        f"{type(a).__name__} {getattr(a, 'dtype', '')}")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"EpochPlan: {what} must be writable")
+    if a.size < size:
+        raise ValueError(f"EpochPlan: {what} has {a.size} elements, needs {size}")
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef class EpochPlan:
+    """EpochPlan(x, y, batch_size, layers, loss, optimizer, count_hits, backprop_stop):
+    the steps of an epoch of a Dense chain, run in C (csrc/epoch.c). See
+    fastnn/training/compiled_epoch.py for what each argument holds."""
+    cdef fastnn_epoch e
+    cdef fastnn_epoch_dense *dense
+    cdef list keep
+    cdef object dtype
+
+    def __cinit__(self):
+        self.dense = NULL
+
+    def __dealloc__(self):
+        free(self.dense)
+
+    def __init__(self, x, y, Py_ssize_t batch_size, list layers, dict loss, dict optimizer,
+                 bint count_hits, Py_ssize_t backprop_stop):
+        if not layers:
+            raise ValueError("EpochPlan: no layers")
+        dtype = self.dtype = np.dtype(layers[0]["W"].dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"EpochPlan: the weights must be float32 or float64, got {dtype}")
+        self.keep = [x, y, layers, loss, optimizer]
+        cdef Py_ssize_t rows = len(x), L = len(layers), i, width
+        if batch_size < 1 or rows < 1 or x.ndim != 2:
+            raise ValueError("EpochPlan: x must be 2-D with rows, batch_size >= 1")
+        self.e.x = _plan_ptr(x, dtype, 0, "x", False)
+        self.e.rows, self.e.x_cols, self.e.batch_size = rows, x.shape[1], batch_size
+        self.e.y_labels = y.dtype == np.int64 and y.ndim == 1
+        self.e.y_cols = 1 if self.e.y_labels else (y.shape[1] if y.ndim == 2 else -1)
+        if len(y) != rows or self.e.y_cols < 1:
+            raise ValueError(f"EpochPlan: y of shape {y.shape} for {rows} rows")
+        self.e.y = _plan_ptr(y, np.int64 if self.e.y_labels else dtype, 0, "y", False)
+        self.e.order = NULL
+        self.dense = <fastnn_epoch_dense *>calloc(L, sizeof(fastnn_epoch_dense))
+        if self.dense == NULL:
+            raise MemoryError()
+        self.e.layers, self.e.n_layers = self.dense, L
+        if not 0 <= backprop_stop <= L:
+            raise ValueError(f"EpochPlan: backprop_stop {backprop_stop} outside [0, {L}]")
+        self.e.backprop_stop = backprop_stop
+        width = x.shape[1]
+        cdef fastnn_epoch_dense *d
+        for i in range(L):
+            spec, d = layers[i], &self.dense[i]
+            d.in_, d.units = spec["W"].shape
+            if d.in_ != width:
+                raise ValueError(f"EpochPlan: layer {i} takes {d.in_} inputs, gets {width}")
+            d.act, d.alpha = spec["act"], spec["alpha"]
+            if not 0 <= d.act < FASTNN_N_ACTIVATIONS:
+                raise ValueError(f"EpochPlan: layer {i}: activation code {d.act}")
+            d.preact, d.fused_grad = spec["preact"], spec["fused_grad"]
+            d.need_dx = i > backprop_stop
+            d.W = _plan_ptr(spec["W"], dtype, d.in_ * d.units, f"layer {i} W", False)
+            d.b = _plan_ptr(spec["b"], dtype, d.units, f"layer {i} b", False, True)
+            d.dW = _plan_ptr(spec["dW"], dtype, d.in_ * d.units, f"layer {i} dW", True, True)
+            d.db = _plan_ptr(spec["db"], dtype, d.units, f"layer {i} db", True, True)
+            d.Z = _plan_ptr(spec["Z"], dtype, batch_size * d.units, f"layer {i} Z")
+            d.Y = _plan_ptr(spec["Y"], dtype, batch_size * d.units, f"layer {i} Y")
+            if d.preact == (d.Y == d.Z):
+                raise ValueError(f"EpochPlan: layer {i}: Y must be Z exactly when the "
+                                 "activation's backward does not need Z")
+            d.dX = _plan_ptr(spec["dX"], dtype, batch_size * d.in_, f"layer {i} dX", True,
+                             not d.need_dx)
+            width = d.units
+        self.e.loss_kind, self.e.loss_code = loss["kind"], loss["code"]
+        self.e.loss_param, self.e.from_logits = loss["param"], loss["from_logits"]
+        if self.e.loss_kind == EPOCH_LOSS_SPARSE_SOFTMAX_CE or count_hits:
+            if not self.e.y_labels:
+                raise ValueError("EpochPlan: sparse losses and hit counts need int64 labels")
+        elif self.e.y_labels or self.e.y_cols != width:
+            raise ValueError(f"EpochPlan: targets of {self.e.y_cols} columns for {width} outputs")
+        self.e.grad = _plan_ptr(loss["grad"], dtype, batch_size * width, "grad")
+        self.e.count_hits = count_hits
+        runs = optimizer["runs"]
+        if len(runs) > FASTNN_EPOCH_MAX_RUNS:
+            raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} runs of variables")
+        self.e.opt_kind, self.e.n_runs = optimizer["kind"], len(runs)
+        for i, run in enumerate(runs):
+            size = run["p"].size
+            self.e.runs[i].p = _plan_ptr(run["p"], dtype, size, "a variable run")
+            self.e.runs[i].g = _plan_ptr(run["g"], dtype, size, "a gradient run", False)
+            self.e.runs[i].s1 = _plan_ptr(run.get("s1"), dtype, size, "a state slot", True, True)
+            self.e.runs[i].s2 = _plan_ptr(run.get("s2"), dtype, size, "a state slot", True, True)
+            self.e.runs[i].s3 = _plan_ptr(run.get("s3"), dtype, size, "a state slot", True, True)
+            self.e.runs[i].size, self.e.runs[i].decay = size, run["decay"]
+        for key in ("lr", "weight_decay", "beta_1", "beta_2", "epsilon", "momentum", "rho",
+                    "clipvalue"):
+            if key not in optimizer:
+                optimizer[key] = 0.0
+        self.e.lr, self.e.weight_decay = optimizer["lr"], optimizer["weight_decay"]
+        self.e.beta_1, self.e.beta_2 = optimizer["beta_1"], optimizer["beta_2"]
+        self.e.epsilon, self.e.momentum = optimizer["epsilon"], optimizer["momentum"]
+        self.e.rho, self.e.clipvalue = optimizer["rho"], optimizer["clipvalue"]
+        self.e.nesterov = optimizer.get("nesterov", False)
+        self.e.lrs = NULL
+        self.e.n_threads = self.e.update_threads = 1
+
+    def set_lr(self, double lr):
+        """The learning rate of the steps run without per-step rates."""
+        self.e.lr = lr
+
+    def set_scalars(self, double weight_decay, double clipvalue):
+        """The optimizer's weight decay and clipvalue (inf: none), read each epoch."""
+        self.e.weight_decay, self.e.clipvalue = weight_decay, clipvalue
+
+    def set_pass(self, order, xb, yb):
+        """The pass's row order (an int64 permutation; None: in order, read in place) and
+        the buffers the shuffled batches are gathered into."""
+        if order is None:
+            self.e.order = NULL
+            return
+        cdef Py_ssize_t b = self.e.batch_size
+        self.e.order = <const int64_t *>_plan_ptr(order, np.int64, self.e.rows, "order", False)
+        self.e.xb = _plan_ptr(xb, self.dtype, b * self.e.x_cols, "xb")
+        self.e.yb = _plan_ptr(yb, np.int64 if self.e.y_labels else self.dtype,
+                              b * self.e.y_cols, "yb")
+        self.keep.append((order, xb, yb))
+        del self.keep[5:-1]
+
+    def run(self, Py_ssize_t first, Py_ssize_t count, lrs=None, int n_threads=1,
+            int update_threads=1):
+        """Batches [first, first + count) of the pass; ``lrs``: float64 per-step learning
+        rates (None: the constant one). Raises IndexError for an order outside the data."""
+        if first < 0 or count < 0 or (first + count - 1) * self.e.batch_size >= self.e.rows:
+            raise ValueError(f"EpochPlan.run: batches [{first}, {first + count}) outside the "
+                             "pass")
+        self.e.lrs = NULL if lrs is None else <double *>_plan_ptr(
+            lrs, np.float64, count, "lrs", False)
+        self.e.n_threads, self.e.update_threads = max(n_threads, 1), max(update_threads, 1)
+        cdef Py_ssize_t bad
+        cdef bint f32 = self.dtype == np.float32
+        with nogil:
+            if f32:
+                bad = epoch_steps_f32(&self.e, first, count)
+            else:
+                bad = epoch_steps_f64(&self.e, first, count)
+        self.e.lrs = NULL
+        if bad:
+            raise IndexError(f"EpochPlan.run: row index at position {-1 - bad} of the order is "
+                             f"outside [0, {self.e.rows})")
+
+    @property
+    def loss_total(self):
+        return self.e.loss_total
+
+    @property
+    def seen(self):
+        return self.e.seen
+
+    @property
+    def hits(self):
+        return self.e.hits
+
+    @property
+    def iterations(self):
+        return self.e.iterations
+
+    def reset_sums(self, int64_t iterations):
+        """Start an epoch: no loss, rows or hits yet; the optimizer's step count."""
+        self.e.loss_total, self.e.seen, self.e.hits = 0.0, 0, 0
+        self.e.iterations = iterations

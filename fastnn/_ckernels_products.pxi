@@ -1,0 +1,57 @@
+# Wrappers for csrc/products.c: the BLAS numpy uses, bound for calls from C, and matmul,
+# np.matmul's BLAS calls made from C (the compiled epoch's products).
+
+def blas_bind(size_t sgemm, size_t dgemm, size_t sgemv, size_t dgemv, size_t sdot, size_t ddot,
+              size_t ssyrk, size_t dsyrk, bint ilp64):
+    """Bind the BLAS functions (addresses of cblas_sgemm, ... in the library numpy loaded;
+    ``ilp64``: it takes 64-bit integers) for fastnn's calls from C. Returns True when all
+    were given (then they are bound), else False."""
+    return blas_bind_c(<void *>sgemm, <void *>dgemm, <void *>sgemv, <void *>dgemv,
+                       <void *>sdot, <void *>ddot, <void *>ssyrk, <void *>dsyrk, ilp64) == 0
+
+
+def blas_bound():
+    """True when a BLAS is bound (blas_bind) and matmul can run."""
+    return bool(blas_bound_c())
+
+
+cdef int _layout(a, str what, int tn) except -1:
+    """0: ``a`` is C-contiguous; 1: it is the transpose of a C-contiguous array."""
+    if not isinstance(a, np.ndarray) or a.ndim != 2:
+        raise TypeError(f"matmul: {what} must be a 2-D numpy array")
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) != tn:
+        raise TypeError(f"matmul: {what} has dtype {a.dtype}, expected that of a")
+    if a.flags.c_contiguous:
+        return 0
+    if a.flags.f_contiguous:
+        return 1
+    raise ValueError(f"matmul: {what} must be C-contiguous or the transpose of a C-contiguous "
+                     "array")
+
+
+def matmul(a, b, out):
+    """out = a @ b for 2-D float32/float64 arrays (a and b C-contiguous or transposes of
+    C-contiguous arrays, out C-contiguous), by the BLAS calls np.matmul makes for them: the
+    same bits. The BLAS must be bound (see fastnn.training.compiled_epoch). Returns out."""
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError("matmul: a must be a float32 or float64 numpy array")
+    cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    cdef int ta = _layout(a, "a", tn), tb = _layout(b, "b", tn)
+    if _layout(out, "out", tn) != 0 or not out.flags.writeable:
+        raise ValueError("matmul: out must be a writable C-contiguous array")
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    if b.shape[0] != k or out.shape != (m, n):
+        raise ValueError(f"matmul: shapes {a.shape} @ {b.shape} -> {out.shape} do not match")
+    if m == 0 or n == 0 or k == 0:
+        raise ValueError(f"matmul: empty operands {a.shape} @ {b.shape}")
+    if not blas_bound_c():
+        raise RuntimeError("matmul: no BLAS is bound (blas_bind)")
+    cdef void *ap = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef void *bp = cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)
+    with nogil:
+        if tn == cnp.NPY_FLOAT:
+            matmul_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k)
+        else:
+            matmul_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n, k)
+    return out

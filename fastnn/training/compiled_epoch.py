@@ -1,0 +1,312 @@
+"""The compiled epoch: fit's steps run in C (csrc/epoch.c) for the common case, a
+Sequential chain of Dense layers trained on in-memory arrays with a built-in loss and
+optimizer and no callback that watches batches.
+
+On small nets the Python loop costs more than the arithmetic (the tabular benchmark net:
+~100k interpreter instructions per step around ~400k of kernels and BLAS). Here a step is
+the same kernels and the same BLAS calls in the same order on the layers' own buffers, so the
+weights, the loss and the metrics come out with the Python loop's bits; anything this does
+not cover runs the Python loop. ``FASTNN_COMPILED_EPOCH=0`` in the environment (or
+``compiled_epoch.enabled = False``) always runs the Python loop.
+
+What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
+- the model: exactly ``Sequential``, Dense layers only (any built-in activation, with or
+  without bias, frozen or not), one dtype, 2-D inputs; no regularizer, activity regularizer
+  or constraint;
+- the data: arrays already of the model's dtype (C-contiguous, in memory), no sample or
+  class weights, no ``steps_per_epoch``; shuffled or not;
+- the loss: the elementwise ones (MSE, MAE, Huber, binary cross-entropy, KL divergence,
+  hinge), categorical cross-entropy, sparse categorical cross-entropy after a softmax layer
+  or from logits;
+- the metrics: none, or sparse categorical accuracy;
+- the optimizer: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop, Adagrad, Adamax,
+  with weight decay and clipvalue, a constant learning rate or a schedule; no clipnorm,
+  global_clipnorm, EMA or gradient accumulation.
+
+The steps run in chunks (about CHUNK_SECONDS of work each), between which the trainer's
+duties return: the state lock is released so other threads' predict can run, a Ctrl-C
+held by the step guard is raised, and ``stop_training`` is read.
+"""
+import os
+import time
+
+import numpy as np
+
+from .. import backend, losses as losses_module, metrics as metrics_module, threads
+from ..layers.core import Dense
+from ..optimizers import base as optimizer_base
+from ..optimizers.adagrad import Adagrad
+from ..optimizers.adam import Adam, Adamax, AdamW
+from ..optimizers.rmsprop import RMSprop
+from ..optimizers.sgd import SGD
+from .data import ArrayData
+
+enabled = os.environ.get("FASTNN_COMPILED_EPOCH", "1").strip() != "0"
+# A chunk of steps takes about this long: short enough that predict in another thread and
+# Ctrl-C wait little, long enough that the return to Python costs nothing measurable.
+CHUNK_SECONDS = 0.02
+
+_OPTIMIZERS = {SGD: 0, Adam: 1, AdamW: 1, RMSprop: 2, Adagrad: 3, Adamax: 4}
+_blas_state = None  # None: not tried; then True or False
+
+
+def bind_blas():
+    """Bind numpy's BLAS for calls from C, once, and check that products from C give
+    np.matmul's bits (gemm, gemv, dot and the outer-product loop, both dtypes, transposes).
+    True when the compiled epoch may run."""
+    global _blas_state
+    if _blas_state is None:
+        _blas_state = _bind()
+    return _blas_state
+
+
+def _bind():
+    ck = _ckernels()
+    if ck is None:
+        return False
+    found = threads.blas().functions()
+    if found is None or not ck.blas_bind(*found[0], found[1]):
+        return False
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for m, n, k in ((37, 23, 19), (1, 23, 19), (37, 1, 19), (37, 23, 1), (1, 1, 19),
+                        (1, 23, 1)):
+            for ta in (False, True):
+                for tb in (False, True):
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+                    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+                    a, b = (a.T if ta else a), (b.T if tb else b)
+                    want = np.matmul(a, b)
+                    got = ck.matmul(a, b, np.empty((m, n), dtype))
+                    if not np.array_equal(want.view(np.uint8), got.view(np.uint8)):
+                        return False
+    return True
+
+
+def _ckernels():
+    from .. import ops
+    return ops._ckernels if backend.ops.name == "c" else None
+
+
+class Unsupported(Exception):
+    """Why a fit runs the Python loop (the message)."""
+
+
+def plan(model, train, mets):
+    """The compiled epoch for this fit, or None (the reason is kept in
+    ``model._compiled_epoch_reason`` for tests and diagnostics)."""
+    try:
+        result = CompiledEpoch(model, train, mets)
+        model._compiled_epoch_reason = None
+        return result
+    except Unsupported as e:
+        model._compiled_epoch_reason = str(e)
+        return None
+
+
+def _require(condition, reason):
+    if not condition:
+        raise Unsupported(reason)
+
+
+class CompiledEpoch:
+    """The C plan of one fit's epochs (see the module docstring); ``fit_epoch`` runs one."""
+
+    def __init__(self, model, train, mets):
+        from ..models import Sequential
+        _require(enabled, "turned off (FASTNN_COMPILED_EPOCH=0)")
+        _require(type(model) is Sequential, "not a Sequential model")
+        _require(_ckernels() is not None, "the NumPy backend runs")
+        _require(threads._policy is None, "the adaptive thread policy splits products")
+        _require(bind_blas(), "no BLAS bound for calls from C")
+        data = train.data
+        _require(train.steps_per_epoch is None, "steps_per_epoch")
+        _require(type(data) is ArrayData and data.direct and not data.mapped,
+                 "data other than in-memory arrays of the model's dtype")
+        _require(data.w is None, "sample or class weights")
+        x, y = data.x, data.y
+        _require(isinstance(y, np.ndarray) and x.ndim == 2 and y.flags.c_contiguous,
+                 "inputs or targets of another form")
+        layers = model._layers
+        _require(layers and all(type(layer) is Dense for layer in layers),
+                 "layers other than Dense")
+        _require(model._layer_dtypes is None, "layers of several dtypes")
+        dtype = np.dtype(layers[0].dtype)
+        _require(x.dtype == dtype, "inputs of another dtype")
+        for layer in layers:
+            act = layer.activation
+            _require(isinstance(getattr(act, "code", None), int) and 0 <= act.code < 16,
+                     f"layer {layer.name!r}: an activation without a C kernel")
+            _require(layer.activity_regularizer is None, "an activity regularizer")
+        for v in model.weights:
+            _require(v.regularizer is None and v.constraint is None,
+                     "a weight regularizer or constraint")
+        loss = self._loss(model, y, dtype)
+        self._metrics(mets, y)
+        optimizer = self._optimizer(model)
+        batch = min(data.batch_size, data.n)
+        stop = model._backprop_stop
+        specs = []
+        for i, layer in enumerate(layers):
+            units, act = layer.units, layer.activation
+            trained = i >= stop and layer.trainable and model.trainable
+            z = layer._buffer("z", (batch, units))
+            specs.append({
+                "W": layer.kernel.value, "b": layer.bias.value if layer.use_bias else None,
+                "dW": layer.kernel.grad if trained else None,
+                "db": layer.bias.grad if trained and layer.use_bias else None,
+                "Z": z, "Y": layer._buffer("y", (batch, units)) if act.needs_preactivation else z,
+                "dX": layer._buffer("dx", (batch, layer.kernel.value.shape[0]))
+                if i > stop else None,
+                "act": act.code, "alpha": float(act.alpha), "preact": act.needs_preactivation,
+                "fused_grad": bool(layer.fused_output_grad)})
+        loss["grad"] = model._buffer("grad", (batch, layers[-1].units), dtype)
+        self.optimizer = model.optimizer
+        self.plan = _ckernels().EpochPlan(
+            x, y, data.batch_size, specs, loss, optimizer, bool(self.hit_metrics), stop)
+        self.data = data
+        self.chunk = 8
+
+    # ---- what plan() checks ------------------------------------------------------------
+    @staticmethod
+    def _loss(model, y, dtype):
+        loss = model.loss
+        kind = type(loss)
+        if kind is losses_module.SparseCategoricalCrossentropy:
+            _require(model._fused or loss.from_logits,
+                     "sparse cross-entropy after a layer other than softmax")
+            _require(y.dtype == np.int64 and y.ndim == 1, "labels of another form")
+            return {"kind": 2, "code": 0, "param": 1.0, "from_logits": loss.from_logits}
+        _require(y.dtype == dtype and y.ndim == 2, "targets of another form")
+        if kind is losses_module.CategoricalCrossentropy:
+            if model._fused or loss.from_logits:
+                return {"kind": 1, "code": 0, "param": 1.0, "from_logits": loss.from_logits}
+            return {"kind": 0, "code": losses_module.LOSS_CODES["cce"], "param": 1.0,
+                    "from_logits": False}
+        _require(isinstance(loss, losses_module.Loss)
+                 and kind.compute is losses_module.Loss.compute
+                 and "compute" not in vars(loss), f"the loss {getattr(loss, 'name', loss)!r}")
+        return {"kind": 0, "code": int(loss._code), "param": float(loss._param),
+                "from_logits": False}
+
+    def _metrics(self, mets, y):
+        self.hit_metrics = []
+        for m in mets:
+            _require(type(m) is metrics_module.SparseCategoricalAccuracy
+                     and y.dtype == np.int64 and y.ndim == 1,
+                     f"the metric {getattr(m, 'name', m)!r}")
+            self.hit_metrics.append(m)
+
+    @staticmethod
+    def _optimizer(model):
+        opt = model.optimizer
+        kind = _OPTIMIZERS.get(type(opt))
+        _require(kind is not None, f"the optimizer {type(opt).__name__}")
+        _require(not opt.clipnorm and not opt.global_clipnorm, "clipnorm or global_clipnorm")
+        _require(not opt.gradient_accumulation_steps and not opt.use_ema,
+                 "gradient accumulation or EMA")
+        variables = model._train_vars
+        runs = []
+        if variables:
+            packed = opt._packed_groups(variables)
+            _require(packed is not None and len(packed) <= 4, "variables not packed")
+            for run in packed:
+                s = run.state
+                slots = {SGD: ("momentum",), Adam: ("momentum", "velocity", "velocity_hat"),
+                         AdamW: ("momentum", "velocity", "velocity_hat"),
+                         RMSprop: ("velocity", "momentum", "average_gradient"),
+                         Adagrad: ("accumulator",), Adamax: ("momentum", "norm")}[type(opt)]
+                runs.append({"p": run.value, "g": run.grad, "decay": bool(run.decay),
+                             **{f"s{i + 1}": s.get(key) for i, key in enumerate(slots)}})
+        hyper = {"kind": kind, "runs": runs}
+        for key in ("beta_1", "beta_2", "epsilon", "momentum", "rho"):
+            if hasattr(opt, key):
+                hyper[key] = float(getattr(opt, key))
+        hyper["nesterov"] = bool(getattr(opt, "nesterov", False))
+        return hyper
+
+    # ---- one epoch -----------------------------------------------------------------------
+    def _scalars(self):
+        """The optimizer's settings that may change between epochs (callbacks set them)."""
+        opt = self.optimizer
+        self.plan.set_scalars(float(opt.weight_decay or 0.0),
+                              float(opt.clipvalue) if opt.clipvalue and not opt.global_clipnorm
+                              else float("inf"))
+
+    def _learning_rates(self, count):
+        """None for a constant learning rate, else the rate of each of the next ``count``
+        steps, as the optimizer computes it before each step."""
+        opt = self.optimizer
+        if type(opt._learning_rate) is float:
+            self.plan.set_lr(opt._learning_rate)
+            return None
+        start = opt._iterations
+        lrs = np.empty(count)
+        try:
+            for j in range(count):
+                opt._iterations = start + j
+                lrs[j] = float(opt.learning_rate)
+        finally:
+            opt._iterations = start
+        return lrs
+
+    def fit_epoch(self, model, train, mets):
+        """One epoch, as Trainer._fit_epoch_unwatched runs it; returns its logs."""
+        data, plan, opt = self.data, self.plan, self.optimizer
+        train.out_of_data = False
+        train._end_pass()
+        data.on_epoch_begin()
+        try:
+            if data.shuffle:
+                order = data.rng.permutation(data.n)  # as ArrayData.pass_batches draws it
+                plan.set_pass(order, data._buffer("x", (data.batch_size,) + data.x.shape[1:],
+                                                  data.dtype),
+                              data._buffer("y", (data.batch_size,) + data.y.shape[1:],
+                                           data.y.dtype))
+            else:
+                plan.set_pass(None, None, None)
+            self._scalars()
+            steps, done = data.num_batches, 0
+            plan.reset_sums(opt._iterations)
+            update_threads = (1 if opt._packed_size < optimizer_base.PARALLEL_UPDATE_MIN
+                              else None)
+            while done < steps:
+                count = min(self.chunk, steps - done)
+                lrs = self._learning_rates(count)
+                t0 = time.perf_counter()
+                self._run(model, plan, done, count, lrs, update_threads)
+                dt = time.perf_counter() - t0
+                done += count
+                opt._iterations = plan.iterations
+                if dt < CHUNK_SECONDS / 2:
+                    self.chunk = min(self.chunk * 2, 1 << 16)
+                elif dt > CHUNK_SECONDS * 2 and self.chunk > 1:
+                    self.chunk //= 2
+                if model.stop_training:
+                    break
+        finally:
+            data.on_epoch_end()
+        for m in mets:  # each a sparse categorical accuracy (checked when planned)
+            m.total += float(plan.hits)
+            m.count += plan.seen
+        return model._logs(plan.loss_total / max(plan.seen, 1), mets)
+
+    @staticmethod
+    def _run(model, plan, first, count, lrs, update_threads):
+        """A chunk of steps, as Trainer._train_step runs one: under the state lock, and a
+        Ctrl-C during it raised when it is done."""
+        guard = model._step_guard
+        if guard is not None:
+            guard.in_step = True
+        ck = _ckernels()
+        nt = ck.call_threads()
+        lock = model._state_lock
+        lock.acquire_write()
+        try:
+            plan.run(first, count, lrs, nt, update_threads or nt)
+        finally:
+            lock.release_write()
+        if guard is not None:
+            guard.in_step = False
+            if guard.pending:
+                guard.end_step()
