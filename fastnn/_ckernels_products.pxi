@@ -29,14 +29,16 @@ cdef int _layout(a, str what, int tn) except -1:
                      "array")
 
 
-def matmul(a, b, out):
+def matmul(a, b, out=None, n_threads=None):
     """out = a @ b for 2-D float32/float64 arrays (a and b C-contiguous or transposes of
     C-contiguous arrays, out C-contiguous), by the BLAS calls np.matmul makes for them: the
-    same bits. The BLAS must be bound (see fastnn.training.compiled_epoch). Returns out."""
+    same bits. The BLAS runs on its own threads (``n_threads`` is not used). Returns out."""
     if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
         raise TypeError("matmul: a must be a float32 or float64 numpy array")
     cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
     cdef int ta = _layout(a, "a", tn), tb = _layout(b, "b", tn)
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), a.dtype)
     if _layout(out, "out", tn) != 0 or not out.flags.writeable:
         raise ValueError("matmul: out must be a writable C-contiguous array")
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
@@ -45,7 +47,11 @@ def matmul(a, b, out):
     if m == 0 or n == 0 or k == 0:
         raise ValueError(f"matmul: empty operands {a.shape} @ {b.shape}")
     if not blas_bound_c():
-        raise RuntimeError("matmul: no BLAS is bound (blas_bind)")
+        from fastnn.training.compiled_epoch import bind_blas
+        bind_blas()
+        if not blas_bound_c():
+            raise RuntimeError("matmul: numpy's BLAS could not be bound for calls from C (not "
+                               "an OpenBLAS whose function names fastnn knows)")
     cdef void *ap = cnp.PyArray_DATA(<cnp.ndarray>a)
     cdef void *bp = cnp.PyArray_DATA(<cnp.ndarray>b)
     cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)

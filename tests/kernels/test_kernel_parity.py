@@ -106,6 +106,11 @@ class Row:
 
 
 # ---- builders that need more than one expression --------------------------------------------
+def _matmul(g):
+    p = g.pick(1, 3, g.n)
+    return dict(a=g.normal(), b=g.normal(g.m, p), out=g.pick(None, g.empty(g.n, p)))
+
+
 def _act_alpha(g, name):
     return {"leaky_relu": 0.2, "elu": 1.3, "gelu": g.pick(0.0, 1.0)}.get(name, 0.0)
 
@@ -343,6 +348,9 @@ KERNELS = {
                                             index=g.pick(None, g.empty(g.n, 3, dtype=np.int64))), exact=True),
     "embedding_backward": Row(lambda g: dict(dY=g.normal(g.n, 3, g.m), index=g.ints(g.n, g.n, 3), rows=g.n,
                                              out=g.pick(None, g.empty())), tol=10),
+    # ---- matrix products from C (csrc/products.c): np.matmul's BLAS calls, its bits
+    # (transposed operands and the shapes with a 1: tests/kernels/test_products.py)
+    "matmul": Row(_matmul, exact=True, contiguous=("a", "b")),
     # ---- optimizers (csrc/optimizers.c): param and state are updated in place
     "sgd_update": Row(_update(lambda g: dict(
         velocity=g.pick(None, _state(g)), learning_rate=g.number(1e-3, 0.5), momentum=g.number(0, 0.95),

@@ -1,0 +1,65 @@
+"""csrc/products.c: matrix products called from C give np.matmul's bits, for every way numpy
+picks (gemm with or without transposes, gemv both ways, dot, its own outer-product loop,
+syrk for a matrix times its transpose), since the compiled epoch must match the Python loop.
+"""
+import numpy as np
+import pytest
+
+from fastnn import threads
+from fastnn.training import compiled_epoch
+
+from conftest import C, requires_c
+
+pytestmark = requires_c
+OPENBLAS = threads.blas().functions() is not None
+
+SHAPES = [(37, 23, 19), (1, 23, 19), (37, 1, 19), (37, 23, 1), (1, 1, 19), (1, 23, 1),
+          (37, 1, 1), (1, 1, 1), (128, 10, 256), (32, 64, 20)]
+
+
+def _operand(rng, shape, transposed, dtype):
+    """A (rows, cols) operand: C-contiguous, or the transpose of a C-contiguous array."""
+    a = rng.standard_normal(shape[::-1] if transposed else shape).astype(dtype)
+    return a.T if transposed else a
+
+
+def test_numpys_openblas_is_bound():
+    if not OPENBLAS:
+        pytest.skip("numpy's BLAS is not an OpenBLAS with known names: the Python loop runs")
+    assert compiled_epoch.bind_blas()
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS bound")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_matmul_gives_np_matmuls_bits(dtype, m, n, k, ta, tb):
+    rng = np.random.default_rng(m * 10000 + n * 100 + k)
+    a, b = _operand(rng, (m, k), ta, dtype), _operand(rng, (k, n), tb, dtype)
+    a[0, 0] = -0.0 if k == 1 else a[0, 0]  # numpy's loop sums from +0: -0 * x comes out +0
+    got = C.matmul(a, b, np.full((m, n), np.nan, dtype))
+    want = np.matmul(a, b)
+    assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS bound")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_of_a_matrix_and_its_transpose_takes_numpys_syrk(dtype):
+    a = np.random.default_rng(3).standard_normal((40, 17)).astype(dtype)
+    for x, y in ((a, a.T), (a.T, a)):
+        want = np.matmul(x, y)
+        got = C.matmul(x, y, np.empty(want.shape, dtype))
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+        assert np.array_equal(got, got.T)  # the triangle numpy copies
+
+
+def test_matmul_refuses_operands_it_cannot_pass_to_the_blas():
+    a = np.ones((4, 6), np.float32)
+    with pytest.raises(ValueError, match="C-contiguous or the transpose"):
+        C.matmul(a[:, ::2], np.ones((3, 2), np.float32))
+    with pytest.raises(TypeError, match="dtype"):
+        C.matmul(a, np.ones((6, 2), np.float64))
+    with pytest.raises(ValueError, match=r"\(4, 6\) @ \(5, 2\)"):
+        C.matmul(a, np.ones((5, 2), np.float32))
+    with pytest.raises(ValueError, match="writable C-contiguous"):
+        C.matmul(a, np.ones((6, 2), np.float32), np.ones((2, 4), np.float32).T)

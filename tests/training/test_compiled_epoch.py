@@ -1,0 +1,159 @@
+"""The compiled epoch (fastnn/training/compiled_epoch.py, csrc/epoch.c): a fit it covers gives
+the Python loop's bits (weights, optimizer state and step count, every logged number), and a
+fit it does not cover runs the Python loop, saying why."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import callbacks, layers, optimizers, regularizers
+from fastnn.training import compiled_epoch
+
+from conftest import C
+
+pytestmark = pytest.mark.skipif(C is None or not compiled_epoch.bind_blas(),
+                                reason="needs the C kernels and numpy's OpenBLAS bound")
+
+N_FEATURES = 12
+
+
+def _data(n, classes, loss, dtype, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, N_FEATURES)).astype(dtype)
+    labels = rng.integers(0, max(classes, 2), n)
+    if loss == "sparse_categorical_crossentropy":
+        return x, labels
+    if loss in ("categorical_crossentropy", "kl_divergence"):
+        return x, np.eye(classes, dtype=dtype)[labels]
+    if loss == "binary_crossentropy":
+        return x, labels[:, None].astype(dtype).repeat(classes, axis=1)
+    return x, rng.standard_normal((n, classes)).astype(dtype)
+
+
+def _fit(compiled, monkeypatch, *, n=203, batch=16, classes=3, loss="sparse_categorical_crossentropy",
+         acts=("relu", "tanh", "softmax"), optimizer=lambda: optimizers.Adam(1e-2),
+         metrics=("accuracy",), dtype="float32", shuffle=True, epochs=3, widths=(16, 8),
+         use_bias=True, freeze_first=False, **fit_kw):
+    monkeypatch.setattr(compiled_epoch, "enabled", compiled)
+    fastnn.set_seed(7)
+    x, y = _data(n, classes, loss, dtype)
+    stack = [layers.Input(shape=(N_FEATURES,), dtype=dtype)]
+    for units, act in zip(widths + (classes,), acts):
+        stack.append(layers.Dense(units, activation=act, use_bias=use_bias, dtype=dtype))
+    model = fastnn.Sequential(stack)
+    if freeze_first:
+        model.layers[0].trainable = False
+    model.compile(optimizer=optimizer(), loss=loss, metrics=list(metrics))
+    history = model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, shuffle=shuffle,
+                        **fit_kw)
+    return model, history.history
+
+
+def _assert_same_training(monkeypatch, **kw):
+    python, py_logs = _fit(False, monkeypatch, **kw)
+    compiled, c_logs = _fit(True, monkeypatch, **kw)
+    assert compiled._compiled_epoch_reason is None, compiled._compiled_epoch_reason
+    assert python._compiled_epoch_reason == "turned off (FASTNN_COMPILED_EPOCH=0)"
+    assert c_logs == py_logs  # every logged float, bit for bit
+    for a, b in zip(python.get_weights(), compiled.get_weights()):
+        assert a.view(np.uint8).tobytes() == b.view(np.uint8).tobytes()
+    assert python.optimizer.iterations == compiled.optimizer.iterations
+    for vp, vc in zip(python.trainable_weights, compiled.trainable_weights):
+        sp, sc = python.optimizer._state[id(vp)], compiled.optimizer._state[id(vc)]
+        assert sorted(sp) == sorted(sc)
+        for key in sp:
+            assert np.array_equal(sp[key], sc[key]), key
+
+
+CASES = {
+    "adam, shuffled, remainder batch": {},
+    "in order": dict(shuffle=False),
+    "a last batch of one row": dict(n=193, batch=32),
+    "one batch, the whole data": dict(n=64, batch=64),
+    "float64": dict(dtype="float64"),
+    "categorical cross-entropy": dict(loss="categorical_crossentropy", metrics=()),
+    "cross-entropy from logits": dict(loss=fastnn.losses.CategoricalCrossentropy(from_logits=True),
+                                      acts=("relu", "relu", None), metrics=()),
+    "mse, one output": dict(loss="mse", classes=1, acts=("elu", "gelu", None), metrics=()),
+    "binary cross-entropy": dict(loss="binary_crossentropy", classes=2,
+                                 acts=("swish", "selu", "sigmoid"), metrics=()),
+    "huber, softmax not fused": dict(loss=fastnn.losses.Huber(0.5), acts=("relu", "relu", "softmax"),
+                                     metrics=()),
+    "no bias": dict(use_bias=False),
+    "first layer frozen": dict(freeze_first=True),
+    "sgd nesterov": dict(optimizer=lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True)),
+    "plain sgd": dict(optimizer=lambda: optimizers.SGD(0.05)),
+    "rmsprop centered": dict(optimizer=lambda: optimizers.RMSprop(1e-2, momentum=0.5, centered=True)),
+    "adagrad": dict(optimizer=lambda: optimizers.Adagrad(0.05)),
+    "adamax": dict(optimizer=lambda: optimizers.Adamax(1e-2)),
+    "adamw, clipvalue, amsgrad": dict(optimizer=lambda: optimizers.AdamW(1e-2, clipvalue=0.05,
+                                                                         amsgrad=True)),
+    "a schedule": dict(optimizer=lambda: optimizers.Adam(
+        optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9))),
+    "validation data": dict(validation_split=0.2),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_compiled_epoch_gives_the_python_loops_bits(monkeypatch, case):
+    _assert_same_training(monkeypatch, **CASES[case])
+
+
+def test_compiled_epoch_over_many_chunks_gives_the_same_bits(monkeypatch):
+    # chunks start at 8 steps: 300 steps cross several chunk boundaries
+    monkeypatch.setattr(compiled_epoch, "CHUNK_SECONDS", 1e-9)
+    _assert_same_training(monkeypatch, n=1200, batch=4, epochs=1)
+
+
+def test_early_stopping_and_lr_callbacks_act_between_compiled_epochs(monkeypatch):
+    kw = dict(epochs=6, callbacks=None)
+    for compiled in (False, True):
+        cbs = [callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0),
+               callbacks.LearningRateScheduler(lambda e, lr: lr * 0.5)]
+        kw["callbacks"] = cbs
+        model, logs = _fit(compiled, monkeypatch, **kw)
+        if compiled:
+            assert model._compiled_epoch_reason is None
+            assert logs == py_logs
+            assert len(logs["loss"]) == 2  # stopped after the second epoch
+        else:
+            py_logs = logs
+
+
+@pytest.mark.parametrize("change,reason", [
+    (dict(loss="mse", acts=("relu", "relu", None), metrics=("mae",)), "the metric "),
+    (dict(optimizer=lambda: optimizers.Adam(clipnorm=1.0)), "clipnorm"),
+    (dict(optimizer=lambda: optimizers.Nadam()), "the optimizer Nadam"),
+    (dict(sample_weight=np.ones(203)), "sample or class weights"),
+    (dict(steps_per_epoch=3), "steps_per_epoch"),
+    (dict(loss="sparse_categorical_crossentropy", acts=("relu", "relu", "sigmoid")),
+     "sparse cross-entropy after a layer other than softmax"),
+])
+def test_fits_the_compiled_epoch_does_not_cover_run_the_python_loop(monkeypatch, change, reason):
+    model, logs = _fit(True, monkeypatch, **change)
+    assert reason in model._compiled_epoch_reason
+    assert np.isfinite(logs["loss"]).all()
+
+
+def test_other_layers_and_regularizers_run_the_python_loop(monkeypatch):
+    monkeypatch.setattr(compiled_epoch, "enabled", True)
+    x, y = _data(64, 3, "sparse_categorical_crossentropy", "float32")
+    for stack, reason in (
+            ([layers.Dense(8, activation="relu"), layers.Dropout(0.2),
+              layers.Dense(3, activation="softmax")], "layers other than Dense"),
+            ([layers.Dense(8, kernel_regularizer=regularizers.l2(1e-3)),
+              layers.Dense(3, activation="softmax")], "a weight regularizer or constraint")):
+        model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,))] + stack)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, epochs=1, verbose=0)
+        assert model._compiled_epoch_reason == reason
+
+
+def test_a_watching_callback_takes_the_python_loop(monkeypatch):
+    class Count(callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Count.seen += 1
+    model, _ = _fit(True, monkeypatch, epochs=1, callbacks=[Count()])
+    assert Count.seen == 13  # 203 rows in batches of 16: every step seen
+    assert not hasattr(model, "_compiled_epoch_reason") or model._compiled_epoch_reason is None
