@@ -105,18 +105,15 @@ def test_compiled_epoch_over_many_chunks_gives_the_same_bits(monkeypatch):
 
 
 def test_early_stopping_and_lr_callbacks_act_between_compiled_epochs(monkeypatch):
-    kw = dict(epochs=6, callbacks=None)
+    runs = {}
     for compiled in (False, True):
         cbs = [callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0),
                callbacks.LearningRateScheduler(lambda e, lr: lr * 0.5)]
-        kw["callbacks"] = cbs
-        model, logs = _fit(compiled, monkeypatch, **kw)
-        if compiled:
-            assert model._compiled_epoch_reason is None
-            assert logs == py_logs
-            assert len(logs["loss"]) == 2  # stopped after the second epoch
-        else:
-            py_logs = logs
+        runs[compiled] = _fit(compiled, monkeypatch, epochs=6, callbacks=cbs)
+    model, logs = runs[True]
+    assert model._compiled_epoch_reason is None
+    assert logs == runs[False][1]
+    assert len(logs["loss"]) == 2  # stopped after the second epoch
 
 
 @pytest.mark.parametrize("change,reason", [
