@@ -1,6 +1,6 @@
-/* The compiled training epoch: the steps of fit() for a chain of Dense layers without a
- * return to Python per batch. Each step does what fastnn/training/trainer.py's step does
- * with the Dense layers of fastnn/layers/core.py, kernel for kernel and in the same order,
+/* The compiled training epoch: the steps of fit() for a chain of layers without a return
+ * to Python per batch. Each step does what fastnn/training/trainer.py's step does with the
+ * layers' forward and backward (fastnn/layers/), kernel for kernel and in the same order,
  * on the buffers the layers own (fastnn/training/compiled_epoch.py hands them over), so
  * the weights, the loss and the metric come out with the Python loop's bits. What the
  * Python loop pays per step (the interpreter, ~100k instructions on the benchmark's small
@@ -21,17 +21,35 @@
 static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
 {
     const REAL *x = xb;
+    int nt = e->n_threads;
     for (ptrdiff_t l = 0; l < e->n_layers; l++) {
-        fastnn_epoch_dense *d = &e->layers[l];
-        PUBLIC(matmul)(x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb, d->units, d->in);
-        PUBLIC(bias_act_forward)((REAL *)d->Z, (const REAL *)d->b, d->act, d->alpha,
-                                 (REAL *)d->Y, nb, d->units, e->n_threads);
-        x = (const REAL *)d->Y;
+        fastnn_epoch_layer *d = &e->layers[l];
+        REAL *Y = (REAL *)d->Y;
+        switch (d->kind) {
+        case EPOCH_DENSE:
+            PUBLIC(matmul)(x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb, d->units, d->in);
+            PUBLIC(bias_act_forward)((REAL *)d->Z, (const REAL *)d->b, d->act, d->alpha, Y, nb,
+                                     d->units, nt);
+            break;
+        case EPOCH_ACTIVATION:  /* without a bias the kernel does not write its input */
+            PUBLIC(bias_act_forward)((REAL *)x, NULL, d->act, d->alpha, Y, nb, d->units, nt);
+            break;
+        case EPOCH_DROPOUT:
+            PUBLIC(dropout_apply)(x, d->rate, d->scale, 0.0, 0.0, d->seed, d->counter++, Y,
+                                  d->keep, nb * d->units, nt);
+            break;
+        case EPOCH_BATCHNORM:
+            PUBLIC(batchnorm_forward_train)(x, (const REAL *)d->W, (const REAL *)d->b, d->eps,
+                                            d->momentum, (REAL *)d->moving_mean,
+                                            (REAL *)d->moving_var, Y, (REAL *)d->mean,
+                                            (REAL *)d->invstd, nb, d->units, nt);
+            break;
+        }
+        x = Y;
     }
     return (REAL *)x;
 }
 
-/* the loss summed over the batch's rows; its gradient (of the batch mean) into e->grad */
 static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, ptrdiff_t nb)
 {
     ptrdiff_t m = e->layers[e->n_layers - 1].units;
@@ -50,25 +68,44 @@ static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, p
     }
 }
 
-/* backward from e->grad down to layer backprop_stop (Dense.backward with scratch dy) */
+/* backward from e->grad down to layer backprop_stop; every layer's backward writes its
+ * input gradient over the one it received (the model hands them scratch dy), but Dense's */
 static void FN(epoch_backward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
 {
     REAL *dy = (REAL *)e->grad;
+    int nt = e->n_threads;
     for (ptrdiff_t l = e->n_layers - 1; l >= e->backprop_stop; l--) {
-        fastnn_epoch_dense *d = &e->layers[l];
+        fastnn_epoch_layer *d = &e->layers[l];
         const REAL *x = l ? (const REAL *)e->layers[l - 1].Y : xb;
-        REAL *dz = dy;  /* the gradient below is written over the one received */
-        if (d->fused_grad) {
-            if (d->db) PUBLIC(col_sum)(dz, (REAL *)d->db, nb, d->units, e->n_threads);
-        } else {
-            PUBLIC(act_backward)(dy, d->preact ? (const REAL *)d->Z : NULL, (const REAL *)d->Y,
-                                 d->act, d->alpha, dz, (REAL *)d->db, nb, d->units,
-                                 e->n_threads);
+        switch (d->kind) {
+        case EPOCH_DENSE:
+            if (d->fused_grad) {
+                if (d->db) PUBLIC(col_sum)(dy, (REAL *)d->db, nb, d->units, nt);
+            } else {
+                PUBLIC(act_backward)(dy, d->preact ? (const REAL *)d->Z : NULL,
+                                     (const REAL *)d->Y, d->act, d->alpha, dy, (REAL *)d->db, nb,
+                                     d->units, nt);
+            }
+            if (d->dW) PUBLIC(matmul)(x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb);
+            if (d->need_dx) {
+                PUBLIC(matmul)(dy, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb, d->in, d->units);
+                dy = (REAL *)d->dX;
+            }
+            break;
+        case EPOCH_ACTIVATION:
+            PUBLIC(act_backward)(dy, d->preact ? x : NULL, (const REAL *)d->Y, d->act, d->alpha,
+                                 dy, NULL, nb, d->units, nt);
+            break;
+        case EPOCH_DROPOUT:
+            PUBLIC(dropout_backward)(dy, d->keep, d->scale, dy, nb * d->units, nt);
+            break;
+        case EPOCH_BATCHNORM:
+            PUBLIC(batchnorm_backward)(dy, x, (const REAL *)d->mean, (const REAL *)d->invstd,
+                                       (const REAL *)d->W, d->need_dx ? dy : NULL,
+                                       (REAL *)d->dW, (REAL *)d->db, nb, d->units, nt);
+            break;
         }
-        if (d->dW) PUBLIC(matmul)(x, 1, dz, 0, (REAL *)d->dW, d->in, d->units, nb);
         if (!d->need_dx) break;
-        PUBLIC(matmul)(dz, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb, d->in, d->units);
-        dy = (REAL *)d->dX;
     }
 }
 

@@ -358,27 +358,37 @@ void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, doub
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
 
 /* ---- the compiled training epoch (epoch.c) ---------------------------------------- */
-/* The steps of an epoch of a chain of Dense layers, run in C without returning to Python:
- * gather the batch, forward (matmul + fused bias/activation), loss and its gradient,
- * backward, optimizer update; the same kernels, BLAS calls and order of operations as the
- * Python loop (fastnn/training/compiled_epoch.py builds this from the model's own buffers),
- * hence the same bits. Pointers are void so one layout serves both dtypes. */
+/* The steps of an epoch of a chain of layers (Dense, Activation, Dropout,
+ * BatchNormalization), run in C without returning to Python: gather the batch, forward,
+ * loss and its gradient, backward, optimizer update; the same kernels, BLAS calls and order
+ * of operations as the Python loop (fastnn/training/compiled_epoch.py builds this from the
+ * model's own buffers), hence the same bits. Pointers are void so one layout serves both
+ * dtypes. */
+enum fastnn_epoch_op { EPOCH_DENSE = 0, EPOCH_ACTIVATION = 1, EPOCH_DROPOUT = 2,
+                       EPOCH_BATCHNORM = 3 };
 enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
                          EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
                               EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
 #define FASTNN_EPOCH_MAX_RUNS 4
 typedef struct {
-    ptrdiff_t in, units;
-    int act;               /* enum fastnn_activation */
+    int kind;              /* enum fastnn_epoch_op */
+    ptrdiff_t in, units;   /* input and output widths (equal but for Dense) */
+    int act;               /* Dense, Activation: enum fastnn_activation */
     double alpha;
-    int preact;            /* the activation's backward needs Z: Y is a buffer of its own */
-    int fused_grad;        /* the loss hands this layer dZ (softmax + cross-entropy) */
+    int preact;            /* the activation's backward needs its input: Y is its own buffer */
+    int fused_grad;        /* Dense: the loss hands it dZ (softmax + cross-entropy) */
     int need_dx;           /* backprop goes on below this layer */
-    void *W, *b;           /* kernel (in, units), bias (units) or NULL */
-    void *dW, *db;         /* their gradients, NULL when frozen (db: or no bias) */
-    void *Z, *Y, *dX;      /* (batch, units) (Y may be Z), (batch, in) or NULL */
-} fastnn_epoch_dense;
+    void *W, *b;           /* Dense: kernel (in, units), bias; BatchNorm: gamma, beta (or NULL) */
+    void *dW, *db;         /* their gradients, NULL when frozen (or absent) */
+    void *Z, *Y, *dX;      /* (batch, units): Dense's pre-activation, every op's output (Dense:
+                            * Y may be Z); Dense's input gradient (batch, in) or NULL */
+    double rate, scale;    /* Dropout: rate, 1 / (1 - rate) */
+    uint64_t seed, counter;/* Dropout: the stream; counter: the next step's, advanced per step */
+    uint8_t *keep;         /* Dropout: the keep-mask (batch, units) */
+    double eps, momentum;  /* BatchNorm */
+    void *moving_mean, *moving_var, *mean, *invstd;
+} fastnn_epoch_layer;
 typedef struct {
     void *p, *g, *s1, *s2, *s3;   /* value, gradient, state slots (NULL: unused) */
     ptrdiff_t size;
@@ -394,7 +404,7 @@ typedef struct {
     const int64_t *order;
     void *xb, *yb;                /* gather buffers (batch_size rows) */
     ptrdiff_t n_layers, backprop_stop;   /* backward runs down to layer backprop_stop */
-    fastnn_epoch_dense *layers;
+    fastnn_epoch_layer *layers;
     /* loss */
     int loss_kind, loss_code, from_logits;
     double loss_param;

@@ -27,7 +27,7 @@ cdef class EpochPlan:
     the steps of an epoch of a Dense chain, run in C (csrc/epoch.c). See
     fastnn/training/compiled_epoch.py for what each argument holds."""
     cdef fastnn_epoch e
-    cdef fastnn_epoch_dense *dense
+    cdef fastnn_epoch_layer *dense
     cdef list keep
     cdef object dtype
 
@@ -56,7 +56,7 @@ cdef class EpochPlan:
             raise ValueError(f"EpochPlan: y of shape {y.shape} for {rows} rows")
         self.e.y = _plan_ptr(y, np.int64 if self.e.y_labels else dtype, 0, "y", False)
         self.e.order = NULL
-        self.dense = <fastnn_epoch_dense *>calloc(L, sizeof(fastnn_epoch_dense))
+        self.dense = <fastnn_epoch_layer *>calloc(L, sizeof(fastnn_epoch_layer))
         if self.dense == NULL:
             raise MemoryError()
         self.e.layers, self.e.n_layers = self.dense, L
@@ -64,28 +64,61 @@ cdef class EpochPlan:
             raise ValueError(f"EpochPlan: backprop_stop {backprop_stop} outside [0, {L}]")
         self.e.backprop_stop = backprop_stop
         width = x.shape[1]
-        cdef fastnn_epoch_dense *d
+        cdef fastnn_epoch_layer *d
         for i in range(L):
             spec, d = layers[i], &self.dense[i]
-            d.in_, d.units = spec["W"].shape
-            if d.in_ != width:
-                raise ValueError(f"EpochPlan: layer {i} takes {d.in_} inputs, gets {width}")
-            d.act, d.alpha = spec["act"], spec["alpha"]
-            if not 0 <= d.act < FASTNN_N_ACTIVATIONS:
-                raise ValueError(f"EpochPlan: layer {i}: activation code {d.act}")
-            d.preact, d.fused_grad = spec["preact"], spec["fused_grad"]
+            d.kind = spec["kind"]
             d.need_dx = i > backprop_stop
-            d.W = _plan_ptr(spec["W"], dtype, d.in_ * d.units, f"layer {i} W", False)
-            d.b = _plan_ptr(spec["b"], dtype, d.units, f"layer {i} b", False, True)
-            d.dW = _plan_ptr(spec["dW"], dtype, d.in_ * d.units, f"layer {i} dW", True, True)
-            d.db = _plan_ptr(spec["db"], dtype, d.units, f"layer {i} db", True, True)
-            d.Z = _plan_ptr(spec["Z"], dtype, batch_size * d.units, f"layer {i} Z")
+            d.in_ = width
+            if d.kind == EPOCH_DENSE:
+                if spec["W"].shape[0] != width:
+                    raise ValueError(f"EpochPlan: layer {i} takes {spec['W'].shape[0]} inputs, "
+                                     f"gets {width}")
+                d.units = spec["W"].shape[1]
+                d.W = _plan_ptr(spec["W"], dtype, d.in_ * d.units, f"layer {i} W", False)
+                d.dW = _plan_ptr(spec["dW"], dtype, d.in_ * d.units, f"layer {i} dW", True,
+                                 True)
+                d.Z = _plan_ptr(spec["Z"], dtype, batch_size * d.units, f"layer {i} Z")
+                d.dX = _plan_ptr(spec["dX"], dtype, batch_size * d.in_, f"layer {i} dX", True,
+                                 not d.need_dx)
+            elif d.kind in (EPOCH_ACTIVATION, EPOCH_DROPOUT, EPOCH_BATCHNORM):
+                d.units = width
+            else:
+                raise ValueError(f"EpochPlan: layer {i}: kind {d.kind}")
             d.Y = _plan_ptr(spec["Y"], dtype, batch_size * d.units, f"layer {i} Y")
-            if d.preact == (d.Y == d.Z):
-                raise ValueError(f"EpochPlan: layer {i}: Y must be Z exactly when the "
-                                 "activation's backward does not need Z")
-            d.dX = _plan_ptr(spec["dX"], dtype, batch_size * d.in_, f"layer {i} dX", True,
-                             not d.need_dx)
+            if d.kind in (EPOCH_DENSE, EPOCH_ACTIVATION):
+                d.act, d.alpha = spec["act"], spec["alpha"]
+                if not 0 <= d.act < FASTNN_N_ACTIVATIONS:
+                    raise ValueError(f"EpochPlan: layer {i}: activation code {d.act}")
+                d.preact = spec["preact"]
+            if d.kind == EPOCH_DENSE:
+                d.fused_grad = spec["fused_grad"]
+                d.b = _plan_ptr(spec["b"], dtype, d.units, f"layer {i} b", False, True)
+                d.db = _plan_ptr(spec["db"], dtype, d.units, f"layer {i} db", True, True)
+                if d.preact == (d.Y == d.Z):
+                    raise ValueError(f"EpochPlan: layer {i}: Y must be Z exactly when the "
+                                     "activation's backward does not need Z")
+            elif d.kind == EPOCH_DROPOUT:
+                d.rate, d.scale = spec["rate"], spec["scale"]
+                d.seed, d.counter = spec["seed"], spec["counter"]
+                mask = spec["keep"]
+                if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 \
+                        or not mask.flags.c_contiguous or mask.size < batch_size * width:
+                    raise TypeError(f"EpochPlan: layer {i}: keep must be a C-contiguous uint8 "
+                                    f"array of {batch_size * width} elements")
+                d.keep = <uint8_t *>cnp.PyArray_DATA(<cnp.ndarray>mask)
+            elif d.kind == EPOCH_BATCHNORM:
+                d.eps, d.momentum = spec["eps"], spec["momentum"]
+                d.W = _plan_ptr(spec["gamma"], dtype, width, f"layer {i} gamma", False)
+                d.b = _plan_ptr(spec["beta"], dtype, width, f"layer {i} beta", False)
+                d.dW = _plan_ptr(spec["dgamma"], dtype, width, f"layer {i} dgamma")
+                d.db = _plan_ptr(spec["dbeta"], dtype, width, f"layer {i} dbeta")
+                d.moving_mean = _plan_ptr(spec["moving_mean"], dtype, width,
+                                          f"layer {i} moving_mean")
+                d.moving_var = _plan_ptr(spec["moving_variance"], dtype, width,
+                                         f"layer {i} moving_variance")
+                d.mean = _plan_ptr(spec["mean"], dtype, width, f"layer {i} mean")
+                d.invstd = _plan_ptr(spec["invstd"], dtype, width, f"layer {i} invstd")
             width = d.units
         self.e.loss_kind, self.e.loss_code = loss["kind"], loss["code"]
         self.e.loss_param, self.e.from_logits = loss["param"], loss["from_logits"]
@@ -179,6 +212,20 @@ cdef class EpochPlan:
     @property
     def iterations(self):
         return self.e.iterations
+
+    def counter(self, Py_ssize_t layer):
+        """The counter of the next mask of the Dropout at ``layer`` (advanced per step)."""
+        if not 0 <= layer < self.e.n_layers:
+            raise IndexError(f"EpochPlan.counter: no layer {layer}")
+        return self.dense[layer].counter
+
+    def set_stream(self, Py_ssize_t layer, seed, counter):
+        """The random stream of the Dropout at ``layer``: its seed (drawn with its first mask)
+        and the counter of its next mask (the layer's count of masks drawn)."""
+        if not 0 <= layer < self.e.n_layers or self.dense[layer].kind != EPOCH_DROPOUT:
+            raise IndexError(f"EpochPlan.set_stream: layer {layer} is not a Dropout")
+        self.dense[layer].seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        self.dense[layer].counter = int(counter) & 0xFFFFFFFFFFFFFFFF
 
     def reset_sums(self, int64_t iterations):
         """Start an epoch: no loss, rows or hits yet; the optimizer's step count."""

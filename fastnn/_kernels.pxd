@@ -245,6 +245,11 @@ cdef extern from "fastnn.h" nogil:
                     Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
 
     # epoch.c
+    enum fastnn_epoch_op:
+        EPOCH_DENSE
+        EPOCH_ACTIVATION
+        EPOCH_DROPOUT
+        EPOCH_BATCHNORM
     enum fastnn_epoch_loss:
         EPOCH_LOSS_ELEMENTWISE
         EPOCH_LOSS_SOFTMAX_CE
@@ -256,7 +261,8 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_OPT_ADAGRAD
         EPOCH_OPT_ADAMAX
     enum: FASTNN_EPOCH_MAX_RUNS
-    ctypedef struct fastnn_epoch_dense:
+    ctypedef struct fastnn_epoch_layer:
+        int kind
         Py_ssize_t in_ "in"
         Py_ssize_t units
         int act
@@ -271,6 +277,14 @@ cdef extern from "fastnn.h" nogil:
         void *Z
         void *Y
         void *dX
+        double rate, scale
+        uint64_t seed, counter
+        uint8_t *keep
+        double eps, momentum
+        void *moving_mean
+        void *moving_var
+        void *mean
+        void *invstd
     ctypedef struct fastnn_epoch_run:
         void *p
         void *g
@@ -288,7 +302,7 @@ cdef extern from "fastnn.h" nogil:
         void *xb
         void *yb
         Py_ssize_t n_layers, backprop_stop
-        fastnn_epoch_dense *layers
+        fastnn_epoch_layer *layers
         int loss_kind, loss_code, from_logits
         double loss_param
         void *grad

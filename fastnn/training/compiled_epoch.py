@@ -1,6 +1,6 @@
 """The compiled epoch: fit's steps run in C (csrc/epoch.c) for the common case, a
-Sequential chain of Dense layers trained on in-memory arrays with a built-in loss and
-optimizer and no callback that watches batches.
+Sequential chain of Dense, Activation, Dropout and BatchNormalization layers trained on
+in-memory arrays with a built-in loss and optimizer and no callback that watches batches.
 
 On small nets the Python loop costs more than the arithmetic (the tabular benchmark net:
 ~100k interpreter instructions per step around ~400k of kernels and BLAS). Here a step is
@@ -10,9 +10,10 @@ not cover runs the Python loop. ``FASTNN_COMPILED_EPOCH=0`` in the environment (
 ``compiled_epoch.enabled = False``) always runs the Python loop.
 
 What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
-- the model: exactly ``Sequential``, Dense layers only (any built-in activation, with or
-  without bias, frozen or not), one dtype, 2-D inputs; no regularizer, activity regularizer
-  or constraint;
+- the model: exactly ``Sequential`` of Dense (any built-in activation, with or without
+  bias, frozen or not), Activation and its subclasses ReLU, LeakyReLU, ELU, Softmax,
+  Dropout (without noise_shape) and trainable BatchNormalization (center and scale, last
+  axis) layers, one dtype, 2-D inputs; no regularizer, activity regularizer or constraint;
 - the data: arrays already of the model's dtype (C-contiguous, in memory), no sample or
   class weights, no ``steps_per_epoch``; shuffled or not;
 - the loss: the elementwise ones (MSE, MAE, Huber, binary cross-entropy, KL divergence,
@@ -33,7 +34,9 @@ import time
 import numpy as np
 
 from .. import backend, losses as losses_module, metrics as metrics_module, threads
-from ..layers.core import Dense
+from ..layers.core import Activation, Dense
+from ..layers.dropout import Dropout
+from ..layers.normalization import BatchNormalization
 from ..optimizers import base as optimizer_base
 from ..optimizers.adagrad import Adagrad
 from ..optimizers.adam import Adam, Adamax, AdamW
@@ -88,6 +91,63 @@ def _ckernels():
     return ops._ckernels if backend.ops.name == "c" else None
 
 
+_DENSE, _ACTIVATION, _DROPOUT, _BATCHNORM = range(4)  # csrc/fastnn.h: enum fastnn_epoch_op
+
+
+def _dense(layer, batch, width, need_dx):
+    act, units = layer.activation, layer.units
+    z = layer._buffer("z", (batch, units))
+    trained = layer.trainable and layer.kernel.grad is not None
+    return {"kind": _DENSE, "W": layer.kernel.value,
+            "b": layer.bias.value if layer.use_bias else None,
+            "dW": layer.kernel.grad if trained else None,
+            "db": layer.bias.grad if trained and layer.use_bias else None,
+            "Z": z, "Y": layer._buffer("y", (batch, units)) if act.needs_preactivation else z,
+            "dX": layer._buffer("dx", (batch, width)) if need_dx else None,
+            "act": act.code, "alpha": float(act.alpha), "preact": act.needs_preactivation,
+            "fused_grad": bool(layer.fused_output_grad)}
+
+
+def _activation(layer, batch, width, need_dx):
+    act = layer.activation
+    return {"kind": _ACTIVATION, "Y": layer._buffer("y", (batch, width)), "act": act.code,
+            "alpha": float(act.alpha), "preact": act.needs_preactivation}
+
+
+def _dropout(layer, batch, width, need_dx):
+    if layer.rate == 0:
+        return None
+    scale = layer._affine()[0]
+    return {"kind": _DROPOUT, "Y": layer._buffer("y", (batch, width)),
+            "keep": layer._buffer("keep", (batch, width), np.uint8), "rate": float(layer.rate),
+            "scale": float(scale), "seed": 0, "counter": layer._calls}
+
+
+def _batchnorm(layer, batch, width, need_dx):
+    return {"kind": _BATCHNORM, "Y": layer._buffer("y", (batch, width)),
+            "eps": float(layer.epsilon), "momentum": float(layer.momentum),
+            "gamma": layer.gamma.value, "beta": layer.beta.value, "dgamma": layer.gamma.grad,
+            "dbeta": layer.beta.grad, "moving_mean": layer.moving_mean.value,
+            "moving_variance": layer.moving_variance.value,
+            "mean": layer._buffer("mean", (width,)), "invstd": layer._buffer("invstd", (width,))}
+
+
+_SPECS = {Dense: _dense, Activation: _activation, Dropout: _dropout,
+          BatchNormalization: _batchnorm}
+
+
+def _spec_builder(layer):
+    """The builder for ``layer``'s entry in the plan, or None: the exact classes above, and
+    Activation's subclasses (ReLU, LeakyReLU, ELU, Softmax) that keep its forward/backward."""
+    kind = type(layer)
+    if kind in _SPECS:
+        return _SPECS[kind]
+    if issubclass(kind, Activation) and kind.forward is Activation.forward \
+            and kind.backward is Activation.backward and kind.call is Activation.call:
+        return _activation
+    return None
+
+
 class Unsupported(Exception):
     """Why a fit runs the Python loop (the message)."""
 
@@ -128,16 +188,25 @@ class CompiledEpoch:
         _require(isinstance(y, np.ndarray) and x.ndim == 2 and y.flags.c_contiguous,
                  "inputs or targets of another form")
         layers = model._layers
-        _require(layers and all(type(layer) is Dense for layer in layers),
-                 "layers other than Dense")
         _require(model._layer_dtypes is None, "layers of several dtypes")
-        dtype = np.dtype(layers[0].dtype)
-        _require(x.dtype == dtype, "inputs of another dtype")
+        dtype = np.dtype(layers[0].dtype) if layers else None
+        _require(layers and x.dtype == dtype, "inputs of another dtype")
         for layer in layers:
-            act = layer.activation
-            _require(isinstance(getattr(act, "code", None), int) and 0 <= act.code < 16,
+            _require(_spec_builder(layer) is not None, "layers other than Dense, Activation, "
+                     "Dropout and BatchNormalization")
+            act = getattr(layer, "activation", None)
+            _require(act is None or (isinstance(getattr(act, "code", None), int)
+                                     and 0 <= act.code < 16),
                      f"layer {layer.name!r}: an activation without a C kernel")
-            _require(layer.activity_regularizer is None, "an activity regularizer")
+            _require(getattr(layer, "activity_regularizer", None) is None,
+                     "an activity regularizer")
+            if type(layer) is Dropout:
+                _require(layer.noise_shape is None, "Dropout with a noise_shape")
+            if type(layer) is BatchNormalization:
+                _require(layer.trainable and model.trainable, "a frozen BatchNormalization")
+                _require(layer.gamma is not None and layer.beta is not None
+                         and layer.axis in (-1, 1), "BatchNormalization without center, scale "
+                         "or on another axis")
         for v in model.weights:
             _require(v.regularizer is None and v.constraint is None,
                      "a weight regularizer or constraint")
@@ -146,24 +215,24 @@ class CompiledEpoch:
         optimizer = self._optimizer(model)
         batch = min(data.batch_size, data.n)
         stop = model._backprop_stop
-        specs = []
+        width = x.shape[1]
+        specs, self.dropouts, stop_kept = [], [], None
         for i, layer in enumerate(layers):
-            units, act = layer.units, layer.activation
-            trained = i >= stop and layer.trainable and model.trainable
-            z = layer._buffer("z", (batch, units))
-            specs.append({
-                "W": layer.kernel.value, "b": layer.bias.value if layer.use_bias else None,
-                "dW": layer.kernel.grad if trained else None,
-                "db": layer.bias.grad if trained and layer.use_bias else None,
-                "Z": z, "Y": layer._buffer("y", (batch, units)) if act.needs_preactivation else z,
-                "dX": layer._buffer("dx", (batch, layer.kernel.value.shape[0]))
-                if i > stop else None,
-                "act": act.code, "alpha": float(act.alpha), "preact": act.needs_preactivation,
-                "fused_grad": bool(layer.fused_output_grad)})
-        loss["grad"] = model._buffer("grad", (batch, layers[-1].units), dtype)
+            spec = _spec_builder(layer)(layer, batch, width, i > stop)
+            if spec is None:  # Dropout(0): the identity
+                continue
+            if stop_kept is None and i >= stop:  # backprop stops at the same layer
+                stop_kept = len(specs)
+            if spec["kind"] == _DROPOUT:
+                self.dropouts.append((len(specs), layer))
+            specs.append(spec)
+            width = spec["Y"].shape[1]
+        _require(specs, "no layer with work")
+        loss["grad"] = model._buffer("grad", (batch, width), dtype)
         self.optimizer = model.optimizer
         self.plan = _ckernels().EpochPlan(
-            x, y, data.batch_size, specs, loss, optimizer, bool(self.hit_metrics), stop)
+            x, y, data.batch_size, specs, loss, optimizer, bool(self.hit_metrics),
+            len(specs) if stop_kept is None else stop_kept)
         self.data = data
         self.chunk = 8
 
@@ -265,6 +334,9 @@ class CompiledEpoch:
                                            data.y.dtype))
             else:
                 plan.set_pass(None, None, None)
+            for k, layer in self.dropouts:  # as the first forward draws it: after the order
+                layer._draw_seed()
+                plan.set_stream(k, layer._seed_value, layer._calls)
             self._scalars()
             steps, done = data.num_batches, 0
             plan.reset_sums(opt._iterations)
@@ -278,6 +350,8 @@ class CompiledEpoch:
                 dt = time.perf_counter() - t0
                 done += count
                 opt._iterations = plan.iterations
+                for k, layer in self.dropouts:
+                    layer._calls = plan.counter(k)
                 if dt < CHUNK_SECONDS / 2:
                     self.chunk = min(self.chunk * 2, 1 << 16)
                 elif dt > CHUNK_SECONDS * 2 and self.chunk > 1:

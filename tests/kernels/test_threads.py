@@ -130,6 +130,10 @@ def test_small_optimizer_updates_run_on_one_thread_in_fit(monkeypatch):
     (measured faster in the training loop); same bits either way; the knob is restored."""
     from fastnn import _ckernels, backend
     from fastnn.optimizers import base
+    from fastnn.training import compiled_epoch
+    # the Python loop's updates are watched here (the compiled epoch makes the same choice in
+    # CompiledEpoch.fit_epoch, and its bits are the Python loop's: test_compiled_epoch.py)
+    monkeypatch.setattr(compiled_epoch, "enabled", False)
     (x, y), _ = datasets.load_digits()
     old = fastnn.get_num_threads()
     try:

@@ -32,13 +32,15 @@ def _data(n, classes, loss, dtype, seed=1):
 def _fit(compiled, monkeypatch, *, n=203, batch=16, classes=3, loss="sparse_categorical_crossentropy",
          acts=("relu", "tanh", "softmax"), optimizer=lambda: optimizers.Adam(1e-2),
          metrics=("accuracy",), dtype="float32", shuffle=True, epochs=3, widths=(16, 8),
-         use_bias=True, freeze_first=False, **fit_kw):
+         use_bias=True, freeze_first=False, extra=None, **fit_kw):
     monkeypatch.setattr(compiled_epoch, "enabled", compiled)
     fastnn.set_seed(7)
     x, y = _data(n, classes, loss, dtype)
     stack = [layers.Input(shape=(N_FEATURES,), dtype=dtype)]
-    for units, act in zip(widths + (classes,), acts):
+    for i, (units, act) in enumerate(zip(widths + (classes,), acts)):
         stack.append(layers.Dense(units, activation=act, use_bias=use_bias, dtype=dtype))
+        if extra is not None and i < len(widths):  # layers after each hidden Dense
+            stack += extra(dtype)
     model = fastnn.Sequential(stack)
     if freeze_first:
         model.layers[0].trainable = False
@@ -90,6 +92,16 @@ CASES = {
     "a schedule": dict(optimizer=lambda: optimizers.Adam(
         optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9))),
     "validation data": dict(validation_split=0.2),
+    "batchnorm, relu layer, dropout": dict(
+        acts=(None, None, "softmax"), extra=lambda dtype: [
+            layers.BatchNormalization(dtype=dtype), layers.ReLU(dtype=dtype),
+            layers.Dropout(0.3, dtype=dtype)]),
+    "activation layers, dropout(0)": dict(
+        acts=(None, None, "softmax"), extra=lambda dtype: [
+            layers.Activation("gelu", dtype=dtype), layers.Dropout(0.0, dtype=dtype),
+            layers.LeakyReLU(0.1, dtype=dtype)]),
+    "dropout, first layer frozen, float64": dict(
+        freeze_first=True, dtype="float64", extra=lambda dtype: [layers.Dropout(0.5, dtype=dtype)]),
 }
 
 
@@ -135,8 +147,9 @@ def test_other_layers_and_regularizers_run_the_python_loop(monkeypatch):
     monkeypatch.setattr(compiled_epoch, "enabled", True)
     x, y = _data(64, 3, "sparse_categorical_crossentropy", "float32")
     for stack, reason in (
-            ([layers.Dense(8, activation="relu"), layers.Dropout(0.2),
-              layers.Dense(3, activation="softmax")], "layers other than Dense"),
+            ([layers.Dense(8, activation="relu"), layers.GaussianNoise(0.2),
+              layers.Dense(3, activation="softmax")], "layers other than Dense, Activation, "
+             "Dropout and BatchNormalization"),
             ([layers.Dense(8, kernel_regularizer=regularizers.l2(1e-3)),
               layers.Dense(3, activation="softmax")], "a weight regularizer or constraint")):
         model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,))] + stack)
@@ -153,4 +166,4 @@ def test_a_watching_callback_takes_the_python_loop(monkeypatch):
             Count.seen += 1
     model, _ = _fit(True, monkeypatch, epochs=1, callbacks=[Count()])
     assert Count.seen == 13  # 203 rows in batches of 16: every step seen
-    assert not hasattr(model, "_compiled_epoch_reason") or model._compiled_epoch_reason is None
+    assert not hasattr(model, "_compiled_epoch_reason")  # never planned: the Python loop ran
