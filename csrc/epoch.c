@@ -17,13 +17,14 @@
 
 #else /* template body */
 
-/* forward through every layer; returns the output (batch rows x last units) */
+/* forward through every layer in order; returns the output (the last layer's) */
 static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
 {
-    const REAL *x = xb;
     int nt = e->n_threads;
+    e->tensors[0] = (void *)xb;
     for (ptrdiff_t l = 0; l < e->n_layers; l++) {
         fastnn_epoch_layer *d = &e->layers[l];
+        const REAL *x = (const REAL *)e->tensors[d->in0];
         REAL *Y = (REAL *)d->Y;
         switch (d->kind) {
         case EPOCH_DENSE:
@@ -44,10 +45,15 @@ static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
                                             (REAL *)d->moving_var, Y, (REAL *)d->mean,
                                             (REAL *)d->invstd, nb, d->units, nt);
             break;
+        case EPOCH_ADD: {  /* np.add(x0, x1, out=y) */
+            const REAL *x1 = (const REAL *)e->tensors[d->in1];
+            for (ptrdiff_t i = 0; i < nb * d->units; i++) Y[i] = x[i] + x1[i];
+            break;
         }
-        x = Y;
+        }
+        e->tensors[l + 1] = Y;
     }
-    return (REAL *)x;
+    return (REAL *)e->tensors[e->n_layers];
 }
 
 static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, ptrdiff_t nb)
@@ -68,15 +74,32 @@ static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, p
     }
 }
 
-/* backward from e->grad down to layer backprop_stop; every layer's backward writes its
- * input gradient over the one it received (the model hands them scratch dy), but Dense's */
-static void FN(epoch_backward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
+/* A gradient g for tensor t: the first one is kept, later ones are added into it (a
+ * buffer nobody reads again in this step), as fastnn/functional.py's backward does. */
+static void FN(epoch_route)(fastnn_epoch *e, ptrdiff_t t, REAL *g, ptrdiff_t size)
 {
-    REAL *dy = (REAL *)e->grad;
+    REAL *have = (REAL *)e->grads[t];
+    if (!have) {
+        e->grads[t] = g;
+        return;
+    }
+    for (ptrdiff_t i = 0; i < size; i++) have[i] += g[i];
+}
+
+/* backward from e->grad through the layers whose output needs a gradient, in reverse;
+ * every layer's backward writes its input gradient over the one it received (the model
+ * hands them scratch dy), but Dense's and Add's second */
+static void FN(epoch_backward)(fastnn_epoch *e, ptrdiff_t nb)
+{
     int nt = e->n_threads;
-    for (ptrdiff_t l = e->n_layers - 1; l >= e->backprop_stop; l--) {
+    for (ptrdiff_t t = 0; t <= e->n_layers; t++) e->grads[t] = NULL;
+    e->grads[e->n_layers] = e->grad;
+    for (ptrdiff_t l = e->n_layers - 1; l >= 0; l--) {
         fastnn_epoch_layer *d = &e->layers[l];
-        const REAL *x = l ? (const REAL *)e->layers[l - 1].Y : xb;
+        if (!d->needs) continue;
+        REAL *dy = (REAL *)e->grads[l + 1], *dx = dy;
+        e->grads[l + 1] = NULL;
+        const REAL *x = (const REAL *)e->tensors[d->in0];
         switch (d->kind) {
         case EPOCH_DENSE:
             if (d->fused_grad) {
@@ -89,7 +112,7 @@ static void FN(epoch_backward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
             if (d->dW) PUBLIC(matmul)(x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb);
             if (d->need_dx) {
                 PUBLIC(matmul)(dy, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb, d->in, d->units);
-                dy = (REAL *)d->dX;
+                dx = (REAL *)d->dX;
             }
             break;
         case EPOCH_ACTIVATION:
@@ -104,8 +127,15 @@ static void FN(epoch_backward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
                                        (const REAL *)d->W, d->need_dx ? dy : NULL,
                                        (REAL *)d->dW, (REAL *)d->db, nb, d->units, nt);
             break;
+        case EPOCH_ADD:  /* dy for the first input, a copy for the second */
+            if (d->need_dx && d->want1)
+                memcpy(d->dX, dy, (size_t)(nb * d->units) * sizeof(REAL));
+            break;
         }
-        if (!d->need_dx) break;
+        if (!d->need_dx) continue;
+        if (d->want0) FN(epoch_route)(e, d->in0, dx, nb * d->in);
+        if (d->kind == EPOCH_ADD && d->want1)
+            FN(epoch_route)(e, d->in1, (REAL *)d->dX, nb * d->units);
     }
 }
 
@@ -168,7 +198,7 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         }
         const REAL *out = FN(epoch_forward)(e, xb, nb);
         double loss = FN(epoch_loss)(e, out, yb, nb) / (double)nb;
-        if (e->backprop_stop < e->n_layers) FN(epoch_backward)(e, xb, nb);
+        FN(epoch_backward)(e, nb);
         if (e->n_runs) FN(epoch_update)(e, e->lrs ? e->lrs[s - first] : e->lr);
         e->loss_total += loss * (double)nb;
         e->seen += nb;

@@ -358,14 +358,15 @@ void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, doub
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
 
 /* ---- the compiled training epoch (epoch.c) ---------------------------------------- */
-/* The steps of an epoch of a chain of layers (Dense, Activation, Dropout,
- * BatchNormalization), run in C without returning to Python: gather the batch, forward,
+/* The steps of an epoch of a graph of layers (Dense, Activation, Dropout,
+ * BatchNormalization, Add; a chain is the graph of a Sequential), run in C without returning
+ * to Python: gather the batch, forward,
  * loss and its gradient, backward, optimizer update; the same kernels, BLAS calls and order
  * of operations as the Python loop (fastnn/training/compiled_epoch.py builds this from the
  * model's own buffers), hence the same bits. Pointers are void so one layout serves both
  * dtypes. */
 enum fastnn_epoch_op { EPOCH_DENSE = 0, EPOCH_ACTIVATION = 1, EPOCH_DROPOUT = 2,
-                       EPOCH_BATCHNORM = 3 };
+                       EPOCH_BATCHNORM = 3, EPOCH_ADD = 4 };
 enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
                          EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
@@ -373,16 +374,22 @@ enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_R
 #define FASTNN_EPOCH_MAX_RUNS 4
 typedef struct {
     int kind;              /* enum fastnn_epoch_op */
+    /* The graph: tensor 0 is the batch, tensor l + 1 the output of layer l; the layer reads
+     * tensor in0 (and in1: Add's second input, else -1). Backward visits the layers whose
+     * output needs a gradient (needs), in reverse, as fastnn/functional.py does. */
+    ptrdiff_t in0, in1;
+    int needs, want0, want1;   /* want: the input needs a gradient */
     ptrdiff_t in, units;   /* input and output widths (equal but for Dense) */
     int act;               /* Dense, Activation: enum fastnn_activation */
     double alpha;
     int preact;            /* the activation's backward needs its input: Y is its own buffer */
     int fused_grad;        /* Dense: the loss hands it dZ (softmax + cross-entropy) */
-    int need_dx;           /* backprop goes on below this layer */
+    int need_dx;           /* some input needs a gradient */
     void *W, *b;           /* Dense: kernel (in, units), bias; BatchNorm: gamma, beta (or NULL) */
     void *dW, *db;         /* their gradients, NULL when frozen (or absent) */
     void *Z, *Y, *dX;      /* (batch, units): Dense's pre-activation, every op's output (Dense:
-                            * Y may be Z); Dense's input gradient (batch, in) or NULL */
+                            * Y may be Z); Dense's input gradient (batch, in) or NULL; Add:
+                            * its second input's gradient (a copy of dy) */
     double rate, scale;    /* Dropout: rate, 1 / (1 - rate) */
     uint64_t seed, counter;/* Dropout: the stream; counter: the next step's, advanced per step */
     uint8_t *keep;         /* Dropout: the keep-mask (batch, units) */
@@ -403,8 +410,9 @@ typedef struct {
     int y_labels;
     const int64_t *order;
     void *xb, *yb;                /* gather buffers (batch_size rows) */
-    ptrdiff_t n_layers, backprop_stop;   /* backward runs down to layer backprop_stop */
+    ptrdiff_t n_layers;
     fastnn_epoch_layer *layers;
+    void **tensors, **grads;      /* n_layers + 1 slots each: scratch of a step */
     /* loss */
     int loss_kind, loss_code, from_logits;
     double loss_param;

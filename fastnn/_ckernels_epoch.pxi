@@ -23,8 +23,8 @@ cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
 
 
 cdef class EpochPlan:
-    """EpochPlan(x, y, batch_size, layers, loss, optimizer, count_hits, backprop_stop):
-    the steps of an epoch of a Dense chain, run in C (csrc/epoch.c). See
+    """EpochPlan(x, y, batch_size, layers, loss, optimizer, count_hits): the steps of an
+    epoch of a graph of layers, run in C (csrc/epoch.c). See
     fastnn/training/compiled_epoch.py for what each argument holds."""
     cdef fastnn_epoch e
     cdef fastnn_epoch_layer *dense
@@ -33,12 +33,15 @@ cdef class EpochPlan:
 
     def __cinit__(self):
         self.dense = NULL
+        self.e.tensors = self.e.grads = NULL
 
     def __dealloc__(self):
         free(self.dense)
+        free(self.e.tensors)
+        free(self.e.grads)
 
     def __init__(self, x, y, Py_ssize_t batch_size, list layers, dict loss, dict optimizer,
-                 bint count_hits, Py_ssize_t backprop_stop):
+                 bint count_hits):
         if not layers:
             raise ValueError("EpochPlan: no layers")
         dtype = self.dtype = np.dtype(layers[0]["W"].dtype)
@@ -57,18 +60,26 @@ cdef class EpochPlan:
         self.e.y = _plan_ptr(y, np.int64 if self.e.y_labels else dtype, 0, "y", False)
         self.e.order = NULL
         self.dense = <fastnn_epoch_layer *>calloc(L, sizeof(fastnn_epoch_layer))
-        if self.dense == NULL:
+        self.e.tensors = <void **>calloc(L + 1, sizeof(void *))
+        self.e.grads = <void **>calloc(L + 1, sizeof(void *))
+        if self.dense == NULL or self.e.tensors == NULL or self.e.grads == NULL:
             raise MemoryError()
         self.e.layers, self.e.n_layers = self.dense, L
-        if not 0 <= backprop_stop <= L:
-            raise ValueError(f"EpochPlan: backprop_stop {backprop_stop} outside [0, {L}]")
-        self.e.backprop_stop = backprop_stop
-        width = x.shape[1]
+        widths = [x.shape[1]]  # of each tensor: 0 the batch, i + 1 layer i's output
         cdef fastnn_epoch_layer *d
         for i in range(L):
             spec, d = layers[i], &self.dense[i]
             d.kind = spec["kind"]
-            d.need_dx = i > backprop_stop
+            d.in0, d.in1 = spec["in0"], spec.get("in1", -1)
+            if not 0 <= d.in0 <= i or not -1 <= d.in1 <= i or (d.kind == EPOCH_ADD) != (d.in1 >= 0):
+                raise ValueError(f"EpochPlan: layer {i} reads tensors {d.in0}, {d.in1}")
+            d.needs, d.need_dx = spec["needs"], spec["need_dx"]
+            d.want0, d.want1 = spec["want0"], spec.get("want1", False)
+            if (d.want0 or d.want1) and not d.need_dx or d.need_dx and not d.needs:
+                raise ValueError(f"EpochPlan: layer {i}: inconsistent gradient flags")
+            width = widths[d.in0]
+            if d.kind == EPOCH_ADD and widths[d.in1] != width:
+                raise ValueError(f"EpochPlan: layer {i} adds widths {width} and {widths[d.in1]}")
             d.in_ = width
             if d.kind == EPOCH_DENSE:
                 if spec["W"].shape[0] != width:
@@ -81,7 +92,7 @@ cdef class EpochPlan:
                 d.Z = _plan_ptr(spec["Z"], dtype, batch_size * d.units, f"layer {i} Z")
                 d.dX = _plan_ptr(spec["dX"], dtype, batch_size * d.in_, f"layer {i} dX", True,
                                  not d.need_dx)
-            elif d.kind in (EPOCH_ACTIVATION, EPOCH_DROPOUT, EPOCH_BATCHNORM):
+            elif d.kind in (EPOCH_ACTIVATION, EPOCH_DROPOUT, EPOCH_BATCHNORM, EPOCH_ADD):
                 d.units = width
             else:
                 raise ValueError(f"EpochPlan: layer {i}: kind {d.kind}")
@@ -119,7 +130,11 @@ cdef class EpochPlan:
                                          f"layer {i} moving_variance")
                 d.mean = _plan_ptr(spec["mean"], dtype, width, f"layer {i} mean")
                 d.invstd = _plan_ptr(spec["invstd"], dtype, width, f"layer {i} invstd")
-            width = d.units
+            elif d.kind == EPOCH_ADD:
+                d.dX = _plan_ptr(spec["dX"], dtype, batch_size * width, f"layer {i} dX", True,
+                                 not (d.need_dx and d.want1))
+            widths.append(d.units)
+        width = widths[L]
         self.e.loss_kind, self.e.loss_code = loss["kind"], loss["code"]
         self.e.loss_param, self.e.from_logits = loss["param"], loss["from_logits"]
         if self.e.loss_kind == EPOCH_LOSS_SPARSE_SOFTMAX_CE or count_hits:

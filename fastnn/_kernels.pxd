@@ -250,6 +250,7 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_ACTIVATION
         EPOCH_DROPOUT
         EPOCH_BATCHNORM
+        EPOCH_ADD
     enum fastnn_epoch_loss:
         EPOCH_LOSS_ELEMENTWISE
         EPOCH_LOSS_SOFTMAX_CE
@@ -263,6 +264,8 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_EPOCH_MAX_RUNS
     ctypedef struct fastnn_epoch_layer:
         int kind
+        Py_ssize_t in0, in1
+        int needs, want0, want1
         Py_ssize_t in_ "in"
         Py_ssize_t units
         int act
@@ -301,8 +304,10 @@ cdef extern from "fastnn.h" nogil:
         const int64_t *order
         void *xb
         void *yb
-        Py_ssize_t n_layers, backprop_stop
+        Py_ssize_t n_layers
         fastnn_epoch_layer *layers
+        void **tensors
+        void **grads
         int loss_kind, loss_code, from_logits
         double loss_param
         void *grad

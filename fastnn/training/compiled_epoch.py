@@ -1,6 +1,7 @@
 """The compiled epoch: fit's steps run in C (csrc/epoch.c) for the common case, a
-Sequential chain of Dense, Activation, Dropout and BatchNormalization layers trained on
-in-memory arrays with a built-in loss and optimizer and no callback that watches batches.
+Sequential chain or a one-input, one-output graph (residual MLPs) of Dense, Activation,
+Dropout, BatchNormalization and Add layers trained on in-memory arrays with a built-in loss
+and optimizer and no callback that watches batches.
 
 On small nets the Python loop costs more than the arithmetic (the tabular benchmark net:
 ~100k interpreter instructions per step around ~400k of kernels and BLAS). Here a step is
@@ -10,10 +11,13 @@ not cover runs the Python loop. ``FASTNN_COMPILED_EPOCH=0`` in the environment (
 ``compiled_epoch.enabled = False``) always runs the Python loop.
 
 What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
-- the model: exactly ``Sequential`` of Dense (any built-in activation, with or without
-  bias, frozen or not), Activation and its subclasses ReLU, LeakyReLU, ELU, Softmax,
-  Dropout (without noise_shape) and trainable BatchNormalization (center and scale, last
-  axis) layers, one dtype, 2-D inputs; no regularizer, activity regularizer or constraint;
+- the model: a ``Sequential``, or a functional graph with one input and one output (made by
+  its last layer) calling each layer once, of Dense (any built-in activation, with or
+  without bias, frozen or not), Activation and its subclasses ReLU, LeakyReLU, ELU, Softmax,
+  Dropout (without noise_shape), trainable BatchNormalization (center and scale, last axis)
+  and Add (two inputs) layers, one dtype, 2-D inputs; no regularizer, activity regularizer
+  or constraint. A graph's backward is fastnn/functional.py's: a tensor read twice gets its
+  gradients summed into the first to arrive;
 - the data: arrays already of the model's dtype (C-contiguous, in memory), no sample or
   class weights, no ``steps_per_epoch``; shuffled or not;
 - the loss: the elementwise ones (MSE, MAE, Huber, binary cross-entropy, KL divergence,
@@ -36,6 +40,7 @@ import numpy as np
 from .. import backend, losses as losses_module, metrics as metrics_module, threads
 from ..layers.core import Activation, Dense
 from ..layers.dropout import Dropout
+from ..layers.merging import Add
 from ..layers.normalization import BatchNormalization
 from ..optimizers import base as optimizer_base
 from ..optimizers.adagrad import Adagrad
@@ -91,7 +96,8 @@ def _ckernels():
     return ops._ckernels if backend.ops.name == "c" else None
 
 
-_DENSE, _ACTIVATION, _DROPOUT, _BATCHNORM = range(4)  # csrc/fastnn.h: enum fastnn_epoch_op
+# csrc/fastnn.h: enum fastnn_epoch_op
+_DENSE, _ACTIVATION, _DROPOUT, _BATCHNORM, _ADD = range(5)
 
 
 def _dense(layer, batch, width, need_dx):
@@ -132,8 +138,54 @@ def _batchnorm(layer, batch, width, need_dx):
             "mean": layer._buffer("mean", (width,)), "invstd": layer._buffer("invstd", (width,))}
 
 
+
+
+def _add(layer, batch, width, need_dx):
+    return {"kind": _ADD, "Y": layer._buffer("y", (batch, width)),
+            "dX": layer._buffer("dx1", (batch, width))}
+
+
 _SPECS = {Dense: _dense, Activation: _activation, Dropout: _dropout,
-          BatchNormalization: _batchnorm}
+          BatchNormalization: _batchnorm, Add: _add}
+
+
+def _graph(model):
+    """[(layer, its links in the plan)] in the order the model runs them: ``in0`` (``in1``
+    for Add) the tensors read (0 the batch, k + 1 the output of the k-th), and the
+    backward's flags (``needs``: its output needs a gradient; ``need_dx``; ``want0/1``:
+    which inputs need one), as the model's own _prepare_backward set them this fit."""
+    from ..functional import Functional
+    from ..models import Sequential
+    if type(model) is Sequential:
+        stop, graph = model._backprop_stop, []
+        for i, layer in enumerate(model._layers):
+            if type(layer) is Dropout and layer.rate == 0:  # the identity: not in the plan
+                continue
+            k = len(graph)
+            graph.append((layer, {"in0": k, "needs": i >= stop, "need_dx": i > stop,
+                                  "want0": i > stop}))
+        _require(graph, "no layer with work")
+        return graph
+    _require(type(model) is Functional, "not a Sequential or functional model")
+    _require(model._input_names is None and model._output_names is None
+             and model._feature_space is None, "several inputs or outputs, or a feature space")
+    nodes = model._nodes
+    _require(nodes and model._outputs_list[0] is nodes[-1].output,
+             "an output that is not the last layer's")
+    _require(len({id(n.layer) for n in nodes}) == len(nodes), "a layer called twice")
+    tensor = {id(model._inputs_list[0]): 0}
+    needs, graph = model._needs_grad, []
+    for node in nodes:
+        merge = node.merge
+        _require(not merge or (type(node.layer) is Add and len(node.inputs) == 2),
+                 "merge layers other than Add of two inputs")
+        links = {"in0": tensor[id(node.inputs[0])], "needs": bool(needs[id(node.output)]),
+                 "need_dx": bool(node.need_dx), "want0": bool(node.grad_inputs[0])}
+        if merge:
+            links.update(in1=tensor[id(node.inputs[1])], want1=bool(node.grad_inputs[1]))
+        tensor[id(node.output)] = len(graph) + 1
+        graph.append((node.layer, links))
+    return graph
 
 
 def _spec_builder(layer):
@@ -173,9 +225,8 @@ class CompiledEpoch:
     """The C plan of one fit's epochs (see the module docstring); ``fit_epoch`` runs one."""
 
     def __init__(self, model, train, mets):
-        from ..models import Sequential
         _require(enabled, "turned off (FASTNN_COMPILED_EPOCH=0)")
-        _require(type(model) is Sequential, "not a Sequential model")
+        graph = _graph(model)
         _require(_ckernels() is not None, "the NumPy backend runs")
         _require(threads._policy is None, "the adaptive thread policy splits products")
         _require(bind_blas(), "no BLAS bound for calls from C")
@@ -187,13 +238,13 @@ class CompiledEpoch:
         x, y = data.x, data.y
         _require(isinstance(y, np.ndarray) and x.ndim == 2 and y.flags.c_contiguous,
                  "inputs or targets of another form")
-        layers = model._layers
+        layers = [layer for layer, _ in graph]
         _require(model._layer_dtypes is None, "layers of several dtypes")
         dtype = np.dtype(layers[0].dtype) if layers else None
         _require(layers and x.dtype == dtype, "inputs of another dtype")
         for layer in layers:
             _require(_spec_builder(layer) is not None, "layers other than Dense, Activation, "
-                     "Dropout and BatchNormalization")
+                     "Dropout, BatchNormalization and Add")
             act = getattr(layer, "activation", None)
             _require(act is None or (isinstance(getattr(act, "code", None), int)
                                      and 0 <= act.code < 16),
@@ -214,25 +265,19 @@ class CompiledEpoch:
         self._metrics(mets, y)
         optimizer = self._optimizer(model)
         batch = min(data.batch_size, data.n)
-        stop = model._backprop_stop
-        width = x.shape[1]
-        specs, self.dropouts, stop_kept = [], [], None
-        for i, layer in enumerate(layers):
-            spec = _spec_builder(layer)(layer, batch, width, i > stop)
-            if spec is None:  # Dropout(0): the identity
-                continue
-            if stop_kept is None and i >= stop:  # backprop stops at the same layer
-                stop_kept = len(specs)
+        specs, self.dropouts, width = [], [], [x.shape[1]]
+        for layer, links in graph:
+            spec = _spec_builder(layer)(layer, batch, width[links["in0"]], links["need_dx"])
+            _require(spec is not None, "Dropout(0) in a graph")
+            spec.update(links)
             if spec["kind"] == _DROPOUT:
                 self.dropouts.append((len(specs), layer))
             specs.append(spec)
-            width = spec["Y"].shape[1]
-        _require(specs, "no layer with work")
-        loss["grad"] = model._buffer("grad", (batch, width), dtype)
+            width.append(spec["Y"].shape[1])
+        loss["grad"] = model._buffer("grad", (batch, width[-1]), dtype)
         self.optimizer = model.optimizer
-        self.plan = _ckernels().EpochPlan(
-            x, y, data.batch_size, specs, loss, optimizer, bool(self.hit_metrics),
-            len(specs) if stop_kept is None else stop_kept)
+        self.plan = _ckernels().EpochPlan(x, y, data.batch_size, specs, loss, optimizer,
+                                          bool(self.hit_metrics))
         self.data = data
         self.chunk = 8
 

@@ -149,7 +149,7 @@ def test_other_layers_and_regularizers_run_the_python_loop(monkeypatch):
     for stack, reason in (
             ([layers.Dense(8, activation="relu"), layers.GaussianNoise(0.2),
               layers.Dense(3, activation="softmax")], "layers other than Dense, Activation, "
-             "Dropout and BatchNormalization"),
+             "Dropout, BatchNormalization and Add"),
             ([layers.Dense(8, kernel_regularizer=regularizers.l2(1e-3)),
               layers.Dense(3, activation="softmax")], "a weight regularizer or constraint")):
         model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,))] + stack)
@@ -167,3 +167,51 @@ def test_a_watching_callback_takes_the_python_loop(monkeypatch):
     model, _ = _fit(True, monkeypatch, epochs=1, callbacks=[Count()])
     assert Count.seen == 13  # 203 rows in batches of 16: every step seen
     assert not hasattr(model, "_compiled_epoch_reason")  # never planned: the Python loop ran
+
+
+def _residual_fit(compiled, monkeypatch, order, frozen_stem=False, dtype="float32"):
+    """A residual MLP (issue 14's net, small): Dense, then blocks of Dense -> BatchNorm ->
+    ReLU -> Dropout -> Dense added back to their input, then softmax."""
+    monkeypatch.setattr(compiled_epoch, "enabled", compiled)
+    fastnn.set_seed(3)
+    x, y = _data(301, 3, "sparse_categorical_crossentropy", dtype)
+    inp = fastnn.Input(shape=(N_FEATURES,), dtype=dtype)
+    stem = layers.Dense(16, activation="relu", dtype=dtype)
+    h = stem(inp)
+    for _ in range(2):
+        f = layers.Dense(16, dtype=dtype)(h)
+        f = layers.BatchNormalization(dtype=dtype)(f)
+        f = layers.ReLU(dtype=dtype)(f)
+        f = layers.Dropout(0.2, dtype=dtype)(f)
+        f = layers.Dense(16, dtype=dtype)(f)
+        h = layers.Add(dtype=dtype)([h, f] if order == "skip first" else [f, h])
+    model = fastnn.Model(inp, layers.Dense(3, activation="softmax", dtype=dtype)(h))
+    stem.trainable = not frozen_stem
+    model.compile(optimizer=optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model, model.fit(x, y, batch_size=16, epochs=2, verbose=0).history
+
+
+@pytest.mark.parametrize("order,frozen_stem,dtype", [("skip first", False, "float32"),
+                                                     ("skip second", False, "float32"),
+                                                     ("skip first", True, "float64")])
+def test_compiled_epoch_of_a_residual_graph_gives_the_python_loops_bits(monkeypatch, order,
+                                                                       frozen_stem, dtype):
+    python, py_logs = _residual_fit(False, monkeypatch, order, frozen_stem, dtype)
+    compiled, c_logs = _residual_fit(True, monkeypatch, order, frozen_stem, dtype)
+    assert compiled._compiled_epoch_reason is None, compiled._compiled_epoch_reason
+    assert c_logs == py_logs
+    for a, b in zip(python.get_weights(), compiled.get_weights()):
+        assert a.view(np.uint8).tobytes() == b.view(np.uint8).tobytes()
+
+
+def test_graphs_the_compiled_epoch_does_not_cover_run_the_python_loop(monkeypatch):
+    monkeypatch.setattr(compiled_epoch, "enabled", True)
+    x, y = _data(64, 3, "sparse_categorical_crossentropy", "float32")
+    inp = fastnn.Input(shape=(N_FEATURES,))
+    a, b = layers.Dense(8)(inp), layers.Dense(8)(inp)
+    model = fastnn.Model(inp, layers.Dense(3, activation="softmax")(
+        layers.Concatenate()([a, b])))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert model._compiled_epoch_reason == "merge layers other than Add of two inputs"
