@@ -105,6 +105,9 @@ FASTNN_KERNEL(epoch_steps)
 /* embedding.c */
 FASTNN_KERNEL(embedding_forward)
 FASTNN_KERNEL(embedding_backward)
+/* merging.c */
+FASTNN_KERNEL(concat_columns)
+FASTNN_KERNEL(split_columns)
 /* optimizers.c */
 FASTNN_KERNEL(sgd_update)
 FASTNN_KERNEL(adam_update)

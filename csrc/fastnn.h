@@ -162,6 +162,20 @@ ptrdiff_t embedding_backward_f32(const float *dY, const int64_t *index, float *d
 ptrdiff_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW, ptrdiff_t n,
                                  ptrdiff_t rows, ptrdiff_t cols, int n_threads);
 
+/* ---- merging (merging.c) -------------------------------------------------------- */
+/* out (n, w_0 + ... + w_{k-1}) = the k row-major inputs xs[j] (n, widths[j]) side by side
+ * (Concatenate on axis -1). out must not overlap an input. */
+void concat_columns_f32(const float *const *xs, const ptrdiff_t *widths, ptrdiff_t k, float *out,
+                        ptrdiff_t n, int n_threads);
+void concat_columns_f64(const double *const *xs, const ptrdiff_t *widths, ptrdiff_t k,
+                        double *out, ptrdiff_t n, int n_threads);
+/* The inverse: outs[j] (n, widths[j]), row-major, = dY's (n, w_0 + ... + w_{k-1}) columns
+ * [w_0 + ... + w_{j-1}, ... + w_j). No out may overlap dY. */
+void split_columns_f32(const float *dY, const ptrdiff_t *widths, ptrdiff_t k, float *const *outs,
+                       ptrdiff_t n, int n_threads);
+void split_columns_f64(const double *dY, const ptrdiff_t *widths, ptrdiff_t k,
+                       double *const *outs, ptrdiff_t n, int n_threads);
+
 /* ---- optimizers: in-place updates of one flat parameter ---------------------------- */
 /* Every update first takes g <- clip(gscale * g, -clipvalue, clipvalue) (gscale = 1 and
  * clipvalue = INFINITY: no clipping; the grad buffer is not written) and

@@ -103,6 +103,16 @@ cdef extern from "fastnn.h" nogil:
     Py_ssize_t embedding_backward_f64(const double *dY, const int64_t *index, double *dW,
                                       Py_ssize_t n, Py_ssize_t rows, Py_ssize_t cols, int n_threads)
 
+    # merging.c
+    void concat_columns_f32(const float *const *xs, const Py_ssize_t *widths, Py_ssize_t k,
+                            float *out, Py_ssize_t n, int n_threads)
+    void concat_columns_f64(const double *const *xs, const Py_ssize_t *widths, Py_ssize_t k,
+                            double *out, Py_ssize_t n, int n_threads)
+    void split_columns_f32(const float *dY, const Py_ssize_t *widths, Py_ssize_t k,
+                           float *const *outs, Py_ssize_t n, int n_threads)
+    void split_columns_f64(const double *dY, const Py_ssize_t *widths, Py_ssize_t k,
+                           double *const *outs, Py_ssize_t n, int n_threads)
+
     # optimizers.c
     void sgd_update_f32(float *p, const float *g, float *v, double lr, double momentum, int nesterov,
                         double decay, double gscale, double clipvalue, Py_ssize_t n, int n_threads)

@@ -18,6 +18,17 @@ A graph may have several inputs (``fit([x_wide, x_deep], y)`` or ``fit({"wide": 
 ``compile`` then takes a loss per output (one for all, a list, or a dict by output name),
 ``loss_weights`` and metrics per output, and fit/evaluate log ``<output>_loss`` and
 ``<output>_<metric>`` as Keras does (fastnn.training.outputs).
+
+A layer may be called at several places (shared weights: a siamese tower ``d = Dense(16);
+a, b = d(x1), d(x2)``, or one layer applied twice in a row). Each call (node) then gets its
+own work arrays and its own forward cache: after the call the graph keeps a shallow copy of
+the layer's attributes (what its backward reads: ``_x``, ``_z``, masks, batch statistics)
+and puts them back before that call's backward. The weight gradient is the sum over the
+calls, as Keras': the first backward writes ``.grad``, the later ones write into scratch
+arrays added to it. BatchNormalization updates its moving statistics at every call and a
+dropout layer draws a new mask at every call, as in Keras. A user layer shared this way
+must keep what its backward needs in attributes its forward sets (or in ``self._buffer``
+arrays), not in arrays it fills in place.
 """
 import numpy as np
 
@@ -82,10 +93,34 @@ def call_symbolic(layer, x):
 
 
 class _Node:
-    __slots__ = ("layer", "inputs", "output", "merge", "need_dx", "grad_inputs", "shared")
+    """One call of a layer in the graph. For a layer called at several places (``shared``):
+    ``buffers`` the work arrays of this call, ``state`` the layer's attributes after this call's forward, ``alone``
+    whether the output is a model output nobody else reads (the fused softmax gradient is
+    for that call only), ``accumulate`` whether its backward adds to the weight gradients
+    (an earlier backward of the same layer wrote them in this step)."""
+
+    __slots__ = ("layer", "inputs", "output", "merge", "need_dx", "grad_inputs", "shared",
+                 "buffers", "state", "alone", "accumulate", "activity")
 
     def __init__(self, layer, inputs, output, merge):
         self.layer, self.inputs, self.output, self.merge = layer, inputs, output, merge
+        self.shared = False
+        self.buffers = self.state = None
+        self.alone = self.accumulate = self.activity = False
+
+
+# Attributes of a shared layer that are not one call's forward cache, so never put back from
+# a node's copy: the dropout family's seed and call counter (_saved_attributes, they must only
+# advance), the fused-gradient flag (set per node in backward) and the activity penalty (the
+# graph sums it over the calls).
+_NOT_CALL_STATE = frozenset(("fused_output_grad", "_activity_loss_value"))
+
+
+def _call_state(layer):
+    """A shallow copy of ``layer``'s attributes after one of its calls (see _NOT_CALL_STATE)."""
+    keep = getattr(layer, "_saved_attributes", ())
+    return {k: v for k, v in layer.__dict__.items()
+            if k not in _NOT_CALL_STATE and k not in keep}
 
 
 class Functional(Model, kind="functional"):
@@ -144,8 +179,7 @@ class Functional(Model, kind="functional"):
         for node in self._nodes:
             if all(node.layer is not seen for seen in self._layers):
                 self._layers.append(node.layer)
-        for node in self._nodes:  # a layer at several places: its output buffer is reused
-            node.shared = sum(n.layer is node.layer for n in self._nodes) > 1
+        self._mark_shared_nodes(outs)
         seen = {}
         for layer in list(ins) + self._layers:  # configs and files connect layers by name
             if seen.setdefault(layer.name, layer) is not layer:
@@ -178,6 +212,24 @@ class Functional(Model, kind="functional"):
             raise ValueError(f"Model {self.name!r}: the feature space encodes widths {widths} but "
                              f"the model's inputs take {have}")
         self._feature_space = feature_space
+
+    def _mark_shared_nodes(self, outs):
+        """The nodes of layers called at several places: their own work arrays and the
+        facts backward needs (see _Node)."""
+        calls = {}
+        for node in self._nodes:
+            calls.setdefault(id(node.layer), []).append(node)
+        read = {id(t) for node in self._nodes for t in node.inputs}
+        returned = {id(t) for t in outs}
+        self._last_calls = []  # each shared layer's last call: its state is left after a step
+        for nodes in calls.values():
+            if len(nodes) < 2:
+                continue
+            for node in nodes:
+                node.shared, node.buffers = True, {}
+                node.alone = id(node.output) in returned and id(node.output) not in read
+                node.activity = getattr(node.layer, "activity_regularizer", None) is not None
+            self._last_calls.append(nodes[-1])
 
     @staticmethod
     def _order(ins, outs):
@@ -320,30 +372,46 @@ class Functional(Model, kind="functional"):
         else:  # a list in the inputs' order (the trainer made it so)
             values = {id(t): xi for t, xi in zip(self._inputs_list, x)}
         casts = self._layer_dtypes is not None
+        activity = None
         for node in self._nodes:
             args = [values[id(t)] for t in node.inputs]
             if casts:
                 dt = node.layer.dtype
                 args = [a if a.dtype == dt else a.astype(dt) for a in args]
-            out = node.layer.forward(args if node.merge else args[0], training)
-            # a shared layer's next call writes the same buffer: keep this output (inference
-            # only: training refuses shared layers)
-            values[id(node.output)] = out.copy() if node.shared else out
+            if node.shared:
+                values[id(node.output)] = self._call_shared(node, args, training)
+                if node.activity:  # Keras: every call adds its activity penalty
+                    activity = {} if activity is None else activity
+                    layer = node.layer
+                    before = activity[id(layer)][1] if id(layer) in activity else 0.0
+                    activity[id(layer)] = (layer, before + layer._activity_loss)
+                continue
+            values[id(node.output)] = node.layer.forward(args if node.merge else args[0],
+                                                         training)
+        if activity is not None:
+            for layer, total in activity.values():
+                layer._activity_loss = total
         if self._output_names is None:
             return values[id(self._outputs_list[0])]
         return [values[id(t)] for t in self._outputs_list]
 
+    @staticmethod
+    def _call_shared(node, args, training):
+        """One call of a shared layer: its own work arrays, and its attributes kept for its
+        backward. In a thread's inference set (predict, evaluate) the work arrays are keyed
+        by layer, so the next call would write over this output: it is copied instead."""
+        layer = node.layer
+        x = args if node.merge else args[0]
+        if layer_base.inference_buffers() is not None:
+            return np.array(layer.forward(x, training), copy=True)
+        layer._buffers = node.buffers
+        out = layer.forward(x, training)
+        node.state = _call_state(layer)
+        return out
+
     def _prepare_backward(self):
         """Per fit: which nodes backprop must reach (those with trainable weights and all
-        after them), and shared layers refused (one forward cache per layer)."""
-        counted = {}
-        for node in self._nodes:
-            counted[id(node.layer)] = counted.get(id(node.layer), 0) + 1
-        twice = next((n.layer for n in self._nodes if counted[id(n.layer)] > 1), None)
-        if twice is not None:
-            raise NotImplementedError(
-                f"Model {self.name!r}: layer {twice.name!r} is called at several places of the "
-                "graph; fastnn cannot train a shared layer (predict works). Use separate layers")
+        after them), and which calls of a shared layer add to its weight gradients."""
         needs = {id(t): False for t in self._inputs_list}
         for node in self._nodes:
             layer = node.layer
@@ -354,6 +422,12 @@ class Functional(Model, kind="functional"):
             node.need_dx = any(node.grad_inputs)
             needs[id(node.output)] = node.need_dx or bool(self.trainable and layer.trainable_weights)
         self._needs_grad = needs
+        self._grad_scratch = {}
+        wrote = set()
+        for node in reversed(self._nodes):  # the order backward runs them
+            if node.shared and needs[id(node.output)]:
+                node.accumulate = id(node.layer) in wrote
+                wrote.add(id(node.layer))
 
     def _backward(self, d):
         """The output gradient (a list of them for several outputs) back through the nodes in
@@ -371,7 +445,10 @@ class Functional(Model, kind="functional"):
             dy = grads.pop(id(node.output))
             if casts and dy.dtype != node.layer.dtype:
                 dy = dy.astype(node.layer.dtype)
-            dx = node.layer.backward(dy, node.need_dx)
+            if node.shared:
+                dx = self._backward_shared(node, dy)
+            else:
+                dx = node.layer.backward(dy, node.need_dx)
             if not node.need_dx:
                 continue
             for t, g, wanted in zip(node.inputs, dx if node.merge else [dx], node.grad_inputs):
@@ -384,6 +461,45 @@ class Functional(Model, kind="functional"):
                     have += g
                 else:
                     grads[id(t)] = have + g.astype(have.dtype)
+        for node in self._last_calls:  # each shared layer as after its last call
+            if node.state is not None:
+                node.layer.__dict__.update(node.state)
+
+    def _backward_shared(self, node, dy):
+        """The backward of one call of a shared layer, from the attributes its forward left;
+        a later call (in backward order) writes its weight gradients into scratch arrays
+        then adds them to the ones already there: the gradient is the sum over the calls."""
+        layer = node.layer
+        if node.state is None:
+            raise RuntimeError(f"Model {self.name!r}: backward of layer {layer.name!r} without a "
+                               "training forward pass of the graph")
+        layer.__dict__.update(node.state)
+        fused = getattr(layer, "fused_output_grad", None)
+        if fused:  # the loss gave p - t for the call that makes the output, not the others
+            layer.fused_output_grad = node.alone
+        try:
+            if not node.accumulate:
+                return layer.backward(dy, node.need_dx)
+            variables = layer.trainable_weights
+            sums = [v.grad for v in variables]
+            for v in variables:
+                scratch = self._grad_scratch.get(id(v))
+                if scratch is None or scratch.shape != v.grad.shape \
+                        or scratch.dtype != v.grad.dtype:
+                    scratch = self._grad_scratch[id(v)] = np.empty_like(v.grad)
+                v.grad = scratch
+            scratches = [v.grad for v in variables]
+            try:
+                dx = layer.backward(dy, node.need_dx)
+            finally:
+                for v, g in zip(variables, sums):
+                    v.grad = g
+            for g, scratch in zip(sums, scratches):
+                np.add(g, scratch, out=g)
+            return dx
+        finally:
+            if fused:
+                layer.fused_output_grad = fused
 
     # ---- config and saving --------------------------------------------------------------
     @property
@@ -393,18 +509,32 @@ class Functional(Model, kind="functional"):
 
     def get_config(self):
         """The graph as JSON-able data: each layer's config and the layers it reads (and the
-        feature space's config and statistics, for a model on raw columns)."""
-        names = {id(t): t.name for t in self._inputs_list}
+        feature space's config and statistics, for a model on raw columns).
+
+        A layer entry's ``inbound`` lists what its call reads, each by the name of the layer
+        that made it. A layer called at several places is listed once, with one list per
+        call in ``inbound_nodes`` (as Keras 3's config); the output of its call ``k > 0`` is
+        then named ``[layer_name, k]`` (Keras' ``keras_history`` without the tensor index)."""
+        refs = {id(t): t.name for t in self._inputs_list}
         layers = [{"class_name": "InputLayer", "name": t.name, "config": t.get_config(),
                    "inbound": []} for t in self._inputs_list]
+        entries = {}
         for node in self._nodes:
-            names[id(node.output)] = node.layer.name
-            layers.append({"class_name": type(node.layer).__name__, "name": node.layer.name,
-                           "config": node.layer.get_config(),
-                           "inbound": [names[id(t)] for t in node.inputs]})
+            inbound = [refs[id(t)] for t in node.inputs]
+            entry = entries.get(id(node.layer))
+            if entry is None:
+                entry = entries[id(node.layer)] = {
+                    "class_name": type(node.layer).__name__, "name": node.layer.name,
+                    "config": node.layer.get_config(), "inbound": inbound}
+                layers.append(entry)
+                refs[id(node.output)] = node.layer.name
+            else:
+                calls = entry.setdefault("inbound_nodes", [entry["inbound"]])
+                refs[id(node.output)] = [node.layer.name, len(calls)]
+                calls.append(inbound)
         config = {"name": self.name, "layers": layers,
                   "input_layers": [t.name for t in self._inputs_list],
-                  "output_layers": [t.layer.name for t in self._outputs_list],
+                  "output_layers": [refs[id(t)] for t in self._outputs_list],
                   "output_keys": self._output_keys, "trainable": self.trainable}
         if self._feature_space is not None:
             config["feature_space"] = {
@@ -416,39 +546,47 @@ class Functional(Model, kind="functional"):
     @classmethod
     def from_config(cls, config, layer_class=None):
         """A new graph (fresh weights) from ``get_config()``'s output; ``layer_class`` maps a
-        class name to its class (default: the registered layers)."""
+        class name to its class (default: the registered layers). A layer with several
+        ``inbound_nodes`` is made once and called once per entry (shared weights)."""
         if layer_class is None:
             from .layers import get as layer_class
-        tensors = {}
         specs = config.get("layers")
         if not isinstance(specs, list) or not specs:
             raise ValueError("Model.from_config: the config has no layers")
-        pending = list(specs)
-        while pending:  # in order, but tolerate any order whose inputs come first
-            progressed = False
-            for spec in list(pending):
-                inbound = spec.get("inbound", [])
-                if any(name not in tensors for name in inbound):
-                    continue
+        calls = [_config_calls(spec) for spec in specs]
+        made = [None] * len(specs)  # the layer object of each entry, once its first call ran
+        done = [0] * len(specs)     # calls made so far per entry
+        tensors = {}                # (layer name, call index) -> its output
+        # Always the first call (in the config's order) whose inputs exist: the layers are
+        # then built, and their weights created, in the order the saved graph lists them,
+        # which is the order a file's weights are checked in (fastnn.saving).
+        while True:
+            ready = next(((i, k) for i, k in enumerate(done) if k < len(calls[i])
+                          and all(ref in tensors for ref in calls[i][k])), None)
+            if ready is None:
+                break
+            i, k = ready
+            spec = specs[i]
+            if made[i] is None:
                 cfg = dict(spec["config"])
                 if spec["class_name"] == "InputLayer":
                     cfg = {"shape": cfg.get("shape"), "name": cfg.get("name")}
-                layer = layer_class(spec["class_name"]).from_config(cfg)
-                if isinstance(layer, InputLayer):
-                    tensors[spec["name"]] = layer
-                else:
-                    args = [tensors[name] for name in inbound]
-                    tensors[spec["name"]] = layer(args if len(args) > 1 or _is_merge(layer)
-                                                  else args[0])
-                pending.remove(spec)
-                progressed = True
-            if not progressed:
-                raise ValueError("Model.from_config: layers "
-                                 f"{[s.get('name') for s in pending]} read layers that are not "
-                                 "in the config, or the graph has a cycle")
+                made[i] = layer_class(spec["class_name"]).from_config(cfg)
+            layer = made[i]
+            if isinstance(layer, InputLayer):
+                tensors[(spec["name"], 0)] = layer
+            else:
+                args = [tensors[ref] for ref in calls[i][k]]
+                tensors[(spec["name"], k)] = layer(args if len(args) > 1 or _is_merge(layer)
+                                                   else args[0])
+            done[i] += 1
+        pending = [s.get("name") for s, k, c in zip(specs, done, calls) if k < len(c)]
+        if pending:
+            raise ValueError(f"Model.from_config: layers {pending} read layers that are not in "
+                             "the config, or the graph has a cycle")
         try:
-            ins = [tensors[n] for n in config["input_layers"]]
-            outs = [tensors[n] for n in config["output_layers"]]
+            ins = [tensors[_config_ref(n)] for n in config["input_layers"]]
+            outs = [tensors[_config_ref(n)] for n in config["output_layers"]]
         except KeyError as e:
             raise ValueError(f"Model.from_config: unknown input or output layer {e}") from None
         feature_space = _feature_space_from_config(config.get("feature_space"))
@@ -484,6 +622,34 @@ class Functional(Model, kind="functional"):
 
 def _is_merge(layer):
     return isinstance(layer, Merge)
+
+
+def _config_ref(ref):
+    """A tensor named in a config: ``"name"`` (the layer's first call) or ``[name, k]`` (its
+    call k; Keras' ``[name, k, 0]`` too), as the key (name, k)."""
+    if isinstance(ref, str):
+        return (ref, 0)
+    if isinstance(ref, (list, tuple)) and len(ref) in (2, 3) and isinstance(ref[0], str) \
+            and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ref[1:]) \
+            and (len(ref) == 2 or ref[2] == 0):
+        return (ref[0], ref[1])
+    raise ValueError(f"Model.from_config: a layer input must be a layer name or [name, call "
+                     f"index], got {ref!r:.80}")
+
+
+def _config_calls(spec):
+    """The calls of one layer entry of a config: a list of lists of (name, k) keys."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ValueError(f"Model.from_config: a layer entry without a name: {spec!r:.80}")
+    nodes = spec.get("inbound_nodes")
+    if nodes is None:
+        nodes = [spec.get("inbound", [])]
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, list) for n in nodes):
+        raise ValueError(f"Model.from_config: layer {spec['name']!r}: inbound_nodes must be a "
+                         "non-empty list of lists of layer names")
+    if spec.get("class_name") == "InputLayer" and (len(nodes) != 1 or nodes[0]):
+        raise ValueError(f"Model.from_config: the Input {spec['name']!r} reads no layer")
+    return [[_config_ref(ref) for ref in node] for node in nodes]
 
 
 def _feature_space_of(inputs, model_name):

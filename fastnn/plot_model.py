@@ -4,7 +4,8 @@ and, except for a ``.dot`` file, graphviz's ``dot`` program (e.g. ``apt-get inst
 graphviz``); without them an ImportError says which is missing, as Keras.
 
 A Sequential is drawn as a chain from its input; a graph (``Model(inputs, outputs)``) from
-its config: each layer's inbound layers (``get_config()["layers"][i]["inbound"]``), so a
+its config: each layer's inbound layers (``get_config()["layers"][i]["inbound"]``, one list
+per call in ``inbound_nodes`` for a layer called at several places), so a
 layer called at two places is one box with the edges of both calls."""
 import os
 
@@ -44,17 +45,21 @@ def _layers_and_edges(model):
     config = model.get_config()  # a graph: its layers and what each reads
     shapes, nodes, edges = {}, [], []
     for spec in config["layers"]:
-        name, inbound = spec["name"], spec["inbound"]
+        name = spec["name"]
+        # a shared layer is one box, with an edge from what each of its calls reads (a later
+        # call's output is named [layer, call])
+        calls = [[n if isinstance(n, str) else n[0] for n in inbound]
+                 for inbound in spec.get("inbound_nodes") or [spec["inbound"]]]
         if spec["class_name"] == "InputLayer":
             layer, shapes[name] = None, (None,) + tuple(spec["config"]["shape"])
             ins = [shapes[name]]
         else:
             layer = model.get_layer(name)
             shapes[name] = layer.output_shape
-            ins = [shapes.get(n) for n in inbound]
-        if name not in {n[0] for n in nodes}:  # a shared layer is one box
-            nodes.append((name, layer, spec["class_name"], ins, shapes[name]))
-        edges += [(n, name) for n in inbound if (n, name) not in edges]
+            ins = [shapes.get(n) for n in calls[0]]
+        nodes.append((name, layer, spec["class_name"], ins, shapes[name]))
+        for inbound in calls:
+            edges += [(n, name) for n in inbound if (n, name) not in edges]
     return nodes, edges
 
 

@@ -158,10 +158,10 @@ def _check_saveable(model):
     if not isinstance(model, Model):
         raise TypeError(f"save: expected a fastnn model (Sequential or Model(inputs, outputs)), "
                         f"got {type(model).__name__}")
+    # a Sequential listing one layer twice has no config for it (a graph lists a layer called
+    # at several places once, with one inbound entry per call)
     ids = [id(layer) for layer in model.layers]
-    nodes = getattr(model, "_nodes", None)  # a graph: a layer called at two places is shared
-    if len(set(ids)) != len(ids) or (nodes is not None
-                                     and len(nodes) != len(ids) - len(model.inputs)):
+    if len(set(ids)) != len(ids):
         raise ValueError(f"save: model {model.name!r} uses the same layer object more than once; "
                          "fastnn cannot save such a model (save the weights with get_weights())")
     if not model.built and model.input_shape is not None and model.layers:
@@ -867,7 +867,8 @@ def _rebuild_layers(archive, config, specs, custom_objects):
         for i, spec in enumerate(specs):
             if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) \
                     or not isinstance(spec.get("config", {}), dict) \
-                    or not isinstance(spec.get("inbound", []), list):
+                    or not isinstance(spec.get("inbound", []), list) \
+                    or not isinstance(spec.get("inbound_nodes", []), list):
                 raise archive.error(f"layer {i} of the architecture is malformed")
         return Functional.from_config(config, layer_class=layer_class)
     # trainable given before the layers exist: each layer keeps its own saved flag

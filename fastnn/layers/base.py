@@ -40,6 +40,12 @@ class buffer_set:
         _BUFFER_SET.store = self.previous
 
 
+def inference_buffers():
+    """The work-array set this thread's forward passes write into (see buffer_set), or None
+    when the layers use their own (training)."""
+    return getattr(_BUFFER_SET, "store", None)
+
+
 def is_symbolic(x):
     """An Input, or the output of a layer called on one (fastnn.functional.KerasTensor)."""
     return getattr(type(x), "_symbolic", False) is True

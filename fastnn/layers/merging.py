@@ -5,9 +5,12 @@ A merge layer takes a list of inputs: ``forward(xs, training)`` returns one arra
 ``backward(dy, need_dx)`` a list with one gradient per input. Every result goes into the
 layer's own buffers (allocated once per batch size), and the gradients it returns are
 distinct arrays, since the layers below may write over the gradient they receive.
+Concatenate on 2-D inputs copies through the kernels ``concat_columns`` and
+``split_columns`` (csrc/merging.c); other ranks through NumPy.
 """
 import numpy as np
 
+from .. import backend
 from . import base
 from .base import Layer, is_symbolic
 
@@ -201,9 +204,18 @@ class Concatenate(Merge):
 
     def forward(self, xs, training=False):
         shape = (xs[0].shape[0],) + tuple(self.output_shape[1:])
-        return np.concatenate(xs, axis=self.axis, out=self._buffer("y", shape))
+        y = self._buffer("y", shape)
+        if len(shape) == 2:  # 2-D inputs side by side (the axis can only be 1): one C pass
+            return backend.ops.concat_columns(xs, y)
+        return np.concatenate(xs, axis=self.axis, out=y)
 
     def backward(self, dy, need_dx=True):
+        if dy.ndim == 2:  # the column blocks of dy, each into a contiguous buffer
+            n = dy.shape[0]
+            widths = [shape[1] for shape in self.input_shape]
+            grads = [self._buffer(f"dx{i}", (n, w)) for i, w in enumerate(widths)]
+            backend.ops.split_columns(dy, widths, grads)
+            return grads
         ax = self.axis % dy.ndim
         grads, lo = [], 0
         for i, shape in enumerate(self.input_shape):

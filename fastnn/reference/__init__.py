@@ -4,8 +4,8 @@ Each function has the same name and signature as its C-backed twin in ``fastnn._
 (inputs, then ``out`` buffers, then ``n_threads``, which the reference ignores). The code is
 written to be obvious rather than fast, and is exact in float64.
 """
-from . import (activations, dropout, embedding, losses, normalization, optimizers, products,
-               reductions, regularizers)
+from . import (activations, dropout, embedding, losses, merging, normalization, optimizers,
+               products, reductions, regularizers)
 
 MODULES = [activations, losses, reductions, optimizers, normalization, dropout, regularizers,
-           embedding, products]
+           embedding, merging, products]

@@ -197,6 +197,24 @@ def _read_rows(g):
     return dict(fd=fd, offset=offset, n=g.n, index=g.ints(g.n, k), out=g.empty(k, g.m))
 
 
+def _merge_widths(g):
+    """k column widths (some may be 0) adding up to m; k > 16 takes the wrappers' heap path."""
+    k = g.pick(1, 2, 3, 5, 17)
+    cuts = np.sort(g.rng.integers(0, g.m + 1, k - 1))
+    return [int(w) for w in np.diff(np.concatenate([[0], cuts, [g.m]]))]
+
+
+def _concat_columns(g):
+    widths = _merge_widths(g)
+    return dict(xs=[g.normal(g.n, w) for w in widths], out=g.pick(None, g.empty()))
+
+
+def _split_columns(g):
+    widths = _merge_widths(g)
+    return dict(dY=g.normal(), widths=widths,
+                outs=g.pick(None, [g.empty(g.n, w) for w in widths]))
+
+
 def _maxout_forward(g):
     pieces = g.pick(1, 2, 5)
     return dict(X=g.normal(g.n, g.m * pieces), pieces=pieces, out=g.pick(None, g.empty()),
@@ -351,6 +369,9 @@ KERNELS = {
     # ---- matrix products from C (csrc/products.c): np.matmul's BLAS calls, its bits
     # (transposed operands and the shapes with a 1: tests/kernels/test_products.py)
     "matmul": Row(_matmul, exact=True, contiguous=("a", "b")),
+    # ---- merge layers' column copies (csrc/merging.c)
+    "concat_columns": Row(_concat_columns, exact=True, parallel=(1024, 600)),
+    "split_columns": Row(_split_columns, exact=True, parallel=(1024, 600)),
     # ---- optimizers (csrc/optimizers.c): param and state are updated in place
     "sgd_update": Row(_update(lambda g: dict(
         velocity=g.pick(None, _state(g)), learning_rate=g.number(1e-3, 0.5), momentum=g.number(0, 0.95),
@@ -441,25 +462,37 @@ def _read_only(a):
 LAYOUTS = {"contiguous": lambda a: a, "strided": _strided, "read-only": _read_only}
 
 
+def _arrays(v):
+    """A list of arrays is one argument of several (concat_columns' inputs, split_columns'
+    outputs): each array gets what a single one would."""
+    return isinstance(v, list) and v and all(isinstance(a, np.ndarray) for a in v)
+
+
 def _written(case, args, outputs):
-    """The arguments the kernel writes: the row's ``writes``, Alias targets, output buffers."""
+    """The arguments the kernel writes: the row's ``writes``, Alias targets, output buffers
+    (or lists of them)."""
+    def is_output(v):
+        return any(v is o for o in outputs) or (_arrays(v) and all(is_output(a) for a in v))
     return (set(KERNELS[case].writes) | {v.name for v in args.values() if isinstance(v, Alias)}
-            | {name for name, v in args.items() if any(v is o for o in outputs)})
+            | {name for name, v in args.items() if is_output(v)})
 
 
 def _call(ops, case, args, written, layout, threads):
-    """Run one kernel on copies of ``args``; (return value, {written name: array})."""
+    """Run one kernel on copies of ``args``; (return value, {written name: array, or a tuple
+    of them for a list})."""
     kw = {}
     for name, v in args.items():
+        laid = name not in written and not (layout == "strided" and name in KERNELS[case].contiguous)
         if isinstance(v, np.ndarray):
-            v = v.copy()
-            if name not in written and not (layout == "strided" and name in KERNELS[case].contiguous):
-                v = LAYOUTS[layout](v)
+            v = LAYOUTS[layout](v.copy()) if laid else v.copy()
+        elif _arrays(v):
+            v = [LAYOUTS[layout](a.copy()) if laid else a.copy() for a in v]
         kw[name] = v
     kw.update({name: kw[v.name] for name, v in args.items() if isinstance(v, Alias)})
     with np.errstate(all="ignore"):  # random optimizer states may take a root of a negative
         result = getattr(ops, _kernel(case))(**kw, n_threads=threads)
-    return result, {name: kw[name] for name in written if kw.get(name) is not None}
+    return result, {name: tuple(kw[name]) if isinstance(kw[name], list) else kw[name]
+                    for name in written if kw.get(name) is not None}
 
 
 def _tolerance(row, what, dtype):

@@ -205,18 +205,6 @@ def test_bad_graphs_get_clear_errors():
         model_of(a, a)
 
 
-def test_a_shared_layer_predicts_but_is_refused_for_training():
-    inp = fastnn.Input(shape=(4,))
-    shared = layers.Dense(4, activation="tanh")
-    out = layers.Dense(1)(shared(shared(inp)))
-    model = model_of(inp, out)
-    model.compile(optimizer="sgd", loss="mse")
-    x = np.ones((3, 4), np.float32)
-    assert model.predict(x, verbose=0).shape == (3, 1)
-    with pytest.raises(NotImplementedError, match="called at several places"):
-        model.fit(x, np.zeros(3), verbose=0)
-
-
 def test_frozen_branch_gets_no_gradient_and_trains_the_rest():
     rng = np.random.default_rng(7)
     inp = fastnn.Input(shape=(5,))
@@ -261,14 +249,6 @@ def test_graph_pickles_copies_clones_and_round_trips_through_json():
     again = fastnn.models.model_from_json(model.to_json())
     again.set_weights(model.get_weights())
     assert np.array_equal(again.predict(x, verbose=0), want)
-
-
-def test_a_graph_with_a_shared_layer_is_not_saved(tmp_path):
-    inp = fastnn.Input(shape=(4,))
-    shared = layers.Dense(4)
-    model = model_of(inp, shared(shared(inp)))
-    with pytest.raises(ValueError, match="same layer object more than once"):
-        model.save(tmp_path / "s.keras")
 
 
 def homl_wide_and_deep(seed=0):
