@@ -429,6 +429,36 @@ class Functional(Model, kind="functional"):
                 node.accumulate = id(node.layer) in wrote
                 wrote.add(id(node.layer))
 
+    def _epoch_graph(self):
+        """For the compiled epoch (fastnn/training/compiled_epoch.py), after
+        _prepare_backward: [(layer, links)] in the order forward runs them, ``links`` saying
+        which tensors the layer reads (``in0``, and ``in1`` for a merge of two: 0 the input,
+        k + 1 the k-th layer's output) and what backward does with it (``needs``: its output
+        needs a gradient; ``need_dx``; ``want0``/``want1``: which inputs need one); or a str
+        saying why this graph is not one the plan can express."""
+        if type(self) is not Functional:
+            return "a subclass of Model (its step may differ)"
+        if self._input_names is not None or self._output_names is not None \
+                or self._feature_space is not None:
+            return "several inputs or outputs, or a feature space"
+        nodes = self._nodes
+        if not nodes or self._outputs_list[0] is not nodes[-1].output:
+            return "an output that is not the last layer's"
+        if any(node.shared for node in nodes):
+            return "a layer called twice"
+        tensor = {id(self._inputs_list[0]): 0}
+        needs, graph = self._needs_grad, []
+        for node in nodes:
+            if node.merge and len(node.inputs) != 2:
+                return "a merge of more than two inputs"
+            links = {"in0": tensor[id(node.inputs[0])], "needs": bool(needs[id(node.output)]),
+                     "need_dx": bool(node.need_dx), "want0": bool(node.grad_inputs[0])}
+            if node.merge:
+                links.update(in1=tensor[id(node.inputs[1])], want1=bool(node.grad_inputs[1]))
+            tensor[id(node.output)] = len(graph) + 1
+            graph.append((node.layer, links))
+        return graph
+
     def _backward(self, d):
         """The output gradient (a list of them for several outputs) back through the nodes in
         reverse order; a tensor read by several layers gets the sum of their gradients (added

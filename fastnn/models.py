@@ -335,6 +335,17 @@ class Sequential(Model, kind="sequential"):
                 self._backprop_stop = i
                 break
 
+    def _epoch_graph(self):
+        """For the compiled epoch (fastnn/training/compiled_epoch.py), after
+        _prepare_backward: the chain as a graph, [(layer, links)], layer k reading tensor k
+        (0 the input, k the output of layer k - 1), backward reaching down to _backprop_stop
+        (see Functional._epoch_graph); or a str saying why not."""
+        if type(self) is not Sequential:
+            return "a subclass of Sequential (its step may differ)"
+        stop = self._backprop_stop
+        return [(layer, {"in0": i, "needs": i >= stop, "need_dx": i > stop, "want0": i > stop})
+                for i, layer in enumerate(self._layers)]
+
     def _backward(self, d):
         """The output gradient ``d`` back through the layers, down to _backprop_stop."""
         layers = self._layers

@@ -126,27 +126,38 @@ class _Blas:
     def set(self, n):
         self.controller.set_num_threads(n)
 
-    def functions(self):
-        """The addresses of the CBLAS functions fastnn calls from C (sgemm, dgemm, sgemv,
-        dgemv, sdot, ddot, ssyrk, dsyrk) in the library numpy uses, and whether it takes 64-bit
-        integers; None when it is not an OpenBLAS whose names are known."""
-        if self.controller is None or self.controller.internal_api != "openblas":
-            return None
-        import ctypes
-        lib = self.controller.dynlib
-        # numpy's wheels: scipy-openblas with 64-bit integers (scipy_cblas_sgemm64_); a
-        # system OpenBLAS: plain names, 32-bit integers
-        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
-            names = [f"{prefix}cblas_{f}{suffix}" for f in
-                     ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot", "ssyrk", "dsyrk")]
-            found = [getattr(lib, name, None) for name in names]
-            if all(f is not None for f in found):
-                return ([ctypes.cast(f, ctypes.c_void_p).value for f in found],
-                        suffix == "64_")
-        return None
-
 
 _blas = None
+
+
+def numpy_blas_functions():
+    """The addresses of the CBLAS functions fastnn calls from C (sgemm, dgemm, sgemv, dgemv,
+    sdot, ddot, ssyrk, dsyrk) in the BLAS numpy uses, and whether it takes 64-bit integers;
+    None when that is not an OpenBLAS whose names are known. Other BLAS libraries in the
+    process (SciPy's, PyTorch's) are told apart by where they live: numpy's wheels carry
+    theirs in numpy.libs; a numpy without one uses the only OpenBLAS there is."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    blas = [c for c in ThreadpoolController().lib_controllers
+            if c.user_api == "blas" and c.internal_api == "openblas"]
+    home = os.path.dirname(np.__file__)  # .../numpy: numpy.libs starts with it too
+    own = [c for c in blas if os.path.realpath(c.filepath or "").startswith(home)]
+    if len(own) != 1:
+        if own or len(blas) != 1:
+            return None
+        own = blas
+    import ctypes
+    lib = own[0].dynlib
+    # numpy's wheels: scipy-openblas with 64-bit integers (scipy_cblas_sgemm64_); a system
+    # OpenBLAS: plain names, 32-bit integers
+    for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("scipy_", ""), ("", "")):
+        found = [getattr(lib, f"{prefix}cblas_{f}{suffix}", None) for f in
+                 ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot", "ssyrk", "dsyrk")]
+        if all(f is not None for f in found):
+            return [ctypes.cast(f, ctypes.c_void_p).value for f in found], suffix == "64_"
+    return None
 
 
 def blas():

@@ -72,7 +72,7 @@ def _bind():
     ck = _ckernels()
     if ck is None:
         return False
-    found = threads.blas().functions()
+    found = threads.numpy_blas_functions()
     if found is None or not ck.blas_bind(*found[0], found[1]):
         return False
     rng = np.random.default_rng(0)
@@ -121,8 +121,6 @@ def _activation(layer, batch, width, need_dx):
 
 
 def _dropout(layer, batch, width, need_dx):
-    if layer.rate == 0:
-        return None
     scale = layer._affine()[0]
     return {"kind": _DROPOUT, "Y": layer._buffer("y", (batch, width)),
             "keep": layer._buffer("keep", (batch, width), np.uint8), "rate": float(layer.rate),
@@ -150,41 +148,12 @@ _SPECS = {Dense: _dense, Activation: _activation, Dropout: _dropout,
 
 
 def _graph(model):
-    """[(layer, its links in the plan)] in the order the model runs them: ``in0`` (``in1``
-    for Add) the tensors read (0 the batch, k + 1 the output of the k-th), and the
-    backward's flags (``needs``: its output needs a gradient; ``need_dx``; ``want0/1``:
-    which inputs need one), as the model's own _prepare_backward set them this fit."""
-    from ..functional import Functional
-    from ..models import Sequential
-    if type(model) is Sequential:
-        stop, graph = model._backprop_stop, []
-        for i, layer in enumerate(model._layers):
-            if type(layer) is Dropout and layer.rate == 0:  # the identity: not in the plan
-                continue
-            k = len(graph)
-            graph.append((layer, {"in0": k, "needs": i >= stop, "need_dx": i > stop,
-                                  "want0": i > stop}))
-        _require(graph, "no layer with work")
-        return graph
-    _require(type(model) is Functional, "not a Sequential or functional model")
-    _require(model._input_names is None and model._output_names is None
-             and model._feature_space is None, "several inputs or outputs, or a feature space")
-    nodes = model._nodes
-    _require(nodes and model._outputs_list[0] is nodes[-1].output,
-             "an output that is not the last layer's")
-    _require(len({id(n.layer) for n in nodes}) == len(nodes), "a layer called twice")
-    tensor = {id(model._inputs_list[0]): 0}
-    needs, graph = model._needs_grad, []
-    for node in nodes:
-        merge = node.merge
-        _require(not merge or (type(node.layer) is Add and len(node.inputs) == 2),
-                 "merge layers other than Add of two inputs")
-        links = {"in0": tensor[id(node.inputs[0])], "needs": bool(needs[id(node.output)]),
-                 "need_dx": bool(node.need_dx), "want0": bool(node.grad_inputs[0])}
-        if merge:
-            links.update(in1=tensor[id(node.inputs[1])], want1=bool(node.grad_inputs[1]))
-        tensor[id(node.output)] = len(graph) + 1
-        graph.append((node.layer, links))
+    """The model's layers as the plan's graph (the model's _epoch_graph), or Unsupported."""
+    make = getattr(model, "_epoch_graph", None)
+    _require(make is not None, "a model without a graph of layers")
+    graph = make()
+    _require(not isinstance(graph, str), graph)
+    _require(graph, "no layers")
     return graph
 
 
@@ -253,6 +222,7 @@ class CompiledEpoch:
                      "an activity regularizer")
             if type(layer) is Dropout:
                 _require(layer.noise_shape is None, "Dropout with a noise_shape")
+                _require(layer.rate > 0, "Dropout(0)")
             if type(layer) is BatchNormalization:
                 _require(layer.trainable and model.trainable, "a frozen BatchNormalization")
                 _require(layer.gamma is not None and layer.beta is not None
@@ -268,7 +238,6 @@ class CompiledEpoch:
         specs, self.dropouts, width = [], [], [x.shape[1]]
         for layer, links in graph:
             spec = _spec_builder(layer)(layer, batch, width[links["in0"]], links["need_dx"])
-            _require(spec is not None, "Dropout(0) in a graph")
             spec.update(links)
             if spec["kind"] == _DROPOUT:
                 self.dropouts.append((len(specs), layer))
@@ -391,12 +360,9 @@ class CompiledEpoch:
                 count = min(self.chunk, steps - done)
                 lrs = self._learning_rates(count)
                 t0 = time.perf_counter()
-                self._run(model, plan, done, count, lrs, update_threads)
+                self._run(model, done, count, lrs, update_threads)
                 dt = time.perf_counter() - t0
                 done += count
-                opt._iterations = plan.iterations
-                for k, layer in self.dropouts:
-                    layer._calls = plan.counter(k)
                 if dt < CHUNK_SECONDS / 2:
                     self.chunk = min(self.chunk * 2, 1 << 16)
                 elif dt > CHUNK_SECONDS * 2 and self.chunk > 1:
@@ -410,19 +376,21 @@ class CompiledEpoch:
             m.count += plan.seen
         return model._logs(plan.loss_total / max(plan.seen, 1), mets)
 
-    @staticmethod
-    def _run(model, plan, first, count, lrs, update_threads):
+    def _run(self, model, first, count, lrs, update_threads):
         """A chunk of steps, as Trainer._train_step runs one: under the state lock, and a
-        Ctrl-C during it raised when it is done."""
-        guard = model._step_guard
+        Ctrl-C during it raised when it is done, and what Python keeps of the steps (the
+        optimizer's step count, the dropout layers' mask counts) written back inside it."""
+        guard, plan = model._step_guard, self.plan
         if guard is not None:
             guard.in_step = True
-        ck = _ckernels()
-        nt = ck.call_threads()
+        nt = _ckernels().call_threads()
         lock = model._state_lock
         lock.acquire_write()
         try:
             plan.run(first, count, lrs, nt, update_threads or nt)
+            self.optimizer._iterations = plan.iterations
+            for k, layer in self.dropouts:
+                layer._calls = plan.counter(k)
         finally:
             lock.release_write()
         if guard is not None:

@@ -11,7 +11,7 @@ from fastnn.training import compiled_epoch
 from conftest import C, requires_c
 
 pytestmark = requires_c
-OPENBLAS = threads.blas().functions() is not None
+OPENBLAS = threads.numpy_blas_functions() is not None
 
 SHAPES = [(37, 23, 19), (1, 23, 19), (37, 1, 19), (37, 23, 1), (1, 1, 19), (1, 23, 1),
           (37, 1, 1), (1, 1, 1), (128, 10, 256), (32, 64, 20)]
@@ -63,3 +63,16 @@ def test_matmul_refuses_operands_it_cannot_pass_to_the_blas():
         C.matmul(a, np.ones((5, 2), np.float32))
     with pytest.raises(ValueError, match="writable C-contiguous"):
         C.matmul(a, np.ones((6, 2), np.float32), np.ones((2, 4), np.float32).T)
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS")
+def test_numpys_blas_is_told_apart_from_scipys():
+    """SciPy's wheels load a second OpenBLAS with the same function names: fastnn binds the
+    one numpy uses (one thread pool), found by where it lives."""
+    pytest.importorskip("scipy.linalg")
+    from threadpoolctl import threadpool_info
+    found = threads.numpy_blas_functions()
+    assert found is not None
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if len(blas) > 1:  # both loaded: the address bound is inside numpy's library
+        assert compiled_epoch.bind_blas()
