@@ -385,7 +385,7 @@ enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
                          EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
                               EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
-#define FASTNN_EPOCH_MAX_RUNS 4
+#define FASTNN_EPOCH_MAX_RUNS 64  /* runs of packed variables (weight decay splits them) */
 typedef struct {
     int kind;              /* enum fastnn_epoch_op */
     /* The graph: tensor 0 is the batch, tensor l + 1 the output of layer l; the layer reads

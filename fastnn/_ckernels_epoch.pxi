@@ -22,6 +22,9 @@ cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
+EPOCH_MAX_RUNS = FASTNN_EPOCH_MAX_RUNS
+
+
 cdef class EpochPlan:
     """EpochPlan(x, y, batch_size, layers, loss, optimizer, count_hits): the steps of an
     epoch of a graph of layers, run in C (csrc/epoch.c). See
@@ -49,6 +52,8 @@ cdef class EpochPlan:
             raise TypeError(f"EpochPlan: the weights must be float32 or float64, got {dtype}")
         self.keep = [x, y, layers, loss, optimizer]
         cdef Py_ssize_t rows = len(x), L = len(layers), i, width
+        # the work buffers hold the rows of the largest batch (all rows when fewer)
+        cdef Py_ssize_t cap = min(batch_size, rows)
         if batch_size < 1 or rows < 1 or x.ndim != 2:
             raise ValueError("EpochPlan: x must be 2-D with rows, batch_size >= 1")
         self.e.x = _plan_ptr(x, dtype, 0, "x", False)
@@ -89,14 +94,14 @@ cdef class EpochPlan:
                 d.W = _plan_ptr(spec["W"], dtype, d.in_ * d.units, f"layer {i} W", False)
                 d.dW = _plan_ptr(spec["dW"], dtype, d.in_ * d.units, f"layer {i} dW", True,
                                  True)
-                d.Z = _plan_ptr(spec["Z"], dtype, batch_size * d.units, f"layer {i} Z")
-                d.dX = _plan_ptr(spec["dX"], dtype, batch_size * d.in_, f"layer {i} dX", True,
+                d.Z = _plan_ptr(spec["Z"], dtype, cap * d.units, f"layer {i} Z")
+                d.dX = _plan_ptr(spec["dX"], dtype, cap * d.in_, f"layer {i} dX", True,
                                  not d.need_dx)
             elif d.kind in (EPOCH_ACTIVATION, EPOCH_DROPOUT, EPOCH_BATCHNORM, EPOCH_ADD):
                 d.units = width
             else:
                 raise ValueError(f"EpochPlan: layer {i}: kind {d.kind}")
-            d.Y = _plan_ptr(spec["Y"], dtype, batch_size * d.units, f"layer {i} Y")
+            d.Y = _plan_ptr(spec["Y"], dtype, cap * d.units, f"layer {i} Y")
             if d.kind in (EPOCH_DENSE, EPOCH_ACTIVATION):
                 d.act, d.alpha = spec["act"], spec["alpha"]
                 if not 0 <= d.act < FASTNN_N_ACTIVATIONS:
@@ -114,9 +119,9 @@ cdef class EpochPlan:
                 d.seed, d.counter = spec["seed"], spec["counter"]
                 mask = spec["keep"]
                 if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 \
-                        or not mask.flags.c_contiguous or mask.size < batch_size * width:
+                        or not mask.flags.c_contiguous or mask.size < cap * width:
                     raise TypeError(f"EpochPlan: layer {i}: keep must be a C-contiguous uint8 "
-                                    f"array of {batch_size * width} elements")
+                                    f"array of {cap * width} elements")
                 d.keep = <uint8_t *>cnp.PyArray_DATA(<cnp.ndarray>mask)
             elif d.kind == EPOCH_BATCHNORM:
                 d.eps, d.momentum = spec["eps"], spec["momentum"]
@@ -131,7 +136,7 @@ cdef class EpochPlan:
                 d.mean = _plan_ptr(spec["mean"], dtype, width, f"layer {i} mean")
                 d.invstd = _plan_ptr(spec["invstd"], dtype, width, f"layer {i} invstd")
             elif d.kind == EPOCH_ADD:
-                d.dX = _plan_ptr(spec["dX"], dtype, batch_size * width, f"layer {i} dX", True,
+                d.dX = _plan_ptr(spec["dX"], dtype, cap * width, f"layer {i} dX", True,
                                  not (d.need_dx and d.want1))
             widths.append(d.units)
         width = widths[L]
@@ -142,12 +147,26 @@ cdef class EpochPlan:
                 raise ValueError("EpochPlan: sparse losses and hit counts need int64 labels")
         elif self.e.y_labels or self.e.y_cols != width:
             raise ValueError(f"EpochPlan: targets of {self.e.y_cols} columns for {width} outputs")
-        self.e.grad = _plan_ptr(loss["grad"], dtype, batch_size * width, "grad")
+        self.e.grad = _plan_ptr(loss["grad"], dtype, cap * width, "grad")
         self.e.count_hits = count_hits
+        self.set_optimizer(optimizer)
+        self.e.lrs = NULL
+        self.e.n_threads = self.e.update_threads = 1
+
+    def set_lr(self, double lr):
+        """The learning rate of the steps run without per-step rates."""
+        self.e.lr = lr
+
+    def set_optimizer(self, dict optimizer):
+        """The optimizer's rule (``kind``), its packed runs of variables (``runs``: dicts of
+        ``p``, ``g``, state slots ``s1``-``s3`` and ``decay``) and its settings (``lr``,
+        ``weight_decay``, ``beta_1``, ``beta_2``, ``epsilon``, ``momentum``, ``rho``,
+        ``clipvalue`` (inf: none), ``nesterov``; 0 when absent), read each epoch: callbacks
+        may change them, and re-splitting the runs makes new state arrays."""
         runs = optimizer["runs"]
         if len(runs) > FASTNN_EPOCH_MAX_RUNS:
             raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} runs of variables")
-        self.e.opt_kind, self.e.n_runs = optimizer["kind"], len(runs)
+        dtype = self.dtype
         for i, run in enumerate(runs):
             size = run["p"].size
             self.e.runs[i].p = _plan_ptr(run["p"], dtype, size, "a variable run")
@@ -156,25 +175,14 @@ cdef class EpochPlan:
             self.e.runs[i].s2 = _plan_ptr(run.get("s2"), dtype, size, "a state slot", True, True)
             self.e.runs[i].s3 = _plan_ptr(run.get("s3"), dtype, size, "a state slot", True, True)
             self.e.runs[i].size, self.e.runs[i].decay = size, run["decay"]
-        for key in ("lr", "weight_decay", "beta_1", "beta_2", "epsilon", "momentum", "rho",
-                    "clipvalue"):
-            if key not in optimizer:
-                optimizer[key] = 0.0
-        self.e.lr, self.e.weight_decay = optimizer["lr"], optimizer["weight_decay"]
-        self.e.beta_1, self.e.beta_2 = optimizer["beta_1"], optimizer["beta_2"]
-        self.e.epsilon, self.e.momentum = optimizer["epsilon"], optimizer["momentum"]
-        self.e.rho, self.e.clipvalue = optimizer["rho"], optimizer["clipvalue"]
-        self.e.nesterov = optimizer.get("nesterov", False)
-        self.e.lrs = NULL
-        self.e.n_threads = self.e.update_threads = 1
-
-    def set_lr(self, double lr):
-        """The learning rate of the steps run without per-step rates."""
-        self.e.lr = lr
-
-    def set_scalars(self, double weight_decay, double clipvalue):
-        """The optimizer's weight decay and clipvalue (inf: none), read each epoch."""
-        self.e.weight_decay, self.e.clipvalue = weight_decay, clipvalue
+        self.e.opt_kind, self.e.n_runs = optimizer["kind"], len(runs)
+        self.keep[4] = optimizer
+        get = optimizer.get
+        self.e.lr, self.e.weight_decay = get("lr", 0.0), get("weight_decay", 0.0)
+        self.e.beta_1, self.e.beta_2 = get("beta_1", 0.0), get("beta_2", 0.0)
+        self.e.epsilon, self.e.momentum = get("epsilon", 0.0), get("momentum", 0.0)
+        self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
+        self.e.nesterov = get("nesterov", False)
 
     def set_pass(self, order, xb, yb):
         """The pass's row order (an int64 permutation; None: in order, read in place) and

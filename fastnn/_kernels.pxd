@@ -323,7 +323,7 @@ cdef extern from "fastnn.h" nogil:
         void *grad
         int count_hits
         int opt_kind, nesterov, n_runs
-        fastnn_epoch_run runs[4]
+        fastnn_epoch_run runs[64]
         double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue
         double *lrs
         int64_t iterations

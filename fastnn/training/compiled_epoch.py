@@ -55,6 +55,11 @@ enabled = os.environ.get("FASTNN_COMPILED_EPOCH", "1").strip() != "0"
 CHUNK_SECONDS = 0.02
 
 _OPTIMIZERS = {SGD: 0, Adam: 1, AdamW: 1, RMSprop: 2, Adagrad: 3, Adamax: 4}
+# each rule's state slots, in the order its kernel takes them (csrc/epoch.c: s1, s2, s3)
+_SLOTS = {SGD: ("momentum",), Adam: ("momentum", "velocity", "velocity_hat"),
+          AdamW: ("momentum", "velocity", "velocity_hat"),
+          RMSprop: ("velocity", "momentum", "average_gradient"), Adagrad: ("accumulator",),
+          Adamax: ("momentum", "norm")}
 _blas_state = None  # None: not tried; then True or False
 
 
@@ -282,6 +287,9 @@ class CompiledEpoch:
 
     @staticmethod
     def _optimizer(model):
+        """The optimizer's rule, packed runs and settings for EpochPlan.set_optimizer, as
+        Optimizer.apply would use them now (read again each epoch: callbacks change
+        settings, and excluding variables from weight decay splits the runs anew)."""
         opt = model.optimizer
         kind = _OPTIMIZERS.get(type(opt))
         _require(kind is not None, f"the optimizer {type(opt).__name__}")
@@ -289,33 +297,25 @@ class CompiledEpoch:
         _require(not opt.gradient_accumulation_steps and not opt.use_ema,
                  "gradient accumulation or EMA")
         variables = model._train_vars
+        _require(all(v.constraint is None for v in variables), "a constraint")
         runs = []
         if variables:
             packed = opt._packed_groups(variables)
-            _require(packed is not None and len(packed) <= 4, "variables not packed")
+            _require(packed is not None and len(packed) <= _ckernels().EPOCH_MAX_RUNS,
+                     "variables not packed (or in too many runs)")
+            slots = _SLOTS[type(opt)]
             for run in packed:
-                s = run.state
-                slots = {SGD: ("momentum",), Adam: ("momentum", "velocity", "velocity_hat"),
-                         AdamW: ("momentum", "velocity", "velocity_hat"),
-                         RMSprop: ("velocity", "momentum", "average_gradient"),
-                         Adagrad: ("accumulator",), Adamax: ("momentum", "norm")}[type(opt)]
                 runs.append({"p": run.value, "g": run.grad, "decay": bool(run.decay),
-                             **{f"s{i + 1}": s.get(key) for i, key in enumerate(slots)}})
-        hyper = {"kind": kind, "runs": runs}
+                             **{f"s{i + 1}": run.state.get(key) for i, key in enumerate(slots)}})
+        settings = {"kind": kind, "runs": runs, "weight_decay": float(opt.weight_decay or 0.0),
+                    "clipvalue": float(opt.clipvalue) if opt.clipvalue else float("inf"),
+                    "nesterov": bool(getattr(opt, "nesterov", False))}
         for key in ("beta_1", "beta_2", "epsilon", "momentum", "rho"):
             if hasattr(opt, key):
-                hyper[key] = float(getattr(opt, key))
-        hyper["nesterov"] = bool(getattr(opt, "nesterov", False))
-        return hyper
+                settings[key] = float(getattr(opt, key))
+        return settings
 
     # ---- one epoch -----------------------------------------------------------------------
-    def _scalars(self):
-        """The optimizer's settings that may change between epochs (callbacks set them)."""
-        opt = self.optimizer
-        self.plan.set_scalars(float(opt.weight_decay or 0.0),
-                              float(opt.clipvalue) if opt.clipvalue and not opt.global_clipnorm
-                              else float("inf"))
-
     def _learning_rates(self, count):
         """None for a constant learning rate, else the rate of each of the next ``count``
         steps, as the optimizer computes it before each step."""
@@ -334,8 +334,15 @@ class CompiledEpoch:
         return lrs
 
     def fit_epoch(self, model, train, mets):
-        """One epoch, as Trainer._fit_epoch_unwatched runs it; returns its logs."""
+        """One epoch, as Trainer._fit_epoch_unwatched runs it; returns its logs, or None
+        (nothing run) when a callback changed the optimizer into something not covered."""
         data, plan, opt = self.data, self.plan, self.optimizer
+        try:
+            _require(model.optimizer is opt, "an optimizer replaced during fit")
+            settings = self._optimizer(model)
+        except Unsupported as e:
+            model._compiled_epoch_reason = str(e)
+            return None
         train.out_of_data = False
         train._end_pass()
         data.on_epoch_begin()
@@ -351,7 +358,7 @@ class CompiledEpoch:
             for k, layer in self.dropouts:  # as the first forward draws it: after the order
                 layer._draw_seed()
                 plan.set_stream(k, layer._seed_value, layer._calls)
-            self._scalars()
+            plan.set_optimizer(settings)
             steps, done = data.num_batches, 0
             plan.reset_sums(opt._iterations)
             update_threads = (1 if opt._packed_size < optimizer_base.PARALLEL_UPDATE_MIN

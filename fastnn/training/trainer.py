@@ -596,8 +596,9 @@ class Trainer:
             if compiled is None and self._epoch_plan_tried is not train:
                 self._epoch_plan_tried = train
                 compiled = self._epoch_plan = compiled_epoch.plan(self, train, mets)
-            logs = (self._fit_epoch_unwatched(train, epoch, mets) if compiled is None
-                    else compiled.fit_epoch(self, train, mets))
+            logs = None if compiled is None else compiled.fit_epoch(self, train, mets)
+            if logs is None:  # not compiled (this epoch: a callback may have changed that)
+                logs = self._fit_epoch_unwatched(train, epoch, mets)
             self._last_epoch_seconds = time.perf_counter() - t0
             return logs
         loss_total, seen = 0.0, 0

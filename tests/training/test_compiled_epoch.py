@@ -66,11 +66,17 @@ def _assert_same_training(monkeypatch, **kw):
             assert np.array_equal(sp[key], sc[key]), key
 
 
+def _excluding_biases(optimizer):
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
 CASES = {
     "adam, shuffled, remainder batch": {},
     "in order": dict(shuffle=False),
     "a last batch of one row": dict(n=193, batch=32),
     "one batch, the whole data": dict(n=64, batch=64),
+    "a batch size above the row count": dict(n=50, batch=64),
     "float64": dict(dtype="float64"),
     "categorical cross-entropy": dict(loss="categorical_crossentropy", metrics=()),
     "cross-entropy from logits": dict(loss=fastnn.losses.CategoricalCrossentropy(from_logits=True),
@@ -89,6 +95,8 @@ CASES = {
     "adamax": dict(optimizer=lambda: optimizers.Adamax(1e-2)),
     "adamw, clipvalue, amsgrad": dict(optimizer=lambda: optimizers.AdamW(1e-2, clipvalue=0.05,
                                                                          amsgrad=True)),
+    "adamw, biases excluded from decay (runs split)": dict(optimizer=lambda: _excluding_biases(
+        optimizers.AdamW(1e-2, weight_decay=0.1))),
     "a schedule": dict(optimizer=lambda: optimizers.Adam(
         optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9))),
     "validation data": dict(validation_split=0.2),
