@@ -100,6 +100,7 @@ FASTNN_KERNEL(all_finite)
 FASTNN_KERNEL(argmax_hits)
 /* products.c */
 FASTNN_KERNEL(matmul)
+FASTNN_KERNEL(matmul_split)
 /* epoch.c */
 FASTNN_KERNEL(epoch_steps)
 /* embedding.c */

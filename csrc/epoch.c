@@ -17,6 +17,18 @@
 
 #else /* template body */
 
+/* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): split
+ * over fastnn's threads under the adaptive policy, for the batch shape it was checked on. */
+static void FN(epoch_matmul)(fastnn_epoch *e, const fastnn_epoch_layer *d, int which,
+                             ptrdiff_t nb, const REAL *A, int ta, const REAL *B, int tb, REAL *C,
+                             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    if (e->split_threads > 1 && d->split[which] > 0 && nb == e->split_rows)
+        PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, d->split[which], e->split_threads);
+    else
+        PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
+}
+
 /* forward through every layer in order; returns the output (the last layer's) */
 static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
 {
@@ -28,7 +40,8 @@ static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
         REAL *Y = (REAL *)d->Y;
         switch (d->kind) {
         case EPOCH_DENSE:
-            PUBLIC(matmul)(x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb, d->units, d->in);
+            FN(epoch_matmul)(e, d, 0, nb, x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb,
+                             d->units, d->in);
             PUBLIC(bias_act_forward)((REAL *)d->Z, (const REAL *)d->b, d->act, d->alpha, Y, nb,
                                      d->units, nt);
             break;
@@ -109,9 +122,11 @@ static void FN(epoch_backward)(fastnn_epoch *e, ptrdiff_t nb)
                                      (const REAL *)d->Y, d->act, d->alpha, dy, (REAL *)d->db, nb,
                                      d->units, nt);
             }
-            if (d->dW) PUBLIC(matmul)(x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb);
+            if (d->dW)
+                FN(epoch_matmul)(e, d, 1, nb, x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb);
             if (d->need_dx) {
-                PUBLIC(matmul)(dy, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb, d->in, d->units);
+                FN(epoch_matmul)(e, d, 2, nb, dy, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb,
+                                 d->in, d->units);
                 dx = (REAL *)d->dX;
             }
             break;

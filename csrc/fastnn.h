@@ -370,6 +370,14 @@ void matmul_f32(const float *A, int trans_a, const float *B, int trans_b, float 
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
 void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
+/* matmul by chunks of C's rows on n_threads OpenMP threads, dynamically scheduled (a thread
+ * taken off its core delays the chunk it holds, not the product), each chunk one BLAS call:
+ * with the BLAS at one thread and row boundaries at multiples of block that give the
+ * single-threaded bits (fastnn/threads.py finds them), the bits of a one-thread matmul. */
+void matmul_split_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t block, int n_threads);
+void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t block, int n_threads);
 
 /* ---- the compiled training epoch (epoch.c) ---------------------------------------- */
 /* The steps of an epoch of a graph of layers (Dense, Activation, Dropout,
@@ -401,6 +409,8 @@ typedef struct {
     int need_dx;           /* some input needs a gradient */
     void *W, *b;           /* Dense: kernel (in, units), bias; BatchNorm: gamma, beta (or NULL) */
     void *dW, *db;         /* their gradients, NULL when frozen (or absent) */
+    ptrdiff_t split[3];    /* Dense, the adaptive thread policy: the row block of its forward,
+                            * weight-gradient and input-gradient products (0: one BLAS call) */
     void *Z, *Y, *dX;      /* (batch, units): Dense's pre-activation, every op's output (Dense:
                             * Y may be Z); Dense's input gradient (batch, in) or NULL; Add:
                             * its second input's gradient (a copy of dy) */
@@ -439,6 +449,8 @@ typedef struct {
     const double *lrs;            /* per-step learning rates (a schedule), or NULL: lr */
     int64_t iterations;           /* in: the optimizer's count; out: after the steps */
     int n_threads, update_threads;
+    int split_threads;            /* > 1: products with a split block run on this many */
+    ptrdiff_t split_rows;         /* the batch rows the split blocks were found for */
     /* sums over the steps run (in: so far this epoch) */
     double loss_total;
     int64_t seen, hits;

@@ -71,7 +71,8 @@ static void FN(call_gemv)(int order, ptrdiff_t rows, ptrdiff_t cols, const REAL 
             (int32_t)incx, (REAL)0, y, (int32_t)incy);
 }
 
-static REAL FN(call_dot)(ptrdiff_t n, const REAL *x, const REAL *y)
+static REAL FN(call_dot)(ptrdiff_t n, const REAL *x, ptrdiff_t incx, const REAL *y,
+                         ptrdiff_t incy)
 {
     void *f = fastnn_blas.dot[sizeof(REAL) == 8];
     /* numpy's dot: chunks of at most 2^30 elements, their BLAS dots summed in double */
@@ -80,12 +81,12 @@ static REAL FN(call_dot)(ptrdiff_t n, const REAL *x, const REAL *y)
         ptrdiff_t chunk = n < ((ptrdiff_t)1 << 30) ? n : ((ptrdiff_t)1 << 30);
         if (fastnn_blas.ilp64)
             sum += ((REAL (*)(int64_t, const REAL *, int64_t, const REAL *, int64_t))f)(
-                chunk, x, 1, y, 1);
+                chunk, x, incx, y, incy);
         else
             sum += ((REAL (*)(int32_t, const REAL *, int32_t, const REAL *, int32_t))f)(
-                (int32_t)chunk, x, 1, y, 1);
-        x += chunk;
-        y += chunk;
+                (int32_t)chunk, x, (int32_t)incx, y, (int32_t)incy);
+        x += chunk * incx;
+        y += chunk * incy;
         n -= chunk;
     }
     return (REAL)sum;
@@ -104,15 +105,18 @@ static void FN(call_syrk)(int trans, ptrdiff_t n, ptrdiff_t k, const REAL *A, pt
                                (int32_t)lda, (REAL)0, C, (int32_t)ldc);
 }
 
-void FN(matmul)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
-                ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+/* matmul with leading dimensions: A's rows (columns when trans_a) lda apart, B's ldb apart
+ * (what a block of rows of a bigger operand has); C is C-contiguous (m, n). The strides
+ * numpy would see for such a view pick its path. */
+static void FN(matmul_ld)(const REAL *A, int trans_a, ptrdiff_t lda, const REAL *B, int trans_b,
+                          ptrdiff_t ldb, REAL *C, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
     /* Element strides of the operands as numpy sees them: A[i, j] at i * a_row + j * a_col. */
-    ptrdiff_t a_row = trans_a ? 1 : k, a_col = trans_a ? m : 1;
-    ptrdiff_t b_row = trans_b ? 1 : n, b_col = trans_b ? k : 1;
+    ptrdiff_t a_row = trans_a ? 1 : lda, a_col = trans_a ? lda : 1;
+    ptrdiff_t b_row = trans_b ? 1 : ldb, b_col = trans_b ? ldb : 1;
     if (m == 1 || n == 1 || k == 1) {  /* numpy's special cases, in its order */
         if (m == 1 && n == 1) {
-            C[0] = FN(call_dot)(k, A, B);
+            C[0] = FN(call_dot)(k, A, a_col, B, b_row);
         } else if (k == 1) {
             /* an outer product by numpy's own loop: 0 + a * b, as it sums */
             for (ptrdiff_t i = 0; i < m; i++)
@@ -123,17 +127,16 @@ void FN(matmul)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
                 }
         } else if (m == 1) {
             /* vector @ matrix: gemv on B, column-major when B is a transpose */
-            if (trans_b) FN(call_gemv)(COL_MAJOR, k, n, B, b_col, A, 1, C, 1);
-            else FN(call_gemv)(ROW_MAJOR, k, n, B, b_row, A, 1, C, 1);
+            if (b_row == 1) FN(call_gemv)(COL_MAJOR, k, n, B, b_col, A, a_col, C, 1);
+            else FN(call_gemv)(ROW_MAJOR, k, n, B, b_row, A, a_col, C, 1);
         } else {
             /* matrix @ vector (n == 1) */
-            if (!trans_a) FN(call_gemv)(COL_MAJOR, k, m, A, a_row, B, 1, C, 1);
-            else FN(call_gemv)(ROW_MAJOR, k, m, A, a_col, B, 1, C, 1);
+            if (a_col == 1) FN(call_gemv)(COL_MAJOR, k, m, A, a_row, B, b_row, C, 1);
+            else FN(call_gemv)(ROW_MAJOR, k, m, A, a_col, B, b_row, C, 1);
         }
         return;
     }
     int ta = trans_a ? TRANS : NO_TRANS, tb = trans_b ? TRANS : NO_TRANS;
-    ptrdiff_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
     if (A == B && m == n && a_row == b_col && a_col == b_row && ta != tb) {
         /* a matrix times its own transpose: numpy computes the upper triangle and copies */
         FN(call_syrk)(ta, n, k, A, ta == NO_TRANS ? lda : ldb, C, n);
@@ -142,6 +145,36 @@ void FN(matmul)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
         return;
     }
     FN(call_gemm)(ta, tb, m, n, k, A, lda, B, ldb, C, n);
+}
+
+void FN(matmul)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
+                ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    FN(matmul_ld)(A, trans_a, trans_a ? m : k, B, trans_b, trans_b ? k : n, C, m, n, k);
+}
+
+void FN(matmul_split)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t block, int n_threads)
+{
+    /* about 3 chunks per thread (fastnn/threads.py: _row_chunks), cut at multiples of
+     * block, taken by the threads in turn as they come free */
+    ptrdiff_t blocks = block > 0 ? (m + block - 1) / block : 0;
+    ptrdiff_t per = (blocks + (ptrdiff_t)n_threads * 3 - 1) / ((ptrdiff_t)n_threads * 3);
+    per = (per > 1 ? per : 1) * (block > 0 ? block : 1);
+    ptrdiff_t chunks = (m + per - 1) / per;
+    ptrdiff_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+    if (n_threads < 2 || block <= 0 || chunks < 2) {
+        FN(matmul_ld)(A, trans_a, lda, B, trans_b, ldb, C, m, n, k);
+        return;
+    }
+#ifdef _OPENMP
+    #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+#endif
+    for (ptrdiff_t c = 0; c < chunks; c++) {
+        ptrdiff_t r0 = c * per, r1 = r0 + per < m ? r0 + per : m;
+        FN(matmul_ld)(A + r0 * (trans_a ? 1 : lda), trans_a, lda, B, trans_b, ldb, C + r0 * n,
+                      r1 - r0, n, k);
+    }
 }
 
 #endif

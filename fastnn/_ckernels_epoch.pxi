@@ -184,6 +184,20 @@ cdef class EpochPlan:
         self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
         self.e.nesterov = get("nesterov", False)
 
+    def set_split(self, int n_threads, list blocks):
+        """The adaptive thread policy: the products of layer i whose row block
+        ``blocks[i][j]`` (j: 0 forward, 1 weight gradient, 2 input gradient) is > 0 run split
+        over ``n_threads`` threads (matmul_split) for full batches; n_threads < 2: none."""
+        if len(blocks) != self.e.n_layers:
+            raise ValueError(f"EpochPlan.set_split: {len(blocks)} entries for "
+                             f"{self.e.n_layers} layers")
+        cdef Py_ssize_t i, j
+        for i in range(self.e.n_layers):
+            for j in range(3):
+                self.dense[i].split[j] = max(int(blocks[i][j] or 0), 0)
+        self.e.split_threads = n_threads
+        self.e.split_rows = min(self.e.batch_size, self.e.rows)
+
     def set_pass(self, order, xb, yb):
         """The pass's row order (an int64 permutation; None: in order, read in place) and
         the buffers the shuffled batches are gathered into."""

@@ -61,3 +61,29 @@ def matmul(a, b, out=None, n_threads=None):
         else:
             matmul_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n, k)
     return out
+
+
+def matmul_split(a, b, out, Py_ssize_t block, int n_threads):
+    """matmul by chunks of out's rows (boundaries at multiples of ``block``) on ``n_threads``
+    OpenMP threads taking chunks as they come free, each chunk one BLAS call: the bits of
+    one BLAS call when the BLAS runs on one thread and ``block`` is one that
+    fastnn/threads.py found to give them. Returns out."""
+    if block < 1 or n_threads < 1:
+        raise ValueError(f"matmul_split: block and n_threads must be >= 1, got {block}, "
+                         f"{n_threads}")
+    matmul(a, b, out)  # every check of matmul's, and the BLAS bound
+    cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    cdef int ta = _layout(a, "a", tn), tb = _layout(b, "b", tn)
+    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
+    cdef void *ap = cnp.PyArray_DATA(<cnp.ndarray>a)
+    cdef void *bp = cnp.PyArray_DATA(<cnp.ndarray>b)
+    cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)
+    out[...] = np.nan  # what the split writes is all that is left
+    with nogil:
+        if tn == cnp.NPY_FLOAT:
+            matmul_split_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k,
+                             block, n_threads)
+        else:
+            matmul_split_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n,
+                             k, block, n_threads)
+    return out

@@ -253,6 +253,12 @@ cdef extern from "fastnn.h" nogil:
                     Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
                     Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    void matmul_split_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
+                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t block,
+                          int n_threads)
+    void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b,
+                          double *C, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t block,
+                          int n_threads)
 
     # epoch.c
     enum fastnn_epoch_op:
@@ -276,6 +282,7 @@ cdef extern from "fastnn.h" nogil:
         int kind
         Py_ssize_t in0, in1
         int needs, want0, want1
+        Py_ssize_t split[3]
         Py_ssize_t in_ "in"
         Py_ssize_t units
         int act
@@ -328,6 +335,8 @@ cdef extern from "fastnn.h" nogil:
         double *lrs
         int64_t iterations
         int n_threads, update_threads
+        int split_threads
+        Py_ssize_t split_rows
         double loss_total
         int64_t seen, hits
     Py_ssize_t epoch_steps_f32(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)

@@ -162,6 +162,28 @@ def _graph(model):
     return graph
 
 
+def _split_blocks(specs, rows):
+    """For each layer of the plan, the row block with which the adaptive thread policy may
+    split its forward, weight-gradient and input-gradient products at a full batch of
+    ``rows`` (threads.AdaptivePolicy.find_block: one whose chunks give the one-thread bits;
+    0 for products too small to split, or when none does)."""
+    policy = threads._policy
+    blocks = []
+    for spec in specs:
+        if spec["kind"] != _DENSE:
+            blocks.append((0, 0, 0))
+            continue
+        w = spec["W"]
+        x = np.empty((rows, w.shape[0]), w.dtype)
+        dz = np.empty((rows, w.shape[1]), w.dtype)
+        found = []
+        for a, b in ((x, w), (x.T, dz), (dz, w.T)):
+            big = a.shape[0] * a.shape[1] * b.shape[1] >= threads.SPLIT_MIN_MACS
+            found.append((policy.find_block(a, b) or 0) if big else 0)
+        blocks.append(tuple(found))
+    return blocks
+
+
 def _spec_builder(layer):
     """The builder for ``layer``'s entry in the plan, or None: the exact classes above, and
     Activation's subclasses (ReLU, LeakyReLU, ELU, Softmax) that keep its forward/backward."""
@@ -184,6 +206,7 @@ def plan(model, train, mets):
     try:
         result = CompiledEpoch(model, train, mets)
         model._compiled_epoch_reason = None
+        model._compiled_epoch_split = result.split  # the adaptive policy's row blocks
         return result
     except Unsupported as e:
         model._compiled_epoch_reason = str(e)
@@ -202,7 +225,6 @@ class CompiledEpoch:
         _require(enabled, "turned off (FASTNN_COMPILED_EPOCH=0)")
         graph = _graph(model)
         _require(_ckernels() is not None, "the NumPy backend runs")
-        _require(threads._policy is None, "the adaptive thread policy splits products")
         _require(bind_blas(), "no BLAS bound for calls from C")
         data = train.data
         _require(train.steps_per_epoch is None, "steps_per_epoch")
@@ -252,7 +274,9 @@ class CompiledEpoch:
         self.optimizer = model.optimizer
         self.plan = _ckernels().EpochPlan(x, y, data.batch_size, specs, loss, optimizer,
                                           bool(self.hit_metrics))
+        self.split = _split_blocks(specs, batch) if threads._policy is not None else None
         self.data = data
+        self.plan_layers = len(specs)
         self.chunk = 8
 
     # ---- what plan() checks ------------------------------------------------------------
@@ -359,6 +383,7 @@ class CompiledEpoch:
                 layer._draw_seed()
                 plan.set_stream(k, layer._seed_value, layer._calls)
             plan.set_optimizer(settings)
+            self._set_split()
             steps, done = data.num_batches, 0
             plan.reset_sums(opt._iterations)
             update_threads = (1 if opt._packed_size < optimizer_base.PARALLEL_UPDATE_MIN
@@ -382,6 +407,19 @@ class CompiledEpoch:
             m.total += float(plan.hits)
             m.count += plan.seen
         return model._logs(plan.loss_total / max(plan.seen, 1), mets)
+
+    def _set_split(self):
+        """Under the adaptive thread policy, the products it would split (and those only)
+        run split over fastnn's threads, read each epoch as the policy reads them per call:
+        the thread ceiling, and the BLAS's own threads (a user's threadpoolctl limit on it
+        turns the splitting off, as in threads.AdaptivePolicy.matmul)."""
+        policy, blocks = threads._policy, self.split
+        n = 1
+        if policy is not None and blocks is not None:
+            n = policy.ceiling()
+            if n < 2 or policy.blas_threads() != 1:
+                n = 1
+        self.plan.set_split(n, blocks or [(0, 0, 0)] * self.plan_layers)
 
     def _run(self, model, first, count, lrs, update_threads):
         """A chunk of steps, as Trainer._train_step runs one: under the state lock, and a

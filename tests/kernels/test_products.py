@@ -76,3 +76,26 @@ def test_numpys_blas_is_told_apart_from_scipys():
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     if len(blas) > 1:  # both loaded: the address bound is inside numpy's library
         assert compiled_epoch.bind_blas()
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS bound")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_matmul_split_gives_one_blas_calls_bits_at_the_blocks_threads_finds(dtype, ta, tb):
+    """The adaptive policy's split from C: chunks of rows taken by OpenMP threads, the BLAS
+    at one thread; at a row block AdaptivePolicy.find_block accepts, the one-thread bits
+    (the compiled epoch's products under set_num_threads("adaptive"))."""
+    from threadpoolctl import threadpool_limits
+
+    from fastnn import _ckernels
+    rng = np.random.default_rng(5)
+    m, n, k = 131, 96, 200  # chunks of unequal rows, the last one short
+    a, b = _operand(rng, (m, k), ta, dtype), _operand(rng, (k, n), tb, dtype)
+    with threadpool_limits(1, user_api="blas"):
+        block = threads.AdaptivePolicy().find_block(a, b)
+        if block is None:
+            pytest.skip("no row block gives the one-thread bits for this shape")
+        want = np.matmul(a, b)
+        for n_threads in (1, 2, 3):
+            got = _ckernels.matmul_split(a, b, np.empty((m, n), dtype), block, n_threads)
+            assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()

@@ -224,3 +224,27 @@ def test_graphs_the_compiled_epoch_does_not_cover_run_the_python_loop(monkeypatc
     model.fit(x, y, epochs=1, verbose=0)
     assert model._compiled_epoch_reason == ("layers other than Dense, Activation, Dropout, "
                                             "BatchNormalization and Add")
+
+
+def test_compiled_epoch_under_the_adaptive_policy_gives_one_threads_bits(monkeypatch):
+    """set_num_threads("adaptive"): products big enough are split over fastnn's threads
+    from C (dynamically scheduled chunks, the BLAS at one thread), with the bits of
+    set_num_threads(1), which the Python loop gives under that policy too."""
+    from fastnn import threads
+    kw = dict(n=640, batch=64, widths=(256, 128), epochs=2)
+    old = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        one, one_logs = _fit(False, monkeypatch, **kw)
+        fastnn.set_num_threads(2, adaptive=True)
+        assert threads.policy() == "adaptive"
+        python, py_logs = _fit(False, monkeypatch, **kw)
+        compiled, c_logs = _fit(True, monkeypatch, **kw)
+    finally:
+        fastnn.set_num_threads(old)
+    assert threads.policy() == "fixed"
+    assert compiled._compiled_epoch_reason is None
+    assert any(any(b) for b in compiled._compiled_epoch_split)  # some product was split
+    assert c_logs == py_logs == one_logs
+    for a, b, c in zip(one.get_weights(), python.get_weights(), compiled.get_weights()):
+        assert a.tobytes() == b.tobytes() == c.tobytes()
