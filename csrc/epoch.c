@@ -10,7 +10,57 @@
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 #include "fastnn.h"
+
+static double epoch_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#if EPOCH_SPLIT_SAMPLES != 3
+#error "epoch_median3 takes the median of EPOCH_SPLIT_SAMPLES = 3 samples"
+#endif
+static double epoch_median3(const double *t)
+{
+    double a = t[0], b = t[1], c = t[2];
+    if (a > b) { double x = a; a = b; b = x; }
+    if (b > c) b = c;
+    return a > b ? a : b;
+}
+
+/* The way (1 one BLAS call, 2 split) the next call of a product takes, and whether it is
+ * timed for a measurement (see fastnn_split_choice). */
+static int epoch_next_way(fastnn_split_choice *c, int *measuring)
+{
+    *measuring = c->way == 0 || c->since > c->interval;
+    if (!*measuring) return c->way;
+    return c->n[0] <= c->n[1] ? 1 : 2;  /* each way in turn */
+}
+
+static void epoch_record(fastnn_split_choice *c, int way, int measuring, double dt)
+{
+    if (!measuring) {
+        c->since++;
+        if (dt > EPOCH_SPLIT_SLOW * c->expected && c->since >= EPOCH_SPLIT_MIN_CALLS)
+            c->since = c->interval + 1;  /* contention, perhaps: measure again */
+        return;
+    }
+    c->t[way - 1][c->n[way - 1]++] = dt;
+    if (c->n[0] < EPOCH_SPLIT_SAMPLES || c->n[1] < EPOCH_SPLIT_SAMPLES) return;
+    double serial = epoch_median3(c->t[0]), split = epoch_median3(c->t[1]);
+    int chosen = split < serial ? 2 : 1;
+    if (c->interval == 0) c->interval = EPOCH_SPLIT_RECHECK;
+    else if (chosen == c->way) c->interval = c->interval * 2 < EPOCH_SPLIT_MAX_RECHECK
+                                                 ? c->interval * 2 : EPOCH_SPLIT_MAX_RECHECK;
+    else c->interval = EPOCH_SPLIT_RECHECK;
+    c->way = chosen;
+    c->expected = chosen == 2 ? split : serial;
+    c->n[0] = c->n[1] = 0;
+    c->since = 0;
+}
 
 #define FASTNN_TEMPLATE "epoch.c"
 #include "template.h"
@@ -19,14 +69,23 @@
 
 /* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): split
  * over fastnn's threads under the adaptive policy, for the batch shape it was checked on. */
-static void FN(epoch_matmul)(fastnn_epoch *e, const fastnn_epoch_layer *d, int which,
-                             ptrdiff_t nb, const REAL *A, int ta, const REAL *B, int tb, REAL *C,
-                             ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+static void FN(epoch_matmul)(fastnn_epoch *e, fastnn_epoch_layer *d, int which, ptrdiff_t nb,
+                             const REAL *A, int ta, const REAL *B, int tb, REAL *C, ptrdiff_t m,
+                             ptrdiff_t n, ptrdiff_t k)
 {
-    if (e->split_threads > 1 && d->split[which] > 0 && nb == e->split_rows)
+    if (e->split_threads < 2 || d->split[which] <= 0 || nb != e->split_rows) {
+        PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
+        return;
+    }
+    /* both ways give one thread's bits: measurement decides the speed only */
+    fastnn_split_choice *c = &d->choice[which];
+    int measuring, way = epoch_next_way(c, &measuring);
+    double t0 = epoch_clock();
+    if (way == 2)
         PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, d->split[which], e->split_threads);
     else
         PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
+    epoch_record(c, way, measuring, epoch_clock() - t0);
 }
 
 /* forward through every layer in order; returns the output (the last layer's) */

@@ -394,6 +394,21 @@ enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
                               EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
 #define FASTNN_EPOCH_MAX_RUNS 64  /* runs of packed variables (weight decay splits them) */
+/* The adaptive policy's choice for one product, as fastnn/threads.py's AdaptivePolicy makes
+ * it (same constants): time both ways, EPOCH_SPLIT_SAMPLES calls each, keep the lower
+ * median; measure again after `interval` calls (doubling up to EPOCH_SPLIT_MAX_RECHECK while
+ * the choice holds), or soon after a call EPOCH_SPLIT_SLOW times slower than expected. */
+#define EPOCH_SPLIT_SAMPLES 3
+#define EPOCH_SPLIT_RECHECK 256
+#define EPOCH_SPLIT_MAX_RECHECK 4096
+#define EPOCH_SPLIT_SLOW 4.0
+#define EPOCH_SPLIT_MIN_CALLS 16
+typedef struct {
+    int way;                       /* 0 not measured yet, 1 one BLAS call, 2 split */
+    int n[2];                      /* samples taken of each way in this measurement */
+    double t[2][EPOCH_SPLIT_SAMPLES], expected;
+    int64_t since, interval;
+} fastnn_split_choice;
 typedef struct {
     int kind;              /* enum fastnn_epoch_op */
     /* The graph: tensor 0 is the batch, tensor l + 1 the output of layer l; the layer reads
@@ -411,6 +426,7 @@ typedef struct {
     void *dW, *db;         /* their gradients, NULL when frozen (or absent) */
     ptrdiff_t split[3];    /* Dense, the adaptive thread policy: the row block of its forward,
                             * weight-gradient and input-gradient products (0: one BLAS call) */
+    fastnn_split_choice choice[3];   /* ... and what measurement chose for each */
     void *Z, *Y, *dX;      /* (batch, units): Dense's pre-activation, every op's output (Dense:
                             * Y may be Z); Dense's input gradient (batch, in) or NULL; Add:
                             * its second input's gradient (a copy of dy) */

@@ -278,6 +278,11 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_OPT_ADAGRAD
         EPOCH_OPT_ADAMAX
     enum: FASTNN_EPOCH_MAX_RUNS
+    enum: EPOCH_SPLIT_SAMPLES
+    enum: EPOCH_SPLIT_RECHECK
+    enum: EPOCH_SPLIT_MAX_RECHECK
+    enum: EPOCH_SPLIT_MIN_CALLS
+    double EPOCH_SPLIT_SLOW
     ctypedef struct fastnn_epoch_layer:
         int kind
         Py_ssize_t in0, in1

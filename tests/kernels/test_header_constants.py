@@ -84,3 +84,15 @@ def test_selu_constants_are_written_once_in_python():
                                                              recursive=True)
               if "1.67326324" in open(p).read() or "1.05070098" in open(p).read()]
     assert copies == [os.path.join("reference", "activations.py")]
+
+
+@requires_c
+def test_compiled_epochs_split_policy_is_the_adaptive_policys():
+    """csrc/epoch.c chooses between one BLAS call and a split as fastnn/threads.py does for
+    the Python loop: the same number of samples, re-check intervals and slowness factor."""
+    from fastnn import _ckernels, threads
+    h = _ckernels.HEADER_CONSTANTS
+    assert (h["EPOCH_SPLIT_SAMPLES"], h["EPOCH_SPLIT_RECHECK"], h["EPOCH_SPLIT_MAX_RECHECK"],
+            h["EPOCH_SPLIT_SLOW"], h["EPOCH_SPLIT_MIN_CALLS"]) == (
+        threads.SAMPLES, threads.RECHECK_CALLS, threads.MAX_RECHECK_CALLS, threads.SLOW_FACTOR,
+        threads.MIN_CALLS_BETWEEN_CHECKS)
