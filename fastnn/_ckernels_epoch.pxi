@@ -198,6 +198,27 @@ cdef class EpochPlan:
         self.e.split_threads = n_threads
         self.e.split_rows = min(self.e.batch_size, self.e.rows)
 
+    def choice(self, Py_ssize_t layer, int which):
+        """The adaptive policy's state for product ``which`` of ``layer``, as a tuple (for
+        set_choice: a later fit of the same shapes starts from what this one measured)."""
+        if not 0 <= layer < self.e.n_layers or not 0 <= which < 3:
+            raise IndexError(f"EpochPlan.choice: no product {which} of layer {layer}")
+        cdef fastnn_split_choice *c = &self.dense[layer].choice[which]
+        return (c.way, c.n[0], c.n[1], tuple(c.t[0][i] for i in range(3)),
+                tuple(c.t[1][i] for i in range(3)), c.expected, c.since, c.interval)
+
+    def set_choice(self, Py_ssize_t layer, int which, tuple state):
+        if not 0 <= layer < self.e.n_layers or not 0 <= which < 3:
+            raise IndexError(f"EpochPlan.set_choice: no product {which} of layer {layer}")
+        cdef fastnn_split_choice *c = &self.dense[layer].choice[which]
+        way, n0, n1, t0, t1, expected, since, interval = state
+        if way not in (0, 1, 2) or not (0 <= n0 <= 3 and 0 <= n1 <= 3):
+            raise ValueError(f"EpochPlan.set_choice: not a choice: {state}")
+        c.way, c.n[0], c.n[1] = way, n0, n1
+        c.expected, c.since, c.interval = expected, since, interval
+        for i in range(3):
+            c.t[0][i], c.t[1][i] = t0[i], t1[i]
+
     def set_pass(self, order, xb, yb):
         """The pass's row order (an int64 permutation; None: in order, read in place) and
         the buffers the shuffled batches are gathered into."""

@@ -283,11 +283,18 @@ cdef extern from "fastnn.h" nogil:
     enum: EPOCH_SPLIT_MAX_RECHECK
     enum: EPOCH_SPLIT_MIN_CALLS
     double EPOCH_SPLIT_SLOW
+    ctypedef struct fastnn_split_choice:
+        int way
+        int n[2]
+        double t[2][3]
+        double expected
+        int64_t since, interval
     ctypedef struct fastnn_epoch_layer:
         int kind
         Py_ssize_t in0, in1
         int needs, want0, want1
         Py_ssize_t split[3]
+        fastnn_split_choice choice[3]
         Py_ssize_t in_ "in"
         Py_ssize_t units
         int act

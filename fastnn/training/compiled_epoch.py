@@ -61,6 +61,10 @@ _SLOTS = {SGD: ("momentum",), Adam: ("momentum", "velocity", "velocity_hat"),
           RMSprop: ("velocity", "momentum", "average_gradient"), Adagrad: ("accumulator",),
           Adamax: ("momentum", "norm")}
 _blas_state = None  # None: not tried; then True or False
+# The adaptive policy's measured choice for each product shape, kept across fits as
+# threads.AdaptivePolicy keeps its own (a fit of a few epochs would otherwise spend its
+# first steps measuring again): {(m, k, n, dtype, transposes): EpochPlan.choice state}
+_split_choices = {}
 
 
 def bind_blas():
@@ -160,6 +164,19 @@ def _graph(model):
     _require(not isinstance(graph, str), graph)
     _require(graph, "no layers")
     return graph
+
+
+def _product_keys(specs, rows):
+    """The (m, k, n, dtype, which) of each Dense layer's three products at ``rows``."""
+    keys = []
+    for spec in specs:
+        if spec["kind"] != _DENSE:
+            keys.append(None)
+            continue
+        i, u = spec["W"].shape
+        d = spec["W"].dtype.char
+        keys.append(((rows, i, u, d, 0), (i, rows, u, d, 1), (rows, u, i, d, 2)))
+    return keys
 
 
 def _split_blocks(specs, rows):
@@ -275,6 +292,7 @@ class CompiledEpoch:
         self.plan = _ckernels().EpochPlan(x, y, data.batch_size, specs, loss, optimizer,
                                           bool(self.hit_metrics))
         self.split = _split_blocks(specs, batch) if threads._policy is not None else None
+        self.product_keys = _product_keys(specs, batch)
         self.data = data
         self.plan_layers = len(specs)
         self.chunk = 8
@@ -403,6 +421,7 @@ class CompiledEpoch:
                     break
         finally:
             data.on_epoch_end()
+            self._keep_choices()
         for m in mets:  # each a sparse categorical accuracy (checked when planned)
             m.total += float(plan.hits)
             m.count += plan.seen
@@ -420,6 +439,20 @@ class CompiledEpoch:
             if n < 2 or policy.blas_threads() != 1:
                 n = 1
         self.plan.set_split(n, blocks or [(0, 0, 0)] * self.plan_layers)
+        if n > 1:
+            for layer, keys in enumerate(self.product_keys):
+                for which, key in enumerate(keys or ()):
+                    if key in _split_choices:
+                        self.plan.set_choice(layer, which, _split_choices[key])
+
+    def _keep_choices(self):
+        """What this epoch measured, for the next fits of the same shapes."""
+        if self.split is None:
+            return
+        for layer, keys in enumerate(self.product_keys):
+            for which, key in enumerate(keys or ()):
+                if self.split[layer][which]:
+                    _split_choices[key] = self.plan.choice(layer, which)
 
     def _run(self, model, first, count, lrs, update_threads):
         """A chunk of steps, as Trainer._train_step runs one: under the state lock, and a
