@@ -1,6 +1,11 @@
 """The compiled epoch (fastnn/training/compiled_epoch.py, csrc/epoch.c): a fit it covers gives
 the Python loop's bits (weights, optimizer state and step count, every logged number), and a
 fit it does not cover runs the Python loop, saying why."""
+import json
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -8,7 +13,7 @@ import fastnn
 from fastnn import callbacks, layers, optimizers, regularizers
 from fastnn.training import compiled_epoch
 
-from conftest import C
+from conftest import C, same_fastnn_env
 
 pytestmark = pytest.mark.skipif(C is None or not compiled_epoch.bind_blas(),
                                 reason="needs the C kernels and numpy's OpenBLAS bound")
@@ -226,25 +231,49 @@ def test_graphs_the_compiled_epoch_does_not_cover_run_the_python_loop(monkeypatc
                                             "BatchNormalization and Add")
 
 
-def test_compiled_epoch_under_the_adaptive_policy_gives_one_threads_bits(monkeypatch):
+ADAPTIVE_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import fastnn
+    from fastnn import layers, optimizers, threads
+    from fastnn.training import compiled_epoch
+
+    def fit(compiled):
+        compiled_epoch.enabled = compiled
+        fastnn.set_seed(7)
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((640, 12)).astype(np.float32)
+        y = rng.integers(0, 3, 640)
+        model = fastnn.Sequential([layers.Input(shape=(12,)), layers.Dense(256, activation="relu"),
+                                   layers.Dense(128, activation="tanh"),
+                                   layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        logs = model.fit(x, y, batch_size=64, epochs=2, verbose=0).history
+        return model, logs
+
+    fastnn.set_num_threads(1)
+    one, one_logs = fit(False)
+    fastnn.set_num_threads(2, adaptive=True)
+    python, py_logs = fit(False)
+    compiled, c_logs = fit(True)
+    print(json.dumps({
+        "policy": threads.policy(), "reason": compiled._compiled_epoch_reason,
+        "split": any(any(b) for b in compiled._compiled_epoch_split),
+        "logs": c_logs == py_logs == one_logs,
+        "weights": all(a.tobytes() == b.tobytes() == c.tobytes() for a, b, c in zip(
+            one.get_weights(), python.get_weights(), compiled.get_weights()))}))
+""")
+
+
+def test_compiled_epoch_under_the_adaptive_policy_gives_one_threads_bits():
     """set_num_threads("adaptive"): products big enough are split over fastnn's threads
     from C (dynamically scheduled chunks, the BLAS at one thread), with the bits of
-    set_num_threads(1), which the Python loop gives under that policy too."""
-    from fastnn import threads
-    kw = dict(n=640, batch=64, widths=(256, 128), epochs=2)
-    old = fastnn.get_num_threads()
-    try:
-        fastnn.set_num_threads(1)
-        one, one_logs = _fit(False, monkeypatch, **kw)
-        fastnn.set_num_threads(2, adaptive=True)
-        assert threads.policy() == "adaptive"
-        python, py_logs = _fit(False, monkeypatch, **kw)
-        compiled, c_logs = _fit(True, monkeypatch, **kw)
-    finally:
-        fastnn.set_num_threads(old)
-    assert threads.policy() == "fixed"
-    assert compiled._compiled_epoch_reason is None
-    assert any(any(b) for b in compiled._compiled_epoch_split)  # some product was split
-    assert c_logs == py_logs == one_logs
-    for a, b, c in zip(one.get_weights(), python.get_weights(), compiled.get_weights()):
-        assert a.tobytes() == b.tobytes() == c.tobytes()
+    set_num_threads(1), which the Python loop gives under that policy too. In a process of
+    its own: the policy needs numpy's BLAS alone in the process (SciPy loads another)."""
+    r = subprocess.run([sys.executable, "-c", ADAPTIVE_CHILD], capture_output=True, text=True,
+                       timeout=300, **same_fastnn_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result == {"policy": "adaptive", "reason": None, "split": True, "logs": True,
+                      "weights": True}
