@@ -44,6 +44,20 @@ def noncontiguous(a):
     return view
 
 
+def model_gradient_check(model, x, y, rtol=1e-5, training=False):
+    """Every trainable weight's gradient from one step (learning rate 0) against central
+    differences of the MSE loss (``training``: BatchNormalization's batch statistics)."""
+    model.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse")
+    t = model.loss.prepare_targets(y, model.output_shape, np.float64)
+    model._prepare_training()
+    model._train_step(x, t)
+    assert model.trainable_weights
+    for v in model.trainable_weights:
+        f = lambda: model.loss.compute(np.array(model._forward(x, training)), t) / len(y)  # noqa: E731
+        np.testing.assert_allclose(v.grad, numeric_grad(f, v.value), rtol=rtol, atol=1e-8,
+                                   err_msg=v.path)
+
+
 def numeric_grad(f, x, eps=1e-6):
     """Central finite differences of a scalar function f at x (float64), elementwise."""
     g = np.zeros_like(x)

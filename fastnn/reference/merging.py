@@ -3,18 +3,9 @@ by side in one output) and of its backward (the output gradient's column blocks,
 a contiguous array of its own)."""
 import numpy as np
 
+from .embedding import _check_buffer
+
 __all__ = ["concat_columns", "split_columns"]
-
-
-def _check_out(a, what, dtype, shape, name):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name}: {what} must be a numpy array, got {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name}: {what} has dtype {a.dtype}, expected {np.dtype(dtype)}")
-    if a.shape != shape:
-        raise ValueError(f"{name}: {what} has shape {a.shape}, expected {shape}")
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name}: {what} must be a writable C-contiguous array")
 
 
 def concat_columns(xs, out=None, n_threads=None):
@@ -37,7 +28,7 @@ def concat_columns(xs, out=None, n_threads=None):
     shape = (xs[0].shape[0], sum(x.shape[1] for x in xs))
     if out is None:
         out = np.empty(shape, xs[0].dtype)
-    _check_out(out, "out", xs[0].dtype, shape, name)
+    _check_buffer(out, "out", xs[0].dtype, shape, name)
     if out.size and any(x.size and np.may_share_memory(out, x) for x in xs):
         raise ValueError(f"{name}: out overlaps an input")
     lo = 0
@@ -69,7 +60,7 @@ def split_columns(dY, widths, outs=None, n_threads=None):
         raise ValueError(f"{name}: outs must be a list of {len(widths)} arrays, got "
                          f"{len(outs) if isinstance(outs, (list, tuple)) else type(outs).__name__}")
     for j, (o, w) in enumerate(zip(outs, widths)):
-        _check_out(o, f"outs[{j}]", dY.dtype, (n, w), name)
+        _check_buffer(o, f"outs[{j}]", dY.dtype, (n, w), name)
         if o.size and dY.size and np.may_share_memory(o, dY):
             raise ValueError(f"{name}: outs[{j}] overlaps dY")
     lo = 0

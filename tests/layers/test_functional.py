@@ -11,7 +11,7 @@ import fastnn
 from fastnn import layers
 from fastnn.functional import Functional, KerasTensor
 
-from conftest import numeric_grad
+from conftest import model_gradient_check
 
 MERGES = [layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.Maximum,
           layers.Minimum, layers.Concatenate]
@@ -19,20 +19,6 @@ MERGES = [layers.Add, layers.Subtract, layers.Multiply, layers.Average, layers.M
 
 def model_of(inputs, outputs, **kw):
     return fastnn.Model(inputs=inputs, outputs=outputs, **kw)
-
-
-def gradient_check(model, x, y, rtol=1e-5, training=False):
-    """Every trainable weight's gradient from one step (learning rate 0) against central
-    differences of the loss (in training mode for BatchNormalization's batch statistics)."""
-    model.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse")
-    t = model.loss.prepare_targets(y, model.output_shape, np.float64)
-    model._prepare_training()
-    model._train_step(x, t)
-    assert model.trainable_weights
-    for v in model.trainable_weights:
-        f = lambda: model.loss.compute(np.array(model._forward(x, training)), t) / len(x)
-        np.testing.assert_allclose(v.grad, numeric_grad(f, v.value), rtol=rtol, atol=1e-8,
-                                   err_msg=v.path)
 
 
 @pytest.mark.parametrize("merge", MERGES, ids=lambda c: c.__name__)
@@ -45,7 +31,7 @@ def test_merge_layer_gradients_match_finite_differences(float64_model, merge):
     out = layers.Dense(2)(m)
     model = model_of(inp, out)
     x = rng.standard_normal((7, 5))
-    gradient_check(model, x, rng.standard_normal((7, 2)))
+    model_gradient_check(model, x, rng.standard_normal((7, 2)))
 
 
 def test_three_way_merges_and_a_tensor_read_three_times(float64_model):
@@ -57,7 +43,7 @@ def test_three_way_merges_and_a_tensor_read_three_times(float64_model):
     mul = layers.Multiply()(parts)
     cat = layers.Concatenate()([inp, h, s, mul])  # inp and h reach the output two ways
     out = layers.Dense(2)(cat)
-    gradient_check(model_of(inp, out), rng.standard_normal((6, 4)), rng.standard_normal((6, 2)))
+    model_gradient_check(model_of(inp, out), rng.standard_normal((6, 4)), rng.standard_normal((6, 2)))
 
 
 def test_residual_block_with_batch_norm_gradients(float64_model):
@@ -68,7 +54,7 @@ def test_residual_block_with_batch_norm_gradients(float64_model):
     h = layers.Activation("relu")(h)
     h = layers.Dense(6)(h)
     out = layers.Dense(1)(layers.Add()([inp, h]))
-    gradient_check(model_of(inp, out), rng.standard_normal((8, 6)), rng.standard_normal((8, 1)),
+    model_gradient_check(model_of(inp, out), rng.standard_normal((8, 6)), rng.standard_normal((8, 1)),
                    rtol=1e-4, training=True)
 
 

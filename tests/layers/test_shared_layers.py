@@ -11,21 +11,7 @@ import fastnn
 from fastnn import layers
 from fastnn.functional import Functional
 
-from conftest import numeric_grad
-
-
-def gradient_check(model, x, y, training=True):
-    """Every trainable weight's gradient from one step (learning rate 0) against central
-    differences of the loss (training mode: BatchNormalization's batch statistics)."""
-    model.compile(optimizer=fastnn.optimizers.SGD(0.0), loss="mse")
-    t = model.loss.prepare_targets(y, model.output_shape, np.float64)
-    model._prepare_training()
-    model._train_step(x, t)
-    assert model.trainable_weights
-    for v in model.trainable_weights:
-        f = lambda: model.loss.compute(np.array(model._forward(x, training)), t) / len(y)
-        np.testing.assert_allclose(v.grad, numeric_grad(f, v.value), rtol=1e-5, atol=1e-8,
-                                   err_msg=v.path)
+from conftest import model_gradient_check
 
 
 def calls_of(model, layer):
@@ -45,7 +31,7 @@ def test_shared_dense_and_batchnorm_gradients_match_finite_differences(float64_m
     model = fastnn.Model([in1, in2], layers.Dense(2, name="head")(h))
     assert [calls_of(model, layer) for layer in (tower, bn, twice)] == [2, 2, 2]
     x = [rng.standard_normal((9, 5)), rng.standard_normal((9, 5))]
-    gradient_check(model, x, rng.standard_normal((9, 2)))
+    model_gradient_check(model, x, rng.standard_normal((9, 2)), training=True)
 
 
 def _graph(kind, unrolled):
