@@ -78,7 +78,8 @@ def bind_blas():
 
 
 def _bind():
-    ck = _ckernels()
+    from .. import ops
+    ck = ops._ckernels  # the extension, whichever backend runs now (bound once per process)
     if ck is None:
         return False
     found = threads.numpy_blas_functions()

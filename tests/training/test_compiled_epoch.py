@@ -15,8 +15,9 @@ from fastnn.training import compiled_epoch
 
 from conftest import C, same_fastnn_env
 
-pytestmark = pytest.mark.skipif(C is None or not compiled_epoch.bind_blas(),
-                                reason="needs the C kernels and numpy's OpenBLAS bound")
+pytestmark = pytest.mark.skipif(
+    C is None or fastnn.backend.backend() != "c" or not compiled_epoch.bind_blas(),
+    reason="the compiled epoch runs on the C kernels, with numpy's OpenBLAS bound")
 
 N_FEATURES = 12
 
