@@ -98,6 +98,8 @@ FASTNN_KERNEL(col_sum)
 FASTNN_KERNEL(sum_squares)
 FASTNN_KERNEL(all_finite)
 FASTNN_KERNEL(argmax_hits)
+FASTNN_KERNEL(argmax_match_hits)
+FASTNN_KERNEL(threshold_hits)
 /* products.c */
 FASTNN_KERNEL(matmul)
 FASTNN_KERNEL(matmul_split)

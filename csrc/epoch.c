@@ -276,8 +276,18 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         if (e->n_runs) FN(epoch_update)(e, e->lrs ? e->lrs[s - first] : e->lr);
         e->loss_total += loss * (double)nb;
         e->seen += nb;
-        if (e->count_hits)
-            e->hits += PUBLIC(argmax_hits)(out, (const int64_t *)yb, nb, out_cols);
+        for (int k = 0; k < e->n_metrics; k++) {
+            int64_t h = 0;
+            switch (e->metric_kind[k]) {
+            case 1: h = PUBLIC(argmax_hits)(out, (const int64_t *)yb, nb, out_cols); break;
+            case 2: h = PUBLIC(argmax_match_hits)(out, (const REAL *)yb, nb, out_cols); break;
+            case 3:
+                h = PUBLIC(threshold_hits)(out, (const REAL *)yb, e->metric_threshold[k],
+                                           nb * out_cols);
+                break;
+            }
+            e->metric_hits[k] += h;
+        }
     }
     return 0;
 }

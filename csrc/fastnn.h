@@ -129,6 +129,13 @@ void col_sum_f64(const double *X, double *out, ptrdiff_t n, ptrdiff_t m, int n_t
 /* The rows i of P (n, m) whose np.argmax equals labels[i] (sparse accuracy's hits). */
 int64_t argmax_hits_f32(const float *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
 int64_t argmax_hits_f64(const double *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m);
+/* The rows whose argmax is T's row's argmax (categorical accuracy's hits). */
+int64_t argmax_match_hits_f32(const float *P, const float *T, ptrdiff_t n, ptrdiff_t m);
+int64_t argmax_match_hits_f64(const double *P, const double *T, ptrdiff_t n, ptrdiff_t m);
+/* The n elements with (P > threshold) == (T > 0.5), compared in the dtype (binary
+ * accuracy's hits). */
+int64_t threshold_hits_f32(const float *P, const float *T, double threshold, ptrdiff_t n);
+int64_t threshold_hits_f64(const double *P, const double *T, double threshold, ptrdiff_t n);
 /* sum of squares of a flat array, accumulated in double, fixed block order. */
 double sum_squares_f32(const float *x, ptrdiff_t n, int n_threads);
 double sum_squares_f64(const double *x, ptrdiff_t n, int n_threads);
@@ -393,6 +400,7 @@ enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
                          EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
                               EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
+#define FASTNN_EPOCH_MAX_METRICS 8
 #define FASTNN_EPOCH_MAX_RUNS 64  /* runs of packed variables (weight decay splits them) */
 /* The adaptive policy's choice for one product, as fastnn/threads.py's AdaptivePolicy makes
  * it (same constants): time both ways, EPOCH_SPLIT_SAMPLES calls each, keep the lower
@@ -457,7 +465,11 @@ typedef struct {
     int loss_kind, loss_code, from_logits;
     double loss_param;
     void *grad;                   /* (batch, outputs) */
-    int count_hits;               /* sparse categorical accuracy's argmax hits */
+    /* metrics counted per step: kind 1 sparse categorical accuracy (argmax_hits), 2
+     * categorical accuracy (argmax_match_hits), 3 binary accuracy (threshold_hits) */
+    int n_metrics, metric_kind[FASTNN_EPOCH_MAX_METRICS];
+    double metric_threshold[FASTNN_EPOCH_MAX_METRICS];
+    int64_t metric_hits[FASTNN_EPOCH_MAX_METRICS];
     /* optimizer */
     int opt_kind, nesterov, n_runs;
     fastnn_epoch_run runs[FASTNN_EPOCH_MAX_RUNS];
@@ -469,7 +481,7 @@ typedef struct {
     ptrdiff_t split_rows;         /* the batch rows the split blocks were found for */
     /* sums over the steps run (in: so far this epoch) */
     double loss_total;
-    int64_t seen, hits;
+    int64_t seen;
 } fastnn_epoch;
 /* Runs batches [first, first + count) of the pass; returns 0, or -1 - i when index i of
  * order is outside the data (nothing of that step is run). */

@@ -120,32 +120,50 @@ ptrdiff_t read_rows(int fd, int64_t offset, const int64_t *index, void *out, ptr
 
 #else /* template body */
 
-/* Rows whose first maximum (a NaN counts as the maximum, its first one wins, as np.argmax)
- * sits at the row's label: the hits of sparse categorical accuracy, counted in one pass over
- * the outputs without the argmax and comparison arrays. Serial: a batch of outputs is a few
- * hundred values. */
+/* The column of a row's first maximum, a NaN counting as the maximum (its first one wins),
+ * as np.argmax. */
+static inline ptrdiff_t FN(row_argmax)(const REAL *p, ptrdiff_t m)
+{
+    ptrdiff_t best = 0;
+    REAL top = p[0];
+    if (top != top) return 0;
+    for (ptrdiff_t j = 1; j < m; j++) {  /* scan for a larger value or the first NaN */
+        REAL v = p[j];
+        if (v != v) return j;
+        if (v > top) {
+            top = v;
+            best = j;
+        }
+    }
+    return best;
+}
+
+/* Rows whose argmax sits at the row's label: the hits of sparse categorical accuracy,
+ * counted in one pass over the outputs without the argmax and comparison arrays. Serial: a
+ * batch of outputs is a few hundred values. */
 int64_t FN(argmax_hits)(const REAL *P, const int64_t *labels, ptrdiff_t n, ptrdiff_t m)
 {
     int64_t hits = 0;
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const REAL *p = P + i * m;
-        ptrdiff_t best = 0;
-        REAL top = p[0];
-        if (top == top) {  /* not NaN: scan for a larger value or the first NaN */
-            for (ptrdiff_t j = 1; j < m; j++) {
-                REAL v = p[j];
-                if (v != v) {
-                    best = j;
-                    break;
-                }
-                if (v > top) {
-                    top = v;
-                    best = j;
-                }
-            }
-        }
-        hits += best == labels[i];
-    }
+    for (ptrdiff_t i = 0; i < n; i++) hits += FN(row_argmax)(P + i * m, m) == labels[i];
+    return hits;
+}
+
+/* Rows whose argmax is the target row's argmax: categorical accuracy's hits. */
+int64_t FN(argmax_match_hits)(const REAL *P, const REAL *T, ptrdiff_t n, ptrdiff_t m)
+{
+    int64_t hits = 0;
+    for (ptrdiff_t i = 0; i < n; i++)
+        hits += FN(row_argmax)(P + i * m, m) == FN(row_argmax)(T + i * m, m);
+    return hits;
+}
+
+/* Elements with (P > threshold) == (T > 0.5), both compared in REAL (numpy compares a
+ * float32 array with a Python float in float32): binary accuracy's hits. */
+int64_t FN(threshold_hits)(const REAL *P, const REAL *T, double threshold, ptrdiff_t n)
+{
+    const REAL t = (REAL)threshold, half = (REAL)0.5;
+    int64_t hits = 0;
+    for (ptrdiff_t i = 0; i < n; i++) hits += (P[i] > t) == (T[i] > half);
     return hits;
 }
 

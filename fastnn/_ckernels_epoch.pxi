@@ -23,10 +23,11 @@ cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
 
 
 EPOCH_MAX_RUNS = FASTNN_EPOCH_MAX_RUNS
+EPOCH_MAX_METRICS = FASTNN_EPOCH_MAX_METRICS
 
 
 cdef class EpochPlan:
-    """EpochPlan(x, y, batch_size, layers, loss, optimizer, count_hits): the steps of an
+    """EpochPlan(x, y, batch_size, layers, loss, optimizer, metrics): the steps of an
     epoch of a graph of layers, run in C (csrc/epoch.c). See
     fastnn/training/compiled_epoch.py for what each argument holds."""
     cdef fastnn_epoch e
@@ -44,7 +45,7 @@ cdef class EpochPlan:
         free(self.e.grads)
 
     def __init__(self, x, y, Py_ssize_t batch_size, list layers, dict loss, dict optimizer,
-                 bint count_hits):
+                 list metrics):
         if not layers:
             raise ValueError("EpochPlan: no layers")
         dtype = self.dtype = np.dtype(layers[0]["W"].dtype)
@@ -142,13 +143,21 @@ cdef class EpochPlan:
         width = widths[L]
         self.e.loss_kind, self.e.loss_code = loss["kind"], loss["code"]
         self.e.loss_param, self.e.from_logits = loss["param"], loss["from_logits"]
-        if self.e.loss_kind == EPOCH_LOSS_SPARSE_SOFTMAX_CE or count_hits:
+        kinds = [kind for kind, _ in metrics]
+        if len(kinds) > FASTNN_EPOCH_MAX_METRICS or any(kind not in (1, 2, 3) for kind in kinds):
+            raise ValueError(f"EpochPlan: metrics {metrics}: at most "
+                             f"{FASTNN_EPOCH_MAX_METRICS} of kinds 1, 2, 3")
+        if self.e.loss_kind == EPOCH_LOSS_SPARSE_SOFTMAX_CE or 1 in kinds:
             if not self.e.y_labels:
                 raise ValueError("EpochPlan: sparse losses and hit counts need int64 labels")
         elif self.e.y_labels or self.e.y_cols != width:
             raise ValueError(f"EpochPlan: targets of {self.e.y_cols} columns for {width} outputs")
         self.e.grad = _plan_ptr(loss["grad"], dtype, cap * width, "grad")
-        self.e.count_hits = count_hits
+        if self.e.y_labels and (2 in kinds or 3 in kinds):
+            raise ValueError("EpochPlan: categorical and binary accuracy need float targets")
+        self.e.n_metrics = len(kinds)
+        for i, (kind, threshold) in enumerate(metrics):
+            self.e.metric_kind[i], self.e.metric_threshold[i] = kind, threshold
         self.set_optimizer(optimizer)
         self.e.lrs = NULL
         self.e.n_threads = self.e.update_threads = 1
@@ -265,7 +274,8 @@ cdef class EpochPlan:
 
     @property
     def hits(self):
-        return self.e.hits
+        """Each metric's hits so far this epoch."""
+        return [self.e.metric_hits[i] for i in range(self.e.n_metrics)]
 
     @property
     def iterations(self):
@@ -287,5 +297,7 @@ cdef class EpochPlan:
 
     def reset_sums(self, int64_t iterations):
         """Start an epoch: no loss, rows or hits yet; the optimizer's step count."""
-        self.e.loss_total, self.e.seen, self.e.hits = 0.0, 0, 0
+        self.e.loss_total, self.e.seen = 0.0, 0
+        for i in range(FASTNN_EPOCH_MAX_METRICS):
+            self.e.metric_hits[i] = 0
         self.e.iterations = iterations

@@ -77,6 +77,49 @@ def argmax_hits(y_pred, labels, n_threads=None):
     return argmax_hits_f64(<const double *>pp, <const int64_t *>lp, r, c)
 
 
+def argmax_match_hits(y_pred, y_true, n_threads=None):
+    """The number of rows whose argmax (first maximum, a NaN counting as the maximum, as
+    np.argmax) in ``y_pred`` is the argmax of the same row of ``y_true``: categorical
+    accuracy's hits. Both 2-D float32 or float64 arrays of one shape and dtype. Serial."""
+    cdef int k = _kind(y_pred, "y_pred")
+    shape = _shape2(y_pred, "y_pred")
+    if shape[1] == 0:
+        raise ValueError(f"argmax_match_hits: y_pred has no columns (shape {shape})")
+    if _kind(y_true, "y_true") != k or np.shape(y_true) != shape:
+        raise ValueError(f"argmax_match_hits: y_true must be y_pred's shape {shape} and dtype, "
+                         f"got {np.shape(y_true)} {np.asarray(y_true).dtype}")
+    p = np.ascontiguousarray(y_pred)
+    t = np.ascontiguousarray(y_true)
+    cdef Py_ssize_t r = shape[0], c = shape[1]
+    if r == 0:
+        return 0
+    if k == 0:
+        return argmax_match_hits_f32(<const float *>cnp.PyArray_DATA(p),
+                                     <const float *>cnp.PyArray_DATA(t), r, c)
+    return argmax_match_hits_f64(<const double *>cnp.PyArray_DATA(p),
+                                 <const double *>cnp.PyArray_DATA(t), r, c)
+
+
+def threshold_hits(y_pred, y_true, double threshold=0.5, n_threads=None):
+    """The number of elements with (y_pred > threshold) == (y_true > 0.5), compared in the
+    arrays' dtype (as numpy compares a float32 array with a Python float): binary accuracy's
+    hits. Float32 or float64 arrays of one shape and dtype. Serial."""
+    cdef int k = _kind(y_pred, "y_pred")
+    if _kind(y_true, "y_true") != k or np.shape(y_true) != np.shape(y_pred):
+        raise ValueError(f"threshold_hits: y_true must be y_pred's shape {np.shape(y_pred)} and "
+                         f"dtype, got {np.shape(y_true)} {np.asarray(y_true).dtype}")
+    p = np.ascontiguousarray(y_pred).reshape(-1)
+    t = np.ascontiguousarray(y_true).reshape(-1)
+    cdef Py_ssize_t n = p.shape[0]
+    if n == 0:
+        return 0
+    if k == 0:
+        return threshold_hits_f32(<const float *>cnp.PyArray_DATA(p),
+                                  <const float *>cnp.PyArray_DATA(t), threshold, n)
+    return threshold_hits_f64(<const double *>cnp.PyArray_DATA(p),
+                              <const double *>cnp.PyArray_DATA(t), threshold, n)
+
+
 cdef double _sum_squares(const floating[::1] x, int nt) noexcept nogil:
     if floating is float:
         return sum_squares_f32(&x[0], x.shape[0], nt)

@@ -81,6 +81,10 @@ cdef extern from "fastnn.h" nogil:
     void col_sum_f64(const double *X, double *out, Py_ssize_t n, Py_ssize_t m, int n_threads)
     int64_t argmax_hits_f32(const float *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
     int64_t argmax_hits_f64(const double *P, const int64_t *labels, Py_ssize_t n, Py_ssize_t m)
+    int64_t argmax_match_hits_f32(const float *P, const float *T, Py_ssize_t n, Py_ssize_t m)
+    int64_t argmax_match_hits_f64(const double *P, const double *T, Py_ssize_t n, Py_ssize_t m)
+    int64_t threshold_hits_f32(const float *P, const float *T, double threshold, Py_ssize_t n)
+    int64_t threshold_hits_f64(const double *P, const double *T, double threshold, Py_ssize_t n)
     double sum_squares_f32(const float *x, Py_ssize_t n, int n_threads)
     double sum_squares_f64(const double *x, Py_ssize_t n, int n_threads)
     int all_finite_f32(const float *x, Py_ssize_t n, int n_threads)
@@ -278,6 +282,7 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_OPT_ADAGRAD
         EPOCH_OPT_ADAMAX
     enum: FASTNN_EPOCH_MAX_RUNS
+    enum: FASTNN_EPOCH_MAX_METRICS
     enum: EPOCH_SPLIT_SAMPLES
     enum: EPOCH_SPLIT_RECHECK
     enum: EPOCH_SPLIT_MAX_RECHECK
@@ -340,7 +345,10 @@ cdef extern from "fastnn.h" nogil:
         int loss_kind, loss_code, from_logits
         double loss_param
         void *grad
-        int count_hits
+        int n_metrics
+        int metric_kind[8]
+        double metric_threshold[8]
+        int64_t metric_hits[8]
         int opt_kind, nesterov, n_runs
         fastnn_epoch_run runs[64]
         double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue
@@ -350,6 +358,6 @@ cdef extern from "fastnn.h" nogil:
         int split_threads
         Py_ssize_t split_rows
         double loss_total
-        int64_t seen, hits
+        int64_t seen
     Py_ssize_t epoch_steps_f32(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)
     Py_ssize_t epoch_steps_f64(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)

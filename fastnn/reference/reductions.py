@@ -4,7 +4,8 @@ import os
 
 import numpy as np
 
-__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows", "read_rows", "argmax_hits"]
+__all__ = ["col_sum", "sum_squares", "all_finite", "take_rows", "read_rows", "argmax_hits",
+           "argmax_match_hits", "threshold_hits"]
 
 
 def col_sum(X, out=None, n_threads=None):
@@ -26,6 +27,34 @@ def argmax_hits(y_pred, labels, n_threads=None):
         raise ValueError(f"argmax_hits: labels must be int64 of shape ({len(y_pred)},), got "
                          f"{labels.dtype} {labels.shape}")
     return int(np.count_nonzero(np.argmax(y_pred, axis=1) == labels))
+
+
+def _same(y_pred, y_true, name):
+    y_pred, y_true = np.asarray(y_pred), np.asarray(y_true)
+    if y_pred.dtype not in (np.float32, np.float64):
+        raise TypeError(f"y_pred must be float32 or float64, got {y_pred.dtype}")
+    if y_true.dtype != y_pred.dtype or y_true.shape != y_pred.shape:
+        raise ValueError(f"{name}: y_true must be y_pred's shape {y_pred.shape} and dtype, got "
+                         f"{y_true.shape} {y_true.dtype}")
+    return y_pred, y_true
+
+
+def argmax_match_hits(y_pred, y_true, n_threads=None):
+    """The number of rows whose np.argmax in ``y_pred`` is that of the row of ``y_true``
+    (categorical accuracy's hits)."""
+    y_pred, y_true = _same(y_pred, y_true, "argmax_match_hits")
+    if y_pred.ndim != 2 or y_pred.shape[1] == 0:
+        raise ValueError(f"argmax_match_hits: y_pred must be 2-D with columns, got shape "
+                         f"{y_pred.shape}")
+    return int(np.count_nonzero(np.argmax(y_pred, axis=1) == np.argmax(y_true, axis=1)))
+
+
+def threshold_hits(y_pred, y_true, threshold=0.5, n_threads=None):
+    """The number of elements with (y_pred > threshold) == (y_true > 0.5), compared in the
+    arrays' dtype (binary accuracy's hits)."""
+    y_pred, y_true = _same(y_pred, y_true, "threshold_hits")
+    t = y_pred.dtype.type(threshold)
+    return int(np.count_nonzero((y_pred > t) == (y_true > y_pred.dtype.type(0.5))))
 
 
 def sum_squares(x, n_threads=None):

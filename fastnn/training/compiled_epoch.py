@@ -23,7 +23,8 @@ What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
 - the loss: the elementwise ones (MSE, MAE, Huber, binary cross-entropy, KL divergence,
   hinge), categorical cross-entropy, sparse categorical cross-entropy after a softmax layer
   or from logits;
-- the metrics: none, or sparse categorical accuracy;
+- the metrics: none, or any of sparse categorical, categorical and binary accuracy (what
+  "accuracy" picks for each loss);
 - the optimizer: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop, Adagrad, Adamax,
   with weight decay and clipvalue, a constant learning rate or a schedule; no clipnorm,
   global_clipnorm, EMA or gradient accumulation.
@@ -277,7 +278,7 @@ class CompiledEpoch:
             _require(v.regularizer is None and v.constraint is None,
                      "a weight regularizer or constraint")
         loss = self._loss(model, y, dtype)
-        self._metrics(mets, y)
+        self._metrics(mets, y, dtype)
         optimizer = self._optimizer(model)
         batch = min(data.batch_size, data.n)
         specs, self.dropouts, width = [], [], [x.shape[1]]
@@ -291,7 +292,7 @@ class CompiledEpoch:
         loss["grad"] = model._buffer("grad", (batch, width[-1]), dtype)
         self.optimizer = model.optimizer
         self.plan = _ckernels().EpochPlan(x, y, data.batch_size, specs, loss, optimizer,
-                                          bool(self.hit_metrics))
+                                          self.metric_kinds)
         self.split = _split_blocks(specs, batch) if threads._policy is not None else None
         self.product_keys = _product_keys(specs, batch)
         self.data = data
@@ -320,13 +321,25 @@ class CompiledEpoch:
         return {"kind": 0, "code": int(loss._code), "param": float(loss._param),
                 "from_logits": False}
 
-    def _metrics(self, mets, y):
-        self.hit_metrics = []
+    def _metrics(self, mets, y, dtype):
+        """[(kind, threshold)] of the plan's metrics, in the order of ``mets``: 1 sparse
+        categorical accuracy (int64 labels), 2 categorical accuracy, 3 binary accuracy
+        (float targets of the model's dtype; a threshold numpy compares in that dtype)."""
+        labels = y.dtype == np.int64 and y.ndim == 1
+        floats = y.dtype == dtype and y.ndim == 2
+        self.metric_kinds = []
         for m in mets:
-            _require(type(m) is metrics_module.SparseCategoricalAccuracy
-                     and y.dtype == np.int64 and y.ndim == 1,
-                     f"the metric {getattr(m, 'name', m)!r}")
-            self.hit_metrics.append(m)
+            kind = type(m)
+            if kind is metrics_module.SparseCategoricalAccuracy and labels:
+                self.metric_kinds.append((1, 0.0))
+            elif kind is metrics_module.CategoricalAccuracy and floats:
+                self.metric_kinds.append((2, 0.0))
+            elif kind is metrics_module.BinaryAccuracy and floats \
+                    and type(m.threshold) in (float, int):
+                self.metric_kinds.append((3, float(m.threshold)))
+            else:
+                raise Unsupported(f"the metric {getattr(m, 'name', m)!r}")
+        _require(len(self.metric_kinds) <= _ckernels().EPOCH_MAX_METRICS, "too many metrics")
 
     @staticmethod
     def _optimizer(model):
@@ -423,9 +436,10 @@ class CompiledEpoch:
         finally:
             data.on_epoch_end()
             self._keep_choices()
-        for m in mets:  # each a sparse categorical accuracy (checked when planned)
-            m.total += float(plan.hits)
-            m.count += plan.seen
+        per_row = data.y.shape[1] if data.y.ndim == 2 else 1
+        for m, (kind, _), hits in zip(mets, self.metric_kinds, plan.hits):
+            m.total += float(hits)  # counts: the same sum as the Python loop's per step
+            m.count += plan.seen * (per_row if kind == 3 else 1)
         return model._logs(plan.loss_total / max(plan.seen, 1), mets)
 
     def _set_split(self):

@@ -185,6 +185,16 @@ def _all_finite(g):
     return dict(x=x)
 
 
+def _argmax_match_hits(g):
+    """Ties, NaN and one-hot targets; some rows whose targets' argmax is not the outputs'."""
+    y_pred = g.normal()
+    y_pred[::3, 0] = y_pred[::3].max(axis=1)  # ties: the first maximum wins
+    y_pred[1::5, g.m // 2] = np.nan
+    y_true = np.eye(g.m, dtype=g.dtype)[g.ints(g.m, g.n)]
+    y_true[::2] = np.eye(g.m, dtype=g.dtype)[np.argmax(y_pred[::2], axis=1)]
+    return dict(y_pred=y_pred, y_true=y_true)
+
+
 def _take_rows(g):
     k = int(g.rng.integers(1, 2 * g.n + 1))
     return dict(src=g.normal(), index=g.ints(g.n, k), out=g.pick(None, g.empty(k, g.m)))
@@ -358,6 +368,9 @@ KERNELS = {
     "sum_squares": Row(lambda g: dict(x=g.pick(g.normal(), g.normal(g.n * g.m))), tol=(5e-4, 1e4)),
     "all_finite": Row(_all_finite, exact=True),
     "argmax_hits": Row(_argmax_hits, exact=True),
+    "argmax_match_hits": Row(_argmax_match_hits, exact=True),
+    "threshold_hits": Row(lambda g: dict(y_pred=g.uniform(0, 1), y_true=g.ints(2).astype(g.dtype),
+                                         threshold=g.pick(0.5, 0.3, 0.7)), exact=True),
     "take_rows": Row(_take_rows, exact=True, contiguous=("src",)),
     "read_rows": Row(_read_rows, exact=True, writes=("out",)),
     # ---- embedding lookups (csrc/embedding.c)
