@@ -128,22 +128,35 @@ static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
     return (REAL *)e->tensors[e->n_layers];
 }
 
-static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, ptrdiff_t nb)
+/* the loss summed over the batch's rows; its gradient (of the batch mean) into e->grad.
+ * With per-sample weights wb, as Trainer._batch_loss: each row's gradient times its weight
+ * (in the model's dtype) and the sum of the row losses weighted by a float64 dot product */
+static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, ptrdiff_t nb,
+                             const REAL *wb)
 {
     ptrdiff_t m = e->layers[e->n_layers - 1].units;
-    double scale = 1.0 / (double)(nb > 1 ? nb : 1);
+    double scale = 1.0 / (double)(nb > 1 ? nb : 1), sum;
     REAL *grad = (REAL *)e->grad;
+    double *rows = wb ? e->row_loss : NULL;
     switch (e->loss_kind) {
     case EPOCH_LOSS_SPARSE_SOFTMAX_CE:
-        return PUBLIC(sparse_softmax_cross_entropy)(out, (const int64_t *)yb, e->from_logits,
-                                                    scale, grad, NULL, nb, m, e->n_threads);
+        sum = PUBLIC(sparse_softmax_cross_entropy)(out, (const int64_t *)yb, e->from_logits,
+                                                   scale, grad, rows, nb, m, e->n_threads);
+        break;
     case EPOCH_LOSS_SOFTMAX_CE:
-        return PUBLIC(softmax_cross_entropy)(out, (const REAL *)yb, e->from_logits, scale, grad,
-                                             NULL, nb, m, e->n_threads);
+        sum = PUBLIC(softmax_cross_entropy)(out, (const REAL *)yb, e->from_logits, scale, grad,
+                                            rows, nb, m, e->n_threads);
+        break;
     default:
-        return PUBLIC(elementwise_loss)(out, (const REAL *)yb, e->loss_code, e->loss_param,
-                                        scale, grad, NULL, nb, m, e->n_threads);
+        sum = PUBLIC(elementwise_loss)(out, (const REAL *)yb, e->loss_code, e->loss_param,
+                                       scale, grad, rows, nb, m, e->n_threads);
     }
+    if (!wb) return sum;
+    for (ptrdiff_t i = 0; i < nb; i++) {
+        for (ptrdiff_t j = 0; j < m; j++) grad[i * m + j] *= wb[i];
+        e->w64[i] = (double)wb[i];
+    }
+    return blas_ddot(e->row_loss, e->w64, nb);
 }
 
 /* A gradient g for tensor t: the first one is kept, later ones are added into it (a
@@ -270,8 +283,18 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
             xb = (const REAL *)e->x + lo * e->x_cols;
             yb = (const char *)e->y + lo * y_row;
         }
+        const REAL *wb = NULL;
+        if (e->w) {
+            if (e->order) {
+                take_rows(e->w, e->order + lo, e->wb, e->rows, nb, (ptrdiff_t)sizeof(REAL),
+                          e->n_threads);
+                wb = (const REAL *)e->wb;
+            } else {
+                wb = (const REAL *)e->w + lo;
+            }
+        }
         const REAL *out = FN(epoch_forward)(e, xb, nb);
-        double loss = FN(epoch_loss)(e, out, yb, nb) / (double)nb;
+        double loss = FN(epoch_loss)(e, out, yb, nb, wb) / (double)nb;
         FN(epoch_backward)(e, nb);
         if (e->n_runs) FN(epoch_update)(e, e->lrs ? e->lrs[s - first] : e->lr);
         e->loss_total += loss * (double)nb;

@@ -45,7 +45,7 @@ cdef class EpochPlan:
         free(self.e.grads)
 
     def __init__(self, x, y, Py_ssize_t batch_size, list layers, dict loss, dict optimizer,
-                 list metrics):
+                 list metrics, w=None, row_loss=None, w64=None):
         if not layers:
             raise ValueError("EpochPlan: no layers")
         dtype = self.dtype = np.dtype(layers[0]["W"].dtype)
@@ -65,6 +65,13 @@ cdef class EpochPlan:
             raise ValueError(f"EpochPlan: y of shape {y.shape} for {rows} rows")
         self.e.y = _plan_ptr(y, np.int64 if self.e.y_labels else dtype, 0, "y", False)
         self.e.order = NULL
+        # per-sample weights: (rows,) of the model's dtype, and float64 scratch of a batch
+        self.e.w = _plan_ptr(w, dtype, rows, "w", False, True)
+        self.e.row_loss = <double *>_plan_ptr(row_loss, np.float64, min(batch_size, rows),
+                                              "row_loss", True, w is None)
+        self.e.w64 = <double *>_plan_ptr(w64, np.float64, min(batch_size, rows), "w64", True,
+                                         w is None)
+        self.keep.append((w, row_loss, w64))
         self.dense = <fastnn_epoch_layer *>calloc(L, sizeof(fastnn_epoch_layer))
         self.e.tensors = <void **>calloc(L + 1, sizeof(void *))
         self.e.grads = <void **>calloc(L + 1, sizeof(void *))
@@ -228,9 +235,9 @@ cdef class EpochPlan:
         for i in range(3):
             c.t[0][i], c.t[1][i] = t0[i], t1[i]
 
-    def set_pass(self, order, xb, yb):
+    def set_pass(self, order, xb, yb, wb=None):
         """The pass's row order (an int64 permutation; None: in order, read in place) and
-        the buffers the shuffled batches are gathered into."""
+        the buffers the shuffled batches are gathered into (``wb``: the weights')."""
         if order is None:
             self.e.order = NULL
             return
@@ -239,8 +246,10 @@ cdef class EpochPlan:
         self.e.xb = _plan_ptr(xb, self.dtype, b * self.e.x_cols, "xb")
         self.e.yb = _plan_ptr(yb, np.int64 if self.e.y_labels else self.dtype,
                               b * self.e.y_cols, "yb")
-        self.keep.append((order, xb, yb))
-        del self.keep[5:-1]
+        if self.e.w != NULL:
+            self.e.wb = _plan_ptr(wb, self.dtype, b, "wb")
+        self.keep.append((order, xb, yb, wb))
+        del self.keep[6:-1]
 
     def run(self, Py_ssize_t first, Py_ssize_t count, lrs=None, int n_threads=1,
             int update_threads=1):

@@ -338,6 +338,10 @@ cdef extern from "fastnn.h" nogil:
         const int64_t *order
         void *xb
         void *yb
+        const void *w
+        void *wb
+        double *row_loss
+        double *w64
         Py_ssize_t n_layers
         fastnn_epoch_layer *layers
         void **tensors

@@ -18,8 +18,8 @@ What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
   and Add (two inputs) layers, one dtype, 2-D inputs; no regularizer, activity regularizer
   or constraint. A graph's backward is fastnn/functional.py's: a tensor read twice gets its
   gradients summed into the first to arrive;
-- the data: arrays already of the model's dtype (C-contiguous, in memory), no sample or
-  class weights, no ``steps_per_epoch``; shuffled or not;
+- the data: arrays already of the model's dtype (C-contiguous, in memory), with or without
+  sample or class weights, no ``steps_per_epoch``; shuffled or not;
 - the loss: the elementwise ones (MSE, MAE, Huber, binary cross-entropy, KL divergence,
   hinge), categorical cross-entropy, sparse categorical cross-entropy after a softmax layer
   or from logits;
@@ -249,7 +249,8 @@ class CompiledEpoch:
         _require(train.steps_per_epoch is None, "steps_per_epoch")
         _require(type(data) is ArrayData and data.direct and not data.mapped,
                  "data other than in-memory arrays of the model's dtype")
-        _require(data.w is None, "sample or class weights")
+        _require(data.w is None or (data.w.dtype == data.dtype and data.w.flags.c_contiguous),
+                 "sample weights of another form")
         x, y = data.x, data.y
         _require(isinstance(y, np.ndarray) and x.ndim == 2 and y.flags.c_contiguous,
                  "inputs or targets of another form")
@@ -291,8 +292,11 @@ class CompiledEpoch:
             width.append(spec["Y"].shape[1])
         loss["grad"] = model._buffer("grad", (batch, width[-1]), dtype)
         self.optimizer = model.optimizer
-        self.plan = _ckernels().EpochPlan(x, y, data.batch_size, specs, loss, optimizer,
-                                          self.metric_kinds)
+        w = data.w
+        scratch = None if w is None else model._buffer("row_loss", (batch,), np.float64)
+        self.plan = _ckernels().EpochPlan(
+            x, y, data.batch_size, specs, loss, optimizer, self.metric_kinds, w, scratch,
+            None if w is None else np.empty(batch))
         self.split = _split_blocks(specs, batch) if threads._policy is not None else None
         self.product_keys = _product_keys(specs, batch)
         self.data = data
@@ -408,7 +412,9 @@ class CompiledEpoch:
                 plan.set_pass(order, data._buffer("x", (data.batch_size,) + data.x.shape[1:],
                                                   data.dtype),
                               data._buffer("y", (data.batch_size,) + data.y.shape[1:],
-                                           data.y.dtype))
+                                           data.y.dtype),
+                              None if data.w is None else data._buffer(
+                                  "w", (data.batch_size,), data.w.dtype))
             else:
                 plan.set_pass(None, None, None)
             for k, layer in self.dropouts:  # as the first forward draws it: after the order

@@ -111,6 +111,10 @@ CASES = {
     "a schedule": dict(optimizer=lambda: optimizers.Adam(
         optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9))),
     "validation data": dict(validation_split=0.2),
+    "sample weights": dict(sample_weight=np.random.default_rng(3).uniform(0, 2, 203)),
+    "class weights, in order": dict(class_weight={0: 0.5, 1: 2.0, 2: 1.0}, shuffle=False),
+    "class weights, one-hot targets, mse": dict(
+        loss="categorical_crossentropy", class_weight={0: 3.0, 2: 0.25}, metrics=("accuracy",)),
     "batchnorm, relu layer, dropout": dict(
         acts=(None, None, "softmax"), extra=lambda dtype: [
             layers.BatchNormalization(dtype=dtype), layers.ReLU(dtype=dtype),
@@ -151,7 +155,6 @@ def test_early_stopping_and_lr_callbacks_act_between_compiled_epochs(monkeypatch
     (dict(loss="mse", acts=("relu", "relu", None), metrics=("mae",)), "the metric "),
     (dict(optimizer=lambda: optimizers.Adam(clipnorm=1.0)), "clipnorm"),
     (dict(optimizer=lambda: optimizers.Nadam()), "the optimizer Nadam"),
-    (dict(sample_weight=np.ones(203)), "sample or class weights"),
     (dict(steps_per_epoch=3), "steps_per_epoch"),
     (dict(loss="sparse_categorical_crossentropy", acts=("relu", "relu", "sigmoid")),
      "sparse cross-entropy after a layer other than softmax"),
