@@ -156,7 +156,9 @@ static double FN(epoch_loss)(fastnn_epoch *e, const REAL *out, const void *yb, p
         for (ptrdiff_t j = 0; j < m; j++) grad[i * m + j] *= wb[i];
         e->w64[i] = (double)wb[i];
     }
-    return blas_ddot(e->row_loss, e->w64, nb);
+    double weighted;  /* np.dot(rows, w): a (1, nb) @ (nb, 1) product is numpy's dot */
+    matmul_f64(e->row_loss, 0, e->w64, 0, &weighted, 1, 1, nb);
+    return weighted;
 }
 
 /* A gradient g for tensor t: the first one is kept, later ones are added into it (a

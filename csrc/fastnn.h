@@ -369,8 +369,6 @@ void non_neg_f64(double *W, ptrdiff_t n, int n_threads);
 int blas_bind(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, void *ddot,
               void *ssyrk, void *dsyrk, int ilp64);
 int blas_bound(void);
-/* np.dot of two contiguous float64 vectors (the BLAS's ddot, as numpy calls it). */
-double blas_ddot(const double *x, const double *y, ptrdiff_t n);
 /* C (m, n), C-contiguous = A @ B with the very BLAS calls np.matmul makes for these
  * operands, hence its bits: A is (m, k), C-contiguous, or with trans_a the transpose of a
  * C-contiguous (k, m) array (B likewise, (k, n) or the transpose of (n, k)). m, n, k > 0.

@@ -34,23 +34,6 @@ int blas_bind(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, vo
 
 int blas_bound(void) { return fastnn_blas.bound; }
 
-double blas_ddot(const double *x, const double *y, ptrdiff_t n)
-{
-    /* numpy's DOUBLE_dot: chunks of at most 2^30 elements, their ddots summed */
-    typedef double (*ddot64)(int64_t, const double *, int64_t, const double *, int64_t);
-    typedef double (*ddot32)(int32_t, const double *, int32_t, const double *, int32_t);
-    double sum = 0.0;
-    while (n > 0) {
-        ptrdiff_t chunk = n < ((ptrdiff_t)1 << 30) ? n : ((ptrdiff_t)1 << 30);
-        if (fastnn_blas.ilp64) sum += ((ddot64)fastnn_blas.dot[1])(chunk, x, 1, y, 1);
-        else sum += ((ddot32)fastnn_blas.dot[1])((int32_t)chunk, x, 1, y, 1);
-        x += chunk;
-        y += chunk;
-        n -= chunk;
-    }
-    return sum;
-}
-
 #define FASTNN_TEMPLATE "products.c"
 #include "template.h"
 

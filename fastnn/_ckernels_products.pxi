@@ -29,38 +29,53 @@ cdef int _layout(a, str what, int tn) except -1:
                      "array")
 
 
-def matmul(a, b, out=None, n_threads=None):
-    """out = a @ b for 2-D float32/float64 arrays (a and b C-contiguous or transposes of
-    C-contiguous arrays, out C-contiguous), by the BLAS calls np.matmul makes for them: the
-    same bits. The BLAS runs on its own threads (``n_threads`` is not used). Returns out."""
+cdef object _product(a, b, out, Py_ssize_t block, int n_threads, str name):
+    """The checks of matmul's arguments, then one product: matmul, or matmul_split when
+    ``block`` > 0. Returns out."""
     if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
-        raise TypeError("matmul: a must be a float32 or float64 numpy array")
+        raise TypeError(f"{name}: a must be a float32 or float64 numpy array")
     cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
     cdef int ta = _layout(a, "a", tn), tb = _layout(b, "b", tn)
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), a.dtype)
     if _layout(out, "out", tn) != 0 or not out.flags.writeable:
-        raise ValueError("matmul: out must be a writable C-contiguous array")
+        raise ValueError(f"{name}: out must be a writable C-contiguous array")
     cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
     if b.shape[0] != k or out.shape != (m, n):
-        raise ValueError(f"matmul: shapes {a.shape} @ {b.shape} -> {out.shape} do not match")
+        raise ValueError(f"{name}: shapes {a.shape} @ {b.shape} -> {out.shape} do not match")
     if m == 0 or n == 0 or k == 0:
-        raise ValueError(f"matmul: empty operands {a.shape} @ {b.shape}")
+        raise ValueError(f"{name}: empty operands {a.shape} @ {b.shape}")
     if not blas_bound_c():
         from fastnn.training.compiled_epoch import bind_blas
         bind_blas()
         if not blas_bound_c():
-            raise RuntimeError("matmul: numpy's BLAS could not be bound for calls from C (not "
+            raise RuntimeError(f"{name}: numpy's BLAS could not be bound for calls from C (not "
                                "an OpenBLAS whose function names fastnn knows)")
     cdef void *ap = cnp.PyArray_DATA(<cnp.ndarray>a)
     cdef void *bp = cnp.PyArray_DATA(<cnp.ndarray>b)
     cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)
     with nogil:
         if tn == cnp.NPY_FLOAT:
-            matmul_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k)
+            if block > 0:
+                matmul_split_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m,
+                                 n, k, block, n_threads)
+            else:
+                matmul_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k)
         else:
-            matmul_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n, k)
+            if block > 0:
+                matmul_split_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op,
+                                 m, n, k, block, n_threads)
+            else:
+                matmul_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n,
+                           k)
     return out
+
+
+def matmul(a, b, out=None, n_threads=None):
+    """out = a @ b for 2-D float32/float64 arrays (a and b C-contiguous or transposes of
+    C-contiguous arrays, out C-contiguous), by the BLAS calls np.matmul makes for them: the
+    same bits. The BLAS runs on its own threads (``n_threads`` is not used). Returns out."""
+    return _product(a, b, out, 0, 1, "matmul")
 
 
 def matmul_split(a, b, out, Py_ssize_t block, int n_threads):
@@ -71,19 +86,4 @@ def matmul_split(a, b, out, Py_ssize_t block, int n_threads):
     if block < 1 or n_threads < 1:
         raise ValueError(f"matmul_split: block and n_threads must be >= 1, got {block}, "
                          f"{n_threads}")
-    matmul(a, b, out)  # every check of matmul's, and the BLAS bound
-    cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
-    cdef int ta = _layout(a, "a", tn), tb = _layout(b, "b", tn)
-    cdef Py_ssize_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    cdef void *ap = cnp.PyArray_DATA(<cnp.ndarray>a)
-    cdef void *bp = cnp.PyArray_DATA(<cnp.ndarray>b)
-    cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)
-    out[...] = np.nan  # what the split writes is all that is left
-    with nogil:
-        if tn == cnp.NPY_FLOAT:
-            matmul_split_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k,
-                             block, n_threads)
-        else:
-            matmul_split_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n,
-                             k, block, n_threads)
-    return out
+    return _product(a, b, out, block, n_threads, "matmul_split")

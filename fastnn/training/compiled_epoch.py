@@ -55,12 +55,12 @@ enabled = os.environ.get("FASTNN_COMPILED_EPOCH", "1").strip() != "0"
 # Ctrl-C wait little, long enough that the return to Python costs nothing measurable.
 CHUNK_SECONDS = 0.02
 
-_OPTIMIZERS = {SGD: 0, Adam: 1, AdamW: 1, RMSprop: 2, Adagrad: 3, Adamax: 4}
-# each rule's state slots, in the order its kernel takes them (csrc/epoch.c: s1, s2, s3)
-_SLOTS = {SGD: ("momentum",), Adam: ("momentum", "velocity", "velocity_hat"),
-          AdamW: ("momentum", "velocity", "velocity_hat"),
-          RMSprop: ("velocity", "momentum", "average_gradient"), Adagrad: ("accumulator",),
-          Adamax: ("momentum", "norm")}
+# each rule the plan covers: its code (csrc/fastnn.h: enum fastnn_epoch_optimizer) and its
+# state slots, in the order its kernel takes them (csrc/epoch.c: s1, s2, s3)
+_ADAM_SLOTS = ("momentum", "velocity", "velocity_hat")
+_OPTIMIZERS = {SGD: (0, ("momentum",)), Adam: (1, _ADAM_SLOTS), AdamW: (1, _ADAM_SLOTS),
+               RMSprop: (2, ("velocity", "momentum", "average_gradient")),
+               Adagrad: (3, ("accumulator",)), Adamax: (4, ("momentum", "norm"))}
 _blas_state = None  # None: not tried; then True or False
 # The adaptive policy's measured choice for each product shape, kept across fits as
 # threads.AdaptivePolicy keeps its own (a fit of a few epochs would otherwise spend its
@@ -114,7 +114,7 @@ _DENSE, _ACTIVATION, _DROPOUT, _BATCHNORM, _ADD = range(5)
 def _dense(layer, batch, width, need_dx):
     act, units = layer.activation, layer.units
     z = layer._buffer("z", (batch, units))
-    trained = layer.trainable and layer.kernel.grad is not None
+    trained = layer.trainable  # as Dense.backward: a frozen layer gets no weight gradient
     return {"kind": _DENSE, "W": layer.kernel.value,
             "b": layer.bias.value if layer.use_bias else None,
             "dW": layer.kernel.grad if trained else None,
@@ -351,8 +351,9 @@ class CompiledEpoch:
         Optimizer.apply would use them now (read again each epoch: callbacks change
         settings, and excluding variables from weight decay splits the runs anew)."""
         opt = model.optimizer
-        kind = _OPTIMIZERS.get(type(opt))
-        _require(kind is not None, f"the optimizer {type(opt).__name__}")
+        rule = _OPTIMIZERS.get(type(opt))
+        _require(rule is not None, f"the optimizer {type(opt).__name__}")
+        kind, slots = rule
         _require(not opt.clipnorm and not opt.global_clipnorm, "clipnorm or global_clipnorm")
         _require(not opt.gradient_accumulation_steps and not opt.use_ema,
                  "gradient accumulation or EMA")
@@ -363,7 +364,6 @@ class CompiledEpoch:
             packed = opt._packed_groups(variables)
             _require(packed is not None and len(packed) <= _ckernels().EPOCH_MAX_RUNS,
                      "variables not packed (or in too many runs)")
-            slots = _SLOTS[type(opt)]
             for run in packed:
                 runs.append({"p": run.value, "g": run.grad, "decay": bool(run.decay),
                              **{f"s{i + 1}": run.state.get(key) for i, key in enumerate(slots)}})
