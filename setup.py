@@ -36,6 +36,10 @@ def compiler_has_openmp():
 openmp = compiler_has_openmp()
 cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Werror=implicit-function-declaration", "-Wno-unused-function", "-Wno-unknown-pragmas"]
 ldflags = []
+if sys.platform != "win32":
+    # matmul_split's worker threads (csrc/products.c)
+    cflags.append("-pthread")
+    ldflags.append("-pthread")
 if openmp:
     cflags.append("-fopenmp")
     ldflags.append("-fopenmp")

@@ -35,7 +35,7 @@ from common import (PEER_LABELS, USER_CPUS, WORKLOADS, PeerError, header_lines,
                     machine_description, markdown_table, print_header, start_peers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SYSTEMS = ("fastnn", "floor", "torch", "jax_step", "jax_scan")
+SYSTEMS = ("fastnn", "fastnn_adaptive", "floor", "torch", "jax_step", "jax_scan")
 CASES = ("mlp32", "mlp128", "tabular")
 
 

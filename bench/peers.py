@@ -58,11 +58,14 @@ class Floor:
 
 
 class Fastnn:
+    adaptive = False
+
     def __init__(self):
         import fastnn
         self.fastnn = fastnn
-        if THREADS:
-            fastnn.set_num_threads(THREADS)
+        if THREADS or self.adaptive:
+            fastnn.set_num_threads(THREADS or len(os.sched_getaffinity(0)),
+                                   adaptive=self.adaptive)
 
     def version(self):
         return self.fastnn.__version__
@@ -74,6 +77,11 @@ class Fastnn:
     def outputs(self, wl, x, seed):
         from common import fastnn_model
         return fastnn_model(wl, seed).predict(x, verbose=0)
+
+
+class FastnnAdaptive(Fastnn):
+    """fastnn under set_num_threads(n, adaptive=True) (fastnn/threads.py)."""
+    adaptive = True
 
 
 # ---- PyTorch --------------------------------------------------------------------------------
@@ -426,7 +434,7 @@ class KerasJax:
         return model
 
 
-SYSTEMS = {"floor": Floor, "fastnn": Fastnn, "torch": Torch, "torch_compile": TorchCompile,
+SYSTEMS = {"floor": Floor, "fastnn": Fastnn, "fastnn_adaptive": FastnnAdaptive, "torch": Torch, "torch_compile": TorchCompile,
            "jax_step": Jax, "jax_scan": JaxScan, "keras_jax": KerasJax}
 
 

@@ -67,24 +67,30 @@ static void epoch_record(fastnn_split_choice *c, int way, int measuring, double 
 
 #else /* template body */
 
-/* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): split
- * over fastnn's threads under the adaptive policy, for the batch shape it was checked on. */
+/* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): under
+ * the adaptive policy, in chunks (split_geometry) on this thread or over fastnn's threads,
+ * whichever measured faster: the chunks' bits either way, those of the Python loop's
+ * products under the policy (fastnn/threads.py). */
 static void FN(epoch_matmul)(fastnn_epoch *e, fastnn_epoch_layer *d, int which, ptrdiff_t nb,
                              const REAL *A, int ta, const REAL *B, int tb, REAL *C, ptrdiff_t m,
                              ptrdiff_t n, ptrdiff_t k)
 {
-    if (e->split_threads < 2 || d->split[which] <= 0 || nb != e->split_rows) {
+    ptrdiff_t per;
+    int columns;
+    if (e->split_threads < 1 || !split_geometry(m, n, k, &per, &columns)) {
         PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
         return;
     }
-    /* both ways give one thread's bits: measurement decides the speed only */
     fastnn_split_choice *c = &d->choice[which];
+    if (e->split_threads < 2 || nb != (e->batch_size < e->rows ? e->batch_size : e->rows)) {
+        /* one thread allowed; or a short last batch: the choice made for full ones, untimed */
+        int threads = e->split_threads >= 2 && c->way == 2 ? e->split_threads : 1;
+        PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, per, columns, threads);
+        return;
+    }
     int measuring, way = epoch_next_way(c, &measuring);
     double t0 = epoch_clock();
-    if (way == 2)
-        PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, d->split[which], e->split_threads);
-    else
-        PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
+    PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, per, columns, way == 2 ? e->split_threads : 1);
     epoch_record(c, way, measuring, epoch_clock() - t0);
 }
 

@@ -377,14 +377,25 @@ void matmul_f32(const float *A, int trans_a, const float *B, int trans_b, float 
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
 void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
                 ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
-/* matmul by chunks of C's rows on n_threads OpenMP threads, dynamically scheduled (a thread
- * taken off its core delays the chunk it holds, not the product), each chunk one BLAS call:
- * with the BLAS at one thread and row boundaries at multiples of block that give the
- * single-threaded bits (fastnn/threads.py finds them), the bits of a one-thread matmul. */
+/* The adaptive policy's chunks of a product C (m, n) = A (m, k) B (k, n): returns 0 when it
+ * is one BLAS call (too small), else 1 with the chunks' size *per (rows of C, or columns
+ * when *columns). See EPOCH_SPLIT_CHUNKS. */
+int split_geometry(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t *per, int *columns);
+/* matmul as chunks of `per` rows of C (columns != 0: columns), each one BLAS call, on the
+ * calling thread and up to n_threads - 1 of fastnn's worker threads taking chunks from a
+ * counter as they come free (a thread taken off its core by another process delays the
+ * chunk it holds, not the product; see products.c). With the BLAS at one thread, the bits
+ * depend on the chunks only, not on the threads. */
 void matmul_split_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
-                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t block, int n_threads);
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
+                      int n_threads);
 void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
-                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t block, int n_threads);
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
+                      int n_threads);
+/* Returns once no worker of matmul_split may still read operands of a product whose caller
+ * has returned (one that took a chunk over from a late worker): call it before freeing
+ * operands that were split. */
+void matmul_split_quiesce(void);
 
 /* ---- the compiled training epoch (epoch.c) ---------------------------------------- */
 /* The steps of an epoch of a graph of layers (Dense, Activation, Dropout,
@@ -411,6 +422,13 @@ enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_R
 #define EPOCH_SPLIT_MAX_RECHECK 4096
 #define EPOCH_SPLIT_SLOW 4.0
 #define EPOCH_SPLIT_MIN_CALLS 16
+/* The adaptive policy's chunks (fastnn/threads.py: split_geometry, same constants): a
+ * product of at least EPOCH_SPLIT_MIN_MACS multiply-adds is computed as EPOCH_SPLIT_CHUNKS
+ * chunks of C's rows (or columns, when C has fewer rows than columns), a multiple of
+ * EPOCH_SPLIT_ALIGN each, on one thread or several: the same bits either way. */
+#define EPOCH_SPLIT_MIN_MACS (1 << 20)
+#define EPOCH_SPLIT_CHUNKS 6
+#define EPOCH_SPLIT_ALIGN 16
 typedef struct {
     int way;                       /* 0 not measured yet, 1 one BLAS call, 2 split */
     int n[2];                      /* samples taken of each way in this measurement */
@@ -432,9 +450,9 @@ typedef struct {
     int need_dx;           /* some input needs a gradient */
     void *W, *b;           /* Dense: kernel (in, units), bias; BatchNorm: gamma, beta (or NULL) */
     void *dW, *db;         /* their gradients, NULL when frozen (or absent) */
-    ptrdiff_t split[3];    /* Dense, the adaptive thread policy: the row block of its forward,
-                            * weight-gradient and input-gradient products (0: one BLAS call) */
-    fastnn_split_choice choice[3];   /* ... and what measurement chose for each */
+    fastnn_split_choice choice[3];   /* Dense, the adaptive thread policy: what measurement
+                                      * chose for its forward, weight-gradient and input-
+                                      * gradient products */
     void *Z, *Y, *dX;      /* (batch, units): Dense's pre-activation, every op's output (Dense:
                             * Y may be Z); Dense's input gradient (batch, in) or NULL; Add:
                             * its second input's gradient (a copy of dy) */
@@ -482,8 +500,8 @@ typedef struct {
     const double *lrs;            /* per-step learning rates (a schedule), or NULL: lr */
     int64_t iterations;           /* in: the optimizer's count; out: after the steps */
     int n_threads, update_threads;
-    int split_threads;            /* > 1: products with a split block run on this many */
-    ptrdiff_t split_rows;         /* the batch rows the split blocks were found for */
+    int split_threads;            /* the adaptive policy: Dense products in chunks on up to
+                                   * this many threads (0: the fixed policy, one call) */
     /* sums over the steps run (in: so far this epoch) */
     double loss_total;
     int64_t seen;

@@ -40,6 +40,7 @@ cdef class EpochPlan:
         self.e.tensors = self.e.grads = NULL
 
     def __dealloc__(self):
+        matmul_split_quiesce_c()  # no worker of a split product reads the buffers
         free(self.dense)
         free(self.e.tensors)
         free(self.e.grads)
@@ -200,19 +201,13 @@ cdef class EpochPlan:
         self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
         self.e.nesterov = get("nesterov", False)
 
-    def set_split(self, int n_threads, list blocks):
-        """The adaptive thread policy: the products of layer i whose row block
-        ``blocks[i][j]`` (j: 0 forward, 1 weight gradient, 2 input gradient) is > 0 run split
-        over ``n_threads`` threads (matmul_split) for full batches; n_threads < 2: none."""
-        if len(blocks) != self.e.n_layers:
-            raise ValueError(f"EpochPlan.set_split: {len(blocks)} entries for "
-                             f"{self.e.n_layers} layers")
-        cdef Py_ssize_t i, j
-        for i in range(self.e.n_layers):
-            for j in range(3):
-                self.dense[i].split[j] = max(int(blocks[i][j] or 0), 0)
+    def set_split(self, int n_threads):
+        """The adaptive thread policy: Dense products big enough run in chunks
+        (threads.split_geometry) on up to ``n_threads`` threads, one way or the other as
+        measured (n_threads 1: on this thread); 0: the fixed policy, one BLAS call each."""
+        if n_threads < 0:
+            raise ValueError(f"EpochPlan.set_split: n_threads must be >= 0, got {n_threads}")
         self.e.split_threads = n_threads
-        self.e.split_rows = min(self.e.batch_size, self.e.rows)
 
     def choice(self, Py_ssize_t layer, int which):
         """The adaptive policy's state for product ``which`` of ``layer``, as a tuple (for

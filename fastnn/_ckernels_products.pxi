@@ -29,9 +29,9 @@ cdef int _layout(a, str what, int tn) except -1:
                      "array")
 
 
-cdef object _product(a, b, out, Py_ssize_t block, int n_threads, str name):
+cdef object _product(a, b, out, Py_ssize_t per, int columns, int n_threads, str name):
     """The checks of matmul's arguments, then one product: matmul, or matmul_split when
-    ``block`` > 0. Returns out."""
+    ``per`` > 0. Returns out."""
     if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{name}: a must be a float32 or float64 numpy array")
     cdef int tn = cnp.PyArray_TYPE(<cnp.ndarray>a)
@@ -56,15 +56,15 @@ cdef object _product(a, b, out, Py_ssize_t block, int n_threads, str name):
     cdef void *op = cnp.PyArray_DATA(<cnp.ndarray>out)
     with nogil:
         if tn == cnp.NPY_FLOAT:
-            if block > 0:
+            if per > 0:
                 matmul_split_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m,
-                                 n, k, block, n_threads)
+                                 n, k, per, columns, n_threads)
             else:
                 matmul_f32(<const float *>ap, ta, <const float *>bp, tb, <float *>op, m, n, k)
         else:
-            if block > 0:
+            if per > 0:
                 matmul_split_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op,
-                                 m, n, k, block, n_threads)
+                                 m, n, k, per, columns, n_threads)
             else:
                 matmul_f64(<const double *>ap, ta, <const double *>bp, tb, <double *>op, m, n,
                            k)
@@ -75,15 +75,38 @@ def matmul(a, b, out=None, n_threads=None):
     """out = a @ b for 2-D float32/float64 arrays (a and b C-contiguous or transposes of
     C-contiguous arrays, out C-contiguous), by the BLAS calls np.matmul makes for them: the
     same bits. The BLAS runs on its own threads (``n_threads`` is not used). Returns out."""
-    return _product(a, b, out, 0, 1, "matmul")
+    return _product(a, b, out, 0, 0, 1, "matmul")
 
 
-def matmul_split(a, b, out, Py_ssize_t block, int n_threads):
-    """matmul by chunks of out's rows (boundaries at multiples of ``block``) on ``n_threads``
-    OpenMP threads taking chunks as they come free, each chunk one BLAS call: the bits of
-    one BLAS call when the BLAS runs on one thread and ``block`` is one that
-    fastnn/threads.py found to give them. Returns out."""
-    if block < 1 or n_threads < 1:
-        raise ValueError(f"matmul_split: block and n_threads must be >= 1, got {block}, "
+def split_geometry(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k):
+    """The adaptive policy's chunks of an (m, k) @ (k, n) product: (per, columns), chunks of
+    ``per`` rows of the result (columns when ``columns``), or None when it is one BLAS call
+    (too small). fastnn/threads.py's split_geometry is its twin."""
+    cdef Py_ssize_t per = 0
+    cdef int columns = 0
+    if m < 1 or n < 1 or k < 1:
+        raise ValueError(f"split_geometry: empty product ({m}, {k}) @ ({k}, {n})")
+    if not split_geometry_c(m, n, k, &per, &columns):
+        return None
+    return per, bool(columns)
+
+
+def matmul_split(a, b, out, Py_ssize_t per, bint columns, int n_threads):
+    """matmul as chunks of ``per`` rows of out (``columns``: columns), each one BLAS call,
+    on the calling thread and up to ``n_threads`` - 1 of fastnn's worker threads taking
+    chunks as they come free: with the BLAS at one thread, the bits depend on the chunks,
+    not on ``n_threads``. Returns out."""
+    if per < 1 or n_threads < 1:
+        raise ValueError(f"matmul_split: per and n_threads must be >= 1, got {per}, "
                          f"{n_threads}")
-    return _product(a, b, out, block, n_threads, "matmul_split")
+    _product(a, b, out, per, columns, n_threads, "matmul_split")
+    matmul_split_quiesce()  # the caller may free a and b at once
+    return out
+
+
+def matmul_split_quiesce():
+    """Wait until no worker of matmul_split may still read the operands of a split product
+    that has returned (a late worker whose chunk the caller computed itself): before the
+    operands of split products are freed."""
+    with nogil:
+        matmul_split_quiesce_c()

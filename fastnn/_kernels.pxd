@@ -258,11 +258,14 @@ cdef extern from "fastnn.h" nogil:
     void matmul_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
                     Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     void matmul_split_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
-                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t block,
-                          int n_threads)
+                          Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t per,
+                          int columns, int n_threads)
     void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b,
-                          double *C, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t block,
-                          int n_threads)
+                          double *C, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, Py_ssize_t per,
+                          int columns, int n_threads)
+    void matmul_split_quiesce_c "matmul_split_quiesce"()
+    int split_geometry_c "split_geometry"(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                          Py_ssize_t *per, int *columns)
 
     # epoch.c
     enum fastnn_epoch_op:
@@ -287,6 +290,9 @@ cdef extern from "fastnn.h" nogil:
     enum: EPOCH_SPLIT_RECHECK
     enum: EPOCH_SPLIT_MAX_RECHECK
     enum: EPOCH_SPLIT_MIN_CALLS
+    enum: EPOCH_SPLIT_CHUNKS
+    enum: EPOCH_SPLIT_ALIGN
+    enum: EPOCH_SPLIT_MIN_MACS
     double EPOCH_SPLIT_SLOW
     ctypedef struct fastnn_split_choice:
         int way
@@ -298,7 +304,6 @@ cdef extern from "fastnn.h" nogil:
         int kind
         Py_ssize_t in0, in1
         int needs, want0, want1
-        Py_ssize_t split[3]
         fastnn_split_choice choice[3]
         Py_ssize_t in_ "in"
         Py_ssize_t units
@@ -360,7 +365,6 @@ cdef extern from "fastnn.h" nogil:
         int64_t iterations
         int n_threads, update_threads
         int split_threads
-        Py_ssize_t split_rows
         double loss_total
         int64_t seen
     Py_ssize_t epoch_steps_f32(fastnn_epoch *e, Py_ssize_t first, Py_ssize_t count)

@@ -171,13 +171,14 @@ def set_num_threads(n, adaptive=False):
 
     fastnn extra: ``set_num_threads("adaptive")`` (all the CPUs this process may use) or
     ``set_num_threads(n, adaptive=True)`` turns on the adaptive policy of the matrix products
-    (fastnn/threads.py): per product shape, one single-threaded BLAS call or a split of the
-    rows over fastnn's own threads, whichever measured faster while training, with at most
-    ``n`` threads (under the same OpenMP limits). It holds up on a machine busy with other
-    processes, where the BLAS's own threads stall, and gives the bits of
-    ``set_num_threads(1)`` whatever it decides; float32 results of several threads therefore
-    differ in the last bits from the fixed policy's, which is why it is opt-in. An integer
-    alone sets the fixed policy (the BLAS's own threads, today's bits for each count).
+    (fastnn/threads.py): each product big enough is computed as fixed chunks of its result,
+    single-threaded BLAS calls, either in order on the calling thread or shared with
+    fastnn's own threads, whichever measured faster while training, with at most ``n``
+    threads (under the same OpenMP limits). It holds up on a machine busy with other
+    processes, where the BLAS's own threads stall, and gives the same bits whatever it
+    decides and for any ``n``; they differ in the last bits from the fixed policy's, which
+    is why it is opt-in. An integer alone sets the fixed policy (the BLAS's own threads,
+    today's bits for each count).
     FASTNN_THREADS=adaptive in the environment turns it on at import."""
     global _blas_limiter
     if isinstance(n, str):

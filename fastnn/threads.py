@@ -1,5 +1,6 @@
 """The thread policy of the matrix products: every product of a layer goes through
-:func:`matmul`, so the policy lives here and nowhere else.
+:func:`matmul` (the compiled epoch's through csrc/epoch.c, with the same rules), so the
+policy lives here and nowhere else.
 
 Two policies:
 
@@ -10,32 +11,38 @@ another process stalls the whole product (measured on 2 cores next to busy proce
 128x784 by 784x512 float32 product 8-13x slower on 2 threads than on 1).
 
 ``"adaptive"`` (opt-in: ``fastnn.set_num_threads("adaptive")``, or ``FASTNN_THREADS=adaptive``
-in the environment): fastnn holds the BLAS at one thread and, for each product shape, chooses
-from measurement between one BLAS call (``serial``) and a ``split`` of the output rows into
-chunks that fastnn's own threads take from a shared counter (dynamic scheduling: a descheduled
-thread delays the chunk it holds, not the product), each chunk one single-threaded BLAS call
-(``np.matmul`` releases the GIL). The first calls of a shape time both, interleaved, and keep
-the faster (medians); the choice is measured again after ``RECHECK_CALLS`` calls (an interval
-that doubles, up to ``MAX_RECHECK_CALLS``, while the choice holds), and at once when a call
-takes ``SLOW_FACTOR`` times longer than the chosen way's median (what contention looks like).
+in the environment): fastnn holds the BLAS at one thread and computes each product big enough
+as fixed chunks of the result (:func:`split_geometry`: about SPLIT_CHUNKS of them, across the
+longer side), each chunk one single-threaded BLAS call. For each product shape it chooses from
+measurement between computing the chunks in order on the calling thread (``serial``) and a
+``split``: the chunks taken by the calling thread and fastnn's own threads from a shared
+counter (dynamic scheduling), the caller taking over, after about a chunk's wait, any chunk a
+worker has not finished (a worker another process keeps off its core costs a chunk, not the
+product; ``np.matmul`` releases the GIL). The first calls of a shape time both ways,
+interleaved, and keep the faster (medians); the choice is measured again after
+``RECHECK_CALLS`` calls (an interval that doubles, up to ``MAX_RECHECK_CALLS``, while the choice
+holds), and at once when a call takes ``SLOW_FACTOR`` times longer than the chosen way's median
+(what contention looks like).
 
-Bits. With OpenBLAS, float32 products differ in the last bits between 1 and 2 threads (its
-threads split the output at other row boundaries, and rows in a block of the kernel's row
-unroll are summed in another order than the rows of the remainder); float64 ones did not in
-our shapes. So the adaptive policy never lets the BLAS thread: the ``split`` cuts rows only at
-multiples of a row block for which it gives exactly the single-threaded BLAS's bits, found
-and checked bit for bit on random data of each shape before the split may run (a shape for
-which none is found stays serial). Adaptive results are therefore those of
-``set_num_threads(1)``, bit for bit, whatever it decides and whatever the machine's load; the
-fixed policy keeps today's bits for each thread count. That is why adaptive is not the default:
-turning it on changes float32 results of multi-threaded runs in the last bits.
+Bits. The result of a BLAS call depends on the shape it is given: OpenBLAS sums an element
+in another order when the rows or columns around it are cut elsewhere (measured with one
+thread: a 32x784 by 784x512 float32 product cut into column blocks of any width, or row
+blocks of 8 or 16, differs in the last bits from the whole product), and its threads cut
+products where their count says. So the adaptive policy's results are those of its chunks,
+which depend on the product's shape only: the same bits whatever it decides, on any number of
+threads, under any load (and the compiled epoch's are the same as the Python loop's). They
+differ in the last bits from the fixed policy's (one BLAS call per product), whose bits
+depend on the thread count; that, and a quiet-machine cost measured in bench/, is why the
+adaptive policy is not the default.
 
 Ceiling: the split never uses more threads than ``fastnn.get_num_threads()`` (the knob, capped
 by OMP_NUM_THREADS and threadpoolctl limits on OpenMP, which ``threadpool_limits(n)`` sets),
-read on every product. When something else raises the BLAS's thread count while adaptive is on
+read on every product; at one thread the chunks run in order on the caller (the same bits).
+When something else raises the BLAS's thread count while adaptive is on
 (``threadpool_limits(n, user_api="blas")``), the products run as plain ``np.matmul`` on the
-BLAS's threads: the user asked for that pool. (A BLAS-only limit of one thread cannot be told
-apart from fastnn's own setting; ``threadpool_limits(1)``, which limits OpenMP too, is seen.)
+BLAS's threads: the user asked for that pool, and its bits. (A BLAS-only limit of one thread
+cannot be told apart from fastnn's own setting; ``threadpool_limits(1)``, which limits OpenMP
+too, is seen.)
 
 Not covered: fastnn's own OpenMP kernels keep the knob's thread count (they give the same bits
 for any count, and in the benchmark MLPs they run below their parallel threshold anyway).
@@ -48,10 +55,15 @@ import time
 
 import numpy as np
 
-# Products with fewer multiply-adds than this are not worth a split (waking a thread costs
-# tens of microseconds, the product about 50 at one thread) nor the policy's few microseconds
-# of bookkeeping: they run as one BLAS call.
+# The chunks of the adaptive policy (split_geometry; csrc/fastnn.h has the same constants, a
+# test holds them equal). Products with fewer multiply-adds than SPLIT_MIN_MACS are one BLAS
+# call (waking a thread costs tens of microseconds, the product about 50 at one thread), the
+# others SPLIT_CHUNKS chunks, each a multiple of SPLIT_ALIGN rows or columns: 3 per thread
+# on 2 cores, enough for the one not descheduled to take over, few enough that the operand
+# each chunk packs again costs little (measured: 0.97-1.06x one call on one thread).
 SPLIT_MIN_MACS = 1 << 20
+SPLIT_CHUNKS = 6
+SPLIT_ALIGN = 16
 # Timed calls of each way per measurement; the choice is the lower median.
 SAMPLES = 3
 RECHECK_CALLS = 256
@@ -62,10 +74,6 @@ SLOW_FACTOR = 4.0
 # Slow calls re-measure at most this often (a single preempted call should not make every
 # following call a measurement).
 MIN_CALLS_BETWEEN_CHECKS = 16
-# Row blocks tried for the split, smallest first; the first that gives the serial bits wins.
-ROW_BLOCKS = (8, 16, 24, 32, 48, 64)
-# Chunks per thread: more chunks balance better when a thread is slow, fewer cost less.
-CHUNKS_PER_THREAD = 3
 
 _clock = time.perf_counter
 # The thread ceiling, a function: fastnn.backend sets it to its get_num_threads (the knob
@@ -180,18 +188,26 @@ class _Job:
     counter runs out it waits for the chunks in flight about as long as one of its own chunks
     took, then computes every chunk not yet done itself (same bits: the same BLAS call on the
     same rows), so a worker that is descheduled, or wakes late, costs a chunk or two instead of
-    a stall of a scheduler time slice (milliseconds)."""
-    __slots__ = ("a", "b", "out", "bounds", "n", "next", "state", "lock", "finished",
+    a stall of a scheduler time slice (milliseconds). csrc/products.c's split_run is its twin
+    for the compiled epoch."""
+    __slots__ = ("a", "b", "out", "per", "columns", "n", "next", "state", "lock", "finished",
                  "all_done")
 
-    def __init__(self, a, b, out, bounds):
-        self.a, self.b, self.out, self.bounds = a, b, out, bounds
-        self.n = len(bounds) - 1
+    def __init__(self, a, b, out, per, columns):
+        self.a, self.b, self.out, self.per, self.columns = a, b, out, per, columns
+        self.n = -(-(out.shape[1] if columns else out.shape[0]) // per)
         self.next = itertools.count()  # next() on it is atomic under the GIL
         self.state = [0] * self.n
         self.lock = threading.Lock()
         self.finished = itertools.count(1)
         self.all_done = threading.Event()
+
+    def operands(self, i):
+        """Chunk ``i``'s (a, b, out) slices."""
+        s = slice(i * self.per, (i + 1) * self.per)
+        if self.columns:
+            return self.a, self.b[:, s], self.out[:, s]
+        return self.a[s], self.b, self.out[s]
 
     def help(self, scratch):
         """A worker's share: chunks from the counter, each into ``scratch`` then ``out``.
@@ -205,18 +221,18 @@ class _Job:
     def worker_chunk(self, i, scratch):
         """Chunk ``i`` into ``scratch`` (grown as needed), then into ``out`` unless the caller
         took it over meanwhile (it may have returned, and ``out`` moved on)."""
-        r0, r1 = self.bounds[i], self.bounds[i + 1]
-        rows, cols = r1 - r0, self.out.shape[1]
-        if scratch is None or scratch.shape[0] < rows or scratch.shape[1] != cols \
-                or scratch.dtype != self.out.dtype:
-            scratch = np.empty((rows, cols), self.out.dtype)
+        a, b, dest = self.operands(i)
+        size = dest.shape[0] * dest.shape[1]
+        if scratch is None or scratch.size < size or scratch.dtype != dest.dtype:
+            scratch = np.empty(size, dest.dtype)
+        mine = scratch[:size].reshape(dest.shape)
         try:
-            np.matmul(self.a[r0:r1], self.b, out=scratch[:rows])
+            np.matmul(a, b, out=mine)
         except Exception:  # noqa: BLE001  the caller computes the chunk and raises
             return scratch
         with self.lock:
             if self.state[i] != _STOLEN:
-                self.out[r0:r1] = scratch[:rows]
+                dest[...] = mine
                 self.state[i] = _DONE
                 if next(self.finished) == self.n:
                     self.all_done.set()
@@ -224,14 +240,14 @@ class _Job:
 
     def run(self):
         """The caller's share: chunks from the counter, then every chunk not done."""
-        a, b, out, bounds, state = self.a, self.b, self.out, self.bounds, self.state
+        state = self.state
         mine, t0 = 0, _clock()
         while True:
             i = next(self.next)
             if i >= self.n:
                 break
-            r0, r1 = bounds[i], bounds[i + 1]
-            np.matmul(a[r0:r1], b, out=out[r0:r1])
+            a, b, dest = self.operands(i)
+            np.matmul(a, b, out=dest)
             state[i] = _DONE
             mine += 1
             if next(self.finished) == self.n:
@@ -246,8 +262,8 @@ class _Job:
                 if state[i] == _DONE:
                     continue
                 state[i] = _STOLEN
-            r0, r1 = bounds[i], bounds[i + 1]
-            np.matmul(a[r0:r1], b, out=out[r0:r1])
+            a, b, dest = self.operands(i)
+            np.matmul(a, b, out=dest)
 
 
 class _Pool:
@@ -283,17 +299,37 @@ class _Pool:
 _pool = _Pool()
 
 
-def _row_chunks(m, block, n_threads):
-    """Row boundaries: multiples of ``block``, about CHUNKS_PER_THREAD chunks per thread."""
-    blocks = -(-m // block)
-    per = max(1, -(-blocks // (n_threads * CHUNKS_PER_THREAD)))
-    return list(range(0, m, per * block)) + [m]
+def split_geometry(m, n, k):
+    """The adaptive policy's chunks of an (m, k) @ (k, n) product: ``(per, columns)``,
+    chunks of ``per`` rows of the result (of its columns when ``columns``), or None when the
+    product is one BLAS call. Chunks cut the result's longer side, so each packs again the
+    smaller operand (a chunk of rows all of b, one of columns all of a). The bits of the
+    adaptive policy are those of these chunks, whichever thread computes them: they depend
+    on the shape only (csrc/products.c's split_geometry is its twin)."""
+    columns = m < n
+    extent = n if columns else m
+    if m * n * k < SPLIT_MIN_MACS or extent < 2 * SPLIT_ALIGN:
+        return None
+    per = -(-extent // SPLIT_CHUNKS)
+    return -(-per // SPLIT_ALIGN) * SPLIT_ALIGN, columns
 
 
-def split_matmul(a, b, out, n_threads, block):
-    """``a @ b`` into ``out`` by row chunks (boundaries at multiples of ``block``) on up to
+def chunked_matmul(a, b, out, per, columns):
+    """``a @ b`` into ``out`` as split_geometry's chunks, in order, on this thread."""
+    extent = out.shape[1] if columns else out.shape[0]
+    for i0 in range(0, extent, per):
+        s = slice(i0, i0 + per)
+        if columns:
+            np.matmul(a, b[:, s], out=out[:, s])
+        else:
+            np.matmul(a[s], b, out=out[s])
+    return out
+
+
+def split_matmul(a, b, out, n_threads, per, columns):
+    """``a @ b`` into ``out`` as chunks of ``per`` rows (``columns``: columns) on up to
     ``n_threads`` threads, the caller's included, each chunk one BLAS call."""
-    _pool.run(_Job(a, b, out, _row_chunks(a.shape[0], block, n_threads)), n_threads)
+    _pool.run(_Job(a, b, out, per, columns), n_threads)
     return out
 
 
@@ -301,11 +337,9 @@ def split_matmul(a, b, out, n_threads, block):
 
 class _Shape:
     """What the policy knows of one product shape (and layout, and dtype)."""
-    __slots__ = ("block", "choice", "expected", "calls", "since_check", "interval", "samples",
-                 "order")
+    __slots__ = ("choice", "expected", "calls", "since_check", "interval", "samples", "order")
 
-    def __init__(self, block):
-        self.block = block      # the split's row block, None when no split gives the bits
+    def __init__(self):
         self.choice = None      # "serial" or "split" once measured
         self.expected = None    # the chosen way's median time
         self.calls = 0
@@ -331,12 +365,12 @@ class AdaptivePolicy:
         self.shapes = {}
         self._lock = threading.Lock()
 
-    # the two ways; both give the single-threaded BLAS's bits
-    def serial(self, a, b, out, n_threads, block):
-        return np.matmul(a, b, out=out)
+    # the two ways; both give the chunks' bits
+    def serial(self, a, b, out, n_threads, geometry):
+        return chunked_matmul(a, b, out, *geometry)
 
-    def split(self, a, b, out, n_threads, block):
-        return split_matmul(a, b, out, n_threads, block)
+    def split(self, a, b, out, n_threads, geometry):
+        return split_matmul(a, b, out, n_threads, *geometry)
 
     def ceiling(self):
         """The most threads a product may use now: get_num_threads() (the knob under the
@@ -346,56 +380,30 @@ class AdaptivePolicy:
     def blas_threads(self):
         return blas().get()
 
-    def find_block(self, a, b):
-        """The smallest row block (ROW_BLOCKS) whose split gives the serial bits on random
-        data of this shape, layout and dtype; None when none does, or when the BLAS cannot be
-        called from several threads at one thread each (see _Blas)."""
-        if not blas().splittable:
-            return None
-        m = a.shape[0]
-        rng = np.random.default_rng(0)
-        ra = _like(a, rng)
-        rb = _like(b, rng)
-        want = np.matmul(ra, rb)
-        got = np.empty_like(want)
-        for block in ROW_BLOCKS:
-            if block >= m:
-                break
-            # a chunk boundary at every block, the hardest case for the bits
-            for r0 in range(0, m, block):
-                r1 = min(m, r0 + block)
-                np.matmul(ra[r0:r1], rb, out=got[r0:r1])
-            if np.array_equal(got, want):
-                return block
-        return None
-
     def matmul(self, a, b, out):
-        if a.ndim != 2 or b.ndim != 2 or a.shape[0] * a.shape[1] * b.shape[1] < SPLIT_MIN_MACS:
+        geometry = split_geometry(a.shape[0], b.shape[1], a.shape[1]) \
+            if a.ndim == 2 and b.ndim == 2 else None
+        if geometry is None or self.blas_threads() != 1:
+            # small; or the BLAS was given threads by the user (threadpoolctl): its pool,
+            # its bits
             return np.matmul(a, b, out=out)
         n_threads = self.ceiling()
-        if n_threads < 2 or self.blas_threads() != 1:
-            # one thread allowed; or the BLAS was given threads by the user (threadpoolctl):
-            # its pool, its bits
-            return np.matmul(a, b, out=out)
+        if n_threads < 2 or not blas().splittable:
+            return self.serial(a, b, out, 1, geometry)
         key = _key(a, b)
         # the bookkeeping is locked (models may run in several threads at once: predict while
         # fit), the products are not
         with self._lock:
             s = self.shapes.get(key)
             if s is None:
-                s = self.shapes[key] = _Shape(self.find_block(a, b))
-            if s.block is None:
-                way = measuring = None
-            else:
-                s.calls += 1
-                s.since_check += 1
-                measuring = s.choice is None or s.since_check > s.interval
-                way = self._next_way(s) if measuring else s.choice
-        if way is None:
-            return self.serial(a, b, out, n_threads, None)
+                s = self.shapes[key] = _Shape()
+            s.calls += 1
+            s.since_check += 1
+            measuring = s.choice is None or s.since_check > s.interval
+            way = self._next_way(s) if measuring else s.choice
         clock = self.clock
         t0 = clock()
-        (self.serial if way == "serial" else self.split)(a, b, out, n_threads, s.block)
+        (self.serial if way == "serial" else self.split)(a, b, out, n_threads, geometry)
         dt = clock() - t0
         with self._lock:
             if measuring:
@@ -430,19 +438,9 @@ class AdaptivePolicy:
             s.since_check = 0
 
     def decisions(self):
-        """{(m, k, n, dtype char, a C-contiguous, b C-contiguous): "serial", "split", or None
-        (still measuring) or "serial-only" (no split gives the serial bits)}."""
-        return {k: ("serial-only" if s.block is None else s.choice) for k, s in self.shapes.items()}
-
-
-def _like(x, rng):
-    """Random data with the shape, dtype and memory layout of ``x`` (a transposed view stays
-    a transposed view: the BLAS is called with the same transpose flag)."""
-    if x.flags.c_contiguous:
-        return rng.standard_normal(x.shape).astype(x.dtype)
-    if x.T.flags.c_contiguous:
-        return np.ascontiguousarray(rng.standard_normal(x.shape[::-1]).astype(x.dtype)).T
-    return rng.standard_normal(x.shape).astype(x.dtype)
+        """{(m, k, n, dtype char, a C-contiguous, b C-contiguous): "serial" or "split", or
+        None (still measuring)}."""
+        return {k: s.choice for k, s in self.shapes.items()}
 
 
 _policy = None

@@ -181,28 +181,6 @@ def _product_keys(specs, rows):
     return keys
 
 
-def _split_blocks(specs, rows):
-    """For each layer of the plan, the row block with which the adaptive thread policy may
-    split its forward, weight-gradient and input-gradient products at a full batch of
-    ``rows`` (threads.AdaptivePolicy.find_block: one whose chunks give the one-thread bits;
-    0 for products too small to split, or when none does)."""
-    policy = threads._policy
-    blocks = []
-    for spec in specs:
-        if spec["kind"] != _DENSE:
-            blocks.append((0, 0, 0))
-            continue
-        w = spec["W"]
-        x = np.empty((rows, w.shape[0]), w.dtype)
-        dz = np.empty((rows, w.shape[1]), w.dtype)
-        found = []
-        for a, b in ((x, w), (x.T, dz), (dz, w.T)):
-            big = a.shape[0] * a.shape[1] * b.shape[1] >= threads.SPLIT_MIN_MACS
-            found.append((policy.find_block(a, b) or 0) if big else 0)
-        blocks.append(tuple(found))
-    return blocks
-
-
 def _spec_builder(layer):
     """The builder for ``layer``'s entry in the plan, or None: the exact classes above, and
     Activation's subclasses (ReLU, LeakyReLU, ELU, Softmax) that keep its forward/backward."""
@@ -225,7 +203,7 @@ def plan(model, train, mets):
     try:
         result = CompiledEpoch(model, train, mets)
         model._compiled_epoch_reason = None
-        model._compiled_epoch_split = result.split  # the adaptive policy's row blocks
+        model._compiled_epoch_split = result.split  # the adaptive policy's chunks
         return result
     except Unsupported as e:
         model._compiled_epoch_reason = str(e)
@@ -297,10 +275,12 @@ class CompiledEpoch:
         self.plan = _ckernels().EpochPlan(
             x, y, data.batch_size, specs, loss, optimizer, self.metric_kinds, w, scratch,
             None if w is None else np.empty(batch))
-        self.split = _split_blocks(specs, batch) if threads._policy is not None else None
         self.product_keys = _product_keys(specs, batch)
+        # the adaptive policy's chunks of each product at a full batch (None: one call)
+        self.split = [keys and tuple(threads.split_geometry(m, n, k) for m, k, n, _, _ in keys)
+                      for keys in self.product_keys]
+        self.splitting = False  # this epoch splits products over threads
         self.data = data
-        self.plan_layers = len(specs)
         self.chunk = 8
 
     # ---- what plan() checks ------------------------------------------------------------
@@ -440,6 +420,8 @@ class CompiledEpoch:
                 if model.stop_training:
                     break
         finally:
+            # a worker late with a product's chunk may still read the model's arrays
+            _ckernels().matmul_split_quiesce()
             data.on_epoch_end()
             self._keep_choices()
         per_row = data.y.shape[1] if data.y.ndim == 2 else 1
@@ -449,17 +431,16 @@ class CompiledEpoch:
         return model._logs(plan.loss_total / max(plan.seen, 1), mets)
 
     def _set_split(self):
-        """Under the adaptive thread policy, the products it would split (and those only)
-        run split over fastnn's threads, read each epoch as the policy reads them per call:
-        the thread ceiling, and the BLAS's own threads (a user's threadpoolctl limit on it
-        turns the splitting off, as in threads.AdaptivePolicy.matmul)."""
-        policy, blocks = threads._policy, self.split
-        n = 1
-        if policy is not None and blocks is not None:
-            n = policy.ceiling()
-            if n < 2 or policy.blas_threads() != 1:
-                n = 1
-        self.plan.set_split(n, blocks or [(0, 0, 0)] * self.plan_layers)
+        """Under the adaptive thread policy, Dense products big enough run in chunks, split
+        over fastnn's threads or not as measured; the policy is read each epoch as
+        threads.AdaptivePolicy.matmul reads it per call: the thread ceiling, and the BLAS's
+        own threads (a user's threadpoolctl limit on it means one call each, on its pool)."""
+        policy = threads._policy
+        n = 0
+        if policy is not None and policy.blas_threads() == 1:
+            n = policy.ceiling() if threads.blas().splittable else 1
+        self.plan.set_split(n)
+        self.splitting = n > 1
         if n > 1:
             for layer, keys in enumerate(self.product_keys):
                 for which, key in enumerate(keys or ()):
@@ -468,7 +449,7 @@ class CompiledEpoch:
 
     def _keep_choices(self):
         """What this epoch measured, for the next fits of the same shapes."""
-        if self.split is None:
+        if not self.splitting:
             return
         for layer, keys in enumerate(self.product_keys):
             for which, key in enumerate(keys or ()):

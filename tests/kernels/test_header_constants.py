@@ -89,10 +89,13 @@ def test_selu_constants_are_written_once_in_python():
 @requires_c
 def test_compiled_epochs_split_policy_is_the_adaptive_policys():
     """csrc/epoch.c chooses between one BLAS call and a split as fastnn/threads.py does for
-    the Python loop: the same number of samples, re-check intervals and slowness factor."""
+    the Python loop: the same number of samples, re-check intervals and slowness factor; and
+    csrc/products.c cuts the same chunks (the bits)."""
     from fastnn import _ckernels, threads
     h = _ckernels.HEADER_CONSTANTS
     assert (h["EPOCH_SPLIT_SAMPLES"], h["EPOCH_SPLIT_RECHECK"], h["EPOCH_SPLIT_MAX_RECHECK"],
-            h["EPOCH_SPLIT_SLOW"], h["EPOCH_SPLIT_MIN_CALLS"]) == (
+            h["EPOCH_SPLIT_SLOW"], h["EPOCH_SPLIT_MIN_CALLS"], h["EPOCH_SPLIT_CHUNKS"],
+            h["EPOCH_SPLIT_ALIGN"], h["EPOCH_SPLIT_MIN_MACS"]) == (
         threads.SAMPLES, threads.RECHECK_CALLS, threads.MAX_RECHECK_CALLS, threads.SLOW_FACTOR,
-        threads.MIN_CALLS_BETWEEN_CHECKS)
+        threads.MIN_CALLS_BETWEEN_CHECKS, threads.SPLIT_CHUNKS, threads.SPLIT_ALIGN,
+        threads.SPLIT_MIN_MACS)

@@ -78,24 +78,43 @@ def test_numpys_blas_is_told_apart_from_scipys():
         assert compiled_epoch.bind_blas()
 
 
+@pytest.mark.parametrize("m,n,k", [(131, 96, 200), (40, 333, 57), (2, 4096, 300),
+                                   (1000, 40, 64), (50, 50, 1000)])
+def test_split_geometry_is_threads_twin(m, n, k):
+    from fastnn import _ckernels
+    assert _ckernels.split_geometry(m, n, k) == threads.split_geometry(m, n, k)
+
+
 @pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS bound")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
-def test_matmul_split_gives_one_blas_calls_bits_at_the_blocks_threads_finds(dtype, ta, tb):
-    """The adaptive policy's split from C: chunks of rows taken by OpenMP threads, the BLAS
-    at one thread; at a row block AdaptivePolicy.find_block accepts, the one-thread bits
-    (the compiled epoch's products under set_num_threads("adaptive"))."""
+@pytest.mark.parametrize("columns", [False, True])
+def test_matmul_split_gives_the_chunks_bits_on_any_thread_count(dtype, ta, tb, columns):
+    """The adaptive policy's products from C (the compiled epoch's under
+    set_num_threads("adaptive")): chunks of rows or of columns (leading dimensions of a
+    block of a bigger result), taken by fastnn's threads as they come free, the BLAS at one
+    thread: the bits of the same chunks computed by np.matmul in order, for any number of
+    threads, more threads than cores included (late workers, chunks taken over)."""
     from threadpoolctl import threadpool_limits
 
     from fastnn import _ckernels
     rng = np.random.default_rng(5)
-    m, n, k = 131, 96, 200  # chunks of unequal rows, the last one short
+    m, n, k = (131, 96, 200) if not columns else (40, 333, 57)  # the last chunk short
     a, b = _operand(rng, (m, k), ta, dtype), _operand(rng, (k, n), tb, dtype)
+    per = 32
     with threadpool_limits(1, user_api="blas"):
-        block = threads.AdaptivePolicy().find_block(a, b)
-        if block is None:
-            pytest.skip("no row block gives the one-thread bits for this shape")
-        want = np.matmul(a, b)
-        for n_threads in (1, 2, 3):
-            got = _ckernels.matmul_split(a, b, np.full((m, n), np.nan, dtype), block, n_threads)
-            assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+        want = threads.chunked_matmul(a, b, np.empty((m, n), dtype), per, columns)
+        for n_threads in (1, 2, 3, 5):
+            for _ in range(20 if n_threads > 2 else 1):
+                got = _ckernels.matmul_split(a, b, np.full((m, n), np.nan, dtype), per, columns,
+                                     n_threads)
+                assert got.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+def test_matmul_split_refuses_chunks_of_nothing():
+    from fastnn import _ckernels
+    a = np.ones((4, 4))
+    with pytest.raises(ValueError, match="per and n_threads must be >= 1"):
+        _ckernels.matmul_split(a, a, np.empty((4, 4)), 0, False, 2)
+    with pytest.raises(ValueError, match="empty product"):
+        _ckernels.split_geometry(0, 4, 4)

@@ -1,6 +1,7 @@
 """The thread policy of the matrix products (fastnn/threads.py): fixed by default, adaptive on
 request; the adaptive policy honours the thread ceiling, decides from measured times (a
-scripted clock here: no timing in tests), measures again, and gives the bits of one thread."""
+scripted clock here: no timing in tests), measures again, and gives the bits of its chunks
+whatever it decides and however many threads it has."""
 import os
 import subprocess
 import sys
@@ -75,35 +76,50 @@ def test_adaptive_without_a_controllable_blas_is_refused_clearly(monkeypatch, re
 
 def test_a_blas_with_per_thread_counts_is_never_split(monkeypatch, restore_threads):
     """OpenBLAS on OpenMP, MKL: fastnn's threads would run the BLAS's default thread count,
-    so the adaptive policy keeps every product serial."""
-    fastnn.set_num_threads(2, adaptive=True)
+    so the adaptive policy computes every chunk on the calling thread."""
+    rec = _with_recorder(2)
     monkeypatch.setattr(threads.blas(), "splittable", False)
-    a, b, _ = _big_product()
-    assert threads.AdaptivePolicy().find_block(a, b) is None
+    a, b, out = _big_product()
+    for _ in range(10):
+        threads.matmul(a, b, out)
+    assert rec.calls == [("serial", 1)] * 10
+    assert np.array_equal(out, _chunked(a, b))
 
 
 # --- the split's bits -----------------------------------------------------------------------
 
+def _chunked(a, b):
+    """a @ b as the adaptive policy's chunks, on this thread: the policy's bits."""
+    geometry = threads.split_geometry(a.shape[0], b.shape[1], a.shape[1])
+    return threads.chunked_matmul(a, b, np.empty((a.shape[0], b.shape[1]), a.dtype), *geometry)
+
+
+@pytest.mark.parametrize("m,k,n,per,columns", [
+    (128, 784, 512, 96, True), (784, 128, 512, 144, False), (2000, 10, 100, 336, False),
+    (40, 33, 1000, 176, True), (48, 1000, 48, 16, False)])
+def test_split_geometry_cuts_the_longer_side_in_aligned_chunks(m, k, n, per, columns):
+    assert threads.split_geometry(m, n, k) == (per, columns)
+    extent = n if columns else m
+    assert per % threads.SPLIT_ALIGN == 0 and -(-extent // per) <= threads.SPLIT_CHUNKS
+
+
+def test_small_products_are_one_call():
+    assert threads.split_geometry(64, 64, 64) is None  # fewer than SPLIT_MIN_MACS
+    assert threads.split_geometry(16, 20, 8192) is None  # no side of two aligned chunks
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("m", [128, 200])
-def test_split_gives_the_single_thread_bits_in_every_layout(dtype, m, restore_threads):
+@pytest.mark.parametrize("m", [128, 200, 1000])
+def test_split_gives_the_chunks_bits_for_any_thread_count(dtype, m, restore_threads):
     fastnn.set_num_threads(2, adaptive=True)  # BLAS on one thread
     rng = np.random.default_rng(1)
-    policy = threads.AdaptivePolicy()
-    found = 0
     for name, (a, b) in _layouts(m, 784, 512, dtype, rng).items():
-        block = policy.find_block(a, b)
-        if block is None:  # this BLAS gives other bits for every row block: stays serial
-            continue
-        found += 1
-        want = np.matmul(a, b)
+        geometry = threads.split_geometry(a.shape[0], b.shape[1], a.shape[1])
+        want = _chunked(a, b)
         for n_threads in (2, 3, 5):
             out = np.full_like(want, np.nan)
-            threads.split_matmul(a, b, out, n_threads, block)
-            assert np.array_equal(out, want), (name, n_threads, block)
-    if dtype == np.float64:
-        # OpenBLAS's float64 kernels give each row the same sums in any row block
-        assert found == 3
+            threads.split_matmul(a, b, out, n_threads, *geometry)
+            assert np.array_equal(out, want), (name, n_threads, geometry)
 
 
 def test_a_chunk_the_caller_took_over_is_not_written_by_the_late_worker(restore_threads):
@@ -112,7 +128,7 @@ def test_a_chunk_the_caller_took_over_is_not_written_by_the_late_worker(restore_
     a = rng.standard_normal((96, 64))
     b = rng.standard_normal((64, 32))
     out = np.empty((96, 32))
-    job = threads._Job(a, b, out, [0, 32, 64, 96])
+    job = threads._Job(a, b, out, 32, False)
     claimed = next(job.next)  # a worker took chunk 0, then was descheduled
     job.run()  # the caller computes the rest, then chunk 0 itself
     assert np.array_equal(out, a @ b)
@@ -126,18 +142,30 @@ def test_a_worker_chunk_lands_in_the_output_when_the_caller_did_not_take_it():
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((64, 16)), rng.standard_normal((16, 8))
     out = np.zeros((64, 8))
-    job = threads._Job(a, b, out, [0, 32, 64])
+    job = threads._Job(a, b, out, 32, False)
     job.worker_chunk(next(job.next), None)
     assert np.array_equal(out[:32], a[:32] @ b) and (out[32:] == 0).all()
     job.run()
-    assert np.array_equal(out, a @ b)
+    assert np.array_equal(out, threads.chunked_matmul(a, b, np.empty_like(out), 32, False))
+
+
+def test_chunks_of_columns_land_in_their_columns():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((8, 16)), rng.standard_normal((16, 80))
+    out = np.zeros((8, 80))
+    job = threads._Job(a, b, out, 32, True)
+    assert job.n == 3
+    job.worker_chunk(next(job.next), None)
+    assert np.array_equal(out[:, :32], a @ b[:, :32]) and (out[:, 32:] == 0).all()
+    job.run()
+    assert np.array_equal(out, threads.chunked_matmul(a, b, np.empty_like(out), 32, True))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_forked_child_splits_with_workers_of_its_own(restore_threads):
     fastnn.set_num_threads(2, adaptive=True)
     a, b, out = _big_product()
-    threads.split_matmul(a, b, out, 2, 8)  # the parent's worker exists
+    threads.split_matmul(a, b, out, 2, 32, False)  # the parent's worker exists
     parent_pool = threads._pool
     r, w = os.pipe()
     pid = os.fork()
@@ -145,8 +173,8 @@ def test_a_forked_child_splits_with_workers_of_its_own(restore_threads):
         ok = 0
         try:
             out2 = np.empty_like(out)
-            threads.split_matmul(a, b, out2, 2, 8)
-            ok = int(threads._pool is not parent_pool and np.array_equal(out2, a @ b)
+            threads.split_matmul(a, b, out2, 2, 32, False)
+            ok = int(threads._pool is not parent_pool and np.array_equal(out2, out)
                      and len(threads._pool._queues) == 1)
         finally:
             os.write(w, str(ok).encode())
@@ -167,13 +195,13 @@ class _Recorder(threads.AdaptivePolicy):
         super().__init__()
         self.calls = []
 
-    def serial(self, a, b, out, n_threads, block):
+    def serial(self, a, b, out, n_threads, geometry):
         self.calls.append(("serial", n_threads))
-        return super().serial(a, b, out, n_threads, block)
+        return super().serial(a, b, out, n_threads, geometry)
 
-    def split(self, a, b, out, n_threads, block):
+    def split(self, a, b, out, n_threads, geometry):
         self.calls.append(("split", n_threads))
-        return super().split(a, b, out, n_threads, block)
+        return super().split(a, b, out, n_threads, geometry)
 
 
 def _big_product(rng=None):
@@ -195,7 +223,7 @@ def test_split_never_uses_more_threads_than_set_num_threads(restore_threads):
     a, b, out = _big_product()
     for _ in range(2 * threads.SAMPLES + 5):
         threads.matmul(a, b, out)
-        assert np.array_equal(out, a @ b)
+        assert np.array_equal(out, _chunked(a, b))
     assert rec.calls and all(n == 3 for _, n in rec.calls)
     assert ("split", 3) in rec.calls  # both ways were measured
 
@@ -206,9 +234,9 @@ def test_split_helpers_are_ceiling_minus_one(restore_threads):
     pool = threads._Pool()
     pool._grow = lambda n: (started.append(n), threads._Pool._grow(pool, n))
     a, b, out = _big_product()
-    pool.run(threads._Job(a, b, out, threads._row_chunks(128, 8, 2)), 2)
+    pool.run(threads._Job(a, b, out, 32, False), 2)
     assert started == [1] and len(pool._queues) == 1
-    assert np.array_equal(out, a @ b)
+    assert np.array_equal(out, threads.chunked_matmul(a, b, np.empty_like(out), 32, False))
 
 
 def test_an_openmp_limit_caps_the_split_and_one_thread_means_no_split(restore_threads):
@@ -219,10 +247,13 @@ def test_an_openmp_limit_caps_the_split_and_one_thread_means_no_split(restore_th
             pytest.skip("no OpenMP runtime that threadpoolctl can limit")
         for _ in range(10):
             threads.matmul(a, b, out)
-    assert rec.calls == []  # plain np.matmul: one thread was allowed
+    # one thread allowed: the chunks on this thread, unmeasured (the same bits)
+    assert rec.calls == [("serial", 1)] * 10
+    assert np.array_equal(out, _chunked(a, b))
+    rec.calls.clear()
     for _ in range(10):
         threads.matmul(a, b, out)
-    assert rec.calls  # the limit lifted, the policy runs again
+    assert ("split", 2) in rec.calls  # the limit lifted, the policy measures again
 
 
 def test_a_blas_the_user_gave_threads_runs_plain(restore_threads):
@@ -275,10 +306,10 @@ class _Scripted(threads.AdaptivePolicy):
         cost = self.costs[name]
         self.now += cost() if callable(cost) else cost
 
-    def serial(self, a, b, out, n_threads, block):
+    def serial(self, a, b, out, n_threads, geometry):
         self._way("serial")
 
-    def split(self, a, b, out, n_threads, block):
+    def split(self, a, b, out, n_threads, geometry):
         self._way("split")
 
     def ceiling(self):
@@ -286,9 +317,6 @@ class _Scripted(threads.AdaptivePolicy):
 
     def blas_threads(self):
         return 1
-
-    def find_block(self, a, b):
-        return 8
 
 
 def _calls(policy, n, a=None, b=None):
@@ -359,16 +387,14 @@ def test_a_call_far_slower_than_expected_triggers_a_new_measurement():
     assert s.choice == "serial"
 
 
-def test_small_products_and_shapes_without_a_bit_exact_split_are_not_measured():
+def test_small_products_are_not_measured():
     p = _Scripted({"serial": 1.0, "split": 0.5})
     a, b = np.ones((8, 8)), np.ones((8, 8))
     out = np.empty((8, 8))
     p.matmul(a, b, out)
     assert p.ran == [] and np.array_equal(out, a @ b) and not p.shapes
-    p.find_block = lambda a, b: None
-    s = _calls(p, 10)
-    assert p.ran == ["serial"] * 10 and s.block is None
-    assert p.decisions() == {threads._key(*_big_product()[:2]): "serial-only"}
+    _calls(p, 2 * threads.SAMPLES)
+    assert p.decisions() == {threads._key(*_big_product()[:2]): "split"}
 
 
 def test_shapes_and_layouts_are_decided_separately():
@@ -380,7 +406,7 @@ def test_shapes_and_layouts_are_decided_separately():
     assert len(p.shapes) == 3
 
 
-# --- training: the bits of one thread whatever is decided -----------------------------------
+# --- training: the same bits whatever is decided, on any number of threads ------------------
 
 def _train(seed=5):
     fastnn.set_seed(seed)
@@ -416,11 +442,16 @@ class _Forced(threads.AdaptivePolicy):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_adaptive_training_gives_the_one_thread_bits_whatever_it_decides(dtype, restore_threads):
+def test_adaptive_training_gives_the_same_bits_whatever_it_decides(dtype, monkeypatch,
+                                                                   restore_threads):
+    """The Python loop's products under the policy (tests/training/test_compiled_epoch.py
+    holds the compiled epoch's to the same bits)."""
+    from fastnn.training import compiled_epoch
+    monkeypatch.setattr(compiled_epoch, "enabled", False)
     old = fastnn.floatx()
     fastnn.set_floatx(dtype)
     try:
-        fastnn.set_num_threads(1)
+        fastnn.set_num_threads(1, adaptive=True)  # the chunks, all on this thread
         want = _train()
         for prefer in ("serial", "split"):
             fastnn.set_num_threads(2, adaptive=True)
@@ -429,10 +460,8 @@ def test_adaptive_training_gives_the_one_thread_bits_whatever_it_decides(dtype, 
             got = _train()
             for w, g in zip(want, got):
                 assert np.array_equal(w, g), prefer
-            measured = [s for s in policy.shapes.values() if s.block is not None]
-            assert all(s.choice == prefer for s in measured)
-            if dtype == "float64":
-                assert measured  # the split did run, and gave the same bits
+            assert policy.shapes  # the big products were measured ...
+            assert all(s.choice == prefer for s in policy.shapes.values())  # ... as scripted
     finally:
         fastnn.set_floatx(old)
 
@@ -450,7 +479,7 @@ def test_several_threads_share_the_adaptive_policy_safely(restore_threads):
     def work(seed):
         try:
             a, b, out = _big_product(np.random.default_rng(seed))
-            want = a @ b
+            want = _chunked(a, b)
             for _ in range(30):
                 threads.matmul(a, b, out)
                 assert np.array_equal(out, want)
