@@ -7,8 +7,8 @@ Three workloads (the benchmark MLP 784-512-256-10 with Adam at batch 32 and 128,
 net 20-64-64-2 at batch 32), each timed as an epoch of --steps batches (8x as many for the
 tabular net), with 0, 1 and 2
 competing busy processes (busy loops this script starts and stops), under three policies:
-``fixed-N`` (today's default: the BLAS's own N threads, N = the CPUs), ``fixed-1`` (one
-thread) and ``adaptive`` (``fastnn.set_num_threads("adaptive")``: fastnn/threads.py). Rounds
+``fixed-N`` (the BLAS's own N threads, N = the CPUs), ``fixed-1`` (one thread) and
+``adaptive`` (the default on several CPUs: fastnn/threads.py). Rounds
 interleave everything (each round runs every load, policy and workload once, the order of
 the policies rotating), and every figure is a median over rounds of a ratio measured within
 one round. Wall time and the process's CPU time are both printed: CPU time shows the work
@@ -69,7 +69,7 @@ def set_policy(name, cpus):
     if name == "adaptive":
         fastnn.set_num_threads(cpus, adaptive=True)
     else:
-        fastnn.set_num_threads(int(name.split("-")[1]))
+        fastnn.set_num_threads(int(name.split("-")[1]), adaptive=False)
 
 
 def epoch(model, x, y, batch):

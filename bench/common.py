@@ -447,10 +447,10 @@ def markdown_table(header, rows):
 
 
 # ---- the driver's side of bench/peers.py ----------------------------------------------------
-PEERS_REQUIRE = {"floor": (), "fastnn": (), "fastnn_adaptive": (), "torch": ("torch",), "torch_compile": ("torch",),
+PEERS_REQUIRE = {"floor": (), "fastnn": (), "fastnn_fixed": (), "torch": ("torch",), "torch_compile": ("torch",),
                  "jax_step": ("jax", "optax"), "jax_scan": ("jax", "optax"),
                  "keras_jax": ("keras", "jax")}
-PEER_LABELS = {"floor": "GEMM floor", "fastnn": "fastnn", "fastnn_adaptive": "fastnn adaptive",
+PEER_LABELS = {"floor": "GEMM floor", "fastnn": "fastnn", "fastnn_fixed": "fastnn, fixed policy",
                "torch": "PyTorch eager",
                "torch_compile": "torch.compile", "jax_step": "JAX jit step",
                "jax_scan": "JAX scanned epoch", "keras_jax": "Keras 3 (JAX)"}

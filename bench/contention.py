@@ -6,8 +6,9 @@ processes per core, over its time on the quiet machine, from one run.
     python bench/contention.py --systems fastnn,floor --loads 0,1 --cases mlp128
 
 Workloads: the benchmark MLP (784-512-256-10, Adam) at batch 32 and 128 and the tabular net
-20-64-64-2 at batch 32 (bench/common.py: WORKLOADS). Systems: fastnn, the numpy GEMM floor,
-PyTorch eager and JAX (a jit train step and the scanned epoch; JAX is skipped with a note when
+20-64-64-2 at batch 32 (bench/common.py: WORKLOADS). Systems: fastnn (its default thread
+policy, adaptive on several CPUs), fastnn under the fixed policy (the BLAS's own threads),
+the numpy GEMM floor, PyTorch eager and JAX (a jit train step and the scanned epoch; JAX is skipped with a note when
 it is not installed), each in a process of its own (bench/peers.py) with --threads threads
 (default: every CPU this process may use), none pinned: the scheduler shares the cores as it
 would with any other job.
@@ -35,7 +36,7 @@ from common import (PEER_LABELS, USER_CPUS, WORKLOADS, PeerError, header_lines,
                     machine_description, markdown_table, print_header, start_peers)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SYSTEMS = ("fastnn", "fastnn_adaptive", "floor", "torch", "jax_step", "jax_scan")
+SYSTEMS = ("fastnn", "fastnn_fixed", "floor", "torch", "jax_step", "jax_scan")
 CASES = ("mlp32", "mlp128", "tabular")
 
 

@@ -58,12 +58,12 @@ class Floor:
 
 
 class Fastnn:
-    adaptive = False
+    adaptive = None  # the default thread policy
 
     def __init__(self):
         import fastnn
         self.fastnn = fastnn
-        if THREADS or self.adaptive:
+        if THREADS or self.adaptive is not None:
             fastnn.set_num_threads(THREADS or len(os.sched_getaffinity(0)),
                                    adaptive=self.adaptive)
 
@@ -79,9 +79,10 @@ class Fastnn:
         return fastnn_model(wl, seed).predict(x, verbose=0)
 
 
-class FastnnAdaptive(Fastnn):
-    """fastnn under set_num_threads(n, adaptive=True) (fastnn/threads.py)."""
-    adaptive = True
+class FastnnFixed(Fastnn):
+    """fastnn under set_num_threads(n, adaptive=False): the BLAS's own threads
+    (fastnn/threads.py)."""
+    adaptive = False
 
 
 # ---- PyTorch --------------------------------------------------------------------------------
@@ -434,7 +435,7 @@ class KerasJax:
         return model
 
 
-SYSTEMS = {"floor": Floor, "fastnn": Fastnn, "fastnn_adaptive": FastnnAdaptive, "torch": Torch, "torch_compile": TorchCompile,
+SYSTEMS = {"floor": Floor, "fastnn": Fastnn, "fastnn_fixed": FastnnFixed, "torch": Torch, "torch_compile": TorchCompile,
            "jax_step": Jax, "jax_scan": JaxScan, "keras_jax": KerasJax}
 
 

@@ -164,22 +164,25 @@ def _user_limit(n):
     return n if limit is None else min(n, limit)
 
 
-def set_num_threads(n, adaptive=False):
+def set_num_threads(n, adaptive=None):
     """One knob for fastnn's kernels and the BLAS behind numpy's matrix products, each capped
     by a thread limit the user gave OpenMP (OMP_NUM_THREADS, threadpoolctl.threadpool_limits);
     the knob comes back in full when such a limit is lifted.
 
-    fastnn extra: ``set_num_threads("adaptive")`` (all the CPUs this process may use) or
-    ``set_num_threads(n, adaptive=True)`` turns on the adaptive policy of the matrix products
-    (fastnn/threads.py): each product big enough is computed as fixed chunks of its result,
-    single-threaded BLAS calls, either in order on the calling thread or shared with
-    fastnn's own threads, whichever measured faster while training, with at most ``n``
-    threads (under the same OpenMP limits). It holds up on a machine busy with other
-    processes, where the BLAS's own threads stall, and gives the same bits whatever it
-    decides and for any ``n``; they differ in the last bits from the fixed policy's, which
-    is why it is opt-in. An integer alone sets the fixed policy (the BLAS's own threads,
-    today's bits for each count).
-    FASTNN_THREADS=adaptive in the environment turns it on at import."""
+    fastnn extra, the thread policy of the matrix products (fastnn/threads.py), kept as it is
+    when ``adaptive`` is None:
+
+    - adaptive (``adaptive=True``, or ``set_num_threads("adaptive")`` for all the CPUs this
+      process may use; the default when it may use several and numpy's BLAS is an OpenBLAS
+      fastnn can hold at one thread): each product big enough is computed as fixed chunks
+      of its result, single-threaded BLAS calls, in order on the calling thread or shared
+      with fastnn's own threads, whichever measured faster while training, with at most
+      ``n`` threads. It holds up on a machine busy with other processes, where the BLAS's
+      own threads stall, and gives the same bits whatever it decides and for any ``n``.
+    - fixed (``adaptive=False``): ``np.matmul`` on the BLAS's own ``n`` threads, whose bits
+      depend on ``n``.
+
+    FASTNN_THREADS=adaptive or fixed in the environment sets the policy at import."""
     global _blas_limiter
     if isinstance(n, str):
         if n.strip().lower() != "adaptive":
@@ -194,6 +197,8 @@ def set_num_threads(n, adaptive=False):
     n = k
     if n < 1:
         raise ValueError(f"the number of threads must be >= 1, got {n}")
+    if adaptive is None:
+        adaptive = _threads.policy() == "adaptive"
     if adaptive and not _threads.blas().available:
         raise RuntimeError(
             "set_num_threads: the adaptive policy needs threadpoolctl and one BLAS that it can "
@@ -283,13 +288,13 @@ def have_openmp():
 set_backend(os.environ.get("FASTNN_BACKEND", "c" if _ops_module.COps is not None else "numpy"))
 _n_threads = _default_threads()
 _threads.ceiling_source = get_num_threads
-if os.environ.get("FASTNN_THREADS", "").strip() and _threads.env_policy() == "adaptive":
-    if _threads.blas().available:
-        set_num_threads(_n_threads, adaptive=True)
-    else:
-        warnings.warn("fastnn: FASTNN_THREADS=adaptive needs one BLAS that threadpoolctl can "
-                      "control (none found, or several): the fixed policy runs",
-                      RuntimeWarning, stacklevel=2)
+_asked = _threads.env_policy()
+if _asked == "adaptive" and not _threads.blas().available:
+    warnings.warn("fastnn: FASTNN_THREADS=adaptive needs one BLAS that threadpoolctl can "
+                  "control (none found, or several): the fixed policy runs",
+                  RuntimeWarning, stacklevel=2)
+elif _asked == "adaptive" or (_asked is None and _threads.adaptive_by_default(_n_threads)):
+    set_num_threads(_n_threads, adaptive=True)
 if _ops_module._ckernels is not None:
     _ops_module._ckernels.set_num_threads(kernel_threads(_n_threads))
     if _SPINNING_OPENMP and get_num_threads() > 1 and _ops_module._ckernels.have_openmp() \

@@ -482,8 +482,18 @@ if hasattr(os, "register_at_fork"):
 
 
 def env_policy():
-    """The policy FASTNN_THREADS asks for at import ("fixed" when unset)."""
-    value = os.environ.get("FASTNN_THREADS", "fixed").strip().lower() or "fixed"
+    """The policy FASTNN_THREADS asks for at import: "fixed", "adaptive", or None (unset)."""
+    value = os.environ.get("FASTNN_THREADS", "").strip().lower()
+    if not value:
+        return None
     if value not in ("fixed", "adaptive"):
         raise ValueError(f"FASTNN_THREADS={value!r}: expected 'fixed' or 'adaptive'")
     return value
+
+
+def adaptive_by_default(n_threads):
+    """Whether fastnn starts under the adaptive policy when FASTNN_THREADS is unset: when it
+    may use several CPUs and numpy's BLAS is one fastnn can hold at one thread and call from
+    its own threads (with one CPU, or a BLAS whose threads fastnn cannot split, the chunks
+    would only cost)."""
+    return n_threads >= 2 and blas().available and blas().splittable

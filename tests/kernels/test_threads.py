@@ -192,6 +192,9 @@ def _probe(code, **env_overrides):
     pytest.importorskip("threadpoolctl")
     # the limits of the process running the tests must not leak into the child
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FASTNN_BACKEND")}
+    # the fixed thread policy: the BLAS's own threads follow the knob (the adaptive policy,
+    # the default on several CPUs, holds them at one: tests/training/test_thread_policy.py)
+    env["FASTNN_THREADS"] = "fixed"
     out = subprocess.run([sys.executable, "-c", _PROBE + code], capture_output=True, text=True,
                          check=True, **same_fastnn_env(dict(env, **env_overrides)))
     return ast.literal_eval(out.stdout.strip())

@@ -1,5 +1,5 @@
-"""The thread policy of the matrix products (fastnn/threads.py): fixed by default, adaptive on
-request; the adaptive policy honours the thread ceiling, decides from measured times (a
+"""The thread policy of the matrix products (fastnn/threads.py): adaptive by default where it
+can run, fixed on request; the adaptive policy honours the thread ceiling, decides from measured times (a
 scripted clock here: no timing in tests), measures again, and gives the bits of its chunks
 whatever it decides and however many threads it has."""
 import os
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.skipif(not threads.blas().available,
 
 @pytest.fixture
 def restore_threads():
-    old = fastnn.get_num_threads()
+    old, policy = fastnn.get_num_threads(), threads.policy()
     yield
-    fastnn.set_num_threads(old)
+    fastnn.set_num_threads(old, adaptive=policy == "adaptive")
 
 
 def _layouts(m, k, n, dtype, rng):
@@ -37,13 +37,38 @@ def _layouts(m, k, n, dtype, rng):
 
 # --- switching policies ---------------------------------------------------------------------
 
-def test_fixed_policy_is_the_default_and_an_integer_restores_it(restore_threads):
-    assert threads.policy() == "fixed" and threads.adaptive_policy() is None
+def test_an_integer_keeps_the_policy_and_adaptive_switches_it(restore_threads):
     fastnn.set_num_threads(2, adaptive=True)
     assert threads.policy() == "adaptive" and fastnn.get_num_threads() <= 2
     assert threads.blas().get() == 1  # fastnn's threads split; the BLAS runs on one
-    fastnn.set_num_threads(2)
-    assert threads.policy() == "fixed" and threads.blas().get() == 2
+    fastnn.set_num_threads(1)
+    assert threads.policy() == "adaptive" and threads.blas().get() == 1
+    fastnn.set_num_threads(2, adaptive=False)
+    assert threads.policy() == "fixed" and threads.adaptive_policy() is None
+    assert threads.blas().get() == 2
+    fastnn.set_num_threads(1)
+    assert threads.policy() == "fixed" and threads.blas().get() == 1
+
+
+_POLICY_AT_IMPORT = ("import os, fastnn; print(len(os.sched_getaffinity(0)), "
+                     "fastnn.threads.policy(), fastnn.threads.blas().get())")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity")
+def test_adaptive_is_the_default_on_several_cpus_and_fixed_on_one():
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FASTNN_THREADS")}
+    if len(os.sched_getaffinity(0)) >= 2:
+        out = subprocess.run([sys.executable, "-c", _POLICY_AT_IMPORT], capture_output=True,
+                             text=True, check=True, **same_fastnn_env(env))
+        assert out.stdout.split()[1:] == ["adaptive", "1"]
+    one_cpu = min(os.sched_getaffinity(0))
+    out = subprocess.run([sys.executable, "-c", _POLICY_AT_IMPORT], capture_output=True,
+                         text=True, check=True, preexec_fn=lambda: os.sched_setaffinity(0, {one_cpu}),
+                         **same_fastnn_env(env))
+    assert out.stdout.split() == ["1", "fixed", "1"]
+    out = subprocess.run([sys.executable, "-c", _POLICY_AT_IMPORT], capture_output=True,
+                         text=True, check=True, **same_fastnn_env(dict(env, FASTNN_THREADS="fixed")))
+    assert out.stdout.split()[1] == "fixed"
 
 
 def test_adaptive_by_name_uses_the_cpus_as_ceiling(restore_threads):
@@ -65,9 +90,10 @@ def test_fastnn_threads_env_turns_adaptive_on_at_import_and_rejects_typos():
     assert bad.returncode != 0 and "FASTNN_THREADS='adaptiv'" in bad.stderr
 
 
-def test_adaptive_without_a_controllable_blas_is_refused_clearly(monkeypatch, restore_threads):
+def test_adaptive_without_a_controllable_blas_is_refused_clearly(restore_threads, monkeypatch):
     class NoBlas:
         available = splittable = False
+    fastnn.set_num_threads(2, adaptive=False)
     monkeypatch.setattr(threads, "_blas", NoBlas())
     with pytest.raises(RuntimeError, match="one BLAS that it can control"):
         fastnn.set_num_threads("adaptive")
