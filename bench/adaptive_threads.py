@@ -5,8 +5,9 @@
 
 Three workloads (the benchmark MLP 784-512-256-10 with Adam at batch 32 and 128, the tabular
 net 20-64-64-2 at batch 32), each timed as an epoch of --steps batches (8x as many for the
-tabular net), with 0, 1 and 2
-competing busy processes (busy loops this script starts and stops), under three policies:
+tabular net), with 0, 1 and 2 competing busy processes per core (busy loops pinned to each
+core, which this script starts and stops: bench/contention.py's Spinners), in this one
+process, under three policies:
 ``fixed-N`` (the BLAS's own N threads, N = the CPUs), ``fixed-1`` (one thread) and
 ``adaptive`` (the default on several CPUs: fastnn/threads.py). Rounds
 interleave everything (each round runs every load, policy and workload once, the order of
@@ -14,18 +15,18 @@ the policies rotating), and every figure is a median over rounds of a ratio meas
 one round. Wall time and the process's CPU time are both printed: CPU time shows the work
 done (spinning threads included), wall time what the user waits.
 
-The figure the issue sets: under one busy process per core, the epoch time at most 2.4x the
-quiet one (a fair share of the cores is 2x) at batch 32 and 128.
+The figure the issue sets: under one busy process per core (the "1 busy" column), the epoch
+time at most 2.4x the quiet one (a fair share of the cores is 2x) at batch 32 and 128.
 """
 import argparse
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
 
-from common import machine_description
+from common import USER_CPUS, machine_description
+from contention import Spinners
 
 import fastnn
 from fastnn import layers, optimizers, threads
@@ -79,28 +80,11 @@ def epoch(model, x, y, batch):
     return time.perf_counter() - w0, time.process_time() - c0
 
 
-def start_busy(n):
-    """n busy-loop processes (ours: stopped by stop_busy)."""
-    # each loop checks now and then that this script still runs: killed, it leaves none behind
-    loop = ("import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n"
-            "    for _ in range(100000):\n        pass\n")
-    procs = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
-    time.sleep(0.3)  # let the scheduler see them
-    return procs
-
-
-def stop_busy(procs):
-    for p in procs:
-        p.kill()
-    for p in procs:
-        p.wait()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=32, help="batches per timed epoch")
-    ap.add_argument("--loads", default="0,1,2", help="numbers of busy processes")
+    ap.add_argument("--loads", default="0,1,2", help="busy processes per core")
     args = ap.parse_args()
     loads = [int(v) for v in args.loads.split(",")]
     if loads[0] != 0:
@@ -129,7 +113,7 @@ def main():
     decisions = {}
     for r in range(args.rounds):
         for load in loads:
-            busy = start_busy(load)
+            busy = Spinners(load, USER_CPUS)
             try:
                 order = policies[r % len(policies):] + policies[:r % len(policies)]
                 for policy in order:
@@ -143,7 +127,7 @@ def main():
                     if policy == "adaptive":
                         decisions[load] = threads.adaptive_policy().decisions()
             finally:
-                stop_busy(busy)
+                busy.stop()
             print(f"round {r + 1}/{args.rounds}, {load} busy: done", flush=True)
     fastnn.set_num_threads(cpus)
 

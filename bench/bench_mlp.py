@@ -30,7 +30,9 @@ def main():
     print_header()
     x, y = mnist_like(args.samples)
     bs = args.batch_size
-    floor = best_of(lambda: gemm_floor_epoch(x, SIZES, bs), args.repeats)
+    floor = best_of(lambda: gemm_floor_epoch(x, SIZES, bs,
+                                             blas_threads=fastnn.get_num_threads()),
+                    args.repeats)
     fast = best_of(lambda: fastnn_epoch(x, y, bs), args.repeats)
     ref = best_of(lambda: fastnn_epoch(x, y, bs, backend="numpy"), max(1, args.repeats - 1))
     print(f"Benchmark MLP 784-512-256-10, ReLU, softmax CE, SGD, batch {bs}, float32, "

@@ -269,15 +269,19 @@ def fastnn_runner(model, x, y, batch, backend=None):
 
 
 # ---- the floor and timing -------------------------------------------------------------------
-def gemm_floor_epoch(x, sizes, batch_size, dtype=np.float32, skip_first_dx=True):
+def gemm_floor_epoch(x, sizes, batch_size, dtype=np.float32, skip_first_dx=True,
+                     blas_threads=None):
     """Seconds for one epoch of only the matrix products an MLP of ``sizes`` needs (forward,
     weight gradients, input gradients except the first layer's), through numpy's BLAS into
     preallocated buffers: the floor no MLP trainer using the same BLAS can beat."""
-    return gemm_floor_timed(x, sizes, batch_size, dtype, skip_first_dx)["wall"]
+    return gemm_floor_timed(x, sizes, batch_size, dtype, skip_first_dx, blas_threads)["wall"]
 
 
-def gemm_floor_timed(x, sizes, batch_size, dtype=np.float32, skip_first_dx=True):
-    """As gemm_floor_epoch, returning ``timed``'s dict (wall and CPU seconds)."""
+def gemm_floor_timed(x, sizes, batch_size, dtype=np.float32, skip_first_dx=True,
+                     blas_threads=None):
+    """As gemm_floor_epoch, returning ``timed``'s dict (wall and CPU seconds). With
+    ``blas_threads``, the BLAS runs on that many of its own threads (fastnn's default thread
+    policy holds it at one in a process that imported fastnn)."""
     rng = np.random.default_rng(0)
     # LeCun-scaled weights keep activations near 1 through any depth: values that shrink
     # to subnormals would make the products many times slower (seen: 20x, 100-wide)
@@ -298,7 +302,11 @@ def gemm_floor_timed(x, sizes, batch_size, dtype=np.float32, skip_first_dx=True)
                 np.matmul(acts[i][:b].T, grads[i + 1][:b], out=dws[i])
                 if i > 0 or not skip_first_dx:
                     np.matmul(grads[i + 1][:b], ws[i].T, out=grads[i][:b])
-    return timed(epoch)
+    if blas_threads is None:
+        return timed(epoch)
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(blas_threads, user_api="blas"):  # set before the clock starts
+        return timed(epoch)
 
 
 def timed(fn):
@@ -409,9 +417,13 @@ def blas_description():
         from threadpoolctl import threadpool_info
     except ImportError:
         return ""
-    return "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads, "
-                     f"{i.get('architecture')})" for i in threadpool_info()
+    text = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} "
+                     f"threads, {i.get('architecture')})" for i in threadpool_info()
                      if i.get("user_api") == "blas")
+    import sys
+    if "fastnn" in sys.modules:  # its policy holds the BLAS at one thread when adaptive
+        text += f"; fastnn thread policy: {sys.modules['fastnn'].threads.policy()}"
+    return text
 
 
 def machine_description():

@@ -54,7 +54,8 @@ class Floor:
 
     def setup(self, wl, x, y, seed):
         sizes = wl.dense_sizes()
-        return lambda: gemm_floor_timed(x, sizes, wl.batch)
+        nt = THREADS or len(os.sched_getaffinity(0))
+        return lambda: gemm_floor_timed(x, sizes, wl.batch, blas_threads=nt)
 
 
 class Fastnn:

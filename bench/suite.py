@@ -81,7 +81,7 @@ def case_train(key, args, workers, nt, data):
     row = {"key": key, "case": wl.title, "threads": nt, "pinned": nt == 1 and not args.no_pin,
            "rows": args.rows, "notes": []}
     sizes = wl.dense_sizes()
-    runners = {"floor": lambda: gemm_floor_timed(x, sizes, wl.batch),
+    runners = {"floor": lambda: gemm_floor_timed(x, sizes, wl.batch, blas_threads=nt),
                "fastnn": fastnn_runner(fastnn_model(wl), x, y, wl.batch)}
     peers = PEERS if args.all_peers else CASE_PEERS.get(key, PEERS)
     for p in peers:
@@ -166,7 +166,8 @@ def case_breakdown(batch, args, data):
     # one list for every call: the optimizer recognises the packed buffer once
     variables, opt = adam.model.trainable_variables, adam.model.optimizer
     sizes = wl.dense_sizes()
-    runners = {"floor": lambda: gemm_floor_timed(x, sizes, batch), "fastnn": adam, "sgd": sgd,
+    runners = {"floor": lambda: gemm_floor_timed(x, sizes, batch, blas_threads=len(USER_CPUS)),
+               "fastnn": adam, "sgd": sgd,
                "no_update": still,
                "adam_update_hot": lambda: timed(lambda: [opt.apply(variables) for _ in range(steps)])}
     times = interleaved(runners, args.repeats)
