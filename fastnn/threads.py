@@ -4,14 +4,15 @@ policy lives here and nowhere else.
 
 Two policies:
 
-``"fixed"`` (the default): ``np.matmul`` as is, on the BLAS's own thread pool at the count
-``fastnn.set_num_threads`` gave it. On a busy machine this collapses: OpenBLAS splits a product
+``"fixed"`` (``fastnn.set_num_threads(n, adaptive=False)``, or ``FASTNN_THREADS=fixed``;
+the default on one CPU, or with a BLAS fastnn cannot hold at one thread): ``np.matmul`` as
+is, on the BLAS's own thread pool at the count ``fastnn.set_num_threads`` gave it. On a busy machine this collapses: OpenBLAS splits a product
 statically between its threads and waits for the last one, so one thread taken off its core by
 another process stalls the whole product (measured on 2 cores next to busy processes: a
 128x784 by 784x512 float32 product 8-13x slower on 2 threads than on 1).
 
-``"adaptive"`` (opt-in: ``fastnn.set_num_threads("adaptive")``, or ``FASTNN_THREADS=adaptive``
-in the environment): fastnn holds the BLAS at one thread and computes each product big enough
+``"adaptive"`` (the default on several CPUs with numpy's OpenBLAS: :func:`adaptive_by_default`;
+``fastnn.set_num_threads(n, adaptive=True)``, or ``FASTNN_THREADS=adaptive``): fastnn holds the BLAS at one thread and computes each product big enough
 as fixed chunks of the result (:func:`split_geometry`: about SPLIT_CHUNKS of them, across the
 longer side), each chunk one single-threaded BLAS call. For each product shape it chooses from
 measurement between computing the chunks in order on the calling thread (``serial``) and a
@@ -32,8 +33,9 @@ products where their count says. So the adaptive policy's results are those of i
 which depend on the product's shape only: the same bits whatever it decides, on any number of
 threads, under any load (and the compiled epoch's are the same as the Python loop's). They
 differ in the last bits from the fixed policy's (one BLAS call per product), whose bits
-depend on the thread count; that, and a quiet-machine cost measured in bench/, is why the
-adaptive policy is not the default.
+depend on the thread count. On a quiet machine the two run at the same speed within the
+noise of bench/thread_policies.py; next to busy processes the adaptive one keeps close to a
+fair share of the cores where the fixed one collapses (docs/performance.md, session 6).
 
 Ceiling: the split never uses more threads than ``fastnn.get_num_threads()`` (the knob, capped
 by OMP_NUM_THREADS and threadpoolctl limits on OpenMP, which ``threadpool_limits(n)`` sets),
