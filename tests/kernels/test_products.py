@@ -2,6 +2,8 @@
 picks (gemm with or without transposes, gemv both ways, dot, its own outer-product loop,
 syrk for a matrix times its transpose), since the compiled epoch must match the Python loop.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,38 @@ def test_matmul_split_refuses_chunks_of_nothing():
         _ckernels.matmul_split(a, a, np.empty((4, 4)), 0, False, 2)
     with pytest.raises(ValueError, match="empty product"):
         _ckernels.split_geometry(0, 4, 4)
+
+
+@pytest.mark.skipif(not OPENBLAS, reason="needs numpy's OpenBLAS bound")
+@pytest.mark.skipif(not hasattr(os, "fork") or not os.path.isdir("/proc/self/task"),
+                    reason="fork, and /proc/self/task to count threads (Linux)")
+def test_matmul_split_in_a_forked_child_starts_workers_of_its_own():
+    """A forked child has none of the parent's worker threads (and a lock one of them held
+    at the fork would stay held): csrc/products.c starts a fresh pool there."""
+    from threadpoolctl import threadpool_limits
+
+    from fastnn import _ckernels
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((64, 300)), rng.standard_normal((300, 200))
+    with threadpool_limits(1, user_api="blas"):
+        want = threads.chunked_matmul(a, b, np.empty((64, 200)), 48, True)
+        _ckernels.matmul_split(a, b, np.empty((64, 200)), 48, True, 2)  # the parent's workers
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report, never return into pytest
+            ok = 0
+            try:
+                before = len(os.listdir("/proc/self/task"))
+                got = [_ckernels.matmul_split(a, b, np.empty((64, 200)), 48, True, 3)
+                       for _ in range(5)]
+                started = len(os.listdir("/proc/self/task")) - before
+                # two workers for 3 threads, both new: none of the parent's came along
+                ok = int(all(np.array_equal(g, want) for g in got) and started == 2)
+            finally:
+                os.write(w, str(ok).encode())
+                os._exit(0)
+        os.close(w)
+        reported = os.read(r, 8)
+        os.waitpid(pid, 0)
+        os.close(r)
+    assert reported == b"1"
