@@ -6,14 +6,16 @@ Two policies:
 
 ``"fixed"`` (``fastnn.set_num_threads(n, adaptive=False)``, or ``FASTNN_THREADS=fixed``;
 the default on one CPU, or with a BLAS fastnn cannot hold at one thread): ``np.matmul`` as
-is, on the BLAS's own thread pool at the count ``fastnn.set_num_threads`` gave it. On a busy machine this collapses: OpenBLAS splits a product
+is, on the BLAS's own thread pool at the count ``fastnn.set_num_threads`` gave it. On a busy
+machine this collapses: OpenBLAS splits a product
 statically between its threads and waits for the last one, so one thread taken off its core by
 another process stalls the whole product (measured on 2 cores next to busy processes: a
 128x784 by 784x512 float32 product 8-13x slower on 2 threads than on 1).
 
-``"adaptive"`` (the default on several CPUs with numpy's OpenBLAS: :func:`adaptive_by_default`;
-``fastnn.set_num_threads(n, adaptive=True)``, or ``FASTNN_THREADS=adaptive``): fastnn holds the BLAS at one thread and computes each product big enough
-as fixed chunks of the result (:func:`split_geometry`: about SPLIT_CHUNKS of them, across the
+``"adaptive"`` (the default on several CPUs with numpy's OpenBLAS:
+:func:`adaptive_by_default`; ``fastnn.set_num_threads(n, adaptive=True)``, or
+``FASTNN_THREADS=adaptive``): fastnn holds the BLAS at one thread and computes each product
+big enough as fixed chunks of the result (:func:`split_geometry`: about SPLIT_CHUNKS of them, across the
 longer side), each chunk one single-threaded BLAS call. For each product shape it chooses from
 measurement between computing the chunks in order on the calling thread (``serial``) and a
 ``split``: the chunks taken by the calling thread and fastnn's own threads from a shared
@@ -205,11 +207,7 @@ class _Job:
         self.all_done = threading.Event()
 
     def operands(self, i):
-        """Chunk ``i``'s (a, b, out) slices."""
-        s = slice(i * self.per, (i + 1) * self.per)
-        if self.columns:
-            return self.a, self.b[:, s], self.out[:, s]
-        return self.a[s], self.b, self.out[s]
+        return _chunk(self.a, self.b, self.out, self.per, self.columns, i)
 
     def help(self, scratch):
         """A worker's share: chunks from the counter, each into ``scratch`` then ``out``.
@@ -316,15 +314,21 @@ def split_geometry(m, n, k):
     return -(-per // SPLIT_ALIGN) * SPLIT_ALIGN, columns
 
 
+def _chunk(a, b, out, per, columns, i):
+    """Chunk ``i``'s (a, b, out) slices: rows ``per * i`` on of a and out, or columns of b and
+    out."""
+    s = slice(i * per, (i + 1) * per)
+    if columns:
+        return a, b[:, s], out[:, s]
+    return a[s], b, out[s]
+
+
 def chunked_matmul(a, b, out, per, columns):
     """``a @ b`` into ``out`` as split_geometry's chunks, in order, on this thread."""
     extent = out.shape[1] if columns else out.shape[0]
-    for i0 in range(0, extent, per):
-        s = slice(i0, i0 + per)
-        if columns:
-            np.matmul(a, b[:, s], out=out[:, s])
-        else:
-            np.matmul(a[s], b, out=out[s])
+    for i in range(-(-extent // per)):
+        ca, cb, cout = _chunk(a, b, out, per, columns, i)
+        np.matmul(ca, cb, out=cout)
     return out
 
 

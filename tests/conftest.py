@@ -108,4 +108,31 @@ def same_fastnn_env(env=None):
     return {"cwd": tempfile.gettempdir(), "env": env}
 
 
+def in_forked_child(check, timeout=60):
+    """Run ``check()`` in a forked child (os.fork) and return whether it returned true within
+    ``timeout`` seconds (a child that hangs, on a lock held at the fork say, is killed and
+    counts as false); the child reports through a pipe and exits without returning into
+    pytest."""
+    import os
+    import select
+    import signal
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        ok = False
+        try:
+            ok = bool(check())
+        finally:
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], timeout)
+    got = os.read(r, 8) if ready else b""
+    if not got:
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(r)
+    return got == b"1"
+
+
 requires_c = pytest.mark.skipif(C is None, reason="C extension not built")

@@ -10,7 +10,7 @@ import pytest
 from fastnn import threads
 from fastnn.training import compiled_epoch
 
-from conftest import C, requires_c
+from conftest import C, in_forked_child, requires_c
 
 pytestmark = requires_c
 OPENBLAS = threads.numpy_blas_functions() is not None
@@ -136,22 +136,12 @@ def test_matmul_split_in_a_forked_child_starts_workers_of_its_own():
     with threadpool_limits(1, user_api="blas"):
         want = threads.chunked_matmul(a, b, np.empty((64, 200)), 48, True)
         _ckernels.matmul_split(a, b, np.empty((64, 200)), 48, True, 2)  # the parent's workers
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report, never return into pytest
-            ok = 0
-            try:
-                before = len(os.listdir("/proc/self/task"))
-                got = [_ckernels.matmul_split(a, b, np.empty((64, 200)), 48, True, 3)
-                       for _ in range(5)]
-                started = len(os.listdir("/proc/self/task")) - before
-                # two workers for 3 threads, both new: none of the parent's came along
-                ok = int(all(np.array_equal(g, want) for g in got) and started == 2)
-            finally:
-                os.write(w, str(ok).encode())
-                os._exit(0)
-        os.close(w)
-        reported = os.read(r, 8)
-        os.waitpid(pid, 0)
-        os.close(r)
-    assert reported == b"1"
+
+        def child():
+            before = len(os.listdir("/proc/self/task"))
+            got = [_ckernels.matmul_split(a, b, np.empty((64, 200)), 48, True, 3)
+                   for _ in range(5)]
+            started = len(os.listdir("/proc/self/task")) - before
+            # two workers for 3 threads, both new: none of the parent's came along
+            return all(np.array_equal(g, want) for g in got) and started == 2
+        assert in_forked_child(child)

@@ -12,7 +12,7 @@ import pytest
 import fastnn
 from fastnn import layers, optimizers, threads
 
-from conftest import same_fastnn_env
+from conftest import in_forked_child, same_fastnn_env
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -193,23 +193,13 @@ def test_a_forked_child_splits_with_workers_of_its_own(restore_threads):
     a, b, out = _big_product()
     threads.split_matmul(a, b, out, 2, 32, False)  # the parent's worker exists
     parent_pool = threads._pool
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report, never return into pytest
-        ok = 0
-        try:
-            out2 = np.empty_like(out)
-            threads.split_matmul(a, b, out2, 2, 32, False)
-            ok = int(threads._pool is not parent_pool and np.array_equal(out2, out)
-                     and len(threads._pool._queues) == 1)
-        finally:
-            os.write(w, str(ok).encode())
-            os._exit(0)
-    os.close(w)
-    got = os.read(r, 8)
-    os.waitpid(pid, 0)
-    os.close(r)
-    assert got == b"1"
+
+    def child():
+        out2 = np.empty_like(out)
+        threads.split_matmul(a, b, out2, 2, 32, False)
+        return (threads._pool is not parent_pool and np.array_equal(out2, out)
+                and len(threads._pool._queues) == 1)
+    assert in_forked_child(child)
 
 
 # --- the ceiling ----------------------------------------------------------------------------
