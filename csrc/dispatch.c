@@ -103,6 +103,7 @@ FASTNN_KERNEL(threshold_hits)
 /* products.c */
 FASTNN_KERNEL(matmul)
 FASTNN_KERNEL(matmul_split)
+FASTNN_KERNEL(matmul_split_then)
 /* epoch.c */
 FASTNN_KERNEL(epoch_steps)
 /* embedding.c */

@@ -71,26 +71,91 @@ static void epoch_record(fastnn_split_choice *c, int way, int measuring, double 
  * the adaptive policy, in chunks (split_geometry) on this thread or over fastnn's threads,
  * whichever measured faster: the chunks' bits either way, those of the Python loop's
  * products under the policy (fastnn/threads.py). */
+/* The optimizer's rule on elements [off, off + size) of run u, at the step's learning rate
+ * and count: every rule is elementwise, so pieces updated in any order, on any thread, give
+ * the bits of one call over the run. */
+static void FN(epoch_update_piece)(fastnn_epoch *e, const fastnn_epoch_run *u, ptrdiff_t off,
+                                   ptrdiff_t size, int nt)
+{
+#define AT(q) ((q) ? (REAL *)(q) + off : NULL)
+    REAL *p = AT(u->p), *s1 = AT(u->s1), *s2 = AT(u->s2), *s3 = AT(u->s3);
+    const REAL *g = AT(u->g);
+#undef AT
+    double lr = e->step_lr, cv = e->clipvalue;
+    double decay = u->decay ? e->weight_decay * lr : 0.0;
+    int64_t t = e->iterations + 1;
+    switch (e->opt_kind) {
+    case EPOCH_OPT_SGD:
+        PUBLIC(sgd_update)(p, g, s1, lr, e->momentum, e->nesterov, decay, 1.0, cv, size, nt);
+        break;
+    case EPOCH_OPT_ADAM:
+        PUBLIC(adam_update)(p, g, s1, s2, s3, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
+                            1.0, cv, size, nt);
+        break;
+    case EPOCH_OPT_RMSPROP:
+        PUBLIC(rmsprop_update)(p, g, s1, s2, s3, lr, e->rho, e->momentum, e->epsilon, decay, 1.0,
+                               cv, size, nt);
+        break;
+    case EPOCH_OPT_ADAGRAD:
+        PUBLIC(adagrad_update)(p, g, s1, lr, e->epsilon, decay, 1.0, cv, size, nt);
+        break;
+    case EPOCH_OPT_ADAMAX:
+        PUBLIC(adamax_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, decay, 1.0,
+                              cv, size, nt);
+        break;
+    }
+}
+
+/* A Dense layer's kernel update, block by block of its weight gradient (matmul_then_f) */
+typedef struct {
+    fastnn_epoch *e;
+    const fastnn_epoch_run *u;
+    ptrdiff_t n;  /* the kernel's columns */
+    int nt;
+} FN(epoch_then_arg);
+
+static void FN(epoch_update_block)(void *arg, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t c0,
+                                   ptrdiff_t c1)
+{
+    const FN(epoch_then_arg) *a = (const FN(epoch_then_arg) *)arg;
+    if (c0 == 0 && c1 == a->n) {
+        FN(epoch_update_piece)(a->e, a->u, r0 * a->n, (r1 - r0) * a->n, a->nt);
+        return;
+    }
+    for (ptrdiff_t r = r0; r < r1; r++)
+        FN(epoch_update_piece)(a->e, a->u, r * a->n + c0, c1 - c0, a->nt);
+}
+
+/* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): under
+ * the adaptive policy, in chunks (split_geometry) on this thread or over fastnn's threads,
+ * whichever measured faster: the chunks' bits either way, those of the Python loop's
+ * products under the policy (fastnn/threads.py). With `update`, the layer's kernel is
+ * updated from each block of the weight gradient C as it is made. */
 static void FN(epoch_matmul)(fastnn_epoch *e, fastnn_epoch_layer *d, int which, ptrdiff_t nb,
                              const REAL *A, int ta, const REAL *B, int tb, REAL *C, ptrdiff_t m,
-                             ptrdiff_t n, ptrdiff_t k)
+                             ptrdiff_t n, ptrdiff_t k, int update)
 {
     ptrdiff_t per;
     int columns;
+    FN(epoch_then_arg) arg = {e, &d->kernel_run, n, 1};
+    matmul_then_f then = update ? FN(epoch_update_block) : NULL;
     if (e->split_threads < 1 || !split_geometry(m, n, k, &per, &columns)) {
         PUBLIC(matmul)(A, ta, B, tb, C, m, n, k);
+        arg.nt = e->update_threads;
+        if (update) FN(epoch_update_block)(&arg, 0, m, 0, n);
         return;
     }
     fastnn_split_choice *c = &d->choice[which];
     if (e->split_threads < 2 || nb != (e->batch_size < e->rows ? e->batch_size : e->rows)) {
         /* one thread allowed; or a short last batch: the choice made for full ones, untimed */
         int threads = e->split_threads >= 2 && c->way == 2 ? e->split_threads : 1;
-        PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, per, columns, threads);
+        PUBLIC(matmul_split_then)(A, ta, B, tb, C, m, n, k, per, columns, threads, then, &arg);
         return;
     }
     int measuring, way = epoch_next_way(c, &measuring);
     double t0 = epoch_clock();
-    PUBLIC(matmul_split)(A, ta, B, tb, C, m, n, k, per, columns, way == 2 ? e->split_threads : 1);
+    PUBLIC(matmul_split_then)(A, ta, B, tb, C, m, n, k, per, columns,
+                              way == 2 ? e->split_threads : 1, then, &arg);
     epoch_record(c, way, measuring, epoch_clock() - t0);
 }
 
@@ -106,7 +171,7 @@ static REAL *FN(epoch_forward)(fastnn_epoch *e, const REAL *xb, ptrdiff_t nb)
         switch (d->kind) {
         case EPOCH_DENSE:
             FN(epoch_matmul)(e, d, 0, nb, x, 0, (const REAL *)d->W, 0, (REAL *)d->Z, nb,
-                             d->units, d->in);
+                             d->units, d->in, 0);
             PUBLIC(bias_act_forward)((REAL *)d->Z, (const REAL *)d->b, d->act, d->alpha, Y, nb,
                                      d->units, nt);
             break;
@@ -202,13 +267,15 @@ static void FN(epoch_backward)(fastnn_epoch *e, ptrdiff_t nb)
                                      (const REAL *)d->Y, d->act, d->alpha, dy, (REAL *)d->db, nb,
                                      d->units, nt);
             }
-            if (d->dW)
-                FN(epoch_matmul)(e, d, 1, nb, x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb);
+            /* the input gradient first: a fused update changes W as dW is made */
             if (d->need_dx) {
                 FN(epoch_matmul)(e, d, 2, nb, dy, 0, (const REAL *)d->W, 1, (REAL *)d->dX, nb,
-                                 d->in, d->units);
+                                 d->in, d->units, 0);
                 dx = (REAL *)d->dX;
             }
+            if (d->dW)
+                FN(epoch_matmul)(e, d, 1, nb, x, 1, dy, 0, (REAL *)d->dW, d->in, d->units, nb,
+                                 d->fused_update && e->optimizing);
             break;
         case EPOCH_ACTIVATION:
             PUBLIC(act_backward)(dy, d->preact ? x : NULL, (const REAL *)d->Y, d->act, d->alpha,
@@ -234,38 +301,11 @@ static void FN(epoch_backward)(fastnn_epoch *e, ptrdiff_t nb)
     }
 }
 
-static void FN(epoch_update)(fastnn_epoch *e, double lr)
+/* the runs not updated during the backward (fused_update) */
+static void FN(epoch_update)(fastnn_epoch *e)
 {
-    int64_t t = e->iterations + 1;
-    int nt = e->update_threads;
-    for (int r = 0; r < e->n_runs; r++) {
-        fastnn_epoch_run *u = &e->runs[r];
-        REAL *p = (REAL *)u->p, *s1 = (REAL *)u->s1, *s2 = (REAL *)u->s2, *s3 = (REAL *)u->s3;
-        const REAL *g = (const REAL *)u->g;
-        double decay = u->decay ? e->weight_decay * lr : 0.0, cv = e->clipvalue;
-        switch (e->opt_kind) {
-        case EPOCH_OPT_SGD:
-            PUBLIC(sgd_update)(p, g, s1, lr, e->momentum, e->nesterov, decay, 1.0, cv, u->size,
-                               nt);
-            break;
-        case EPOCH_OPT_ADAM:
-            PUBLIC(adam_update)(p, g, s1, s2, s3, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
-                                1.0, cv, u->size, nt);
-            break;
-        case EPOCH_OPT_RMSPROP:
-            PUBLIC(rmsprop_update)(p, g, s1, s2, s3, lr, e->rho, e->momentum, e->epsilon, decay,
-                                   1.0, cv, u->size, nt);
-            break;
-        case EPOCH_OPT_ADAGRAD:
-            PUBLIC(adagrad_update)(p, g, s1, lr, e->epsilon, decay, 1.0, cv, u->size, nt);
-            break;
-        case EPOCH_OPT_ADAMAX:
-            PUBLIC(adamax_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
-                                  1.0, cv, u->size, nt);
-            break;
-        }
-    }
-    e->iterations = t;
+    for (int r = 0; r < e->n_runs; r++)
+        FN(epoch_update_piece)(e, &e->runs[r], 0, e->runs[r].size, e->update_threads);
 }
 
 ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
@@ -303,8 +343,12 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         }
         const REAL *out = FN(epoch_forward)(e, xb, nb);
         double loss = FN(epoch_loss)(e, out, yb, nb, wb) / (double)nb;
+        e->step_lr = e->lrs ? e->lrs[s - first] : e->lr;
         FN(epoch_backward)(e, nb);
-        if (e->n_runs) FN(epoch_update)(e, e->lrs ? e->lrs[s - first] : e->lr);
+        if (e->optimizing) {
+            FN(epoch_update)(e);
+            e->iterations++;
+        }
         e->loss_total += loss * (double)nb;
         e->seen += nb;
         for (int k = 0; k < e->n_metrics; k++) {

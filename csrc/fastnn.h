@@ -392,6 +392,18 @@ void matmul_split_f32(const float *A, int trans_a, const float *B, int trans_b, 
 void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b, double *C,
                       ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
                       int n_threads);
+/* A block of C, rows [r0, r1) by columns [c0, c1), whose values are final. */
+typedef void (*matmul_then_f)(void *arg, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t c0,
+                              ptrdiff_t c1);
+/* matmul_split, then then(then_arg, block) on each chunk's block exactly once, by the thread
+ * that computed the chunk while it is in that core's cache; every call has returned when
+ * this returns. `then` may write only its own block's share of whatever it writes. */
+void matmul_split_then_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
+                           ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
+                           int n_threads, matmul_then_f then, void *then_arg);
+void matmul_split_then_f64(const double *A, int trans_a, const double *B, int trans_b,
+                           double *C, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per,
+                           int columns, int n_threads, matmul_then_f then, void *then_arg);
 /* Returns once no worker of matmul_split may still read operands of a product whose caller
  * has returned (one that took a chunk over from a late worker): call it before freeing
  * operands that were split. */
@@ -436,6 +448,11 @@ typedef struct {
     int64_t since, interval;
 } fastnn_split_choice;
 typedef struct {
+    void *p, *g, *s1, *s2, *s3;   /* value, gradient, state slots (NULL: unused) */
+    ptrdiff_t size;
+    int decay;                    /* weight decay applies to this run */
+} fastnn_epoch_run;
+typedef struct {
     int kind;              /* enum fastnn_epoch_op */
     /* The graph: tensor 0 is the batch, tensor l + 1 the output of layer l; the layer reads
      * tensor in0 (and in1: Add's second input, else -1). Backward visits the layers whose
@@ -461,12 +478,12 @@ typedef struct {
     uint8_t *keep;         /* Dropout: the keep-mask (batch, units) */
     double eps, momentum;  /* BatchNorm */
     void *moving_mean, *moving_var, *mean, *invstd;
+    /* Dense: the optimizer's run of the kernel (g is dW), updated chunk by chunk as the
+     * weight-gradient product makes them (the thread that computed a chunk updates it while
+     * it is in its cache), when fused_update; else the kernel is in the epoch's runs */
+    int fused_update;
+    fastnn_epoch_run kernel_run;
 } fastnn_epoch_layer;
-typedef struct {
-    void *p, *g, *s1, *s2, *s3;   /* value, gradient, state slots (NULL: unused) */
-    ptrdiff_t size;
-    int decay;                    /* weight decay applies to this run */
-} fastnn_epoch_run;
 typedef struct {
     /* data: x (rows, x_cols) in the model's dtype; y: labels (int64, (rows,)) when
      * y_labels, else (rows, y_cols) in the model's dtype; order: the pass's permutation,
@@ -494,11 +511,14 @@ typedef struct {
     double metric_threshold[FASTNN_EPOCH_MAX_METRICS];
     int64_t metric_hits[FASTNN_EPOCH_MAX_METRICS];
     /* optimizer */
-    int opt_kind, nesterov, n_runs;
+    /* runs: the optimizer's packed variables but the fused Dense kernels (updated in the
+     * backward), in pieces; optimizing: there are variables to update (maybe all fused) */
+    int opt_kind, nesterov, n_runs, optimizing;
     fastnn_epoch_run runs[FASTNN_EPOCH_MAX_RUNS];
     double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue;
     const double *lrs;            /* per-step learning rates (a schedule), or NULL: lr */
     int64_t iterations;           /* in: the optimizer's count; out: after the steps */
+    double step_lr;               /* scratch of a step: its learning rate */
     int n_threads, update_threads;
     int split_threads;            /* the adaptive policy: Dense products in chunks on up to
                                    * this many threads (0: the fixed policy, one call) */

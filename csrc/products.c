@@ -88,6 +88,9 @@ typedef struct split_job {
     ptrdiff_t m, n, k, per, chunks, elsize;
     ptrdiff_t next, finished;     /* atomic: the next chunk to take; chunks in C */
     int refs;                     /* under the pool's lock: the caller, the pool, workers */
+    matmul_then_f then;           /* run on each chunk once it is in C, or NULL */
+    void *then_arg;
+    int thens;                    /* atomic: `then` calls running on workers */
     int state[];                  /* per chunk, under the lock: CHUNK_* */
 } split_job;
 
@@ -119,6 +122,15 @@ static void split_bounds(const split_job *job, ptrdiff_t i, ptrdiff_t *i0, ptrdi
     ptrdiff_t extent = job->columns ? job->n : job->m;
     *i0 = i * job->per;
     *i1 = *i0 + job->per < extent ? *i0 + job->per : extent;
+}
+
+/* `then` on chunk i's block of C */
+static void split_then(const split_job *job, ptrdiff_t i)
+{
+    ptrdiff_t i0, i1;
+    split_bounds(job, i, &i0, &i1);
+    if (job->columns) job->then(job->then_arg, 0, job->m, i0, i1);
+    else job->then(job->then_arg, i0, i1, 0, job->n);
 }
 
 /* where chunk i starts in C */
@@ -155,6 +167,7 @@ static void split_help(split_job *job, char **buf, size_t *cap)
         if (ready) job->chunk(job, i, *buf, cols);  /* else the caller computes it */
         __atomic_sub_fetch(&split_reading, 1, __ATOMIC_RELEASE);
         if (!ready) continue;
+        int placed = 0;
         pthread_mutex_lock(&split_pool.lock);
         if (job->state[i] != CHUNK_STOLEN) {
             char *dst = split_dest(job, i);
@@ -162,9 +175,16 @@ static void split_help(split_job *job, char **buf, size_t *cap)
                 memcpy(dst + r * job->n * job->elsize, *buf + r * cols * job->elsize,
                        (size_t)(cols * job->elsize));
             job->state[i] = CHUNK_DONE;
+            placed = 1;
+            /* counted before the caller can see the chunk done: it waits for the count */
+            if (job->then) __atomic_add_fetch(&job->thens, 1, __ATOMIC_ACQ_REL);
             __atomic_add_fetch(&job->finished, 1, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&split_pool.lock);
+        if (placed && job->then) {
+            split_then(job, i);  /* the chunk is still in this core's cache */
+            __atomic_sub_fetch(&job->thens, 1, __ATOMIC_RELEASE);
+        }
     }
 }
 
@@ -245,13 +265,14 @@ static void split_grow(int n)
  * done nothing, when there is no memory for the bookkeeping. */
 static int split_run(split_chunk_f chunk, const void *A, int ta, const void *B, int tb,
                      void *C, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per,
-                     ptrdiff_t chunks, int columns, ptrdiff_t elsize, int n_threads)
+                     ptrdiff_t chunks, int columns, ptrdiff_t elsize, int n_threads,
+                     matmul_then_f then, void *then_arg)
 {
     split_job *job = malloc(sizeof(split_job) + (size_t)chunks * sizeof(int));
     if (!job) return -1;
     int helpers = (ptrdiff_t)n_threads - 1 < chunks - 1 ? n_threads - 1 : (int)(chunks - 1);
     split_job init = {chunk, A, B, (char *)C, ta, tb, columns, helpers, m, n, k, per, chunks,
-                      elsize, 0, 0, 2};
+                      elsize, 0, 0, 2, then, then_arg, 0};
     memcpy(job, &init, sizeof init);
     memset(job->state, 0, (size_t)chunks * sizeof(int));
     pthread_mutex_lock(&split_pool.lock);
@@ -266,6 +287,7 @@ static int split_run(split_chunk_f chunk, const void *A, int ta, const void *B, 
     ptrdiff_t i, mine = 0;
     while ((i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < chunks) {
         chunk(job, i, split_dest(job, i), n);
+        if (then) split_then(job, i);
         pthread_mutex_lock(&split_pool.lock);
         job->state[i] = CHUNK_DONE;
         pthread_mutex_unlock(&split_pool.lock);
@@ -282,8 +304,14 @@ static int split_run(split_chunk_f chunk, const void *A, int ta, const void *B, 
         int done = job->state[i] == CHUNK_DONE;
         if (!done) job->state[i] = CHUNK_STOLEN;
         pthread_mutex_unlock(&split_pool.lock);
-        if (!done) chunk(job, i, split_dest(job, i), n);
+        if (!done) {
+            chunk(job, i, split_dest(job, i), n);
+            if (then) split_then(job, i);
+        }
     }
+    /* a worker's `then` cannot be taken over (it has written part of its block): wait */
+    for (int spins = 0; __atomic_load_n(&job->thens, __ATOMIC_ACQUIRE) > 0; spins++)
+        if (spins > 1000) sched_yield();
     pthread_mutex_lock(&split_pool.lock);
     if (split_pool.job == job) {  /* the pool's reference too */
         split_pool.job = NULL;
@@ -439,9 +467,9 @@ static void FN(split_chunk)(const split_job *job, ptrdiff_t i, void *out, ptrdif
 }
 #endif
 
-void FN(matmul_split)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
-                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
-                      int n_threads)
+void FN(matmul_split_then)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
+                           ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
+                           int n_threads, matmul_then_f then, void *then_arg)
 {
     /* chunks of `per` rows (columns) of C: their bits, whoever computes them */
     ptrdiff_t extent = columns ? n : m;
@@ -450,19 +478,30 @@ void FN(matmul_split)(const REAL *A, int trans_a, const REAL *B, int trans_b, RE
 #ifdef FASTNN_SPLIT_POOL
     if (n_threads >= 2 && chunks >= 2
         && split_run(FN(split_chunk), A, trans_a, B, trans_b, C, m, n, k, per, chunks,
-                     columns, sizeof(REAL), n_threads) == 0)
+                     columns, sizeof(REAL), n_threads, then, then_arg) == 0)
         return;
 #endif
     ptrdiff_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
     for (ptrdiff_t i0 = 0; i0 < extent; i0 += per) {
         ptrdiff_t w = per < extent - i0 ? per : extent - i0;
-        if (columns)
+        if (columns) {
             FN(matmul_ld)(A, trans_a, lda, B + i0 * (trans_b ? ldb : 1), trans_b, ldb, C + i0,
                           n, m, w, k);
-        else
+            if (then) then(then_arg, 0, m, i0, i0 + w);
+        } else {
             FN(matmul_ld)(A + i0 * (trans_a ? 1 : lda), trans_a, lda, B, trans_b, ldb,
                           C + i0 * n, n, w, n, k);
+            if (then) then(then_arg, i0, i0 + w, 0, n);
+        }
     }
+}
+
+void FN(matmul_split)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
+                      ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
+                      int n_threads)
+{
+    FN(matmul_split_then)(A, trans_a, B, trans_b, C, m, n, k, per, columns, n_threads, NULL,
+                          NULL);
 }
 
 #endif

@@ -1,6 +1,7 @@
 # Wrapper for csrc/epoch.c: the compiled training epoch. fastnn/training/compiled_epoch.py
 # builds an EpochPlan from a model's own buffers; this checks every array against the
 # shapes the C loop will read and write, then runs steps without the GIL.
+from libc.stdint cimport intptr_t
 from libc.stdlib cimport calloc, free
 
 
@@ -179,20 +180,27 @@ cdef class EpochPlan:
         ``p``, ``g``, state slots ``s1``-``s3`` and ``decay``) and its settings (``lr``,
         ``weight_decay``, ``beta_1``, ``beta_2``, ``epsilon``, ``momentum``, ``rho``,
         ``clipvalue`` (inf: none), ``nesterov``; 0 when absent), read each epoch: callbacks
-        may change them, and re-splitting the runs makes new state arrays."""
+        may change them, and re-splitting the runs makes new state arrays.
+
+        ``fuse`` (default True): a Dense kernel whose weight-gradient product is split into
+        chunks (threads.split_geometry at a full batch) and whose value and gradient lie in a
+        run is updated chunk by chunk during the backward (see ``fused_layers``); the bits
+        are the same, every rule being elementwise."""
         runs = optimizer["runs"]
         if len(runs) > FASTNN_EPOCH_MAX_RUNS:
             raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} runs of variables")
         dtype = self.dtype
+        cdef fastnn_epoch_run whole[FASTNN_EPOCH_MAX_RUNS]
         for i, run in enumerate(runs):
             size = run["p"].size
-            self.e.runs[i].p = _plan_ptr(run["p"], dtype, size, "a variable run")
-            self.e.runs[i].g = _plan_ptr(run["g"], dtype, size, "a gradient run", False)
-            self.e.runs[i].s1 = _plan_ptr(run.get("s1"), dtype, size, "a state slot", True, True)
-            self.e.runs[i].s2 = _plan_ptr(run.get("s2"), dtype, size, "a state slot", True, True)
-            self.e.runs[i].s3 = _plan_ptr(run.get("s3"), dtype, size, "a state slot", True, True)
-            self.e.runs[i].size, self.e.runs[i].decay = size, run["decay"]
-        self.e.opt_kind, self.e.n_runs = optimizer["kind"], len(runs)
+            whole[i].p = _plan_ptr(run["p"], dtype, size, "a variable run")
+            whole[i].g = _plan_ptr(run["g"], dtype, size, "a gradient run", False)
+            whole[i].s1 = _plan_ptr(run.get("s1"), dtype, size, "a state slot", True, True)
+            whole[i].s2 = _plan_ptr(run.get("s2"), dtype, size, "a state slot", True, True)
+            whole[i].s3 = _plan_ptr(run.get("s3"), dtype, size, "a state slot", True, True)
+            whole[i].size, whole[i].decay = size, run["decay"]
+        self._fuse(whole, len(runs), optimizer.get("fuse", True))
+        self.e.opt_kind, self.e.optimizing = optimizer["kind"], len(runs) > 0
         self.keep[4] = optimizer
         get = optimizer.get
         self.e.lr, self.e.weight_decay = get("lr", 0.0), get("weight_decay", 0.0)
@@ -200,6 +208,62 @@ cdef class EpochPlan:
         self.e.epsilon, self.e.momentum = get("epsilon", 0.0), get("momentum", 0.0)
         self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
         self.e.nesterov = get("nesterov", False)
+
+    cdef _fuse(self, fastnn_epoch_run *whole, int n, bint fuse):
+        """Which Dense kernels are updated in the backward, and the pieces of the runs
+        ``whole`` left for the update at the end of each step (self.e.runs)."""
+        cdef Py_ssize_t elsize = self.dtype.itemsize, cap = min(self.e.batch_size, self.e.rows)
+        cdef Py_ssize_t i, r, off, size, per, lo
+        cdef int columns
+        cdef fastnn_epoch_layer *d
+        holes = [[] for _ in range(n)]  # per run: (first element, end) of its fused kernels
+        for i in range(self.e.n_layers):
+            d = &self.dense[i]
+            d.fused_update = 0
+            if not fuse or d.kind != EPOCH_DENSE or d.dW == NULL \
+                    or not split_geometry_c(d.in_, d.units, cap, &per, &columns):
+                continue
+            size = d.in_ * d.units
+            for r in range(n):
+                off = <intptr_t>d.dW - <intptr_t>whole[r].g
+                if off < 0 or off % elsize or off // elsize + size > whole[r].size:
+                    continue
+                off //= elsize
+                if <char *>whole[r].p + off * elsize != <char *>d.W:
+                    continue  # not this layer's kernel: leave it to the run's update
+                d.kernel_run = whole[r]
+                d.kernel_run.p = <char *>whole[r].p + off * elsize
+                d.kernel_run.g = d.dW
+                d.kernel_run.s1 = <char *>whole[r].s1 + off * elsize if whole[r].s1 else NULL
+                d.kernel_run.s2 = <char *>whole[r].s2 + off * elsize if whole[r].s2 else NULL
+                d.kernel_run.s3 = <char *>whole[r].s3 + off * elsize if whole[r].s3 else NULL
+                d.kernel_run.size = size
+                d.fused_update = 1
+                holes[r].append((off, off + size))
+                break
+        pieces = []
+        for r in range(n):
+            lo = 0
+            for start, end in sorted(holes[r]) + [(whole[r].size, whole[r].size)]:
+                if start > lo:
+                    pieces.append((r, lo, start))
+                lo = end
+        if len(pieces) > FASTNN_EPOCH_MAX_RUNS:  # too many to fuse: the runs as they are
+            return self._fuse(whole, n, False)
+        for i, (r, lo, end) in enumerate(pieces):
+            self.e.runs[i] = whole[r]
+            self.e.runs[i].p = <char *>whole[r].p + lo * elsize
+            self.e.runs[i].g = <char *>whole[r].g + lo * elsize
+            self.e.runs[i].s1 = <char *>whole[r].s1 + lo * elsize if whole[r].s1 else NULL
+            self.e.runs[i].s2 = <char *>whole[r].s2 + lo * elsize if whole[r].s2 else NULL
+            self.e.runs[i].s3 = <char *>whole[r].s3 + lo * elsize if whole[r].s3 else NULL
+            self.e.runs[i].size = end - lo
+        self.e.n_runs = len(pieces)
+
+    @property
+    def fused_layers(self):
+        """The Dense layers whose kernel is updated during the backward (set_optimizer)."""
+        return [i for i in range(self.e.n_layers) if self.dense[i].fused_update]
 
     def set_split(self, int n_threads):
         """The adaptive thread policy: Dense products big enough run in chunks

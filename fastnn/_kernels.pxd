@@ -300,6 +300,14 @@ cdef extern from "fastnn.h" nogil:
         double t[2][3]
         double expected
         int64_t since, interval
+    ctypedef struct fastnn_epoch_run:
+        void *p
+        void *g
+        void *s1
+        void *s2
+        void *s3
+        Py_ssize_t size
+        int decay
     ctypedef struct fastnn_epoch_layer:
         int kind
         Py_ssize_t in0, in1
@@ -327,14 +335,8 @@ cdef extern from "fastnn.h" nogil:
         void *moving_var
         void *mean
         void *invstd
-    ctypedef struct fastnn_epoch_run:
-        void *p
-        void *g
-        void *s1
-        void *s2
-        void *s3
-        Py_ssize_t size
-        int decay
+        int fused_update
+        fastnn_epoch_run kernel_run
     ctypedef struct fastnn_epoch:
         const void *x
         const void *y
@@ -358,7 +360,7 @@ cdef extern from "fastnn.h" nogil:
         int metric_kind[8]
         double metric_threshold[8]
         int64_t metric_hits[8]
-        int opt_kind, nesterov, n_runs
+        int opt_kind, nesterov, n_runs, optimizing
         fastnn_epoch_run runs[64]
         double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue
         double *lrs

@@ -401,6 +401,7 @@ class CompiledEpoch:
                 layer._draw_seed()
                 plan.set_stream(k, layer._seed_value, layer._calls)
             plan.set_optimizer(settings)
+            model._compiled_epoch_fused = plan.fused_layers  # for tests and diagnostics
             self._set_split()
             steps, done = data.num_batches, 0
             plan.reset_sums(opt._iterations)

@@ -290,3 +290,66 @@ def test_compiled_epoch_under_the_adaptive_policy_gives_the_same_bits_on_any_thr
     # the 12-256-128-3 net at batch 64: the 256-128 layer's three products are chunked
     assert result == {"policy": "adaptive", "reason": None, "split": 3, "logs": True,
                       "weights": True}
+
+
+FUSED_CHILD = textwrap.dedent("""
+    import json
+    import numpy as np
+    import fastnn
+    from fastnn import layers, optimizers
+    from fastnn.training import compiled_epoch
+
+    RULES = {
+        "adam, amsgrad, clipvalue": lambda: optimizers.Adam(1e-2, amsgrad=True, clipvalue=0.05),
+        "sgd, nesterov": lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        "rmsprop, centered": lambda: optimizers.RMSprop(1e-2, momentum=0.5, centered=True),
+        "adagrad": lambda: optimizers.Adagrad(0.05),
+        "adamax": lambda: optimizers.Adamax(1e-2),
+        "adamw, biases excluded": lambda: optimizers.AdamW(1e-2, weight_decay=0.1),
+    }
+
+    def fit(compiled, rule):
+        compiled_epoch.enabled = compiled
+        fastnn.set_seed(7)
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((300, 12)).astype(np.float32)
+        y = rng.integers(0, 3, 300)
+        model = fastnn.Sequential([layers.Input(shape=(12,)), layers.Dense(256, activation="relu"),
+                                   layers.Dense(512, activation="tanh"),
+                                   layers.Dense(128, activation="relu"),
+                                   layers.Dense(3, activation="softmax")])
+        opt = RULES[rule]()
+        if rule.endswith("excluded"):
+            opt.exclude_from_weight_decay(var_names=["bias"])
+        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        logs = model.fit(x, y, batch_size=64, epochs=2, verbose=0).history
+        return model, logs
+
+    out = {}
+    for rule in RULES:
+        fastnn.set_num_threads(2, adaptive=True)
+        python, py_logs = fit(False, rule)
+        same = []
+        for n in (1, 2, 5):
+            fastnn.set_num_threads(n, adaptive=True)
+            compiled, c_logs = fit(True, rule)
+            same.append(compiled._compiled_epoch_reason is None and c_logs == py_logs and all(
+                a.tobytes() == b.tobytes()
+                for a, b in zip(python.get_weights(), compiled.get_weights())))
+        out[rule] = {"same": same, "fused": compiled._compiled_epoch_fused}
+    print(json.dumps(out))
+""")
+
+
+def test_kernels_updated_during_the_backward_give_the_python_loops_bits():
+    """A Dense kernel whose weight gradient is made in chunks is updated chunk by chunk in
+    the backward, by the thread that made the chunk (csrc/epoch.c), by blocks of rows (the
+    512-128 layer) or of columns (256-512): for every rule, on 1, 2 and 5 threads (5 on two
+    cores: workers late, chunks taken over), the Python loop's bits, the update applied once."""
+    r = subprocess.run([sys.executable, "-c", FUSED_CHILD], capture_output=True, text=True,
+                       timeout=600, **same_fastnn_env())
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for rule, got in result.items():
+        assert got == {"same": [True, True, True], "fused": [1, 2]}, rule
