@@ -40,6 +40,15 @@ static int epoch_next_way(fastnn_split_choice *c, int *measuring)
     return c->n[0] <= c->n[1] ? 1 : 2;  /* each way in turn */
 }
 
+/* fastnn/optimizers/base.py's _norm_scale: clip / max(norm, clip); 0 for an infinite norm
+ * (NaN for any non-finite one when global), NaN for a NaN norm */
+static double epoch_norm_scale(double norm, double clip, int global)
+{
+    if (norm <= clip) return 1.0;
+    if (norm > clip && (isfinite(norm) || !global)) return clip / norm;
+    return NAN;
+}
+
 static void epoch_record(fastnn_split_choice *c, int way, int measuring, double dt)
 {
     if (!measuring) {
@@ -72,10 +81,10 @@ static void epoch_record(fastnn_split_choice *c, int way, int measuring, double 
  * whichever measured faster: the chunks' bits either way, those of the Python loop's
  * products under the policy (fastnn/threads.py). */
 /* The optimizer's rule on elements [off, off + size) of run u, at the step's learning rate
- * and count: every rule is elementwise, so pieces updated in any order, on any thread, give
- * the bits of one call over the run. */
+ * and count, the gradient scaled by gs (clipping by norm): every rule is elementwise, so
+ * pieces updated in any order, on any thread, give the bits of one call over the run. */
 static void FN(epoch_update_piece)(fastnn_epoch *e, const fastnn_epoch_run *u, ptrdiff_t off,
-                                   ptrdiff_t size, int nt)
+                                   ptrdiff_t size, double gs, int nt)
 {
 #define AT(q) ((q) ? (REAL *)(q) + off : NULL)
     REAL *p = AT(u->p), *s1 = AT(u->s1), *s2 = AT(u->s2), *s3 = AT(u->s3);
@@ -86,27 +95,32 @@ static void FN(epoch_update_piece)(fastnn_epoch *e, const fastnn_epoch_run *u, p
     int64_t t = e->iterations + 1;
     switch (e->opt_kind) {
     case EPOCH_OPT_SGD:
-        PUBLIC(sgd_update)(p, g, s1, lr, e->momentum, e->nesterov, decay, 1.0, cv, size, nt);
+        PUBLIC(sgd_update)(p, g, s1, lr, e->momentum, e->nesterov, decay, gs, cv, size, nt);
         break;
     case EPOCH_OPT_ADAM:
         PUBLIC(adam_update)(p, g, s1, s2, s3, lr, e->beta_1, e->beta_2, e->epsilon, t, decay,
-                            1.0, cv, size, nt);
+                            gs, cv, size, nt);
         break;
     case EPOCH_OPT_RMSPROP:
-        PUBLIC(rmsprop_update)(p, g, s1, s2, s3, lr, e->rho, e->momentum, e->epsilon, decay, 1.0,
+        PUBLIC(rmsprop_update)(p, g, s1, s2, s3, lr, e->rho, e->momentum, e->epsilon, decay, gs,
                                cv, size, nt);
         break;
     case EPOCH_OPT_ADAGRAD:
-        PUBLIC(adagrad_update)(p, g, s1, lr, e->epsilon, decay, 1.0, cv, size, nt);
+        PUBLIC(adagrad_update)(p, g, s1, lr, e->epsilon, decay, gs, cv, size, nt);
         break;
     case EPOCH_OPT_ADAMAX:
-        PUBLIC(adamax_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, decay, 1.0,
+        PUBLIC(adamax_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, decay, gs,
                               cv, size, nt);
+        break;
+    case EPOCH_OPT_NADAM:
+        PUBLIC(nadam_update)(p, g, s1, s2, lr, e->beta_1, e->beta_2, e->epsilon, t, e->u_product,
+                             decay, gs, cv, size, nt);
         break;
     }
 }
 
-/* A Dense layer's kernel update, block by block of its weight gradient (matmul_then_f) */
+/* A Dense layer's kernel update, block by block of its weight gradient (matmul_then_f); never
+ * under clipping by norm (the scale needs every gradient), hence the unscaled gradient */
 typedef struct {
     fastnn_epoch *e;
     const fastnn_epoch_run *u;
@@ -119,11 +133,11 @@ static void FN(epoch_update_block)(void *arg, ptrdiff_t r0, ptrdiff_t r1, ptrdif
 {
     const FN(epoch_then_arg) *a = (const FN(epoch_then_arg) *)arg;
     if (c0 == 0 && c1 == a->n) {
-        FN(epoch_update_piece)(a->e, a->u, r0 * a->n, (r1 - r0) * a->n, a->nt);
+        FN(epoch_update_piece)(a->e, a->u, r0 * a->n, (r1 - r0) * a->n, 1.0, a->nt);
         return;
     }
     for (ptrdiff_t r = r0; r < r1; r++)
-        FN(epoch_update_piece)(a->e, a->u, r * a->n + c0, c1 - c0, a->nt);
+        FN(epoch_update_piece)(a->e, a->u, r * a->n + c0, c1 - c0, 1.0, a->nt);
 }
 
 /* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): under
@@ -301,11 +315,26 @@ static void FN(epoch_backward)(fastnn_epoch *e, ptrdiff_t nb)
     }
 }
 
-/* the runs not updated during the backward (fused_update) */
+/* the runs not updated during the backward (fused_update), clipped by norm as
+ * Optimizer._update clips: the same sum_squares calls, sums and sqrt in the same order */
 static void FN(epoch_update)(fastnn_epoch *e)
 {
-    for (int r = 0; r < e->n_runs; r++)
-        FN(epoch_update_piece)(e, &e->runs[r], 0, e->runs[r].size, e->update_threads);
+    int nt = e->update_threads;
+    double scale = 1.0;
+    if (e->clip_mode == EPOCH_CLIP_GLOBAL_NORM) {
+        double total = 0.0;
+        for (int i = 0; i < e->n_norm_grads; i++)
+            total += PUBLIC(sum_squares)((const REAL *)e->norm_g[i], e->norm_size[i], nt);
+        scale = epoch_norm_scale(sqrt(total), e->clip_norm, 1);
+    }
+    for (int r = 0; r < e->n_runs; r++) {
+        const fastnn_epoch_run *u = &e->runs[r];
+        double gs = scale;
+        if (e->clip_mode == EPOCH_CLIP_NORM)  /* a run is one variable here */
+            gs = epoch_norm_scale(sqrt(PUBLIC(sum_squares)((const REAL *)u->g, u->size, nt)),
+                                  e->clip_norm, 0);
+        FN(epoch_update_piece)(e, u, 0, u->size, gs, nt);
+    }
 }
 
 ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
@@ -344,6 +373,9 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         const REAL *out = FN(epoch_forward)(e, xb, nb);
         double loss = FN(epoch_loss)(e, out, yb, nb, wb) / (double)nb;
         e->step_lr = e->lrs ? e->lrs[s - first] : e->lr;
+        /* Nadam's _prepare_step, before the backward: a fused kernel update reads it */
+        if (e->optimizing && e->opt_kind == EPOCH_OPT_NADAM)
+            e->u_product *= nadam_u(e->beta_1, e->iterations + 1);
         FN(epoch_backward)(e, nb);
         if (e->optimizing) {
             FN(epoch_update)(e);

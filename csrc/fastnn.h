@@ -220,6 +220,8 @@ void nadam_update_f32(float *p, const float *g, float *m, float *v, double lr, d
 void nadam_update_f64(double *p, const double *g, double *m, double *v, double lr, double beta_1,
                       double beta_2, double epsilon, int64_t step, double u_product,
                       double decay, double gscale, double clipvalue, ptrdiff_t n, int n_threads);
+/* Nadam's u_t = beta_1 * (1 - 0.5 * 0.96^t), rounded as fastnn/optimizers/adam.py's _u */
+double nadam_u(double beta_1, int64_t t);
 /* RMSprop: v = rho v + (1 - rho) g^2; avg = rho avg + (1 - rho) g (centered, avg != NULL);
  * inc = lr g / sqrt(v - avg^2 + eps) (or sqrt(v + eps)); mom = momentum mom + inc if mom;
  * p -= inc (or mom). */
@@ -422,7 +424,10 @@ enum fastnn_epoch_op { EPOCH_DENSE = 0, EPOCH_ACTIVATION = 1, EPOCH_DROPOUT = 2,
 enum fastnn_epoch_loss { EPOCH_LOSS_ELEMENTWISE = 0, EPOCH_LOSS_SOFTMAX_CE = 1,
                          EPOCH_LOSS_SPARSE_SOFTMAX_CE = 2 };
 enum fastnn_epoch_optimizer { EPOCH_OPT_SGD = 0, EPOCH_OPT_ADAM = 1, EPOCH_OPT_RMSPROP = 2,
-                              EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4 };
+                              EPOCH_OPT_ADAGRAD = 3, EPOCH_OPT_ADAMAX = 4,
+                              EPOCH_OPT_NADAM = 5 };
+/* gradient clipping by norm, as Optimizer._update (fastnn/optimizers/base.py) */
+enum fastnn_epoch_clip { EPOCH_CLIP_NONE = 0, EPOCH_CLIP_NORM = 1, EPOCH_CLIP_GLOBAL_NORM = 2 };
 #define FASTNN_EPOCH_MAX_METRICS 8
 #define FASTNN_EPOCH_MAX_RUNS 64  /* runs of packed variables (weight decay splits them) */
 /* The adaptive policy's choice for one product, as fastnn/threads.py's AdaptivePolicy makes
@@ -516,6 +521,15 @@ typedef struct {
     int opt_kind, nesterov, n_runs, optimizing;
     fastnn_epoch_run runs[FASTNN_EPOCH_MAX_RUNS];
     double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue;
+    double u_product;             /* Nadam: u_1 * ... * u_t through the last step taken */
+    /* Clipping by norm (no run is then updated in the backward): EPOCH_CLIP_NORM, each run
+     * is one variable scaled by its own gradient's norm; EPOCH_CLIP_GLOBAL_NORM, every run
+     * by the norm of the n_norm_grads gradients norm_g (sizes norm_size), the variables'
+     * in the optimizer's order, their squares summed in that order. */
+    int clip_mode, n_norm_grads;
+    double clip_norm;
+    const void *norm_g[FASTNN_EPOCH_MAX_RUNS];
+    ptrdiff_t norm_size[FASTNN_EPOCH_MAX_RUNS];
     const double *lrs;            /* per-step learning rates (a schedule), or NULL: lr */
     int64_t iterations;           /* in: the optimizer's count; out: after the steps */
     double step_lr;               /* scratch of a step: its learning rate */

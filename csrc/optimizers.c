@@ -31,6 +31,14 @@
 /* state values below REAL_MIN_NORMAL * this are stored as 0 (see FLUSH) */
 #define FASTNN_TINY_STATE_SCALE 16777216.0
 
+/* Nadam's momentum schedule, one formula for the update below and for the compiled epoch's
+ * running product (epoch.c): Python's `beta_1 * (1.0 - 0.5 * 0.96 ** t)` calls the same
+ * libm pow on the same doubles, and fp-contract is off here, so the bits are Python's. */
+double nadam_u(double beta_1, int64_t t)
+{
+    return beta_1 * (1.0 - 0.5 * pow(0.96, (double)t));
+}
+
 #define FASTNN_TEMPLATE "optimizers.c"
 #include "template.h"
 
@@ -203,8 +211,7 @@ void FN(nadam_update)(REAL *p, const REAL *g, REAL *m, REAL *v, double lr, doubl
 {
     /* u_product is the momentum-schedule product through this step, u_1 * ... * u_t */
     double t = (double)step;
-    double u_t = beta_1 * (1.0 - 0.5 * pow(0.96, t));
-    double u_t1 = beta_1 * (1.0 - 0.5 * pow(0.96, t + 1.0));
+    double u_t = nadam_u(beta_1, step), u_t1 = nadam_u(beta_1, step + 1);
     double c_m = u_t1 / (1.0 - u_product * u_t1);
     double c_g = (1.0 - u_t) / (1.0 - u_product);
     double bc2 = 1.0 - pow(beta_2, t);

@@ -179,16 +179,29 @@ cdef class EpochPlan:
         """The optimizer's rule (``kind``), its packed runs of variables (``runs``: dicts of
         ``p``, ``g``, state slots ``s1``-``s3`` and ``decay``) and its settings (``lr``,
         ``weight_decay``, ``beta_1``, ``beta_2``, ``epsilon``, ``momentum``, ``rho``,
-        ``clipvalue`` (inf: none), ``nesterov``; 0 when absent), read each epoch: callbacks
-        may change them, and re-splitting the runs makes new state arrays.
+        ``clipvalue`` (inf: none), ``nesterov``; 0 when absent; Nadam's ``u_product``, the
+        product u_1 * ... * u_t through the optimizer's step count), read each epoch:
+        callbacks may change them, and re-splitting the runs makes new state arrays.
+
+        Clipping by norm (``clip``): 0 none, 1 ``clipnorm`` (each run is one variable, scaled
+        by its own gradient's norm), 2 ``global_clipnorm`` (every run scaled by the norm of
+        the gradients ``norm_grads``, the variables' in order); ``clip_norm`` the bound.
 
         ``fuse`` (default True): a Dense kernel whose weight-gradient product is split into
         chunks (threads.split_geometry at a full batch) and whose value and gradient lie in a
         run is updated chunk by chunk during the backward (see ``fused_layers``); the bits
-        are the same, every rule being elementwise."""
+        are the same, every rule being elementwise. Never when clipping by norm: the scale
+        needs every gradient of the step."""
         runs = optimizer["runs"]
         if len(runs) > FASTNN_EPOCH_MAX_RUNS:
             raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} runs of variables")
+        get = optimizer.get
+        cdef int clip = get("clip", EPOCH_CLIP_NONE)
+        norm_grads = get("norm_grads", [])
+        if clip not in (EPOCH_CLIP_NONE, EPOCH_CLIP_NORM, EPOCH_CLIP_GLOBAL_NORM):
+            raise ValueError(f"EpochPlan: clip mode {clip}")
+        if len(norm_grads) > FASTNN_EPOCH_MAX_RUNS:
+            raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} gradients for a norm")
         dtype = self.dtype
         cdef fastnn_epoch_run whole[FASTNN_EPOCH_MAX_RUNS]
         for i, run in enumerate(runs):
@@ -199,10 +212,15 @@ cdef class EpochPlan:
             whole[i].s2 = _plan_ptr(run.get("s2"), dtype, size, "a state slot", True, True)
             whole[i].s3 = _plan_ptr(run.get("s3"), dtype, size, "a state slot", True, True)
             whole[i].size, whole[i].decay = size, run["decay"]
-        self._fuse(whole, len(runs), optimizer.get("fuse", True))
+        for i, g in enumerate(norm_grads):
+            self.e.norm_g[i] = _plan_ptr(g, dtype, g.size, "a gradient for the norm", False)
+            self.e.norm_size[i] = g.size
+        self.e.n_norm_grads = len(norm_grads)
+        self.e.clip_mode, self.e.clip_norm = clip, get("clip_norm", INFINITY)
+        self._fuse(whole, len(runs), get("fuse", True) and clip == EPOCH_CLIP_NONE)
         self.e.opt_kind, self.e.optimizing = optimizer["kind"], len(runs) > 0
         self.keep[4] = optimizer
-        get = optimizer.get
+        self.e.u_product = get("u_product", 1.0)
         self.e.lr, self.e.weight_decay = get("lr", 0.0), get("weight_decay", 0.0)
         self.e.beta_1, self.e.beta_2 = get("beta_1", 0.0), get("beta_2", 0.0)
         self.e.epsilon, self.e.momentum = get("epsilon", 0.0), get("momentum", 0.0)
@@ -348,6 +366,11 @@ cdef class EpochPlan:
     @property
     def iterations(self):
         return self.e.iterations
+
+    @property
+    def u_product(self):
+        """Nadam's u_1 * ... * u_t through the last step run (t: ``iterations``)."""
+        return self.e.u_product
 
     def counter(self, Py_ssize_t layer):
         """The counter of the next mask of the Dropout at ``layer`` (advanced per step)."""

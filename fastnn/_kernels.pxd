@@ -284,6 +284,11 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_OPT_RMSPROP
         EPOCH_OPT_ADAGRAD
         EPOCH_OPT_ADAMAX
+        EPOCH_OPT_NADAM
+    enum fastnn_epoch_clip:
+        EPOCH_CLIP_NONE
+        EPOCH_CLIP_NORM
+        EPOCH_CLIP_GLOBAL_NORM
     enum: FASTNN_EPOCH_MAX_RUNS
     enum: FASTNN_EPOCH_MAX_METRICS
     enum: EPOCH_SPLIT_SAMPLES
@@ -363,6 +368,11 @@ cdef extern from "fastnn.h" nogil:
         int opt_kind, nesterov, n_runs, optimizing
         fastnn_epoch_run runs[64]
         double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue
+        double u_product
+        int clip_mode, n_norm_grads
+        double clip_norm
+        const void *norm_g[64]
+        Py_ssize_t norm_size[64]
         double *lrs
         int64_t iterations
         int n_threads, update_threads

@@ -143,13 +143,19 @@ class Nadam(Optimizer):
     def _u(self, t):
         return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
 
+    def _u_product_at(self, step):
+        """u_1 * ... * u_step: the kept product when it is at ``step``, else recomputed (the
+        step count was set from outside), multiplied in the same order either way."""
+        if self._u_step == step:
+            return self._u_product
+        product = 1.0
+        for s in range(1, step + 1):
+            product *= self._u(s)
+        return product
+
     def _prepare_step(self):
         t = self.iterations + 1
-        if self._u_step != t - 1:  # iterations was set from outside: recompute the product
-            self._u_product = 1.0
-            for s in range(1, t):
-                self._u_product *= self._u(s)
-        self._u_product *= self._u(t)
+        self._u_product = self._u_product_at(t - 1) * self._u(t)
         self._u_step = t
 
     def build_variable(self, var):

@@ -26,8 +26,11 @@ What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
 - the metrics: none, or any of sparse categorical, categorical and binary accuracy (what
   "accuracy" picks for each loss);
 - the optimizer: SGD (momentum, Nesterov), Adam (AMSGrad), AdamW, RMSprop, Adagrad, Adamax,
-  with weight decay and clipvalue, a constant learning rate or a schedule; no clipnorm,
-  global_clipnorm, EMA or gradient accumulation.
+  Nadam, with weight decay, a constant learning rate or a schedule, and clipnorm,
+  global_clipnorm or clipvalue (one of them, in Optimizer._update's priority; with clipnorm,
+  at most EPOCH_MAX_RUNS variables, updated one by one as Python does; with
+  global_clipnorm, at most EPOCH_MAX_RUNS variables summed for the norm); no EMA or
+  gradient accumulation.
 
 The steps run in chunks (about CHUNK_SECONDS of work each), between which the trainer's
 duties return: the state lock is released so other threads' predict can run, a Ctrl-C
@@ -45,7 +48,7 @@ from ..layers.merging import Add
 from ..layers.normalization import BatchNormalization
 from ..optimizers import base as optimizer_base
 from ..optimizers.adagrad import Adagrad
-from ..optimizers.adam import Adam, Adamax, AdamW
+from ..optimizers.adam import Adam, Adamax, AdamW, Nadam
 from ..optimizers.rmsprop import RMSprop
 from ..optimizers.sgd import SGD
 from .data import ArrayData
@@ -58,9 +61,13 @@ CHUNK_SECONDS = 0.02
 # each rule the plan covers: its code (csrc/fastnn.h: enum fastnn_epoch_optimizer) and its
 # state slots, in the order its kernel takes them (csrc/epoch.c: s1, s2, s3)
 _ADAM_SLOTS = ("momentum", "velocity", "velocity_hat")
+_NADAM = 5
 _OPTIMIZERS = {SGD: (0, ("momentum",)), Adam: (1, _ADAM_SLOTS), AdamW: (1, _ADAM_SLOTS),
                RMSprop: (2, ("velocity", "momentum", "average_gradient")),
-               Adagrad: (3, ("accumulator",)), Adamax: (4, ("momentum", "norm"))}
+               Adagrad: (3, ("accumulator",)), Adamax: (4, ("momentum", "norm")),
+               Nadam: (_NADAM, ("momentum", "velocity"))}
+# csrc/fastnn.h: enum fastnn_epoch_clip
+_CLIP_NONE, _CLIP_NORM, _CLIP_GLOBAL_NORM = range(3)
 _blas_state = None  # None: not tried; then True or False
 # The adaptive policy's measured choice for each product shape, kept across fits as
 # threads.AdaptivePolicy keeps its own (a fit of a few epochs would otherwise spend its
@@ -334,22 +341,47 @@ class CompiledEpoch:
         rule = _OPTIMIZERS.get(type(opt))
         _require(rule is not None, f"the optimizer {type(opt).__name__}")
         kind, slots = rule
-        _require(not opt.clipnorm and not opt.global_clipnorm, "clipnorm or global_clipnorm")
         _require(not opt.gradient_accumulation_steps and not opt.use_ema,
                  "gradient accumulation or EMA")
         variables = model._train_vars
         _require(all(v.constraint is None for v in variables), "a constraint")
+        most = _ckernels().EPOCH_MAX_RUNS
+        # one clipping mode, in Optimizer._update's priority (falsy settings are off)
+        clip, bound, clipvalue = _CLIP_NONE, float("inf"), float("inf")
+        if opt.clipnorm:
+            clip, bound = _CLIP_NORM, float(opt.clipnorm)
+        elif opt.global_clipnorm:
+            clip, bound = _CLIP_GLOBAL_NORM, float(opt.global_clipnorm)
+        elif opt.clipvalue:
+            clipvalue = float(opt.clipvalue)
         runs = []
-        if variables:
+        if variables and clip == _CLIP_NORM:
+            # Optimizer.apply does not pack under clipnorm: one update per variable, each
+            # scaled by its own norm, on the state arrays _apply_each would use
+            _require(len(variables) <= most, f"clipnorm with more than {most} variables")
+            _require(all(v.value.flags.c_contiguous and v.grad.flags.c_contiguous
+                         for v in variables), "variables not C-contiguous")
+            opt.build(variables)
+            for v in variables:
+                state = opt._state[id(v)]
+                runs.append({"p": v.value, "g": v.grad, "decay": opt._use_weight_decay(v),
+                             **{f"s{i + 1}": state.get(key) for i, key in enumerate(slots)}})
+        elif variables:
             packed = opt._packed_groups(variables)
-            _require(packed is not None and len(packed) <= _ckernels().EPOCH_MAX_RUNS,
+            _require(packed is not None and len(packed) <= most,
                      "variables not packed (or in too many runs)")
             for run in packed:
                 runs.append({"p": run.value, "g": run.grad, "decay": bool(run.decay),
                              **{f"s{i + 1}": run.state.get(key) for i, key in enumerate(slots)}})
         settings = {"kind": kind, "runs": runs, "weight_decay": float(opt.weight_decay or 0.0),
-                    "clipvalue": float(opt.clipvalue) if opt.clipvalue else float("inf"),
+                    "clipvalue": clipvalue, "clip": clip, "clip_norm": bound,
                     "nesterov": bool(getattr(opt, "nesterov", False))}
+        if clip == _CLIP_GLOBAL_NORM:
+            # the norm sums each variable's squares in turn, as _update: not the runs'
+            _require(len(variables) <= most, f"global_clipnorm with more than {most} variables")
+            settings["norm_grads"] = [v.grad for v in variables]
+        if kind == _NADAM:
+            settings["u_product"] = opt._u_product_at(opt.iterations)
         for key in ("beta_1", "beta_2", "epsilon", "momentum", "rho"):
             if hasattr(opt, key):
                 settings[key] = float(getattr(opt, key))
@@ -405,8 +437,12 @@ class CompiledEpoch:
             self._set_split()
             steps, done = data.num_batches, 0
             plan.reset_sums(opt._iterations)
-            update_threads = (1 if opt._packed_size < optimizer_base.PARALLEL_UPDATE_MIN
-                              else None)
+            # Nadam's schedule is written back with the step count (when there are steps)
+            self.nadam = settings["kind"] == _NADAM and bool(settings["runs"])
+            # as Optimizer._update's packed path; under clipnorm too (Python leaves the
+            # threads to each kernel there): the same bits on any number of threads
+            size = sum(run["p"].size for run in settings["runs"])
+            update_threads = 1 if size < optimizer_base.PARALLEL_UPDATE_MIN else None
             while done < steps:
                 count = min(self.chunk, steps - done)
                 lrs = self._learning_rates(count)
@@ -470,6 +506,9 @@ class CompiledEpoch:
         try:
             plan.run(first, count, lrs, nt, update_threads or nt)
             self.optimizer._iterations = plan.iterations
+            if self.nadam:  # as _prepare_step leaves them after the chunk's last step
+                self.optimizer._u_product, self.optimizer._u_step = (plan.u_product,
+                                                                     plan.iterations)
             for k, layer in self.dropouts:
                 layer._calls = plan.counter(k)
         finally:

@@ -65,6 +65,8 @@ def _assert_same_training(monkeypatch, **kw):
     for a, b in zip(python.get_weights(), compiled.get_weights()):
         assert a.view(np.uint8).tobytes() == b.view(np.uint8).tobytes()
     assert python.optimizer.iterations == compiled.optimizer.iterations
+    for key in ("_u_product", "_u_step"):  # Nadam's schedule, written back bit for bit
+        assert getattr(python.optimizer, key, None) == getattr(compiled.optimizer, key, None)
     for vp, vc in zip(python.trainable_weights, compiled.trainable_weights):
         sp, sc = python.optimizer._state[id(vp)], compiled.optimizer._state[id(vc)]
         assert sorted(sp) == sorted(sc)
@@ -74,6 +76,12 @@ def _assert_same_training(monkeypatch, **kw):
 
 def _excluding_biases(optimizer):
     optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
+def _stepped(optimizer):
+    """``optimizer`` at step 5, as restored from a save: Nadam recomputes its schedule."""
+    optimizer.iterations = 5
     return optimizer
 
 
@@ -125,6 +133,39 @@ CASES = {
             layers.Softmax(dtype=dtype)]),
     "dropout, first layer frozen, float64": dict(
         freeze_first=True, dtype="float64", extra=lambda dtype: [layers.Dropout(0.5, dtype=dtype)]),
+    "nadam": dict(optimizer=lambda: optimizers.Nadam(1e-2)),
+    "nadam, weight decay, schedule, float64": dict(dtype="float64", optimizer=lambda: optimizers.Nadam(
+        optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9),
+        weight_decay=0.05)),
+    "nadam, biases excluded from decay, clipvalue": dict(optimizer=lambda: _excluding_biases(
+        optimizers.Nadam(1e-2, weight_decay=0.1, clipvalue=0.05))),
+    "nadam, step count set from outside": dict(optimizer=lambda: _stepped(optimizers.Nadam(1e-2))),
+    "clipnorm": dict(optimizer=lambda: optimizers.Adam(1e-2, clipnorm=0.1)),
+    "clipnorm with adamw, biases excluded, float64": dict(
+        dtype="float64", optimizer=lambda: _excluding_biases(
+            optimizers.AdamW(1e-2, weight_decay=0.1, clipnorm=0.05))),
+    "clipnorm with nadam, clipvalue ignored": dict(
+        optimizer=lambda: optimizers.Nadam(1e-2, clipnorm=0.1, clipvalue=1e-4)),
+    "clipnorm that never clips, sgd momentum": dict(
+        optimizer=lambda: optimizers.SGD(0.05, momentum=0.9, clipnorm=1e6)),
+    "global_clipnorm": dict(optimizer=lambda: optimizers.Adam(1e-2, global_clipnorm=1.0)),
+    "global_clipnorm that clips every step, clipvalue ignored": dict(
+        optimizer=lambda: optimizers.RMSprop(1e-2, global_clipnorm=1e-3, clipvalue=1e-5)),
+    "global_clipnorm with adamw, biases excluded (runs split)": dict(
+        optimizer=lambda: _excluding_biases(optimizers.AdamW(1e-2, weight_decay=0.1,
+                                                             global_clipnorm=0.05))),
+    "global_clipnorm, nadam, a schedule, float64": dict(dtype="float64", optimizer=lambda: optimizers.Nadam(
+        optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9),
+        global_clipnorm=0.02)),
+    # kernels big enough to be updated in the backward without clipping by norm: not here
+    "global_clipnorm, kernels that would be fused": dict(
+        n=300, batch=64, widths=(256, 512), epochs=2,
+        optimizer=lambda: optimizers.Adam(1e-2, global_clipnorm=0.01)),
+    "clipnorm, kernels that would be fused": dict(
+        n=300, batch=64, widths=(256, 512), epochs=2,
+        optimizer=lambda: optimizers.Nadam(1e-2, clipnorm=0.01)),
+    "nadam, kernels fused": dict(n=300, batch=64, widths=(256, 512), epochs=2,
+                                 optimizer=lambda: optimizers.Nadam(1e-2)),
 }
 
 
@@ -151,10 +192,58 @@ def test_early_stopping_and_lr_callbacks_act_between_compiled_epochs(monkeypatch
     assert len(logs["loss"]) == 2  # stopped after the second epoch
 
 
+@pytest.mark.parametrize("optimizer,fused", [
+    (lambda: optimizers.Nadam(1e-2), [1]),
+    (lambda: optimizers.Nadam(1e-2, clipnorm=0.01), []),
+    (lambda: optimizers.Adam(1e-2, global_clipnorm=0.01), []),
+])
+def test_clipping_by_norm_updates_no_kernel_in_the_backward(monkeypatch, optimizer, fused):
+    """The 256-512 kernel's weight gradient is made in chunks: updated chunk by chunk in the
+    backward, but not when the update's scale needs the norm of every gradient."""
+    model, _ = _fit(True, monkeypatch, n=300, batch=64, widths=(256, 512), epochs=1,
+                    optimizer=optimizer)
+    assert model._compiled_epoch_reason is None
+    assert model._compiled_epoch_fused == fused
+
+
+def test_an_infinite_norm_of_finite_gradients_gives_the_python_loops_bits(monkeypatch):
+    """Gradients near 1e160 (finite; their squares overflow float64): the norm is inf, so
+    _norm_scale gives 0 under clipnorm (no change) and NaN under global_clipnorm, in C too."""
+    for clip, finite in ((dict(clipnorm=1.0), True), (dict(global_clipnorm=1.0), False)):
+        runs = []
+        for compiled in (False, True):
+            monkeypatch.setattr(compiled_epoch, "enabled", compiled)
+            fastnn.set_seed(7)
+            x, y = _data(64, 3, "mse", "float64")
+            model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,), dtype="float64"),
+                                       layers.Dense(8, dtype="float64"),
+                                       layers.Dense(3, dtype="float64")])
+            model.compile(optimizer=optimizers.Adam(1e-2, **clip), loss="mse")
+            weights = model.get_weights()
+            weights[-1][:] = 1e160  # the outputs, so every gradient, near 1e160
+            model.set_weights(weights)
+            with np.errstate(all="ignore"):
+                model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
+            assert model._compiled_epoch_reason == (None if compiled else
+                                                    "turned off (FASTNN_COMPILED_EPOCH=0)")
+            runs.append(model.get_weights())
+        for a, b, start in zip(*runs, weights):
+            assert a.tobytes() == b.tobytes()
+            assert np.array_equal(b, start) if finite else np.isnan(b).all()
+
+
 @pytest.mark.parametrize("change,reason", [
     (dict(loss="mse", acts=("relu", "relu", None), metrics=("mae",)), "the metric "),
-    (dict(optimizer=lambda: optimizers.Adam(clipnorm=1.0)), "clipnorm"),
-    (dict(optimizer=lambda: optimizers.Nadam()), "the optimizer Nadam"),
+    (dict(optimizer=lambda: optimizers.Adam(use_ema=True)), "gradient accumulation or EMA"),
+    (dict(optimizer=lambda: optimizers.Nadam(gradient_accumulation_steps=2)),
+     "gradient accumulation or EMA"),
+    (dict(optimizer=lambda: optimizers.Lion()), "the optimizer Lion"),
+    # 33 Dense layers: 66 variables, more than the plan's 64 runs or norms
+    (dict(widths=(4,) * 32, acts=("relu",) * 32 + ("softmax",),
+          optimizer=lambda: optimizers.Adam(clipnorm=1.0)), "clipnorm with more than 64 variables"),
+    (dict(widths=(4,) * 32, acts=("relu",) * 32 + ("softmax",),
+          optimizer=lambda: optimizers.Adam(global_clipnorm=1.0)),
+     "global_clipnorm with more than 64 variables"),
     (dict(steps_per_epoch=3), "steps_per_epoch"),
     (dict(loss="sparse_categorical_crossentropy", acts=("relu", "relu", "sigmoid")),
      "sparse cross-entropy after a layer other than softmax"),
@@ -306,6 +395,7 @@ FUSED_CHILD = textwrap.dedent("""
         "adagrad": lambda: optimizers.Adagrad(0.05),
         "adamax": lambda: optimizers.Adamax(1e-2),
         "adamw, biases excluded": lambda: optimizers.AdamW(1e-2, weight_decay=0.1),
+        "nadam": lambda: optimizers.Nadam(1e-2),
     }
 
     def fit(compiled, rule):
