@@ -345,6 +345,11 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         double loss = FN(epoch_loss)(e, out, yb, nb, wb) / (double)nb;
         e->step_lr = e->lrs ? e->lrs[s - first] : e->lr;
         FN(epoch_backward)(e, nb);
+        for (int r = 0; r < e->n_penalties; r++) {  /* Trainer._penalize_and_update */
+            fastnn_epoch_penalty *q = &e->penalties[r];
+            loss += PUBLIC(l1_l2_penalty)((const REAL *)q->w, q->l1, q->l2, 1.0, (REAL *)q->g,
+                                          q->size, e->n_threads);
+        }
         if (e->optimizing) {
             FN(epoch_update)(e);
             e->iterations++;
