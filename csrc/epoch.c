@@ -377,6 +377,11 @@ ptrdiff_t FN(epoch_steps)(fastnn_epoch *e, ptrdiff_t first, ptrdiff_t count)
         if (e->optimizing && e->opt_kind == EPOCH_OPT_NADAM)
             e->u_product *= nadam_u(e->beta_1, e->iterations + 1);
         FN(epoch_backward)(e, nb);
+        for (int r = 0; r < e->n_penalties; r++) {  /* Trainer._penalize_and_update */
+            fastnn_epoch_penalty *q = &e->penalties[r];
+            loss += PUBLIC(l1_l2_penalty)((const REAL *)q->w, q->l1, q->l2, 1.0, (REAL *)q->g,
+                                          q->size, e->n_threads);
+        }
         if (e->optimizing) {
             FN(epoch_update)(e);
             e->iterations++;

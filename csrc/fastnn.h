@@ -489,6 +489,13 @@ typedef struct {
     int fused_update;
     fastnn_epoch_run kernel_run;
 } fastnn_epoch_layer;
+/* An L1/L2 penalty on a trainable variable (regularizers.L1L2): its value and gradient */
+typedef struct {
+    void *w, *g;
+    ptrdiff_t size;
+    double l1, l2;
+} fastnn_epoch_penalty;
+#define FASTNN_EPOCH_MAX_PENALTIES 64
 typedef struct {
     /* data: x (rows, x_cols) in the model's dtype; y: labels (int64, (rows,)) when
      * y_labels, else (rows, y_cols) in the model's dtype; order: the pass's permutation,
@@ -516,6 +523,10 @@ typedef struct {
     double metric_threshold[FASTNN_EPOCH_MAX_METRICS];
     int64_t metric_hits[FASTNN_EPOCH_MAX_METRICS];
     /* optimizer */
+    /* the penalties of the regularized variables, in the order the Python loop adds them
+     * (their gradients added after the backward; a regularized kernel is never fused) */
+    int n_penalties;
+    fastnn_epoch_penalty penalties[FASTNN_EPOCH_MAX_PENALTIES];
     /* runs: the optimizer's packed variables but the fused Dense kernels (updated in the
      * backward), in pieces; optimizing: there are variables to update (maybe all fused) */
     int opt_kind, nesterov, n_runs, optimizing;

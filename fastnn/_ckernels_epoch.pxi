@@ -34,6 +34,7 @@ cdef class EpochPlan:
     cdef fastnn_epoch e
     cdef fastnn_epoch_layer *dense
     cdef list keep
+    cdef list kept_penalties
     cdef object dtype
 
     def __cinit__(self):
@@ -47,7 +48,7 @@ cdef class EpochPlan:
         free(self.e.grads)
 
     def __init__(self, x, y, Py_ssize_t batch_size, list layers, dict loss, dict optimizer,
-                 list metrics, w=None, row_loss=None, w64=None):
+                 list metrics, w=None, row_loss=None, w64=None, list penalties=None):
         if not layers:
             raise ValueError("EpochPlan: no layers")
         dtype = self.dtype = np.dtype(layers[0]["W"].dtype)
@@ -167,6 +168,7 @@ cdef class EpochPlan:
         self.e.n_metrics = len(kinds)
         for i, (kind, threshold) in enumerate(metrics):
             self.e.metric_kind[i], self.e.metric_threshold[i] = kind, threshold
+        self._set_penalties(penalties or [])
         self.set_optimizer(optimizer)
         self.e.lrs = NULL
         self.e.n_threads = self.e.update_threads = 1
@@ -227,6 +229,29 @@ cdef class EpochPlan:
         self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
         self.e.nesterov = get("nesterov", False)
 
+    def _set_penalties(self, list penalties):
+        """The L1/L2 penalties (dicts of ``w``, ``g``, ``l1``, ``l2``), in the order the
+        Python loop adds them."""
+        if len(penalties) > FASTNN_EPOCH_MAX_PENALTIES:
+            raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_PENALTIES} penalties")
+        for i, q in enumerate(penalties):
+            size = q["w"].size
+            if q["g"].size != size or not (q["l1"] >= 0 and q["l2"] >= 0):
+                raise ValueError(f"EpochPlan: penalty {i}: a gradient of {q['g'].size} "
+                                 f"elements for {size}, l1={q['l1']}, l2={q['l2']}")
+            self.e.penalties[i].w = _plan_ptr(q["w"], self.dtype, size, f"penalty {i} w", False)
+            self.e.penalties[i].g = _plan_ptr(q["g"], self.dtype, size, f"penalty {i} g")
+            self.e.penalties[i].size = size
+            self.e.penalties[i].l1, self.e.penalties[i].l2 = q["l1"], q["l2"]
+        self.e.n_penalties = len(penalties)
+        self.kept_penalties = penalties
+
+    cdef bint _penalized(self, void *w):
+        for i in range(self.e.n_penalties):
+            if self.e.penalties[i].w == w:
+                return True
+        return False
+
     cdef _fuse(self, fastnn_epoch_run *whole, int n, bint fuse):
         """Which Dense kernels are updated in the backward, and the pieces of the runs
         ``whole`` left for the update at the end of each step (self.e.runs)."""
@@ -238,7 +263,8 @@ cdef class EpochPlan:
         for i in range(self.e.n_layers):
             d = &self.dense[i]
             d.fused_update = 0
-            if not fuse or d.kind != EPOCH_DENSE or d.dW == NULL \
+            # a regularized kernel's gradient gets its penalty's after the backward
+            if not fuse or d.kind != EPOCH_DENSE or d.dW == NULL or self._penalized(d.W) \
                     or not split_geometry_c(d.in_, d.units, cap, &per, &columns):
                 continue
             size = d.in_ * d.units

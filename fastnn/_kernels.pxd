@@ -291,6 +291,7 @@ cdef extern from "fastnn.h" nogil:
         EPOCH_CLIP_GLOBAL_NORM
     enum: FASTNN_EPOCH_MAX_RUNS
     enum: FASTNN_EPOCH_MAX_METRICS
+    enum: FASTNN_EPOCH_MAX_PENALTIES
     enum: EPOCH_SPLIT_SAMPLES
     enum: EPOCH_SPLIT_RECHECK
     enum: EPOCH_SPLIT_MAX_RECHECK
@@ -342,6 +343,11 @@ cdef extern from "fastnn.h" nogil:
         void *invstd
         int fused_update
         fastnn_epoch_run kernel_run
+    ctypedef struct fastnn_epoch_penalty:
+        void *w
+        void *g
+        Py_ssize_t size
+        double l1, l2
     ctypedef struct fastnn_epoch:
         const void *x
         const void *y
@@ -365,6 +371,8 @@ cdef extern from "fastnn.h" nogil:
         int metric_kind[8]
         double metric_threshold[8]
         int64_t metric_hits[8]
+        int n_penalties
+        fastnn_epoch_penalty penalties[64]
         int opt_kind, nesterov, n_runs, optimizing
         fastnn_epoch_run runs[64]
         double lr, weight_decay, beta_1, beta_2, epsilon, momentum, rho, clipvalue

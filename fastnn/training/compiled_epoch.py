@@ -15,8 +15,10 @@ What is covered, checked once per fit by :func:`plan` (``reason`` says why not):
   its last layer) calling each layer once, of Dense (any built-in activation, with or
   without bias, frozen or not), Activation and its subclasses ReLU, LeakyReLU, ELU, Softmax,
   Dropout (without noise_shape), trainable BatchNormalization (center and scale, last axis)
-  and Add (two inputs) layers, one dtype, 2-D inputs; no regularizer, activity regularizer
-  or constraint. A graph's backward is fastnn/functional.py's: a tensor read twice gets its
+  and Add (two inputs) layers, one dtype, 2-D inputs; weight regularizers L1, L2 and L1L2
+  (their penalties added to the loss and their gradients to the weights' after the backward,
+  as Trainer._penalize_and_update does); no other regularizer, no activity regularizer or
+  constraint. A graph's backward is fastnn/functional.py's: a tensor read twice gets its
   gradients summed into the first to arrive;
 - the data: arrays already of the model's dtype (C-contiguous, in memory), with or without
   sample or class weights, no ``steps_per_epoch``; shuffled or not;
@@ -41,7 +43,8 @@ import time
 
 import numpy as np
 
-from .. import backend, losses as losses_module, metrics as metrics_module, threads
+from .. import (backend, losses as losses_module, metrics as metrics_module, regularizers,
+               threads)
 from ..layers.core import Activation, Dense
 from ..layers.dropout import Dropout
 from ..layers.merging import Add
@@ -68,6 +71,8 @@ _OPTIMIZERS = {SGD: (0, ("momentum",)), Adam: (1, _ADAM_SLOTS), AdamW: (1, _ADAM
                Nadam: (_NADAM, ("momentum", "velocity"))}
 # csrc/fastnn.h: enum fastnn_epoch_clip
 _CLIP_NONE, _CLIP_NORM, _CLIP_GLOBAL_NORM = range(3)
+# the weight regularizers whose penalty and gradient the C loop computes (l1_l2_penalty)
+_PENALTIES = (regularizers.L1, regularizers.L2, regularizers.L1L2)
 _blas_state = None  # None: not tried; then True or False
 # The adaptive policy's measured choice for each product shape, kept across fits as
 # threads.AdaptivePolicy keeps its own (a fit of a few epochs would otherwise spend its
@@ -261,8 +266,12 @@ class CompiledEpoch:
                          and layer.axis in (-1, 1), "BatchNormalization without center, scale "
                          "or on another axis")
         for v in model.weights:
-            _require(v.regularizer is None and v.constraint is None,
-                     "a weight regularizer or constraint")
+            _require(v.constraint is None, "a weight constraint")
+            _require(v.regularizer is None or type(v.regularizer) in _PENALTIES,
+                     "a weight regularizer other than L1, L2 and L1L2")
+        # Trainer._penalize_and_update's: the trainable variables' penalties, in its order
+        penalties = [{"w": v.value, "g": v.grad, "l1": v.regularizer.l1, "l2": v.regularizer.l2}
+                     for v in model._regularized]
         loss = self._loss(model, y, dtype)
         self._metrics(mets, y, dtype)
         optimizer = self._optimizer(model)
@@ -281,7 +290,7 @@ class CompiledEpoch:
         scratch = None if w is None else model._buffer("row_loss", (batch,), np.float64)
         self.plan = _ckernels().EpochPlan(
             x, y, data.batch_size, specs, loss, optimizer, self.metric_kinds, w, scratch,
-            None if w is None else np.empty(batch))
+            None if w is None else np.empty(batch), penalties)
         self.product_keys = _product_keys(specs, batch)
         # the adaptive policy's chunks of each product at a full batch (None: one call)
         self.split = [keys and tuple(threads.split_geometry(m, n, k) for m, k, n, _, _ in keys)

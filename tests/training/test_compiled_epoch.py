@@ -38,13 +38,14 @@ def _data(n, classes, loss, dtype, seed=1):
 def _fit(compiled, monkeypatch, *, n=203, batch=16, classes=3, loss="sparse_categorical_crossentropy",
          acts=("relu", "tanh", "softmax"), optimizer=lambda: optimizers.Adam(1e-2),
          metrics=("accuracy",), dtype="float32", shuffle=True, epochs=3, widths=(16, 8),
-         use_bias=True, freeze_first=False, extra=None, **fit_kw):
+         use_bias=True, freeze_first=False, extra=None, dense_kw=None, **fit_kw):
     monkeypatch.setattr(compiled_epoch, "enabled", compiled)
     fastnn.set_seed(7)
     x, y = _data(n, classes, loss, dtype)
     stack = [layers.Input(shape=(N_FEATURES,), dtype=dtype)]
     for i, (units, act) in enumerate(zip(widths + (classes,), acts)):
-        stack.append(layers.Dense(units, activation=act, use_bias=use_bias, dtype=dtype))
+        stack.append(layers.Dense(units, activation=act, use_bias=use_bias, dtype=dtype,
+                                  **(dense_kw or {})))
         if extra is not None and i < len(widths):  # layers after each hidden Dense
             stack += extra(dtype)
     model = fastnn.Sequential(stack)
@@ -131,6 +132,19 @@ CASES = {
         acts=(None, None, "softmax"), extra=lambda dtype: [
             layers.Activation("gelu", dtype=dtype), layers.LeakyReLU(0.1, dtype=dtype),
             layers.Softmax(dtype=dtype)]),
+    "l2 on the kernels": dict(dense_kw=dict(kernel_regularizer=regularizers.L2(1e-2))),
+    "l1 kernels, l1_l2 biases, adamw, float64": dict(
+        dtype="float64", optimizer=lambda: optimizers.AdamW(1e-2, weight_decay=0.05),
+        dense_kw=dict(kernel_regularizer=regularizers.L1(1e-3),
+                      bias_regularizer=regularizers.L1L2(1e-3, 1e-2))),
+    "l2 kernels, nadam, global_clipnorm (the penalty's gradient in the norm)": dict(
+        optimizer=lambda: optimizers.Nadam(1e-2, global_clipnorm=0.05),
+        dense_kw=dict(kernel_regularizer=regularizers.L2(0.1))),
+    "l2, first layer frozen (its penalty left out)": dict(
+        freeze_first=True, dense_kw=dict(kernel_regularizer="l2")),
+    "l2 on kernels big enough to be updated in the backward (so they are not)": dict(
+        n=300, batch=64, widths=(256, 512), metrics=(),
+        dense_kw=dict(kernel_regularizer=regularizers.L2(1e-3))),
     "dropout, first layer frozen, float64": dict(
         freeze_first=True, dtype="float64", extra=lambda dtype: [layers.Dropout(0.5, dtype=dtype)]),
     "nadam": dict(optimizer=lambda: optimizers.Nadam(1e-2)),
@@ -254,15 +268,28 @@ def test_fits_the_compiled_epoch_does_not_cover_run_the_python_loop(monkeypatch,
     assert np.isfinite(logs["loss"]).all()
 
 
-def test_other_layers_and_regularizers_run_the_python_loop(monkeypatch):
+class _Squares(regularizers.Regularizer):
+    """A user's regularizer: the C loop knows only L1, L2 and L1L2."""
+
+    def __call__(self, w):
+        return 1e-3 * float(np.sum(w * w))
+
+    def add_gradient(self, w, grad, scale=1.0):
+        grad += (2e-3 * scale) * w
+
+
+def test_other_layers_regularizers_and_constraints_run_the_python_loop(monkeypatch):
     monkeypatch.setattr(compiled_epoch, "enabled", True)
     x, y = _data(64, 3, "sparse_categorical_crossentropy", "float32")
     for stack, reason in (
             ([layers.Dense(8, activation="relu"), layers.GaussianNoise(0.2),
               layers.Dense(3, activation="softmax")], "layers other than Dense, Activation, "
              "Dropout, BatchNormalization and Add"),
-            ([layers.Dense(8, kernel_regularizer=regularizers.l2(1e-3)),
-              layers.Dense(3, activation="softmax")], "a weight regularizer or constraint")):
+            ([layers.Dense(8, kernel_regularizer=_Squares()),
+              layers.Dense(3, activation="softmax")],
+             "a weight regularizer other than L1, L2 and L1L2"),
+            ([layers.Dense(8, kernel_constraint="max_norm"),
+              layers.Dense(3, activation="softmax")], "a weight constraint")):
         model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,))] + stack)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         model.fit(x, y, epochs=1, verbose=0)
@@ -443,3 +470,20 @@ def test_kernels_updated_during_the_backward_give_the_python_loops_bits():
     result = json.loads(r.stdout.strip().splitlines()[-1])
     for rule, got in result.items():
         assert got == {"same": [True, True, True], "fused": [1, 2]}, rule
+
+
+def test_a_regularized_kernel_is_updated_after_its_penalty(monkeypatch):
+    """A kernel big enough to be updated during the backward waits for the step's end when
+    regularized: its penalty's gradient is added once the backward is done."""
+    monkeypatch.setattr(compiled_epoch, "enabled", True)
+    x, y = _data(128, 3, "sparse_categorical_crossentropy", "float32")
+    fused = {}
+    for reg in (None, regularizers.L2(1e-3)):
+        model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,)), layers.Dense(256),
+                                   layers.Dense(512, kernel_regularizer=reg),
+                                   layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        assert model._compiled_epoch_reason is None
+        fused[reg is None] = model._compiled_epoch_fused
+    assert fused == {True: [1], False: []}
