@@ -31,13 +31,16 @@ static double epoch_median3(const double *t)
     return a > b ? a : b;
 }
 
-/* The way (1 one BLAS call, 2 split) the next call of a product takes, and whether it is
- * timed for a measurement (see fastnn_split_choice). */
-static int epoch_next_way(fastnn_split_choice *c, int *measuring)
+/* The way (fastnn_split_choice: 1 to `ways`) the next call of a product takes, and whether
+ * it is timed for a measurement. */
+static int epoch_next_way(fastnn_split_choice *c, int ways, int *measuring)
 {
-    *measuring = c->way == 0 || c->since > c->interval;
+    *measuring = c->way == 0 || c->way > ways || c->since > c->interval;
     if (!*measuring) return c->way;
-    return c->n[0] <= c->n[1] ? 1 : 2;  /* each way in turn */
+    int next = 1;  /* each way in turn: the one with the fewest samples */
+    for (int w = 2; w <= ways; w++)
+        if (c->n[w - 1] < c->n[next - 1]) next = w;
+    return next;
 }
 
 /* fastnn/optimizers/base.py's _norm_scale: clip / max(norm, clip); 0 for an infinite norm
@@ -49,7 +52,7 @@ static double epoch_norm_scale(double norm, double clip, int global)
     return NAN;
 }
 
-static void epoch_record(fastnn_split_choice *c, int way, int measuring, double dt)
+static void epoch_record(fastnn_split_choice *c, int ways, int way, int measuring, double dt)
 {
     if (!measuring) {
         c->since++;
@@ -58,16 +61,24 @@ static void epoch_record(fastnn_split_choice *c, int way, int measuring, double 
         return;
     }
     c->t[way - 1][c->n[way - 1]++] = dt;
-    if (c->n[0] < EPOCH_SPLIT_SAMPLES || c->n[1] < EPOCH_SPLIT_SAMPLES) return;
-    double serial = epoch_median3(c->t[0]), split = epoch_median3(c->t[1]);
-    int chosen = split < serial ? 2 : 1;
+    for (int w = 0; w < ways; w++)
+        if (c->n[w] < EPOCH_SPLIT_SAMPLES) return;
+    int chosen = 1;
+    double best = epoch_median3(c->t[0]);
+    for (int w = 2; w <= ways; w++) {
+        double med = epoch_median3(c->t[w - 1]);
+        if (med < best) {
+            best = med;
+            chosen = w;
+        }
+    }
     if (c->interval == 0) c->interval = EPOCH_SPLIT_RECHECK;
     else if (chosen == c->way) c->interval = c->interval * 2 < EPOCH_SPLIT_MAX_RECHECK
                                                  ? c->interval * 2 : EPOCH_SPLIT_MAX_RECHECK;
     else c->interval = EPOCH_SPLIT_RECHECK;
     c->way = chosen;
-    c->expected = chosen == 2 ? split : serial;
-    c->n[0] = c->n[1] = 0;
+    c->expected = best;
+    for (int w = 0; w < EPOCH_SPLIT_WAYS; w++) c->n[w] = 0;
     c->since = 0;
 }
 
@@ -162,15 +173,17 @@ static void FN(epoch_matmul)(fastnn_epoch *e, fastnn_epoch_layer *d, int which, 
     fastnn_split_choice *c = &d->choice[which];
     if (e->split_threads < 2 || nb != (e->batch_size < e->rows ? e->batch_size : e->rows)) {
         /* one thread allowed; or a short last batch: the choice made for full ones, untimed */
-        int threads = e->split_threads >= 2 && c->way == 2 ? e->split_threads : 1;
-        PUBLIC(matmul_split_then)(A, ta, B, tb, C, m, n, k, per, columns, threads, then, &arg);
+        int threads = e->split_threads >= 2 && c->way >= 2 ? e->split_threads : 1;
+        PUBLIC(matmul_split_then)(A, ta, B, tb, C, m, n, k, per, columns, threads, then, &arg,
+                                  c->way == 2);
         return;
     }
-    int measuring, way = epoch_next_way(c, &measuring);
+    int ways = update ? 3 : 2;
+    int measuring, way = epoch_next_way(c, ways, &measuring);
     double t0 = epoch_clock();
     PUBLIC(matmul_split_then)(A, ta, B, tb, C, m, n, k, per, columns,
-                              way == 2 ? e->split_threads : 1, then, &arg);
-    epoch_record(c, way, measuring, epoch_clock() - t0);
+                              way >= 2 ? e->split_threads : 1, then, &arg, way == 2);
+    epoch_record(c, ways, way, measuring, epoch_clock() - t0);
 }
 
 /* forward through every layer in order; returns the output (the last layer's) */

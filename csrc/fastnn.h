@@ -397,15 +397,18 @@ void matmul_split_f64(const double *A, int trans_a, const double *B, int trans_b
 /* A block of C, rows [r0, r1) by columns [c0, c1), whose values are final. */
 typedef void (*matmul_then_f)(void *arg, ptrdiff_t r0, ptrdiff_t r1, ptrdiff_t c0,
                               ptrdiff_t c1);
-/* matmul_split, then then(then_arg, block) on each chunk's block exactly once, by the thread
- * that computed the chunk while it is in that core's cache; every call has returned when
- * this returns. `then` may write only its own block's share of whatever it writes. */
+/* matmul_split, then then(then_arg, block) on each chunk's block exactly once; every call
+ * has returned when this returns. then_shared: by the thread that computed the chunk, while
+ * it is in that core's cache (a worker's `then` cannot be taken over: the caller waits for
+ * it, a scheduler time slice when another process holds the worker's core); else by the
+ * calling thread. `then` may write only its own block's share of whatever it writes. */
 void matmul_split_then_f32(const float *A, int trans_a, const float *B, int trans_b, float *C,
                            ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
-                           int n_threads, matmul_then_f then, void *then_arg);
+                           int n_threads, matmul_then_f then, void *then_arg, int then_shared);
 void matmul_split_then_f64(const double *A, int trans_a, const double *B, int trans_b,
                            double *C, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per,
-                           int columns, int n_threads, matmul_then_f then, void *then_arg);
+                           int columns, int n_threads, matmul_then_f then, void *then_arg,
+                           int then_shared);
 /* Returns once no worker of matmul_split may still read operands of a product whose caller
  * has returned (one that took a chunk over from a late worker): call it before freeing
  * operands that were split. */
@@ -446,10 +449,14 @@ enum fastnn_epoch_clip { EPOCH_CLIP_NONE = 0, EPOCH_CLIP_NORM = 1, EPOCH_CLIP_GL
 #define EPOCH_SPLIT_MIN_MACS (1 << 20)
 #define EPOCH_SPLIT_CHUNKS 6
 #define EPOCH_SPLIT_ALIGN 16
+/* The ways: 1 the chunks in order on the calling thread, 2 split over fastnn's threads, 3
+ * (a weight-gradient product that updates its kernel, see matmul_split_then) split, the
+ * updates on the calling thread: robust when another process holds a worker's core. */
+#define EPOCH_SPLIT_WAYS 3
 typedef struct {
-    int way;                       /* 0 not measured yet, 1 one BLAS call, 2 split */
-    int n[2];                      /* samples taken of each way in this measurement */
-    double t[2][EPOCH_SPLIT_SAMPLES], expected;
+    int way;                       /* 0 not measured yet, else the way chosen */
+    int n[EPOCH_SPLIT_WAYS];       /* samples taken of each way in this measurement */
+    double t[EPOCH_SPLIT_WAYS][EPOCH_SPLIT_SAMPLES], expected;
     int64_t since, interval;
 } fastnn_split_choice;
 typedef struct {

@@ -74,7 +74,8 @@ int split_geometry(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t *per, int *c
  * little spin costs little under contention, where a worker's wake-up is slow */
 #define FASTNN_SPLIT_SPIN_US 50
 
-enum { CHUNK_PENDING = 0, CHUNK_DONE = 1, CHUNK_STOLEN = 2 };
+/* CHUNK_PLACED: in C from a worker, its `then` left to the caller (not shared) */
+enum { CHUNK_PENDING = 0, CHUNK_DONE = 1, CHUNK_STOLEN = 2, CHUNK_PLACED = 3 };
 
 struct split_job;
 /* chunk i of the job into out (C itself, or a worker's buffer), rows ldo apart */
@@ -90,6 +91,7 @@ typedef struct split_job {
     int refs;                     /* under the pool's lock: the caller, the pool, workers */
     matmul_then_f then;           /* run on each chunk once it is in C, or NULL */
     void *then_arg;
+    int then_shared;              /* workers run `then` on their chunks (else the caller) */
     int thens;                    /* atomic: `then` calls running on workers */
     int state[];                  /* per chunk, under the lock: CHUNK_* */
 } split_job;
@@ -174,14 +176,14 @@ static void split_help(split_job *job, char **buf, size_t *cap)
             for (ptrdiff_t r = 0; r < rows; r++)
                 memcpy(dst + r * job->n * job->elsize, *buf + r * cols * job->elsize,
                        (size_t)(cols * job->elsize));
-            job->state[i] = CHUNK_DONE;
-            placed = 1;
+            placed = job->then && job->then_shared;
+            job->state[i] = job->then && !placed ? CHUNK_PLACED : CHUNK_DONE;
             /* counted before the caller can see the chunk done: it waits for the count */
-            if (job->then) __atomic_add_fetch(&job->thens, 1, __ATOMIC_ACQ_REL);
+            if (placed) __atomic_add_fetch(&job->thens, 1, __ATOMIC_ACQ_REL);
             __atomic_add_fetch(&job->finished, 1, __ATOMIC_RELEASE);
         }
         pthread_mutex_unlock(&split_pool.lock);
-        if (placed && job->then) {
+        if (placed) {
             split_then(job, i);  /* the chunk is still in this core's cache */
             __atomic_sub_fetch(&job->thens, 1, __ATOMIC_RELEASE);
         }
@@ -266,13 +268,13 @@ static void split_grow(int n)
 static int split_run(split_chunk_f chunk, const void *A, int ta, const void *B, int tb,
                      void *C, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per,
                      ptrdiff_t chunks, int columns, ptrdiff_t elsize, int n_threads,
-                     matmul_then_f then, void *then_arg)
+                     matmul_then_f then, void *then_arg, int then_shared)
 {
     split_job *job = malloc(sizeof(split_job) + (size_t)chunks * sizeof(int));
     if (!job) return -1;
     int helpers = (ptrdiff_t)n_threads - 1 < chunks - 1 ? n_threads - 1 : (int)(chunks - 1);
     split_job init = {chunk, A, B, (char *)C, ta, tb, columns, helpers, m, n, k, per, chunks,
-                      elsize, 0, 0, 2, then, then_arg, 0};
+                      elsize, 0, 0, 2, then, then_arg, then_shared, 0};
     memcpy(job, &init, sizeof init);
     memset(job->state, 0, (size_t)chunks * sizeof(int));
     pthread_mutex_lock(&split_pool.lock);
@@ -301,13 +303,11 @@ static int split_run(split_chunk_f chunk, const void *A, int ta, const void *B, 
         ;
     for (i = 0; i < chunks; i++) {
         pthread_mutex_lock(&split_pool.lock);
-        int done = job->state[i] == CHUNK_DONE;
-        if (!done) job->state[i] = CHUNK_STOLEN;
+        int state = job->state[i];
+        if (state == CHUNK_PENDING) job->state[i] = CHUNK_STOLEN;
         pthread_mutex_unlock(&split_pool.lock);
-        if (!done) {
-            chunk(job, i, split_dest(job, i), n);
-            if (then) split_then(job, i);
-        }
+        if (state == CHUNK_PENDING) chunk(job, i, split_dest(job, i), n);
+        if (then && state != CHUNK_DONE) split_then(job, i);
     }
     /* a worker's `then` cannot be taken over (it has written part of its block): wait */
     for (int spins = 0; __atomic_load_n(&job->thens, __ATOMIC_ACQUIRE) > 0; spins++)
@@ -469,7 +469,7 @@ static void FN(split_chunk)(const split_job *job, ptrdiff_t i, void *out, ptrdif
 
 void FN(matmul_split_then)(const REAL *A, int trans_a, const REAL *B, int trans_b, REAL *C,
                            ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t per, int columns,
-                           int n_threads, matmul_then_f then, void *then_arg)
+                           int n_threads, matmul_then_f then, void *then_arg, int then_shared)
 {
     /* chunks of `per` rows (columns) of C: their bits, whoever computes them */
     ptrdiff_t extent = columns ? n : m;
@@ -478,7 +478,7 @@ void FN(matmul_split_then)(const REAL *A, int trans_a, const REAL *B, int trans_
 #ifdef FASTNN_SPLIT_POOL
     if (n_threads >= 2 && chunks >= 2
         && split_run(FN(split_chunk), A, trans_a, B, trans_b, C, m, n, k, per, chunks,
-                     columns, sizeof(REAL), n_threads, then, then_arg) == 0)
+                     columns, sizeof(REAL), n_threads, then, then_arg, then_shared) == 0)
         return;
 #endif
     ptrdiff_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
@@ -501,7 +501,7 @@ void FN(matmul_split)(const REAL *A, int trans_a, const REAL *B, int trans_b, RE
                       int n_threads)
 {
     FN(matmul_split_then)(A, trans_a, B, trans_b, C, m, n, k, per, columns, n_threads, NULL,
-                          NULL);
+                          NULL, 0);
 }
 
 #endif

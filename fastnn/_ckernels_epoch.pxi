@@ -319,24 +319,29 @@ cdef class EpochPlan:
 
     def choice(self, Py_ssize_t layer, int which):
         """The adaptive policy's state for product ``which`` of ``layer``, as a tuple (for
-        set_choice: a later fit of the same shapes starts from what this one measured)."""
+        set_choice: a later fit of the same shapes starts from what this one measured):
+        (way, samples taken of each way, their times, expected, since, interval)."""
         if not 0 <= layer < self.e.n_layers or not 0 <= which < 3:
             raise IndexError(f"EpochPlan.choice: no product {which} of layer {layer}")
         cdef fastnn_split_choice *c = &self.dense[layer].choice[which]
-        return (c.way, c.n[0], c.n[1], tuple(c.t[0][i] for i in range(3)),
-                tuple(c.t[1][i] for i in range(3)), c.expected, c.since, c.interval)
+        ways = range(EPOCH_SPLIT_WAYS)
+        return (c.way, tuple(c.n[w] for w in ways),
+                tuple(tuple(c.t[w][i] for i in range(EPOCH_SPLIT_SAMPLES)) for w in ways),
+                c.expected, c.since, c.interval)
 
     def set_choice(self, Py_ssize_t layer, int which, tuple state):
         if not 0 <= layer < self.e.n_layers or not 0 <= which < 3:
             raise IndexError(f"EpochPlan.set_choice: no product {which} of layer {layer}")
         cdef fastnn_split_choice *c = &self.dense[layer].choice[which]
-        way, n0, n1, t0, t1, expected, since, interval = state
-        if way not in (0, 1, 2) or not (0 <= n0 <= 3 and 0 <= n1 <= 3):
+        way, n, t, expected, since, interval = state
+        if not 0 <= way <= EPOCH_SPLIT_WAYS or len(n) != EPOCH_SPLIT_WAYS \
+                or not all(0 <= k <= EPOCH_SPLIT_SAMPLES for k in n):
             raise ValueError(f"EpochPlan.set_choice: not a choice: {state}")
-        c.way, c.n[0], c.n[1] = way, n0, n1
-        c.expected, c.since, c.interval = expected, since, interval
-        for i in range(3):
-            c.t[0][i], c.t[1][i] = t0[i], t1[i]
+        c.way, c.expected, c.since, c.interval = way, expected, since, interval
+        for w in range(EPOCH_SPLIT_WAYS):
+            c.n[w] = n[w]
+            for i in range(EPOCH_SPLIT_SAMPLES):
+                c.t[w][i] = t[w][i]
 
     def set_pass(self, order, xb, yb, wb=None):
         """The pass's row order (an int64 permutation; None: in order, read in place) and

@@ -293,6 +293,7 @@ cdef extern from "fastnn.h" nogil:
     enum: FASTNN_EPOCH_MAX_METRICS
     enum: FASTNN_EPOCH_MAX_PENALTIES
     enum: EPOCH_SPLIT_SAMPLES
+    enum: EPOCH_SPLIT_WAYS
     enum: EPOCH_SPLIT_RECHECK
     enum: EPOCH_SPLIT_MAX_RECHECK
     enum: EPOCH_SPLIT_MIN_CALLS
@@ -302,8 +303,8 @@ cdef extern from "fastnn.h" nogil:
     double EPOCH_SPLIT_SLOW
     ctypedef struct fastnn_split_choice:
         int way
-        int n[2]
-        double t[2][3]
+        int n[3]
+        double t[3][3]
         double expected
         int64_t since, interval
     ctypedef struct fastnn_epoch_run:

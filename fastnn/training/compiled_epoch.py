@@ -57,6 +57,9 @@ from ..optimizers.sgd import SGD
 from .data import ArrayData
 
 enabled = os.environ.get("FASTNN_COMPILED_EPOCH", "1").strip() != "0"
+# Dense kernels updated during the backward, where it pays (fit_epoch); False: always after
+# it (the same bits; for benchmarks and diagnostics)
+fuse_updates = True
 # A chunk of steps takes about this long: short enough that predict in another thread and
 # Ctrl-C wait little, long enough that the return to Python costs nothing measurable.
 CHUNK_SECONDS = 0.02
@@ -445,7 +448,7 @@ class CompiledEpoch:
             # Kernels updated in the backward by the threads that made their gradient's chunks
             # (the update shared, its blocks in cache): measured 0.77x (batch 32) and 0.94x
             # (batch 128) of the epoch on two threads, but 1.03-1.04x on one, so not there.
-            settings["fuse"] = self.splitting
+            settings["fuse"] = self.splitting and fuse_updates
             plan.set_optimizer(settings)
             model._compiled_epoch_fused = plan.fused_layers  # for tests and diagnostics
             steps, done = data.num_batches, 0

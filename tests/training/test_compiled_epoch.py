@@ -429,17 +429,26 @@ FUSED_CHILD = textwrap.dedent("""
         logs = model.fit(x, y, batch_size=64, epochs=2, verbose=0).history
         return model, logs
 
+    def held(way):
+        # every product's choice set to `way` (2: the updates on the threads that made the
+        # chunks, 3: on the calling thread), not measured again
+        for key, state in compiled_epoch._split_choices.items():
+            compiled_epoch._split_choices[key] = (way,) + state[1:4] + (0, 1 << 40)
+
     out = {}
     for rule in RULES:
         fastnn.set_num_threads(2, adaptive=True)
         python, py_logs = fit(False, rule)
         same = []
-        for n in (1, 2, 5):
+        for n, way in ((1, None), (2, None), (5, None), (2, 2), (5, 2), (2, 3), (5, 3)):
             fastnn.set_num_threads(n, adaptive=True)
+            if way:
+                held(way)
             compiled, c_logs = fit(True, rule)
             same.append(compiled._compiled_epoch_reason is None and c_logs == py_logs and all(
                 a.tobytes() == b.tobytes()
                 for a, b in zip(python.get_weights(), compiled.get_weights())))
+        compiled_epoch._split_choices.clear()
         out[rule] = {"same": same, "fused": compiled._compiled_epoch_fused}
     print(json.dumps(out))
 """)
@@ -449,14 +458,15 @@ def test_kernels_updated_during_the_backward_give_the_python_loops_bits():
     """A Dense kernel whose weight gradient is made in chunks is updated chunk by chunk in
     the backward, by the thread that made the chunk (csrc/epoch.c), by blocks of rows (the
     512-128 layer) or of columns (256-512): for every rule, on 2 and 5 threads (5 on two
-    cores: workers late, chunks taken over), the Python loop's bits, the update applied once;
-    on 1 thread (no such update there) too."""
+    cores: workers late, chunks taken over), as measured and with every product held to the
+    update on the chunks' threads or on the calling thread, the Python loop's bits, the update
+    applied once; on 1 thread (no such update there) too."""
     r = subprocess.run([sys.executable, "-c", FUSED_CHILD], capture_output=True, text=True,
                        timeout=600, **same_fastnn_env())
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     for rule, got in result.items():
-        assert got == {"same": [True, True, True], "fused": [1, 2]}, rule
+        assert got == {"same": [True] * 7, "fused": [1, 2]}, rule
 
 
 FUSED_LIST_CHILD = textwrap.dedent("""
