@@ -60,7 +60,8 @@ static void epoch_record(fastnn_split_choice *c, int ways, int way, int measurin
             c->since = c->interval + 1;  /* contention, perhaps: measure again */
         return;
     }
-    c->t[way - 1][c->n[way - 1]++] = dt;
+    /* a way may have its samples already: a choice kept from a product that had more ways */
+    if (c->n[way - 1] < EPOCH_SPLIT_SAMPLES) c->t[way - 1][c->n[way - 1]++] = dt;
     for (int w = 0; w < ways; w++)
         if (c->n[w] < EPOCH_SPLIT_SAMPLES) return;
     int chosen = 1;
@@ -87,10 +88,6 @@ static void epoch_record(fastnn_split_choice *c, int ways, int way, int measurin
 
 #else /* template body */
 
-/* A Dense layer's product `which` (0 forward, 1 weight gradient, 2 input gradient): under
- * the adaptive policy, in chunks (split_geometry) on this thread or over fastnn's threads,
- * whichever measured faster: the chunks' bits either way, those of the Python loop's
- * products under the policy (fastnn/threads.py). */
 /* The optimizer's rule on elements [off, off + size) of run u, at the step's learning rate
  * and count, the gradient scaled by gs (clipping by norm): every rule is elementwise, so
  * pieces updated in any order, on any thread, give the bits of one call over the run. */

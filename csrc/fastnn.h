@@ -434,8 +434,9 @@ enum fastnn_epoch_clip { EPOCH_CLIP_NONE = 0, EPOCH_CLIP_NORM = 1, EPOCH_CLIP_GL
 #define FASTNN_EPOCH_MAX_METRICS 8
 #define FASTNN_EPOCH_MAX_RUNS 64  /* runs of packed variables (weight decay splits them) */
 /* The adaptive policy's choice for one product, as fastnn/threads.py's AdaptivePolicy makes
- * it (same constants): time both ways, EPOCH_SPLIT_SAMPLES calls each, keep the lower
- * median; measure again after `interval` calls (doubling up to EPOCH_SPLIT_MAX_RECHECK while
+ * it (same constants): time each way (two; three for a product that updates its kernel,
+ * see EPOCH_SPLIT_WAYS), EPOCH_SPLIT_SAMPLES calls each, keep the lowest median; measure
+ * again after `interval` calls (doubling up to EPOCH_SPLIT_MAX_RECHECK while
  * the choice holds), or soon after a call EPOCH_SPLIT_SLOW times slower than expected. */
 #define EPOCH_SPLIT_SAMPLES 3
 #define EPOCH_SPLIT_RECHECK 256
@@ -491,8 +492,9 @@ typedef struct {
     double eps, momentum;  /* BatchNorm */
     void *moving_mean, *moving_var, *mean, *invstd;
     /* Dense: the optimizer's run of the kernel (g is dW), updated chunk by chunk as the
-     * weight-gradient product makes them (the thread that computed a chunk updates it while
-     * it is in its cache), when fused_update; else the kernel is in the epoch's runs */
+     * weight-gradient product makes them (by the thread that computed a chunk, while it is
+     * in its cache, or by the calling thread: the way chosen), when fused_update; else the
+     * kernel is in the epoch's runs */
     int fused_update;
     fastnn_epoch_run kernel_run;
 } fastnn_epoch_layer;

@@ -54,9 +54,10 @@ int split_geometry(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, ptrdiff_t *per, int *c
  * OpenMP: a parallel region ends with a barrier, so a worker that another process keeps
  * off its core (or that wakes late) would stall the product until it runs again, for a
  * scheduler time slice (milliseconds): the collapse the split exists to avoid. Here the
- * caller never waits for a worker: once the counter runs out it waits for the chunks in
- * flight about as long as one of its own chunks took, then computes every chunk not done
- * itself (the same BLAS call on the same rows or columns: the same bits). A worker computes
+ * caller does not wait for a worker's chunk: once the counter runs out it waits for the
+ * chunks in flight about as long as one of its own chunks took, then computes every chunk
+ * not done itself (the same BLAS call on the same rows or columns: the same bits). (It does
+ * wait for a shared `then` a worker has begun: see matmul_split_then.) A worker computes
  * into its own buffer and copies into C under the lock, unless the caller took the chunk
  * over meanwhile (it may have returned, and C moved on). fastnn/threads.py's _Job does the
  * same for the Python loop.

@@ -25,6 +25,7 @@ cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
 
 EPOCH_MAX_RUNS = FASTNN_EPOCH_MAX_RUNS
 EPOCH_MAX_METRICS = FASTNN_EPOCH_MAX_METRICS
+EPOCH_MAX_PENALTIES = FASTNN_EPOCH_MAX_PENALTIES
 
 
 cdef class EpochPlan:
@@ -168,7 +169,7 @@ cdef class EpochPlan:
         self.e.n_metrics = len(kinds)
         for i, (kind, threshold) in enumerate(metrics):
             self.e.metric_kind[i], self.e.metric_threshold[i] = kind, threshold
-        self._set_penalties(penalties or [])
+        self.set_penalties(penalties or [])
         self.set_optimizer(optimizer)
         self.e.lrs = NULL
         self.e.n_threads = self.e.update_threads = 1
@@ -192,8 +193,9 @@ cdef class EpochPlan:
         ``fuse`` (default True): a Dense kernel whose weight-gradient product is split into
         chunks (threads.split_geometry at a full batch) and whose value and gradient lie in a
         run is updated chunk by chunk during the backward (see ``fused_layers``); the bits
-        are the same, every rule being elementwise. Never when clipping by norm: the scale
-        needs every gradient of the step."""
+        are the same, every rule being elementwise. Never when clipping by norm (the scale
+        needs every gradient of the step) or for a regularized kernel (set_penalties: its
+        gradient waits for its penalty's)."""
         runs = optimizer["runs"]
         if len(runs) > FASTNN_EPOCH_MAX_RUNS:
             raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_RUNS} runs of variables")
@@ -229,9 +231,10 @@ cdef class EpochPlan:
         self.e.rho, self.e.clipvalue = get("rho", 0.0), get("clipvalue", INFINITY)
         self.e.nesterov = get("nesterov", False)
 
-    def _set_penalties(self, list penalties):
+    def set_penalties(self, list penalties):
         """The L1/L2 penalties (dicts of ``w``, ``g``, ``l1``, ``l2``), in the order the
-        Python loop adds them."""
+        Python loop adds them; set_optimizer after it (a regularized kernel is never updated
+        in the backward)."""
         if len(penalties) > FASTNN_EPOCH_MAX_PENALTIES:
             raise ValueError(f"EpochPlan: at most {FASTNN_EPOCH_MAX_PENALTIES} penalties")
         for i, q in enumerate(penalties):

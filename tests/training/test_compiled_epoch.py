@@ -178,8 +178,8 @@ CASES = {
     "clipnorm, kernels that would be fused": dict(
         n=300, batch=64, widths=(256, 512), epochs=2,
         optimizer=lambda: optimizers.Nadam(1e-2, clipnorm=0.01)),
-    "nadam, kernels fused": dict(n=300, batch=64, widths=(256, 512), epochs=2,
-                                 optimizer=lambda: optimizers.Nadam(1e-2)),
+    "nadam, kernels big enough to split": dict(
+        n=300, batch=64, widths=(256, 512), epochs=2, optimizer=lambda: optimizers.Nadam(1e-2)),
 }
 
 
@@ -394,6 +394,13 @@ def test_compiled_epoch_under_the_adaptive_policy_gives_the_same_bits_on_any_thr
                       "weights": True}
 
 
+def _policy_env():
+    """The environment for a child that sets its own threads: no thread limit or policy of
+    the caller's."""
+    import os
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FASTNN_THREADS")}
+
+
 FUSED_CHILD = textwrap.dedent("""
     import json
     import numpy as np
@@ -458,11 +465,11 @@ def test_kernels_updated_during_the_backward_give_the_python_loops_bits():
     """A Dense kernel whose weight gradient is made in chunks is updated chunk by chunk in
     the backward, by the thread that made the chunk (csrc/epoch.c), by blocks of rows (the
     512-128 layer) or of columns (256-512): for every rule, on 2 and 5 threads (5 on two
-    cores: workers late, chunks taken over), as measured and with every product held to the
-    update on the chunks' threads or on the calling thread, the Python loop's bits, the update
-    applied once; on 1 thread (no such update there) too."""
+    cores: workers late, chunks taken over), as measured and with the weight-gradient
+    products held to the update on the chunks' threads or on the calling thread, the Python
+    loop's bits, the update applied once; on 1 thread (no such update there) too."""
     r = subprocess.run([sys.executable, "-c", FUSED_CHILD], capture_output=True, text=True,
-                       timeout=600, **same_fastnn_env())
+                       timeout=600, **same_fastnn_env(_policy_env()))
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     for rule, got in result.items():
@@ -505,8 +512,33 @@ def test_which_kernels_are_updated_during_the_backward():
     penalty's (a regularizer). In a process of its own: the adaptive policy needs numpy's
     BLAS alone in the process."""
     r = subprocess.run([sys.executable, "-c", FUSED_LIST_CHILD], capture_output=True,
-                       text=True, timeout=300, **same_fastnn_env())
+                       text=True, timeout=300, **same_fastnn_env(_policy_env()))
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {
         "adam": [1], "nadam": [1], "one thread": [], "clipnorm": [], "global_clipnorm": [],
         "l2 on the kernel": []}
+
+
+def test_a_regularizer_changed_between_epochs_gives_the_python_loops_bits(monkeypatch):
+    """The Python loop reads the L1/L2 factors at every step; the compiled epoch at every
+    epoch, so a callback that changes one between epochs changes both alike."""
+    class Loosen(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            for layer in self.model.layers:
+                layer.kernel_regularizer.l2 *= 0.1
+    # "l2": each layer its own regularizer, made anew for each of the two fits
+    _assert_same_training(monkeypatch, epochs=3, callbacks=[Loosen()],
+                          dense_kw=dict(kernel_regularizer="l2"))
+
+
+def test_more_regularized_variables_than_the_plan_holds_run_the_python_loop(monkeypatch):
+    monkeypatch.setattr(compiled_epoch, "enabled", True)
+    x, y = _data(32, 3, "sparse_categorical_crossentropy", "float32")
+    reg = dict(kernel_regularizer="l2", bias_regularizer="l2")
+    model = fastnn.Sequential([layers.Input(shape=(N_FEATURES,))]
+                              + [layers.Dense(4, **reg) for _ in range(32)]
+                              + [layers.Dense(3, activation="softmax", **reg)])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0).history
+    assert model._compiled_epoch_reason == "more than 64 regularized variables"
+    assert np.isfinite(history["loss"]).all()
