@@ -23,6 +23,19 @@ cdef void *_plan_ptr(a, dtype, Py_ssize_t size, str what, bint writable=True,
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
+cdef fastnn_epoch_run _run_piece(fastnn_epoch_run run, Py_ssize_t off, Py_ssize_t size,
+                                 Py_ssize_t elsize):
+    """Elements [off, off + size) of ``run``: its value, gradient and state slots there."""
+    cdef Py_ssize_t at = off * elsize
+    run.p = <char *>run.p + at
+    run.g = <char *>run.g + at
+    run.s1 = <char *>run.s1 + at if run.s1 else NULL
+    run.s2 = <char *>run.s2 + at if run.s2 else NULL
+    run.s3 = <char *>run.s3 + at if run.s3 else NULL
+    run.size = size
+    return run
+
+
 EPOCH_MAX_RUNS = FASTNN_EPOCH_MAX_RUNS
 EPOCH_MAX_METRICS = FASTNN_EPOCH_MAX_METRICS
 EPOCH_MAX_PENALTIES = FASTNN_EPOCH_MAX_PENALTIES
@@ -278,13 +291,7 @@ cdef class EpochPlan:
                 off //= elsize
                 if <char *>whole[r].p + off * elsize != <char *>d.W:
                     continue  # not this layer's kernel: leave it to the run's update
-                d.kernel_run = whole[r]
-                d.kernel_run.p = <char *>whole[r].p + off * elsize
-                d.kernel_run.g = d.dW
-                d.kernel_run.s1 = <char *>whole[r].s1 + off * elsize if whole[r].s1 else NULL
-                d.kernel_run.s2 = <char *>whole[r].s2 + off * elsize if whole[r].s2 else NULL
-                d.kernel_run.s3 = <char *>whole[r].s3 + off * elsize if whole[r].s3 else NULL
-                d.kernel_run.size = size
+                d.kernel_run = _run_piece(whole[r], off, size, elsize)
                 d.fused_update = 1
                 holes[r].append((off, off + size))
                 break
@@ -298,13 +305,7 @@ cdef class EpochPlan:
         if len(pieces) > FASTNN_EPOCH_MAX_RUNS:  # too many to fuse: the runs as they are
             return self._fuse(whole, n, False)
         for i, (r, lo, end) in enumerate(pieces):
-            self.e.runs[i] = whole[r]
-            self.e.runs[i].p = <char *>whole[r].p + lo * elsize
-            self.e.runs[i].g = <char *>whole[r].g + lo * elsize
-            self.e.runs[i].s1 = <char *>whole[r].s1 + lo * elsize if whole[r].s1 else NULL
-            self.e.runs[i].s2 = <char *>whole[r].s2 + lo * elsize if whole[r].s2 else NULL
-            self.e.runs[i].s3 = <char *>whole[r].s3 + lo * elsize if whole[r].s3 else NULL
-            self.e.runs[i].size = end - lo
+            self.e.runs[i] = _run_piece(whole[r], lo, end - lo, elsize)
         self.e.n_runs = len(pieces)
 
     @property
